@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+)
+
+// document is one object read from the input, with where it came from so that errors can point
+// at it. Raw is the object as JSON; Object is nil for empty documents (comments only).
+type document struct {
+	Source string // file name, or "-" for standard input
+	Line   int    // 1-based line where the document starts
+	Raw    []byte
+	Object *unstructured.Unstructured
+}
+
+// Where names the document's position for messages: "file.yaml:12".
+func (d document) Where() string { return fmt.Sprintf("%s:%d", d.Source, d.Line) }
+
+// readError is an input that could not be read or parsed; the commands exit with exitUsage.
+type readError struct{ err error }
+
+func (e readError) Error() string { return e.err.Error() }
+func (e readError) Unwrap() error { return e.err }
+
+// readDocuments reads every document of every path: a file, a directory (its *.yaml, *.yml and
+// *.json files, sorted, not recursive), or "-" for stdin. YAML may hold several documents; a
+// `kind: List` is flattened into its items. Errors are readError values naming file and line.
+func readDocuments(paths []string, stdin io.Reader) ([]document, error) {
+	if len(paths) == 0 {
+		return nil, readError{errors.New("no input: give -f FILE, -f DIR or -f -")}
+	}
+	var docs []document
+	for _, p := range paths {
+		files, err := expand(p)
+		if err != nil {
+			return nil, readError{err}
+		}
+		for _, f := range files {
+			var data []byte
+			if f == "-" {
+				data, err = io.ReadAll(stdin)
+			} else {
+				data, err = os.ReadFile(f)
+			}
+			if err != nil {
+				return nil, readError{err}
+			}
+			got, err := parseDocuments(f, data)
+			if err != nil {
+				return nil, readError{err}
+			}
+			docs = append(docs, got...)
+		}
+	}
+	return docs, nil
+}
+
+func expand(p string) ([]string, error) {
+	if p == "-" {
+		return []string{p}, nil
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{p}, nil
+	}
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".yaml", ".yml", ".json":
+			if !e.IsDir() {
+				files = append(files, filepath.Join(p, e.Name()))
+			}
+		}
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// parseDocuments splits one file into documents and decodes each to JSON.
+func parseDocuments(source string, data []byte) ([]document, error) {
+	reader := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	line := 1
+	var docs []document
+	for {
+		chunk, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", source, line, err)
+		}
+		start := line + leadingSeparatorLines(chunk)
+		line += bytes.Count(chunk, []byte("\n"))
+		raw, err := sigsyaml.YAMLToJSON(chunk)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", source, start, err)
+		}
+		raw = bytes.TrimSpace(raw)
+		if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+			continue
+		}
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(raw); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", source, start, err)
+		}
+		if obj.IsList() {
+			list, err := obj.ToList()
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", source, start, err)
+			}
+			for i := range list.Items {
+				item := &list.Items[i]
+				itemRaw, err := item.MarshalJSON()
+				if err != nil {
+					return nil, fmt.Errorf("%s:%d: %w", source, start, err)
+				}
+				docs = append(docs, document{Source: source, Line: start, Raw: itemRaw, Object: item})
+			}
+			continue
+		}
+		docs = append(docs, document{Source: source, Line: start, Raw: raw, Object: obj})
+	}
+}
+
+// leadingSeparatorLines counts the lines before the document's content (the "---" line and
+// blank lines), so positions point at the first line of the object.
+func leadingSeparatorLines(chunk []byte) int {
+	n := 0
+	for _, l := range strings.SplitAfter(string(chunk), "\n") {
+		t := strings.TrimSpace(l)
+		if t == "" || t == "---" || strings.HasPrefix(t, "#") {
+			n++
+			continue
+		}
+		break
+	}
+	return n
+}
+
+// scheme knows the built-in kinds and the plugin.flomesh.io kinds, for decoding documents.
+var scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+var codecs = serializer.NewCodecFactory(scheme, serializer.EnableStrict)
+
+// decodeTyped decodes a document into its typed Go object (e.g. *v1alpha1.PluginChain); kinds
+// the scheme does not know come back as the *unstructured.Unstructured itself.
+func decodeTyped(d document) (runtime.Object, error) {
+	obj, _, err := codecs.UniversalDeserializer().Decode(d.Raw, nil, nil)
+	if runtime.IsNotRegisteredError(err) {
+		return d.Object, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Where(), err)
+	}
+	return obj, nil
+}
+
+// snapshotOf builds the cluster context of the offline commands from the documents: Plugins,
+// PluginChains, PluginConfigs, Namespaces and Services, with namespaced objects defaulted to
+// defaultNamespace. Namespaces referenced by objects but not in the input exist with no labels,
+// as `kubectl create namespace` would make them.
+func snapshotOf(docs []document, defaultNamespace string) (*clusterstate.Snapshot, []runtime.Object, error) {
+	snap := clusterstate.NewSnapshot()
+	objs := make([]runtime.Object, len(docs))
+	namespaces := map[string]bool{}
+	for i, d := range docs {
+		obj, err := decodeTyped(d)
+		if err != nil {
+			return nil, nil, readError{err}
+		}
+		if m, ok := obj.(interface {
+			GetNamespace() string
+			SetNamespace(string)
+		}); ok && m.GetNamespace() == "" && namespaced(obj) {
+			m.SetNamespace(defaultNamespace)
+		}
+		if m, ok := obj.(interface{ GetNamespace() string }); ok && m.GetNamespace() != "" {
+			namespaces[m.GetNamespace()] = true
+		}
+		objs[i] = obj
+		snap.Add(obj)
+	}
+	for ns := range namespaces {
+		if got, _ := snap.Namespace(ns); got == nil {
+			snap.Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		}
+	}
+	return snap, objs, nil
+}
+
+// clusterScopedKinds are the common kinds that have no namespace, so that defaulting does not
+// give them one.
+var clusterScopedKinds = map[string]bool{
+	"Namespace": true, "Node": true, "PersistentVolume": true, "StorageClass": true,
+	"ClusterRole": true, "ClusterRoleBinding": true, "CustomResourceDefinition": true,
+	"MutatingWebhookConfiguration": true, "ValidatingWebhookConfiguration": true,
+	"PriorityClass": true, "IngressClass": true, "RuntimeClass": true, "Plugin": true,
+}
+
+func namespaced(obj runtime.Object) bool {
+	return !clusterScopedKinds[obj.GetObjectKind().GroupVersionKind().Kind]
+}

@@ -1,0 +1,66 @@
+// Command cors-webhook is the CORS admission webhook for plugin.flomesh.io resources: `serve` runs
+// the webhook server, `validate` and `inject` run the same checks and mutation offline on files,
+// `version` prints the build.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes shared by the offline commands, so CI scripts can tell "invalid input" from
+// "could not run at all".
+const (
+	exitOK      = 0
+	exitInvalid = 1
+	exitUsage   = 2
+)
+
+// exitError carries an exit code out of a command without printing a second message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	root := newRootCommand()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(root.ErrOrStderr(), "Error:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(root.ErrOrStderr(), "Error:", err)
+	return exitUsage
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "cors-webhook",
+		Short:         "Admission webhook that validates FSM CORS plugin resources and injects the CORS sidecar",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCommand(), newValidateCommand(), newInjectCommand(), newVersionCommand())
+	return root
+}

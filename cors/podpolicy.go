@@ -1,0 +1,167 @@
+package cors
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+)
+
+// PodPolicyAnnotation is the pod annotation that carries the JSON of a [PodPolicy]. The sidecar
+// reads it through a downwardAPI volume, so a change reaches it without a restart.
+const PodPolicyAnnotation = "cors-webhook.io/policy"
+
+// PodPolicyVersion is the only PodPolicy version this code writes and reads. It lets a newer
+// webhook and an older sidecar (or the reverse) detect that they do not speak the same format
+// instead of misreading it.
+const PodPolicyVersion = 1
+
+// PodPolicy is the effective per-port CORS policy of a pod: the JSON in the pod annotation
+// cors-webhook.io/policy and the sidecar's policy file,
+// {"version":1,"ports":{"8080":{...normalized CORSConfig...}}}. A port without an entry passes
+// through; an empty Ports map is a valid, pass-through policy.
+type PodPolicy struct {
+	Version int `json:"version"`
+	// Ports maps a decimal port number (1..65535, no leading zeros) to its config.
+	Ports map[string]v1alpha1.CORSConfig `json:"ports"`
+}
+
+// Marshal returns the compact JSON of the pod policy with sorted keys (encoding/json sorts map
+// keys), so that equal policies give byte-identical annotations and the reconciler patches pods
+// only on real changes.
+//
+// Every config is normalized (see [Normalize]) and must compile, and every port key must be
+// valid, so that whatever is written can be loaded by [ParsePodPolicy]: a bad annotation would
+// otherwise only surface in a running sidecar. A zero Version is written as PodPolicyVersion;
+// any other version is an error. nil Ports are written as {}.
+func (p PodPolicy) Marshal() ([]byte, error) {
+	out := PodPolicy{Version: p.Version, Ports: make(map[string]v1alpha1.CORSConfig, len(p.Ports))}
+	if out.Version == 0 {
+		out.Version = PodPolicyVersion
+	}
+	if out.Version != PodPolicyVersion {
+		return nil, fmt.Errorf("cors: pod policy version %d is not supported (want %d)", p.Version, PodPolicyVersion)
+	}
+	keys := make([]string, 0, len(p.Ports))
+	for k := range p.Ports {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if _, err := parsePort(k); err != nil {
+			return nil, fmt.Errorf("cors: pod policy: %w", err)
+		}
+		cfg := p.Ports[k]
+		path := field.NewPath("ports").Key(k)
+		norm, err := Normalize(&cfg)
+		if err != nil {
+			return nil, fmt.Errorf("cors: pod policy: %s: %w", path, err)
+		}
+		if _, errs := Compile(norm, path); len(errs) > 0 {
+			return nil, fmt.Errorf("cors: pod policy: %w", errs.ToAggregate())
+		}
+		out.Ports[k] = *norm
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep regexes such as "a&b" readable in the annotation
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// ParsePodPolicy strictly decodes a pod policy and compiles every port's config; it is how the
+// sidecar loads its policy file. Unknown fields, an unknown version, a bad port key (not a
+// canonical decimal in 1..65535) and config errors are all errors; config errors name the port
+// through their field path (ports[8080].allowOrigins...). Strictness here means a sidecar never
+// runs with half a policy: on error it keeps its previous one. The result maps port to compiled
+// policy; it is empty, not nil, for a policy without ports.
+func ParsePodPolicy(data []byte) (map[uint16]*Policy, error) {
+	switch k := jsonKind(data); {
+	case k == kindNone || k == kindNull:
+		return nil, errors.New("cors: pod policy is empty")
+	case !json.Valid(data):
+		return nil, errors.New("cors: pod policy is not valid JSON")
+	case k != kindObject:
+		return nil, fmt.Errorf("cors: pod policy must be a JSON object, got %s", k)
+	}
+	members, errs := objectMembers(data, nil, false)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("cors: pod policy: %w", errs.ToAggregate())
+	}
+	var (
+		version    int
+		hasVersion bool
+		portsRaw   json.RawMessage
+	)
+	for _, m := range members {
+		switch m.name {
+		case "version":
+			if jsonKind(m.raw) != kindNumber {
+				return nil, fmt.Errorf("cors: pod policy: version must be an integer, got %s", jsonKind(m.raw))
+			}
+			n, err := strconv.Atoi(string(bytes.TrimSpace(m.raw)))
+			if err != nil {
+				return nil, fmt.Errorf("cors: pod policy: version %s is not an integer", bytes.TrimSpace(m.raw))
+			}
+			version, hasVersion = n, true
+		case "ports":
+			portsRaw = m.raw
+		default:
+			return nil, fmt.Errorf("cors: pod policy: %w", unknownField(field.NewPath(m.name), m.name, []string{"ports", "version"}))
+		}
+	}
+	if !hasVersion {
+		return nil, errors.New("cors: pod policy: version is missing")
+	}
+	if version != PodPolicyVersion {
+		return nil, fmt.Errorf("cors: pod policy version %d is not supported (this build reads version %d)", version, PodPolicyVersion)
+	}
+	out := map[uint16]*Policy{}
+	switch jsonKind(portsRaw) {
+	case kindNone, kindNull:
+		return out, nil
+	case kindObject:
+	default:
+		return nil, fmt.Errorf("cors: pod policy: ports must be an object, got %s", jsonKind(portsRaw))
+	}
+	portsPath := field.NewPath("ports")
+	ports, errs := objectMembers(portsRaw, portsPath, true)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("cors: pod policy: %w", errs.ToAggregate())
+	}
+	for _, m := range ports {
+		port, err := parsePort(m.name)
+		if err != nil {
+			return nil, fmt.Errorf("cors: pod policy: %w", err)
+		}
+		path := portsPath.Key(m.name)
+		cfg, errs := Decode(m.raw, path)
+		if len(errs) == 0 {
+			var pol *Policy
+			pol, errs = Compile(cfg, path)
+			out[port] = pol
+		}
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("cors: pod policy: %w", errs.ToAggregate())
+		}
+	}
+	return out, nil
+}
+
+// parsePort accepts exactly the canonical decimal form of a port in 1..65535, so that one port
+// has one key and lookups by strconv.Itoa(port) always hit.
+func parsePort(key string) (uint16, error) {
+	n, err := strconv.ParseUint(key, 10, 16)
+	if err != nil || n == 0 || strconv.FormatUint(n, 10) != key {
+		return 0, fmt.Errorf("port key %q is not a port number in 1..65535", key)
+	}
+	return uint16(n), nil
+}

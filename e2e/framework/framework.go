@@ -1,0 +1,330 @@
+// Package framework starts a real local control plane (etcd, kube-apiserver and optionally
+// kube-controller-manager, built by `make tools` into bin/) through controller-runtime's envtest,
+// installs the project's CRDs, and hands out clients, a kubeconfig and kubectl. The e2e tests and
+// the demo use it, so that everything that crosses the API server is exercised for real.
+package framework
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+)
+
+// Options choose what runs besides etcd and kube-apiserver.
+type Options struct {
+	// ControllerManager also runs kube-controller-manager, so Deployments create ReplicaSets and
+	// Pods, and namespaces get their default ServiceAccount.
+	ControllerManager bool
+
+	// Webhook registers webhook configurations pointing at a local server that the caller
+	// starts on WebhookHost:WebhookPort with the certificate in WebhookCertDir.
+	Webhook envtest.WebhookInstallOptions
+
+	// Output receives the control plane's own logs (nil: discarded).
+	Output io.Writer
+}
+
+// Cluster is a running local control plane.
+type Cluster struct {
+	Env        *envtest.Environment
+	Config     *rest.Config
+	Client     client.Client
+	Kubeconfig string // path of an admin kubeconfig file
+	BinDir     string
+
+	// Where the caller serves the webhooks registered through Options.Webhook.
+	WebhookHost    string
+	WebhookPort    int
+	WebhookCertDir string
+
+	workDir string
+	kcm     *exec.Cmd
+	kcmDone chan error
+}
+
+// Scheme knows the built-in kinds and the plugin.flomesh.io kinds.
+var Scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// RepoRoot finds the repository root (the folder holding go.mod) from this source file, so
+// tests and the demo work from any working directory.
+func RepoRoot() (string, error) {
+	_, file, _, ok := goruntime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot locate the framework's source file")
+	}
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above " + filepath.Dir(file))
+		}
+		dir = parent
+	}
+}
+
+// SeedDir is the seed guide's folder, ../shared/seed beside the repository.
+func SeedDir() (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(filepath.Dir(root), "shared", "seed")
+	if _, err := os.Stat(filepath.Join(dir, "manifests")); err != nil {
+		return "", fmt.Errorf("seed manifests not found: %w", err)
+	}
+	return dir, nil
+}
+
+// BinDir is where `make tools` puts the control plane binaries: $KUBEBUILDER_ASSETS or bin/.
+func BinDir() (string, error) {
+	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
+		return d, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "bin"), nil
+}
+
+// StartCluster starts the control plane. Stop it with Stop, also on error paths of the caller.
+func StartCluster(opts Options) (*Cluster, error) {
+	binDir, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	need := []string{"etcd", "kube-apiserver", "kubectl"}
+	if opts.ControllerManager {
+		need = append(need, "kube-controller-manager")
+	}
+	for _, b := range need {
+		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
+			return nil, fmt.Errorf("%s missing from %s: run `make tools` first (%w)", b, binDir, err)
+		}
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	workDir, err := os.MkdirTemp("", "cors-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	out := opts.Output
+	if out == nil {
+		out = io.Discard
+	}
+
+	env := &envtest.Environment{
+		BinaryAssetsDirectory:    binDir,
+		CRDDirectoryPaths:        []string{filepath.Join(root, "charts", "cors-webhook", "crds")},
+		ErrorIfCRDPathMissing:    true,
+		Scheme:                   Scheme,
+		WebhookInstallOptions:    opts.Webhook,
+		ControlPlaneStartTimeout: 90 * time.Second,
+		ControlPlaneStopTimeout:  30 * time.Second,
+	}
+	env.ControlPlane.Etcd = &envtest.Etcd{Out: out, Err: out}
+	env.ControlPlane.APIServer = &envtest.APIServer{Out: out, Err: out}
+	// The ServiceAccount admission plugin stays off (envtest's default): no token controller
+	// runs here, and pods need no mounted token for admission tests.
+	cfg, err := env.Start()
+	if err != nil {
+		_ = os.RemoveAll(workDir)
+		return nil, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
+	}
+	c := &Cluster{
+		Env:            env,
+		Config:         cfg,
+		BinDir:         binDir,
+		WebhookHost:    env.WebhookInstallOptions.LocalServingHost,
+		WebhookPort:    env.WebhookInstallOptions.LocalServingPort,
+		WebhookCertDir: env.WebhookInstallOptions.LocalServingCertDir,
+		workDir:        workDir,
+	}
+	if err := c.setUp(opts, out); err != nil {
+		_ = c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) setUp(opts Options, out io.Writer) error {
+	user, err := c.Env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("adding admin user: %w", err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	c.Kubeconfig = filepath.Join(c.workDir, "kubeconfig")
+	if err := os.WriteFile(c.Kubeconfig, kubeconfig, 0o600); err != nil {
+		return err
+	}
+	c.Client, err = client.New(c.Config, client.Options{Scheme: Scheme})
+	if err != nil {
+		return err
+	}
+	if opts.ControllerManager {
+		if err := c.startControllerManager(out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startControllerManager runs the controllers that turn workloads into pods and keep namespaces
+// working; it waits until the default namespace has its ServiceAccount, the sign that the
+// controllers run.
+func (c *Cluster) startControllerManager(out io.Writer) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(c.BinDir, "kube-controller-manager"),
+		"--kubeconfig="+c.Kubeconfig,
+		"--authentication-kubeconfig="+c.Kubeconfig,
+		"--authorization-kubeconfig="+c.Kubeconfig,
+		"--leader-elect=false",
+		"--controllers=*,-serviceaccount-token-controller",
+		"--use-service-account-credentials=false",
+		"--bind-address=127.0.0.1",
+		fmt.Sprintf("--secure-port=%d", port),
+		"--cert-dir="+filepath.Join(c.workDir, "kcm-certs"),
+		"--concurrent-deployment-syncs=5",
+		"--concurrent-replicaset-syncs=5",
+		"-v=1",
+	)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting kube-controller-manager: %w", err)
+	}
+	c.kcm = cmd
+	c.kcmDone = make(chan error, 1)
+	go func() { c.kcmDone <- cmd.Wait() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	err = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		select {
+		case err := <-c.kcmDone:
+			c.kcmDone <- err
+			return false, fmt.Errorf("kube-controller-manager exited: %v", err)
+		default:
+		}
+		sa := &corev1.ServiceAccount{}
+		err := c.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "default"}, sa)
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for kube-controller-manager: %w", err)
+	}
+	return nil
+}
+
+// Stop stops everything Start started and removes its files.
+func (c *Cluster) Stop() error {
+	var errs []error
+	if c.kcm != nil && c.kcm.Process != nil {
+		_ = c.kcm.Process.Signal(os.Interrupt)
+		select {
+		case <-c.kcmDone:
+		case <-time.After(15 * time.Second):
+			_ = c.kcm.Process.Kill()
+			<-c.kcmDone
+		}
+		c.kcm = nil
+	}
+	if c.Env != nil {
+		if err := c.Env.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.workDir != "" {
+		errs = append(errs, os.RemoveAll(c.workDir))
+	}
+	return errors.Join(errs...)
+}
+
+// ServerVersion is the API server's version, as kubectl and helm see it.
+func (c *Cluster) ServerVersion() (string, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(c.Config)
+	if err != nil {
+		return "", err
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return "", err
+	}
+	return v.GitVersion, nil
+}
+
+// Result is what a command printed and how it exited.
+type Result struct {
+	Stdout, Stderr string
+	ExitCode       int
+}
+
+// Output is stdout and stderr together, for messages.
+func (r Result) Output() string { return r.Stdout + r.Stderr }
+
+// RunKubectl runs bin/kubectl against the cluster with stdin (may be empty). A non-zero exit is
+// not an error: it is in Result.ExitCode; the error is for failing to run at all.
+func (c *Cluster) RunKubectl(ctx context.Context, stdin string, args ...string) (Result, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir, "kubectl"), append([]string{"--kubeconfig=" + c.Kubeconfig}, args...)...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		res.ExitCode = exit.ExitCode()
+		return res, nil
+	}
+	return res, err
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

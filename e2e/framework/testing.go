@@ -1,0 +1,120 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Start starts a cluster for a test and stops it when the test ends. It fails the test (never
+// skips it) when the control plane cannot run, so CI cannot pass without really running it.
+// Set E2E_VERBOSE=1 to see the control plane's logs.
+func Start(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Output == nil && os.Getenv("E2E_VERBOSE") != "" {
+		opts.Output = os.Stderr
+	}
+	started := time.Now()
+	c, err := StartCluster(opts)
+	if err != nil {
+		t.Fatalf("local control plane: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Logf("stopping the control plane: %v", err)
+		}
+	})
+	t.Logf("control plane up in %s (controller-manager: %v)", time.Since(started).Round(time.Millisecond), opts.ControllerManager)
+	return c
+}
+
+// Kubectl runs bin/kubectl for a test; see RunKubectl.
+func (c *Cluster) Kubectl(t testing.TB, args ...string) Result {
+	t.Helper()
+	return c.KubectlStdin(t, "", args...)
+}
+
+// KubectlStdin runs bin/kubectl with stdin for a test, failing it only when kubectl cannot run.
+func (c *Cluster) KubectlStdin(t testing.TB, stdin string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := c.RunKubectl(ctx, stdin, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, res.Output())
+	}
+	return res
+}
+
+// MustKubectl runs bin/kubectl and fails the test unless it exits 0.
+func (c *Cluster) MustKubectl(t testing.TB, args ...string) Result {
+	t.Helper()
+	res := c.Kubectl(t, args...)
+	if res.ExitCode != 0 {
+		t.Fatalf("kubectl %s: exit %d\n%s", strings.Join(args, " "), res.ExitCode, res.Output())
+	}
+	return res
+}
+
+var (
+	buildMu    sync.Mutex
+	built      = map[string]string{}
+	buildDir   string
+	buildDirMu sync.Once
+)
+
+// BuildBinary builds a main package of this module (e.g. "./cmd/cors-webhook") once per test
+// process and returns the binary's path.
+func BuildBinary(t testing.TB, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if path, ok := built[pkg]; ok {
+		return path
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buildDirMu.Do(func() {
+		// Kept for the whole test process: other tests reuse the binaries.
+		buildDir, err = os.MkdirTemp("", "cors-e2e-bin-")
+	})
+	if err != nil || buildDir == "" {
+		t.Fatalf("temp dir for binaries: %v", err)
+	}
+	out := filepath.Join(buildDir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	built[pkg] = out
+	return out
+}
+
+// Eventually polls cond every interval until it returns true or the timeout passes, then fails
+// the test with the last message cond gave.
+func Eventually(t testing.TB, timeout, interval time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true after %s: %s", timeout, msg)
+		}
+		time.Sleep(interval)
+	}
+}
+
+func (c *Cluster) String() string { return fmt.Sprintf("cluster at %s", c.Config.Host) }
