@@ -1,0 +1,19 @@
+// Package e2e holds end-to-end tests: they start a real kube-apiserver (and, where needed,
+// kube-controller-manager, the webhook server, network namespaces) and drive it with the real
+// kubectl. They fail, never skip, when something they need is missing.
+package e2e
+
+import (
+	"testing"
+
+	"github.com/cors-webhook/cors-webhook/e2e/framework"
+)
+
+func mustSeedDir(t testing.TB) string {
+	t.Helper()
+	dir, err := framework.SeedDir()
+	if err != nil {
+		t.Fatalf("the seed guide's files are needed: %v", err)
+	}
+	return dir
+}
