@@ -1,17 +1,77 @@
 package main
 
 import (
-	"errors"
+	goflag "flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/cors-webhook/cors-webhook/webhook"
 )
 
-// TODO(owner of serve): placeholder until the real command lands.
 func newServeCommand() *cobra.Command {
-	return &cobra.Command{
-		Use: "serve",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("serve is not implemented yet")
+	var (
+		opts    webhook.Options
+		zapOpts = zap.Options{}
+		inj     injectorFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the admission webhook server",
+		Long: `Run the admission webhook server: the validating webhooks of Plugin, PluginChain and
+PluginConfig (CREATE and UPDATE) on the webhook port, /healthz and /readyz on the probe address,
+and Prometheus metrics on the metrics address. Existing objects are read from an informer cache;
+the server reports ready once it has synced.
+
+The cluster is reached with --kubeconfig, else $KUBECONFIG, else the in-cluster configuration,
+else ~/.kube/config.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkCORSPlugins(opts.Validation.CORSPlugins); err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			injection, err := inj.settings(opts.Validation.CORSPlugins)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			opts.Injection = injection
+			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+			cfg, err := config.GetConfig()
+			if err != nil {
+				return &exitError{code: exitUsage, err: fmt.Errorf("load kubeconfig: %w", err)}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := webhook.Run(ctx, cfg, opts); err != nil {
+				return &exitError{code: exitInvalid, err: err}
+			}
+			return nil
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Host, "host", "", "address the webhook server listens on (default: all)")
+	f.IntVar(&opts.Port, "port", 9443, "port of the webhook server")
+	f.StringVar(&opts.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the serving certificate as tls.crt and tls.key (reloaded on change)")
+	f.BoolVar(&opts.EnableHTTP2, "enable-http2", false, "also serve HTTP/2 on the webhook port")
+	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus /metrics endpoint ("0" disables it)`)
+	f.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", `address of /healthz and /readyz ("0" disables them)`)
+	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas for single-writer work (admission is served by every replica)")
+	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
+	f.BoolVar(&opts.Validation.Strict, "strict", false, "reject what would otherwise be security warnings (risky origin matchers, the null origin, credentials for any origin)")
+	addCORSPluginsFlag(f, &opts.Validation.CORSPlugins)
+	addInjectorFlags(f, &inj)
+	opts.Certs.AddFlags(f)
+
+	// --kubeconfig is controller-runtime's own flag, so its config loading rules apply as is.
+	gofs := goflag.NewFlagSet("serve", goflag.ContinueOnError)
+	config.RegisterFlags(gofs)
+	zapOpts.BindFlags(gofs)
+	f.AddGoFlagSet(gofs)
+	return cmd
 }

@@ -1,0 +1,270 @@
+package validate
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+)
+
+// configWith returns a PluginConfig pipy/c of plugin cors-policy for Service pipy-ok with the
+// given spec.config (YAML, indented by the caller at column 0).
+func configWith(t *testing.T, config string) *v1alpha1.PluginConfig {
+	t.Helper()
+	return configSpec(t, "plugin: cors-policy\ndestinationRefs: [{kind: Service, name: pipy-ok}]\nconfig:\n"+indent(config, "  "))
+}
+
+// configSpec returns a PluginConfig pipy/c with the given spec (YAML at column 0).
+func configSpec(t *testing.T, spec string) *v1alpha1.PluginConfig {
+	t.Helper()
+	return mustYAML[v1alpha1.PluginConfig](t, "metadata: {name: c, namespace: pipy}\nspec:\n"+indent(spec, "  "))
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func TestPluginConfigSeed(t *testing.T) {
+	r := clusterstate.NewSnapshot(append(seedServices(), corsPlugin("cors-policy"), fsmNamespace("pipy"))...)
+	errs, warnings := PluginConfigCreate(r, seedConfig(t), Options{})
+	checkResult(t, errs, warnings, nil, []string{
+		`spec.config.allowOrigins[0].regex: regex 'http.*://www.test.cn' is not anchored`,
+		`spec.config.allowOrigins[0].regex: regex 'http.*://www.test.cn' has an unescaped "."`,
+		`spec.config.allowOrigins[2].prefix: prefix "http://www.bbb.com" has no host boundary: it also matches "http://www.bbb.com.evil.example"`,
+		`spec.config.maxAge: 24h (86400s) is longer than browsers cache a preflight`,
+	}, true)
+
+	// In strict mode the three security warnings are errors; the maxAge warning stays one.
+	errs, warnings = PluginConfigCreate(r, seedConfig(t), Options{Strict: true})
+	checkResult(t, errs, warnings, []wantErr{
+		{"spec.config.allowOrigins[0].regex", "not anchored"},
+		{"spec.config.allowOrigins[0].regex", "unescaped"},
+		{"spec.config.allowOrigins[2].prefix", "no host boundary"},
+	}, []string{"spec.config.maxAge"}, true)
+	for _, e := range errs {
+		if e.Origin != OriginStrict {
+			t.Errorf("strict error %v has origin %q", e, e.Origin)
+		}
+	}
+}
+
+func TestPluginConfigCORSRules(t *testing.T) {
+	const good = "allowOrigins: [{exact: 'http://www.aaa.com'}]\n"
+	tests := []struct {
+		name     string
+		config   string // spec.config; "-" for none
+		errs     []wantErr
+		warnings []string
+	}{
+		{name: "minimal config", config: good},
+		{name: "no config", config: "-", errs: []wantErr{{"spec.config", "Required value"}}},
+		{name: "config not an object", config: "[1]", errs: []wantErr{{"spec.config", "must be of type object"}}},
+		{name: "allowOrigins missing", config: "allowMethods: [GET]", errs: []wantErr{{"spec.config.allowOrigins", "Required value"}}},
+		{name: "allowOrigins empty", config: "allowOrigins: []", errs: []wantErr{{"spec.config.allowOrigins", "Required value"}}},
+		{name: "unknown field with suggestion", config: good + "allowOrigin: [{exact: 'http://a.com'}]",
+			errs: []wantErr{{"spec.config.allowOrigin", `did you mean "allowOrigins"?`}}},
+		{name: "unknown matcher field", config: "allowOrigins: [{exac: 'http://a.com'}]",
+			errs: []wantErr{{"spec.config.allowOrigins[0].exac", `did you mean "exact"?`}}},
+		{name: "entry without matcher", config: "allowOrigins: [{}]",
+			errs: []wantErr{{"spec.config.allowOrigins[0]", "exactly one of"}}},
+		{name: "entry with two matchers", config: "allowOrigins: [{exact: 'http://a.com', prefix: 'http://a.com:'}]",
+			errs: []wantErr{{"spec.config.allowOrigins[0].prefix", "may not be set together with exact"}}},
+		{name: "exact with a path", config: "allowOrigins: [{exact: 'http://www.aaa.com/app'}]",
+			errs: []wantErr{{"spec.config.allowOrigins[0].exact", "must not have a path"}}},
+		{name: "exact with a trailing slash", config: "allowOrigins: [{exact: 'http://www.aaa.com/'}]",
+			errs: []wantErr{{"spec.config.allowOrigins[0].exact", "must not end with a slash"}}},
+		{name: "exact without scheme", config: "allowOrigins: [{exact: 'www.aaa.com'}]",
+			errs: []wantErr{{"spec.config.allowOrigins[0].exact", "serialized origin"}}},
+		{name: "exact in upper case", config: "allowOrigins: [{exact: 'http://WWW.aaa.com'}]",
+			errs: []wantErr{{"spec.config.allowOrigins[0].exact", `use "http://www.aaa.com"`}}},
+		{name: "exact with default port", config: "allowOrigins: [{exact: 'https://a.com:443'}]",
+			errs: []wantErr{{"spec.config.allowOrigins[0].exact", "default port"}}},
+		{name: "regex that does not compile", config: "allowOrigins: [{regex: '^http://(a$'}]",
+			errs: []wantErr{{"spec.config.allowOrigins[0].regex", "missing closing )"}}},
+		{name: "regex with a JavaScript lookahead", config: `allowOrigins: [{regex: '^https://(?!evil)[a-z]+\.com$'}]`,
+			errs: []wantErr{{"spec.config.allowOrigins[0].regex", "lookahead"}}},
+		{name: "prefix with a path", config: "allowOrigins: [{prefix: 'http://a.com/x'}]",
+			errs: []wantErr{{"spec.config.allowOrigins[0].prefix", "can never match"}}},
+		{name: "method that is not a token", config: good + "allowMethods: ['GET POST']",
+			errs: []wantErr{{"spec.config.allowMethods[0]", "HTTP method token"}}},
+		{name: "header name that is not a token", config: good + "allowHeaders: ['X-Foo: 1']",
+			errs: []wantErr{{"spec.config.allowHeaders[0]", "header field name"}}},
+		{name: "expose header that is not a token", config: good + "exposeHeaders: ['']",
+			errs: []wantErr{{"spec.config.exposeHeaders[0]", "header field name"}}},
+		{name: "allowCredentials not a boolean", config: good + "allowCredentials: 'yes'",
+			errs: []wantErr{{"spec.config.allowCredentials", "must be of type boolean"}}},
+		{name: "maxAge negative", config: good + "maxAge: -1h", errs: []wantErr{{"spec.config.maxAge", "negative"}}},
+		{name: "maxAge in weeks", config: good + "maxAge: 1w", errs: []wantErr{{"spec.config.maxAge", "Go duration"}}},
+		{name: "maxAge forms", config: good + "maxAge: 3600"},
+		{name: "maxAge in days", config: good + "maxAge: 1d", warnings: []string{"spec.config.maxAge: 1d (86400s) is longer than browsers"}},
+		{name: "the null origin", config: "allowOrigins: [{exact: 'null'}]",
+			warnings: []string{`spec.config.allowOrigins[0].exact: exact "null" allows the origin "null"`}},
+		{name: "credentials with any origin", config: "allowCredentials: true\nallowOrigins: [{regex: '.*'}]",
+			warnings: []string{`spec.config.allowOrigins[0].regex: regex '.*' matches any origin`}},
+		{name: "any origin without credentials", config: "allowOrigins: [{regex: '^https?://'}]"},
+		{name: "credentials with a scheme-wide prefix", config: "allowCredentials: true\nallowOrigins: [{prefix: 'https://'}]",
+			warnings: []string{`prefix "https://" matches any origin`}},
+		{name: "anchored escaped regex", config: `allowOrigins: [{regex: '^https://([a-z]+\.)?test\.cn(:[0-9]+)?$'}]`},
+		{name: "bounded prefix", config: `allowOrigins: [{prefix: 'http://www.bbb.com:'}]`},
+	}
+	r := clusterstate.NewSnapshot(append(seedServices(), corsPlugin("cors-policy"), fsmNamespace("pipy"))...)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cfg *v1alpha1.PluginConfig
+			if tt.config == "-" {
+				cfg = configSpec(t, "plugin: cors-policy\ndestinationRefs: [{kind: Service, name: pipy-ok}]")
+			} else {
+				cfg = configWith(t, tt.config)
+			}
+			errs, warnings := PluginConfigCreate(r, cfg, Options{})
+			checkResult(t, errs, warnings, tt.errs, tt.warnings, true)
+		})
+	}
+}
+
+func TestPluginConfigGenericRules(t *testing.T) {
+	const cfg = "config: {allowOrigins: [{exact: 'http://a.com'}]}\n"
+	tests := []struct {
+		name     string
+		spec     string
+		opts     Options
+		errs     []wantErr
+		warnings []string
+	}{
+		{name: "plugin missing", spec: cfg, errs: []wantErr{{"spec.plugin", "Required value"}}},
+		{name: "plugin not a name", spec: cfg + "plugin: Cors_Policy", errs: []wantErr{{"spec.plugin", "must be the name of a Plugin"}}},
+		{name: "no destinationRefs", spec: cfg + "plugin: cors-policy", warnings: []string{"spec.destinationRefs: names no Service"}},
+		{name: "destinationRef of another kind", spec: cfg + "plugin: cors-policy\ndestinationRefs: [{kind: Deployment, name: pipy-ok}]",
+			errs: []wantErr{{"spec.destinationRefs[0].kind", `Unsupported value: "Deployment"`}}},
+		{name: "destinationRef without kind", spec: cfg + "plugin: cors-policy\ndestinationRefs: [{name: pipy-ok}]",
+			errs: []wantErr{{"spec.destinationRefs[0].kind", "Required value"}}},
+		{name: "destinationRef without name", spec: cfg + "plugin: cors-policy\ndestinationRefs: [{kind: Service}]",
+			errs: []wantErr{{"spec.destinationRefs[0].name", "Required value"}}},
+		{name: "destinationRef in another namespace", spec: cfg + "plugin: cors-policy\ndestinationRefs: [{kind: Service, name: pipy-ok, namespace: curl}]",
+			errs: []wantErr{{"spec.destinationRefs[0].namespace", `own namespace "pipy"`}}},
+		{name: "destinationRef twice", spec: cfg + "plugin: cors-policy\ndestinationRefs: [{kind: Service, name: pipy-ok}, {kind: Service, name: pipy-ok}]",
+			errs: []wantErr{{"spec.destinationRefs[1].name", "Duplicate value"}}},
+		{name: "destinationRef of another apiVersion", spec: cfg + "plugin: cors-policy\ndestinationRefs: [{kind: Service, apiVersion: apps/v1, name: pipy-ok}]",
+			errs: []wantErr{{"spec.destinationRefs[0].apiVersion", "Unsupported value"}}},
+		{name: "undeclared CORS plugin", spec: cfg + "plugin: cors-other\ndestinationRefs: [{kind: Service, name: pipy-ok}]",
+			opts: Options{CORSPlugins: []string{"cors-policy", "cors-other"}}, warnings: []string{`spec.plugin: Plugin "cors-other" is not declared`}},
+		{name: "non-CORS plugin: config not checked", spec: "plugin: rate-limit\nconfig: {anything: [1]}\ndestinationRefs: [{kind: Service, name: pipy-ok}]",
+			warnings: []string{`spec.plugin: "rate-limit" is not a CORS plugin (--cors-plugins=cors-policy)`}},
+		{name: "non-CORS plugin: destinationRefs still checked", spec: "plugin: rate-limit\ndestinationRefs: [{kind: Pod, name: x}]",
+			errs: []wantErr{{"spec.destinationRefs[0].kind", "Unsupported value"}}, warnings: []string{"not a CORS plugin"}},
+	}
+	r := clusterstate.NewSnapshot(append(seedServices(), corsPlugin("cors-policy"), fsmNamespace("pipy"))...)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs, warnings := PluginConfigCreate(r, configSpec(t, tt.spec), tt.opts)
+			checkResult(t, errs, warnings, tt.errs, tt.warnings, true)
+		})
+	}
+}
+
+func TestPluginConfigConflicts(t *testing.T) {
+	existing := func(name, plugin string, services ...string) *v1alpha1.PluginConfig {
+		c := &v1alpha1.PluginConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: name}}
+		c.Spec.Plugin = plugin
+		for _, s := range services {
+			c.Spec.DestinationRefs = append(c.Spec.DestinationRefs, refTo(s))
+		}
+		return c
+	}
+	named := func(ns, name string, sel map[string]string, tp intstr.IntOrString) any {
+		return service(ns, name, sel, tp)
+	}
+	tests := []struct {
+		name     string
+		objs     []any
+		refs     []string
+		errs     []wantErr
+		warnings []string
+	}{
+		{name: "another config of the plugin for the same Service",
+			objs: []any{existing("other", "cors-policy", "pipy-ok")}, refs: []string{"pipy-ok"},
+			errs: []wantErr{{"spec.destinationRefs[0]", `Service "pipy-ok" is already configured for plugin "cors-policy" by PluginConfig pipy/other`}}},
+		{name: "another plugin's config for the same Service",
+			objs: []any{existing("other", "rate-limit", "pipy-ok")}, refs: []string{"pipy-ok"}},
+		{name: "a Service selecting the same pods on the same target port",
+			objs: []any{existing("other", "cors-policy", "pipy-ok-v1")}, refs: []string{"pipy-ok"},
+			errs: []wantErr{{"spec.destinationRefs[0]", `Service "pipy-ok" can select the same pods as Service "pipy-ok-v1" (e.g. pods labelled {app=pipy-ok,version=v1}), which PluginConfig pipy/other configures, on target port 8080`}}},
+		{name: "Services selecting disjoint pods",
+			objs: []any{existing("other", "cors-policy", "pipy-ok-v2")}, refs: []string{"pipy-ok-v1"}},
+		{name: "itself, on update",
+			objs: []any{existing("c", "cors-policy", "pipy-ok")}, refs: []string{"pipy-ok"}},
+		{name: "a named target port against a number",
+			objs: []any{existing("other", "cors-policy", "named"), named("pipy", "named", map[string]string{"app": "pipy-ok"}, intstr.FromString("http"))},
+			refs: []string{"pipy-ok"}, warnings: []string{`Service "pipy-ok" can select the same pods as Service "named" of PluginConfig pipy/other (e.g. pods labelled {app=pipy-ok}): if target ports 8080 and http are the same container port`}},
+		{name: "equal named target ports",
+			objs: []any{existing("other", "cors-policy", "b"),
+				named("pipy", "a", map[string]string{"app": "x"}, intstr.FromString("http")),
+				named("pipy", "b", map[string]string{"tier": "web"}, intstr.FromString("http"))},
+			refs: []string{"a"}, errs: []wantErr{{"spec.destinationRefs[0]", "on target port http"}}},
+		{name: "different target ports",
+			objs: []any{existing("other", "cors-policy", "b"),
+				named("pipy", "a", map[string]string{"app": "x"}, intstr.FromInt32(8080)),
+				named("pipy", "b", map[string]string{"app": "x"}, intstr.FromInt32(9090))},
+			refs: []string{"a"}},
+		{name: "a Service without selector",
+			objs: []any{existing("other", "cors-policy", "b"),
+				named("pipy", "a", nil, intstr.FromInt32(8080)),
+				named("pipy", "b", map[string]string{"app": "x"}, intstr.FromInt32(8080))},
+			refs: []string{"a"}},
+		{name: "a Service that does not exist yet",
+			objs: []any{existing("other", "cors-policy", "pipy-ok")}, refs: []string{"missing"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := clusterstate.NewSnapshot(append(append(seedServices(), corsPlugin("cors-policy"), fsmNamespace("pipy")), tt.objs...)...)
+			refs := make([]string, len(tt.refs))
+			for i, s := range tt.refs {
+				refs[i] = fmt.Sprintf("{kind: Service, name: %s}", s)
+			}
+			cfg := configSpec(t, "plugin: cors-policy\nconfig: {allowOrigins: [{exact: 'http://a.com'}]}\ndestinationRefs: ["+strings.Join(refs, ", ")+"]")
+			errs, warnings := PluginConfigCreate(r, cfg, Options{})
+			checkResult(t, errs, warnings, tt.errs, tt.warnings, true)
+			for _, e := range errs {
+				if e.Origin != OriginConfigConflict {
+					t.Errorf("error %v has origin %q", e, e.Origin)
+				}
+			}
+		})
+	}
+}
+
+func TestPluginConfigUpdate(t *testing.T) {
+	r := clusterstate.NewSnapshot(append(seedServices(), corsPlugin("cors-policy"), fsmNamespace("pipy"))...)
+	old := configWith(t, "allowOrigins: [{exact: 'http://a.com/'}]") // invalid, e.g. from before the webhook
+	// An update that leaves the spec as it is (a label, a finalizer) is accepted.
+	upd := old.DeepCopy()
+	upd.Labels = map[string]string{"team": "a"}
+	if errs, _ := PluginConfigUpdate(r, upd, old, Options{}); len(errs) > 0 {
+		t.Errorf("metadata-only update rejected: %v", errs)
+	}
+	// Deleting (finalizer removal on a terminating object) is never blocked.
+	upd = old.DeepCopy()
+	upd.DeletionTimestamp = &metav1.Time{}
+	upd.Spec.Plugin = ""
+	if errs, _ := PluginConfigUpdate(r, upd, old, Options{}); len(errs) > 0 {
+		t.Errorf("update of a terminating object rejected: %v", errs)
+	}
+	// A spec change is validated in full.
+	upd = old.DeepCopy()
+	upd.Spec.Config.Raw = []byte(`{"allowOrigins":[{"exact":"http://b.com/"}]}`)
+	errs, _ := PluginConfigUpdate(r, upd, old, Options{})
+	checkResult(t, errs, nil, []wantErr{{"spec.config.allowOrigins[0].exact", "slash"}}, nil, false)
+}
+
+func refTo(service string) corev1ObjectReference {
+	return corev1ObjectReference{Kind: "Service", Name: service}
+}

@@ -1,0 +1,267 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/validate"
+)
+
+// startCache runs a real controller-runtime informer cache, set up as the server's CacheReader
+// sets it up, over a fixed set of objects: its informers list them from memory instead of an apiserver (the
+// cache's NewInformer hook, meant for tests), so reads go through exactly the code the server
+// uses, including the field indexes.
+func startCache(t testing.TB, objs ...client.Object) cache.Cache {
+	t.Helper()
+	scheme, err := NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(v1alpha1.GroupVersion.WithKind("Plugin"), meta.RESTScopeRoot)
+	mapper.Add(v1alpha1.GroupVersion.WithKind("PluginChain"), meta.RESTScopeNamespace)
+	mapper.Add(v1alpha1.GroupVersion.WithKind("PluginConfig"), meta.RESTScopeNamespace)
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("Namespace"), meta.RESTScopeRoot)
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("Service"), meta.RESTScopeNamespace)
+
+	byType := map[reflect.Type][]runtime.Object{}
+	for _, o := range objs {
+		byType[reflect.TypeOf(o)] = append(byType[reflect.TypeOf(o)], o)
+	}
+	listOf := func(obj runtime.Object) (runtime.Object, error) {
+		gvk, err := apiutilGVK(scheme, obj)
+		if err != nil {
+			return nil, err
+		}
+		list, err := scheme.New(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err != nil {
+			return nil, err
+		}
+		if err := meta.SetList(list, byType[reflect.TypeOf(obj)]); err != nil {
+			return nil, err
+		}
+		list.(metav1.ListInterface).SetResourceVersion("1")
+		return list, nil
+	}
+	c, err := cache.New(&rest.Config{Host: "https://127.0.0.1:1"}, cache.Options{
+		Scheme:           scheme,
+		Mapper:           mapper,
+		DefaultTransform: cache.TransformStripManagedFields(),
+		NewInformer: func(_ toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
+			lw := &toolscache.ListWatch{
+				ListFunc:  func(metav1.ListOptions) (runtime.Object, error) { return listOf(obj) },
+				WatchFunc: func(metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
+			}
+			return toolscache.NewSharedIndexInformer(listOnly{lw}, obj, resync, indexers)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if _, err := NewCacheReader(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if err := c.Start(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	syncCtx, done := context.WithTimeout(ctx, 30*time.Second)
+	defer done()
+	if !c.WaitForCacheSync(syncCtx) {
+		t.Fatal("cache did not sync")
+	}
+	return c
+}
+
+// newCacheReader is NewCacheReader for a started cache (another reader over the same cache).
+func newCacheReader(t testing.TB, c cache.Cache) *CacheReader {
+	t.Helper()
+	r, err := NewCacheReader(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// listOnly tells the reflector that the in-memory lister cannot stream a watch-list (the
+// WatchListClient feature), so it lists and then watches.
+type listOnly struct{ *toolscache.ListWatch }
+
+func (listOnly) IsWatchListSemanticsUnSupported() bool { return true }
+
+func apiutilGVK(scheme *runtime.Scheme, obj runtime.Object) (gvk schema.GroupVersionKind, err error) {
+	gvks, _, err := scheme.ObjectKinds(obj)
+	if err != nil {
+		return gvk, err
+	}
+	return gvks[0], nil
+}
+
+func selector(labels map[string]string) *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchLabels: labels}
+}
+
+func chain(ns, name, plugin string, pods, namespaces *metav1.LabelSelector) *v1alpha1.PluginChain {
+	return &v1alpha1.PluginChain{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.PluginChainSpec{
+			Chains:    []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{plugin}}},
+			Selectors: v1alpha1.ChainSelectorSpec{PodSelector: pods, NamespaceSelector: namespaces},
+		},
+	}
+}
+
+func pluginConfig(ns, name, plugin string, services ...string) *v1alpha1.PluginConfig {
+	c := &v1alpha1.PluginConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	c.Spec.Plugin = plugin
+	for _, s := range services {
+		c.Spec.DestinationRefs = append(c.Spec.DestinationRefs, corev1.ObjectReference{Kind: "Service", Name: s})
+	}
+	return c
+}
+
+// TestCacheReaderMatchesSnapshot checks that the cache-backed Reader answers every lookup as
+// the in-memory Snapshot does for the same objects.
+func TestCacheReaderMatchesSnapshot(t *testing.T) {
+	objs := []client.Object{
+		&v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "cors-policy"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a", Labels: map[string]string{"team": "x"}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "b"}},
+		chain("a", "local", "cors-policy", nil, nil),
+		chain("a", "global", "cors-policy", nil, selector(map[string]string{"team": "x"})),
+		chain("b", "local", "cors-policy", nil, nil),
+		pluginConfig("a", "c1", "cors-policy", "s1", "s2"),
+		pluginConfig("a", "c2", "other", "s1"),
+		pluginConfig("b", "c1", "cors-policy", "s1"),
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "s1"}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "b", Name: "s1"}},
+	}
+	snapObjs := make([]any, len(objs))
+	for i, o := range objs {
+		snapObjs[i] = o
+	}
+	snap := clusterstate.NewSnapshot(snapObjs...)
+	cr := newCacheReader(t, startCache(t, objs...))
+
+	names := func(v any, err error) []string {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		rv := reflect.ValueOf(v)
+		if rv.Kind() != reflect.Slice {
+			if rv.IsNil() {
+				return nil
+			}
+			return []string{v.(client.Object).GetNamespace() + "/" + v.(client.Object).GetName()}
+		}
+		for i := 0; i < rv.Len(); i++ {
+			o := rv.Index(i).Interface().(client.Object)
+			out = append(out, o.GetNamespace()+"/"+o.GetName())
+		}
+		sort.Strings(out)
+		return out
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want func() []string
+	}{
+		{"Plugin", func() []string { return names(cr.Plugin("cors-policy")) }, func() []string { return names(snap.Plugin("cors-policy")) }},
+		{"Plugin missing", func() []string { return names(cr.Plugin("nope")) }, func() []string { return names(snap.Plugin("nope")) }},
+		{"PluginChainsInNamespace", func() []string { return names(cr.PluginChainsInNamespace("a")) }, func() []string { return names(snap.PluginChainsInNamespace("a")) }},
+		{"PluginChainsWithNamespaceSelector", func() []string { return names(cr.PluginChainsWithNamespaceSelector()) }, func() []string { return names(snap.PluginChainsWithNamespaceSelector()) }},
+		{"PluginConfigsForPlugin", func() []string { return names(cr.PluginConfigsForPlugin("a", "cors-policy")) }, func() []string { return names(snap.PluginConfigsForPlugin("a", "cors-policy")) }},
+		{"PluginConfigsForService", func() []string { return names(cr.PluginConfigsForService("a", "s1")) }, func() []string { return names(snap.PluginConfigsForService("a", "s1")) }},
+		{"Namespace", func() []string { return names(cr.Namespace("a")) }, func() []string { return names(snap.Namespace("a")) }},
+		{"Namespace missing", func() []string { return names(cr.Namespace("z")) }, func() []string { return names(snap.Namespace("z")) }},
+		{"Namespaces", func() []string { return names(cr.Namespaces()) }, func() []string { return names(snap.Namespaces()) }},
+		{"Service", func() []string { return names(cr.Service("b", "s1")) }, func() []string { return names(snap.Service("b", "s1")) }},
+		{"Service missing", func() []string { return names(cr.Service("b", "s2")) }, func() []string { return names(snap.Service("b", "s2")) }},
+		{"ServicesInNamespace", func() []string { return names(cr.ServicesInNamespace("a")) }, func() []string { return names(snap.ServicesInNamespace("a")) }},
+	} {
+		if got, want := tc.got(), tc.want(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: cache reader = %v, snapshot = %v", tc.name, got, want)
+		}
+	}
+}
+
+// clusterOf10k is the benchmark's cluster: 1,000 namespaces (labels team=t0..t9, env=prod|dev)
+// with 10 PluginChains each, all putting cors-policy in inbound-http. In each namespace, chain
+// j selects app=app-j; in every tenth namespace, chain 0 is instead cluster-wide (a
+// namespaceSelector team=tK), so 100 chains (1%) reach beyond their namespace.
+func clusterOf10k() []client.Object {
+	objs := []client.Object{&v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "cors-policy"}}}
+	for i := range 1000 {
+		ns := fmt.Sprintf("ns-%04d", i)
+		env := "dev"
+		if i%2 == 0 {
+			env = "prod"
+		}
+		objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
+			"team": fmt.Sprintf("t%d", i%10), "env": env, corev1.LabelMetadataName: ns,
+		}}})
+		for j := range 10 {
+			c := chain(ns, fmt.Sprintf("chain-%d", j), "cors-policy", selector(map[string]string{"app": fmt.Sprintf("app-%d", j)}), nil)
+			if j == 0 && i%10 == 0 {
+				c.Spec.Selectors.PodSelector = selector(map[string]string{"app": fmt.Sprintf("global-%d", i)})
+				c.Spec.Selectors.NamespaceSelector = selector(map[string]string{"team": fmt.Sprintf("t%d", i/10%10)})
+			}
+			objs = append(objs, c)
+		}
+	}
+	return objs
+}
+
+// BenchmarkPluginChainCreate validates one PluginChain against 10,000 existing chains in 1,000
+// namespaces through the server's cache-backed Reader (see docs/benchmarks.md).
+func BenchmarkPluginChainCreate(b *testing.B) {
+	r := newCacheReader(b, startCache(b, clusterOf10k()...))
+	opts := validate.Options{CORSPlugins: []string{"cors-policy", "cors-b"}}
+	inInfo := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"new-app"}}}}
+	cases := []struct {
+		name       string
+		chain      *v1alpha1.PluginChain
+		wantErrors int
+	}{
+		// The common case: a chain for its own namespace, compared with the 10 chains there and
+		// the 100 cluster-wide ones.
+		{"own-namespace", chain("ns-0501", "new", "cors-policy", inInfo, nil), 0},
+		// A conflict, with the witness computed and the error built.
+		{"own-namespace-conflict", chain("ns-0501", "new", "cors-b", selector(map[string]string{"app": "app-3"}), nil), 1},
+		// A cluster-wide chain matching half the namespaces: 4,500 local chains and the 100
+		// cluster-wide ones to compare with.
+		{"namespace-selector", chain("ns-0501", "new", "cors-policy", inInfo, selector(map[string]string{"env": "prod"})), 0},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			errs, _ := validate.PluginChainCreate(r, tc.chain, opts)
+			if len(errs) != tc.wantErrors {
+				b.Fatalf("got %d errors, want %d: %v", len(errs), tc.wantErrors, errs)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				validate.PluginChainCreate(r, tc.chain, opts)
+			}
+		})
+	}
+}

@@ -1,0 +1,140 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/validate"
+)
+
+// Paths of the validating webhooks, in controller-runtime's naming scheme; the
+// ValidatingWebhookConfiguration (chart, e2e) points at them.
+const (
+	ValidatePluginPath       = "/validate-plugin-flomesh-io-v1alpha1-plugin"
+	ValidatePluginChainPath  = "/validate-plugin-flomesh-io-v1alpha1-pluginchain"
+	ValidatePluginConfigPath = "/validate-plugin-flomesh-io-v1alpha1-pluginconfig"
+)
+
+// NewPluginValidator returns the admission handler of Plugins.
+func NewPluginValidator(decoder admission.Decoder, opts validate.Options) admission.Handler {
+	return newValidator(decoder, "Plugin",
+		func() *v1alpha1.Plugin { return &v1alpha1.Plugin{} },
+		func(p *v1alpha1.Plugin) (field.ErrorList, []string) { return validate.PluginCreate(p, opts) },
+		func(p, old *v1alpha1.Plugin) (field.ErrorList, []string) { return validate.PluginUpdate(p, old, opts) })
+}
+
+// NewPluginChainValidator returns the admission handler of PluginChains, reading existing
+// objects from r.
+func NewPluginChainValidator(decoder admission.Decoder, r clusterstate.Reader, opts validate.Options) admission.Handler {
+	return newValidator(decoder, "PluginChain",
+		func() *v1alpha1.PluginChain { return &v1alpha1.PluginChain{} },
+		func(c *v1alpha1.PluginChain) (field.ErrorList, []string) {
+			return validate.PluginChainCreate(r, c, opts)
+		},
+		func(c, old *v1alpha1.PluginChain) (field.ErrorList, []string) {
+			return validate.PluginChainUpdate(r, c, old, opts)
+		})
+}
+
+// NewPluginConfigValidator returns the admission handler of PluginConfigs, reading existing
+// objects from r.
+func NewPluginConfigValidator(decoder admission.Decoder, r clusterstate.Reader, opts validate.Options) admission.Handler {
+	return newValidator(decoder, "PluginConfig",
+		func() *v1alpha1.PluginConfig { return &v1alpha1.PluginConfig{} },
+		func(c *v1alpha1.PluginConfig) (field.ErrorList, []string) {
+			return validate.PluginConfigCreate(r, c, opts)
+		},
+		func(c, old *v1alpha1.PluginConfig) (field.ErrorList, []string) {
+			return validate.PluginConfigUpdate(r, c, old, opts)
+		})
+}
+
+// newValidator is the one thin handler behind the three kinds: decode, call the pure
+// validation, translate. DELETE (and CONNECT) is always allowed, so that deleting is never
+// blocked by a rule, even if the webhook configuration is widened to those operations.
+func newValidator[T client.Object](
+	decoder admission.Decoder,
+	kind string,
+	newObj func() T,
+	create func(T) (field.ErrorList, []string),
+	update func(obj, old T) (field.ErrorList, []string),
+) admission.Handler {
+	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+		if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+			return admission.Allowed("")
+		}
+		obj := newObj()
+		if err := decoder.Decode(req, obj); err != nil {
+			Rejections.WithLabelValues(kind, "decode").Inc()
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+		if obj.GetNamespace() == "" && req.Namespace != "" {
+			obj.SetNamespace(req.Namespace)
+		}
+		var (
+			errs     field.ErrorList
+			warnings []string
+		)
+		if req.Operation == admissionv1.Update {
+			old := newObj()
+			if err := decoder.DecodeRaw(req.OldObject, old); err != nil {
+				Rejections.WithLabelValues(kind, "decode").Inc()
+				return admission.Errored(http.StatusBadRequest, err)
+			}
+			errs, warnings = update(obj, old)
+		} else {
+			errs, warnings = create(obj)
+		}
+		resp := respond(ctx, schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: kind},
+			schema.GroupResource{Group: req.Resource.Group, Resource: req.Resource.Resource}, obj.GetName(), errs)
+		Warnings.WithLabelValues(kind).Add(float64(len(warnings)))
+		return resp.WithWarnings(warnings...)
+	})
+}
+
+// respond translates field errors into an admission response, as the apiserver's own
+// validation would answer: 422 Invalid with one cause per field error, or 403 Forbidden when
+// every error is a conflict (the object is well-formed but conflicts with what exists).
+// An error of the store behind the Reader is a 500, so that the request can be retried.
+func respond(ctx context.Context, gk schema.GroupKind, gr schema.GroupResource, name string, errs field.ErrorList) admission.Response {
+	if len(errs) == 0 {
+		return admission.Allowed("")
+	}
+	var internal field.ErrorList
+	for _, e := range errs {
+		if e.Type == field.ErrorTypeInternal {
+			internal = append(internal, e)
+		}
+	}
+	if len(internal) > 0 {
+		logf.FromContext(ctx).Error(internal.ToAggregate(), "validation could not read the cluster state", "kind", gk.Kind, "name", name)
+		Rejections.WithLabelValues(gk.Kind, "internal").Inc()
+		return admission.Errored(http.StatusInternalServerError, internal.ToAggregate())
+	}
+	reasons := map[string]bool{}
+	onlyConflicts := true
+	for _, e := range errs {
+		reasons[validate.Reason(e)] = true
+		onlyConflicts = onlyConflicts && (e.Origin == validate.OriginChainConflict || e.Origin == validate.OriginConfigConflict)
+	}
+	for r := range reasons {
+		Rejections.WithLabelValues(gk.Kind, r).Inc()
+	}
+	var status *apierrors.StatusError
+	if onlyConflicts {
+		status = apierrors.NewForbidden(gr, name, errs.ToAggregate())
+	} else {
+		status = apierrors.NewInvalid(gk, name, errs)
+	}
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status.ErrStatus}}
+}
