@@ -1,0 +1,139 @@
+{{/* Chart name. */}}
+{{- define "cors-webhook.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: the prefix of every object's name. */}}
+{{- define "cors-webhook.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "cors-webhook.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every object. */}}
+{{- define "cors-webhook.labels" -}}
+helm.sh/chart: {{ include "cors-webhook.chart" . }}
+{{ include "cors-webhook.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cors-webhook
+{{- end }}
+
+{{/* Labels that select the webhook pods. */}}
+{{- define "cors-webhook.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cors-webhook.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The label that marks the webhook's own objects (its pods, the declared Plugin): the webhooks'
+objectSelector skips them, so the webhook never waits for itself.
+*/}}
+{{- define "cors-webhook.ignoreLabelKey" -}}cors-webhook.io/ignore{{- end }}
+
+{{- define "cors-webhook.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cors-webhook.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "cors-webhook.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "cors-webhook.sidecarImage" -}}
+{{- with .Values.injector.sidecar.image }}
+{{- printf "%s:%s" .repository (default $.Chart.AppVersion .tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Names of the objects the server refers to by flag. */}}
+{{- define "cors-webhook.tlsSecretName" -}}{{ include "cors-webhook.fullname" . }}-tls{{- end }}
+{{- define "cors-webhook.webhookConfigName" -}}{{ include "cors-webhook.fullname" . }}{{- end }}
+{{- define "cors-webhook.servingCertificateName" -}}{{ include "cors-webhook.fullname" . }}-serving{{- end }}
+{{/* controller-runtime's lease name; fixed by the server (webhook.LeaderElectionID). */}}
+{{- define "cors-webhook.leaseName" -}}cors-webhook.cors-webhook.io{{- end }}
+
+{{/* The host of webhook.devURL, which the serving certificate must also cover. */}}
+{{- define "cors-webhook.devHost" -}}
+{{- if .Values.webhook.devURL }}
+{{- $u := urlParse .Values.webhook.devURL }}
+{{- if ne $u.scheme "https" }}
+{{- fail "webhook.devURL must be an https URL" }}
+{{- end }}
+{{- $u.hostname }}
+{{- end }}
+{{- end }}
+
+{{/* The DNS names of the webhook Service. */}}
+{{- define "cors-webhook.serviceDNSNames" -}}
+{{- $svc := include "cors-webhook.fullname" . }}
+{{- $ns := .Release.Namespace }}
+- {{ $svc }}
+- {{ $svc }}.{{ $ns }}
+- {{ $svc }}.{{ $ns }}.svc
+- {{ $svc }}.{{ $ns }}.svc.{{ .Values.certs.clusterDomain }}
+{{- end }}
+
+{{/*
+clientConfig of a webhook: the Service, or webhook.devURL in development.
+Call with (dict "root" $ "path" "/validate-...").
+*/}}
+{{- define "cors-webhook.clientConfig" -}}
+{{- if .root.Values.webhook.devURL }}
+url: {{ printf "%s%s" (trimSuffix "/" .root.Values.webhook.devURL) .path | quote }}
+{{- else }}
+service:
+  name: {{ include "cors-webhook.fullname" .root }}
+  namespace: {{ .root.Release.Namespace }}
+  path: {{ .path }}
+  port: 443
+{{- end }}
+{{- end }}
+
+{{/* namespaceSelector shared by both webhook configurations. */}}
+{{- define "cors-webhook.namespaceSelector" -}}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values:
+        {{- range (uniq (append .Values.webhook.excludeNamespaces .Release.Namespace)) }}
+        - {{ . | quote }}
+        {{- end }}
+    - key: cors-webhook.io/inject
+      operator: NotIn
+      values:
+        - disabled
+{{- end }}
+
+{{/* objectSelector that skips the webhook's own objects. */}}
+{{- define "cors-webhook.objectSelector" -}}
+objectSelector:
+  matchExpressions:
+    - key: {{ include "cors-webhook.ignoreLabelKey" . }}
+      operator: NotIn
+      values:
+        - "true"
+{{- end }}
+
+{{/* Annotations of the webhook configurations: cert-manager's CA injector fills caBundle. */}}
+{{- define "cors-webhook.webhookConfigAnnotations" -}}
+{{- if eq .Values.certs.mode "cert-manager" }}
+annotations:
+  cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "cors-webhook.servingCertificateName" . }}
+{{- end }}
+{{- end }}
