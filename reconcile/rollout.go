@@ -1,0 +1,292 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/inject"
+)
+
+// rolloutReconciler rolls the workloads whose pods need replacing (see decideRollout).
+type rolloutReconciler struct {
+	client   client.Client
+	reader   clusterstate.Reader
+	injector *inject.Injector
+	recorder events.EventRecorder
+	opts     Options
+	limiter  *rate.Limiter
+	notes    *noteLog
+	now      func() time.Time
+
+	mu sync.Mutex
+	// pending holds when each workload first needed a rollout that has not happened yet (the
+	// settle delay). It is memory only: a new leader waits the settle delay again.
+	pending map[workloadKey]time.Time
+}
+
+func (r *rolloutReconciler) setup(mgr manager.Manager, requests <-chan event.TypedGenericEvent[workloadKey], opts Options) error {
+	enqueue := func(kind string) handler.TypedEventHandler[client.Object, workloadKey] {
+		return handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []workloadKey {
+			return []workloadKey{{Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName()}}
+		})
+	}
+	log := mgr.GetLogger().WithValues("controller", ControllerRollout)
+	return builder.TypedControllerManagedBy[workloadKey](mgr).
+		Named(ControllerRollout).
+		WithOptions(controller.TypedOptions[workloadKey]{
+			SkipNameValidation: &opts.SkipNameValidation,
+			LogConstructor: func(k *workloadKey) logr.Logger {
+				if k == nil {
+					return log
+				}
+				return log.WithValues("kind", k.Kind, "namespace", k.Namespace, "name", k.Name)
+			},
+		}).
+		// Every change of a workload counts: its status says when a rollout has finished,
+		// its annotations whether it may be rolled.
+		Watches(&appsv1.Deployment{}, enqueue(kindDeployment)).
+		Watches(&appsv1.StatefulSet{}, enqueue(kindStatefulSet)).
+		Watches(&appsv1.DaemonSet{}, enqueue(kindDaemonSet)).
+		// The pod controller names the workloads of pods that need replacing.
+		WatchesRawSource(source.TypedChannel(requests, handler.TypedFuncs[workloadKey, workloadKey]{
+			GenericFunc: func(_ context.Context, e event.TypedGenericEvent[workloadKey], q workqueue.TypedRateLimitingInterface[workloadKey]) {
+				q.Add(e.Object)
+			},
+		})).
+		Complete(r)
+}
+
+// Reconcile implements reconcile.TypedReconciler for one workload.
+func (r *rolloutReconciler) Reconcile(ctx context.Context, key workloadKey) (ctrlreconcile.Result, error) {
+	obj, tmpl, state, err := r.load(ctx, key)
+	if err != nil {
+		return ctrlreconcile.Result{}, err
+	}
+	if obj == nil || obj.GetDeletionTimestamp() != nil {
+		r.forget(key)
+		return ctrlreconcile.Result{}, nil
+	}
+	ns, err := r.reader.Namespace(key.Namespace)
+	if err != nil || ns == nil {
+		return ctrlreconcile.Result{}, err
+	}
+	// What a new pod of the template would get: the injection itself, run on the template.
+	// Most workloads are selected by no chain, and then rolling cannot be the answer.
+	ir, err := r.injector.Inject(&corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}, ns, r.reader)
+	if err != nil {
+		return ctrlreconcile.Result{}, err
+	}
+	switch ir.Outcome {
+	case inject.NotSelected, inject.PluginNotDeclared, inject.PodOptedOut, inject.NamespaceOptedOut:
+		r.forget(key)
+		return ctrlreconcile.Result{}, nil
+	}
+	pods, err := r.podsOf(ctx, key, obj.GetUID())
+	if err != nil {
+		return ctrlreconcile.Result{}, err
+	}
+	f := rolloutFacts{ref: key.ref(), namespace: key.Namespace, state: state, now: r.now(), settle: r.opts.RolloutSettle}
+	for i := range pods {
+		pod := &pods[i]
+		if !active(pod) {
+			continue
+		}
+		res, err := r.injector.Resolve(pod, ns, r.reader)
+		if err != nil {
+			return ctrlreconcile.Result{}, err
+		}
+		plan := planPod(factsOf(pod, ns), res)
+		switch plan.roll {
+		case rollNone:
+			continue
+		case rollNotInjected:
+			f.notInjected++
+		case rollMissingPorts:
+			f.missingPorts++
+			f.missing = unionPorts(f.missing, plan.missing)
+		}
+		f.chains = union(f.chains, res.Chains)
+	}
+	if f.needing() == 0 {
+		r.forget(key)
+		return ctrlreconcile.Result{}, nil
+	}
+	if f.templateOK = ir.Outcome == inject.Injected; f.templateOK {
+		f.desired = rolloutToken(ir.Resolution, tmpl)
+	} else {
+		f.templateWhy = strings.Join(ir.Reasons, "; ")
+	}
+	f.current = tmpl.Annotations[AnnotationRestartedAt]
+	switch {
+	case r.opts.DisableRollout:
+		f.disabledBy = "cors-webhook serve --rollout=false"
+	case optedOutOfRollout(obj):
+		f.disabledBy = fmt.Sprintf("the annotation %s=%q on the %s", AnnotationRollout, obj.GetAnnotations()[AnnotationRollout], key.Kind)
+	}
+	f.pendingSince = r.pendingSince(key)
+
+	d := decideRollout(f)
+	log := logf.FromContext(ctx)
+	switch d.action {
+	case actNone:
+		if !d.pending {
+			r.clearPending(key)
+		}
+	case actWait:
+		r.markPending(key, f.now)
+		log.V(1).Info("rollout needed, waiting for changes to settle", "after", d.after, "why", f.needWhy())
+		return ctrlreconcile.Result{RequeueAfter: d.after}, nil
+	case actReport:
+		r.clearPending(key)
+		if r.notes.first(key.String(), strings.Join([]string{d.reason, f.desired, f.disabledBy, f.state.why, f.templateWhy}, "|")) {
+			log.Info("rollout needed but not done", "reason", d.reason, "note", d.note)
+			r.recorder.Eventf(obj, chainRef(f.chains), d.eventType, d.reason, "Rollout", d.note)
+		}
+	case actRoll:
+		if rs := r.limiter.ReserveN(f.now, 1); !rs.OK() || rs.DelayFrom(f.now) > 0 {
+			delay := rs.DelayFrom(f.now)
+			rs.CancelAt(f.now)
+			log.V(1).Info("rollout rate-limited", "after", delay)
+			return ctrlreconcile.Result{RequeueAfter: max(delay, 100*time.Millisecond)}, nil
+		}
+		if err := patchRestartedAt(ctx, r.client, obj, f.desired); err != nil {
+			return ctrlreconcile.Result{}, client.IgnoreNotFound(err)
+		}
+		r.clearPending(key)
+		r.notes.forget(key.String())
+		Rollouts.WithLabelValues(key.Kind).Inc()
+		log.Info("rolling out", "note", d.note)
+		r.recorder.Eventf(obj, chainRef(f.chains), d.eventType, d.reason, "Rollout", d.note)
+	}
+	return ctrlreconcile.Result{}, nil
+}
+
+// load reads a workload from the cache; obj is nil when it does not exist.
+func (r *rolloutReconciler) load(ctx context.Context, key workloadKey) (client.Object, *corev1.PodTemplateSpec, workloadState, error) {
+	nn := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
+	var (
+		obj   client.Object
+		tmpl  *corev1.PodTemplateSpec
+		state func() workloadState
+	)
+	switch key.Kind {
+	case kindDeployment:
+		d := &appsv1.Deployment{}
+		obj, tmpl, state = d, &d.Spec.Template, func() workloadState { return deploymentState(d) }
+	case kindStatefulSet:
+		s := &appsv1.StatefulSet{}
+		obj, tmpl, state = s, &s.Spec.Template, func() workloadState { return statefulSetState(s) }
+	case kindDaemonSet:
+		d := &appsv1.DaemonSet{}
+		obj, tmpl, state = d, &d.Spec.Template, func() workloadState { return daemonSetState(d) }
+	default:
+		return nil, nil, workloadState{}, nil
+	}
+	if err := r.client.Get(ctx, nn, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil, workloadState{}, nil
+		}
+		return nil, nil, workloadState{}, err
+	}
+	return obj, tmpl, state(), nil
+}
+
+// podsOf lists the pods a workload controls, through the controller-UID indexes of the cache.
+func (r *rolloutReconciler) podsOf(ctx context.Context, key workloadKey, uid types.UID) ([]corev1.Pod, error) {
+	owners := []types.UID{uid}
+	if key.Kind == kindDeployment {
+		var sets appsv1.ReplicaSetList
+		if err := r.client.List(ctx, &sets, client.InNamespace(key.Namespace), client.MatchingFields{IndexController: string(uid)}); err != nil {
+			return nil, err
+		}
+		owners = owners[:0]
+		for i := range sets.Items {
+			owners = append(owners, sets.Items[i].UID)
+		}
+	}
+	var out []corev1.Pod
+	for _, owner := range owners {
+		var pods corev1.PodList
+		if err := r.client.List(ctx, &pods, client.InNamespace(key.Namespace), client.MatchingFields{IndexController: string(owner)}); err != nil {
+			return nil, err
+		}
+		out = append(out, pods.Items...)
+	}
+	return out, nil
+}
+
+// optedOutOfRollout reports whether the workload carries AnnotationRollout=false.
+func optedOutOfRollout(obj client.Object) bool {
+	v, ok := obj.GetAnnotations()[AnnotationRollout]
+	if !ok {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	return err == nil && !b
+}
+
+// patchRestartedAt sets the pod-template annotation with a merge patch: the workload's own
+// controller then replaces its pods with its own strategy (maxSurge, maxUnavailable, ...).
+func patchRestartedAt(ctx context.Context, c client.Client, obj client.Object, token string) error {
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{
+		"annotations": map[string]string{AnnotationRestartedAt: token},
+	}}}})
+	if err != nil {
+		return err
+	}
+	return c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
+}
+
+func (r *rolloutReconciler) pendingSince(key workloadKey) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending[key]
+}
+
+func (r *rolloutReconciler) markPending(key workloadKey, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pending[key]; !ok {
+		r.pending[key] = now
+	}
+}
+
+func (r *rolloutReconciler) clearPending(key workloadKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.pending, key)
+}
+
+func (r *rolloutReconciler) forget(key workloadKey) {
+	r.clearPending(key)
+	r.notes.forget(key.String())
+}
+
+func unionPorts(a, b []int32) []int32 {
+	out := append(append([]int32(nil), a...), b...)
+	return compactSorted(out)
+}

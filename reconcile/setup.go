@@ -1,0 +1,226 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/inject"
+)
+
+// Options configure the reconciler. The zero value of each field is its default.
+type Options struct {
+	// DisableRollout keeps the reconciler from patching workloads (`serve --rollout=false`);
+	// the Events on them then say what to do. Policy annotations and statuses stay current.
+	DisableRollout bool
+
+	// RolloutSettle is how long a needed rollout waits before it happens, so that a burst of
+	// changes (a chain and its config applied together, as the seed guide does) rolls a
+	// workload once rather than once per object. Default DefaultRolloutSettle.
+	RolloutSettle time.Duration
+
+	// RolloutInterval and RolloutBurst rate-limit rollouts cluster-wide: at most RolloutBurst
+	// at once, then one per RolloutInterval, so that a chain selecting every namespace does
+	// not restart the whole cluster in one go. Defaults DefaultRolloutInterval and
+	// DefaultRolloutBurst.
+	RolloutInterval time.Duration
+	RolloutBurst    int
+
+	// PodWorkers is how many pods are reconciled concurrently (policy patches are independent
+	// API calls). Default DefaultPodWorkers.
+	PodWorkers int
+
+	// StatusDelay batches the status recounts that pod changes cause (a rollout changes many
+	// pods in a row). Default DefaultStatusDelay.
+	StatusDelay time.Duration
+
+	// SkipNameValidation lets several managers in one process register these controllers
+	// (tests); see controller-runtime's controller.Options.
+	SkipNameValidation bool
+}
+
+// Defaults of Options.
+const (
+	DefaultRolloutSettle   = 5 * time.Second
+	DefaultRolloutInterval = time.Second
+	DefaultRolloutBurst    = 5
+	DefaultPodWorkers      = 8
+	DefaultStatusDelay     = time.Second
+)
+
+func (o Options) withDefaults() Options {
+	if o.RolloutSettle <= 0 {
+		o.RolloutSettle = DefaultRolloutSettle
+	}
+	if o.RolloutInterval <= 0 {
+		o.RolloutInterval = DefaultRolloutInterval
+	}
+	if o.RolloutBurst <= 0 {
+		o.RolloutBurst = DefaultRolloutBurst
+	}
+	if o.PodWorkers <= 0 {
+		o.PodWorkers = DefaultPodWorkers
+	}
+	if o.StatusDelay <= 0 {
+		o.StatusDelay = DefaultStatusDelay
+	}
+	return o
+}
+
+// IndexController is the field index of Pods and ReplicaSets by the UID of their controller
+// (ownerReference with controller: true), so that a workload's pods are found without listing
+// its namespace: Deployment -> ReplicaSets -> Pods, StatefulSet or DaemonSet -> Pods.
+const IndexController = "cors-webhook.io/controller-uid"
+
+// Controller names, as in the controller-runtime metrics and logs.
+const (
+	ControllerPodPolicy    = "cors-pod-policy"
+	ControllerRollout      = "cors-rollout"
+	ControllerChainStatus  = "cors-chain-status"
+	ControllerConfigStatus = "cors-config-status"
+)
+
+var (
+	// PolicyPatches counts the policy annotations the reconciler patched on running pods.
+	PolicyPatches = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cors_webhook_reconcile_policy_patches_total",
+		Help: "Policy annotations patched on running pods by the Day-2 reconciler.",
+	})
+	// Rollouts counts the workloads rolled by the reconciler, by kind.
+	Rollouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cors_webhook_reconcile_rollouts_total",
+		Help: "Workloads rolled by the Day-2 reconciler so that their pods get the CORS sidecar right.",
+	}, []string{"kind"})
+	// StatusWrites counts the status patches of PluginChains and PluginConfigs, by kind.
+	StatusWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cors_webhook_reconcile_status_writes_total",
+		Help: "Status patches of PluginChains and PluginConfigs by the Day-2 reconciler.",
+	}, []string{"kind"})
+
+	registerMetrics sync.Once
+)
+
+// Setup registers the Day-2 controllers with mgr, before it starts. They read the cluster only
+// through mgr's cache: r must be a clusterstate.Reader over that cache (the webhook server's
+// CacheReader), and injector the one admission uses, so both compute the same policy.
+//
+// r should answer from the informer stores directly (not from an index rebuilt by another
+// event handler): the controllers run on informer events, and a Reader that lags behind the
+// store could let them decide on the state before the event.
+func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader, opts Options) error {
+	opts = opts.withDefaults()
+	registerMetrics.Do(func() {
+		metrics.Registry.MustRegister(PolicyPatches, Rollouts, StatusWrites)
+		for _, k := range []string{kindDeployment, kindStatefulSet, kindDaemonSet} {
+			Rollouts.WithLabelValues(k)
+		}
+	})
+	if err := addIndexes(context.Background(), mgr); err != nil {
+		return err
+	}
+	recorder := mgr.GetEventRecorder("cors-webhook-reconciler")
+	rollouts := make(chan event.TypedGenericEvent[workloadKey], 1024)
+
+	pods := &podReconciler{
+		client: mgr.GetClient(), reader: r, injector: injector,
+		recorder: recorder, rollouts: rollouts, notes: newNoteLog(),
+	}
+	if err := pods.setup(mgr, opts); err != nil {
+		return fmt.Errorf("setting up %s: %w", ControllerPodPolicy, err)
+	}
+	ro := &rolloutReconciler{
+		client: mgr.GetClient(), reader: r, injector: injector, recorder: recorder,
+		opts:    opts,
+		limiter: rate.NewLimiter(rate.Every(opts.RolloutInterval), opts.RolloutBurst),
+		pending: map[workloadKey]time.Time{}, notes: newNoteLog(), now: time.Now,
+	}
+	if err := ro.setup(mgr, rollouts, opts); err != nil {
+		return fmt.Errorf("setting up %s: %w", ControllerRollout, err)
+	}
+	st := &statusReconciler{client: mgr.GetClient(), reader: r, injector: injector}
+	if err := st.setup(mgr, opts); err != nil {
+		return fmt.Errorf("setting up the status controllers: %w", err)
+	}
+	return nil
+}
+
+func addIndexes(ctx context.Context, mgr manager.Manager) error {
+	for _, obj := range []client.Object{&corev1.Pod{}, &appsv1.ReplicaSet{}} {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, obj, IndexController, controllerUID); err != nil {
+			return fmt.Errorf("indexing %T by controller: %w", obj, err)
+		}
+	}
+	return nil
+}
+
+// controllerUID is the IndexController value of an object: its controller's UID.
+func controllerUID(o client.Object) []string {
+	if ref := metav1.GetControllerOf(o); ref != nil {
+		return []string{string(ref.UID)}
+	}
+	return nil
+}
+
+// Kinds of workloads the reconciler rolls.
+const (
+	kindDeployment  = "Deployment"
+	kindStatefulSet = "StatefulSet"
+	kindDaemonSet   = "DaemonSet"
+	kindReplicaSet  = "ReplicaSet"
+)
+
+// workloadKey names a workload: the request type of the rollout controller.
+type workloadKey struct {
+	Kind, Namespace, Name string
+}
+
+func (k workloadKey) String() string { return k.Kind + " " + k.Namespace + "/" + k.Name }
+
+// ref is how kubectl names the workload ("deployment/pipy-ok-v1").
+func (k workloadKey) ref() string { return strings.ToLower(k.Kind) + "/" + k.Name }
+
+// isApps reports whether an ownerReference's apiVersion is in the apps group.
+func isApps(ref *metav1.OwnerReference) bool {
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	return err == nil && gv.Group == appsv1.GroupName
+}
+
+// noteLog remembers the last Event emitted per object, so that the same situation is reported
+// once, not on every reconcile.
+type noteLog struct {
+	mu   sync.Mutex
+	last map[string]string
+}
+
+func newNoteLog() *noteLog { return &noteLog{last: map[string]string{}} }
+
+// first reports whether note is new for key, and remembers it.
+func (l *noteLog) first(key, note string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last[key] == note {
+		return false
+	}
+	l.last[key] = note
+	return true
+}
+
+func (l *noteLog) forget(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.last, key)
+}

@@ -1,0 +1,491 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	ctrlreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/cors"
+	"github.com/cors-webhook/cors-webhook/inject"
+)
+
+// statusReconciler observes PluginChains and PluginConfigs in the cache and writes what they
+// do now into their status (chainStatus, configStatus).
+type statusReconciler struct {
+	client   client.Client
+	reader   clusterstate.Reader
+	injector *inject.Injector
+}
+
+func (s *statusReconciler) setup(mgr manager.Manager, opts Options) error {
+	m := &mapper{client: s.client, reader: s.reader}
+	ctrlOpts := controller.Options{SkipNameValidation: &opts.SkipNameValidation}
+	// Our own status writes change no generation, so they do not come back as work.
+	generation := builder.WithPredicates(predicate.GenerationChangedPredicate{})
+	podLabels := builder.WithPredicates(predicate.LabelChangedPredicate{})
+	nsLabels := builder.WithPredicates(predicate.LabelChangedPredicate{})
+
+	err := builder.ControllerManagedBy(mgr).
+		Named(ControllerChainStatus).
+		WithOptions(ctrlOpts).
+		For(&v1alpha1.PluginChain{}, generation).
+		Watches(&corev1.Pod{}, delayed(opts.StatusDelay, s.chainsOfPod), podLabels).
+		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(s.chainsOfPlugin(m)), generation).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(s.chainsOfNamespace), nsLabels).
+		Complete(ctrlreconcile.Func(s.reconcileChain))
+	if err != nil {
+		return err
+	}
+	return builder.ControllerManagedBy(mgr).
+		Named(ControllerConfigStatus).
+		WithOptions(ctrlOpts).
+		For(&v1alpha1.PluginConfig{}, generation).
+		Watches(&corev1.Pod{}, delayed(opts.StatusDelay, s.configsOfPod), podLabels).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(s.configsOfService), builder.WithPredicates(serviceRoutingChanged())).
+		Watches(&v1alpha1.PluginChain{}, handler.EnqueueRequestsFromMapFunc(s.configsOfChain), generation).
+		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(s.configsOfPlugin), generation).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(s.configsOfNamespace), nsLabels).
+		Complete(ctrlreconcile.Func(s.reconcileConfig))
+}
+
+// delayed enqueues what fn maps an object to after delay, so that a burst of pod changes (a
+// rollout) costs one recount rather than one per pod.
+func delayed(delay time.Duration, fn handler.MapFunc) handler.EventHandler {
+	type queue = workqueue.TypedRateLimitingInterface[ctrlreconcile.Request]
+	enqueue := func(ctx context.Context, q queue, objs ...client.Object) {
+		for _, o := range objs {
+			if o == nil {
+				continue
+			}
+			for _, req := range fn(ctx, o) {
+				q.AddAfter(req, delay)
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) { enqueue(ctx, q, e.Object) },
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) { enqueue(ctx, q, e.ObjectOld, e.ObjectNew) },
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) { enqueue(ctx, q, e.Object) },
+	}
+}
+
+func (s *statusReconciler) corsPlugins() []string { return s.injector.Settings().CORSPlugins }
+
+func (s *statusReconciler) isCORS(plugin string) bool {
+	return slices.Contains(s.corsPlugins(), plugin)
+}
+
+// reconcileChain observes one PluginChain and writes its status.
+func (s *statusReconciler) reconcileChain(ctx context.Context, req ctrlreconcile.Request) (ctrlreconcile.Result, error) {
+	chain := &v1alpha1.PluginChain{}
+	if err := s.client.Get(ctx, req.NamespacedName, chain); err != nil {
+		return ctrlreconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if chain.DeletionTimestamp != nil {
+		return ctrlreconcile.Result{}, nil
+	}
+	o, err := s.observeChain(ctx, chain)
+	if err != nil {
+		return ctrlreconcile.Result{}, err
+	}
+	return ctrlreconcile.Result{}, writeStatus(ctx, s.client, chain, chain.Status, chainStatus(o))
+}
+
+func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.PluginChain) (chainObservation, error) {
+	o := chainObservation{serverPlugins: s.corsPlugins()}
+	for _, p := range inboundHTTPPlugins(chain) {
+		if !s.isCORS(p) || slices.Contains(o.corsPlugins, p) {
+			continue
+		}
+		o.corsPlugins = append(o.corsPlugins, p)
+		plugin, err := s.reader.Plugin(p)
+		if err != nil {
+			return o, err
+		}
+		if plugin == nil {
+			o.undeclared = append(o.undeclared, p)
+		}
+	}
+	o.invalid = selectorError(chain)
+	if len(o.corsPlugins) == 0 || len(o.undeclared) == len(o.corsPlugins) || o.invalid != "" {
+		return o, nil
+	}
+	namespaces, sel := chainScope(chain, s.reader)
+	o.namespaces = namespaces
+	for _, name := range namespaces {
+		ns, err := s.reader.Namespace(name)
+		if err != nil {
+			return o, err
+		}
+		var pods corev1.PodList
+		if err := s.client.List(ctx, &pods, client.InNamespace(name), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
+			return o, err
+		}
+		found := false
+		for i := range pods.Items {
+			pod := &pods.Items[i]
+			if !active(pod) {
+				continue
+			}
+			found = true
+			o.selected++
+			switch f := factsOf(pod, ns); {
+			case f.injected:
+				o.injected++
+			case f.optedOut:
+				o.optedOut++
+			case f.hostNetwork:
+				o.hostNetwork++
+			}
+		}
+		if found {
+			o.podNamespaces = append(o.podNamespaces, name)
+		}
+	}
+	return o, nil
+}
+
+// selectorError is why a chain's selectors do not parse ("" when they do).
+func selectorError(c *v1alpha1.PluginChain) string {
+	var errs []string
+	for _, s := range []struct {
+		name string
+		sel  *metav1.LabelSelector
+	}{{"podSelector", c.Spec.Selectors.PodSelector}, {"namespaceSelector", c.Spec.Selectors.NamespaceSelector}} {
+		if s.sel == nil {
+			continue
+		}
+		if _, err := metav1.LabelSelectorAsSelector(s.sel); err != nil {
+			errs = append(errs, "spec.selectors."+s.name+": "+err.Error())
+		}
+	}
+	return strings.Join(errs, "; ")
+}
+
+// reconcileConfig observes one PluginConfig and writes its status.
+func (s *statusReconciler) reconcileConfig(ctx context.Context, req ctrlreconcile.Request) (ctrlreconcile.Result, error) {
+	cfg := &v1alpha1.PluginConfig{}
+	if err := s.client.Get(ctx, req.NamespacedName, cfg); err != nil {
+		return ctrlreconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if cfg.DeletionTimestamp != nil {
+		return ctrlreconcile.Result{}, nil
+	}
+	o, err := s.observeConfig(ctx, cfg)
+	if err != nil {
+		return ctrlreconcile.Result{}, err
+	}
+	return ctrlreconcile.Result{}, writeStatus(ctx, s.client, cfg, cfg.Status, configStatus(cfg.Spec.Plugin, o))
+}
+
+func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.PluginConfig) (configObservation, error) {
+	o := configObservation{serverPlugins: s.corsPlugins(), corsPlugin: s.isCORS(cfg.Spec.Plugin)}
+	if !o.corsPlugin {
+		return o, nil
+	}
+	plugin, err := s.reader.Plugin(cfg.Spec.Plugin)
+	if err != nil {
+		return o, err
+	}
+	if o.declared = plugin != nil; !o.declared {
+		return o, nil
+	}
+	ours, invalid := compileConfig(cfg)
+	if o.invalid = invalid; invalid != "" {
+		return o, nil
+	}
+	var services []*corev1.Service
+	for _, ref := range cfg.Spec.DestinationRefs {
+		if ref.Kind != "Service" || ref.Name == "" || (ref.Namespace != "" && ref.Namespace != cfg.Namespace) {
+			continue // the validating webhook refuses these; they name nothing here
+		}
+		svc, err := s.reader.Service(cfg.Namespace, ref.Name)
+		if err != nil {
+			return o, err
+		}
+		if svc == nil {
+			o.missing = append(o.missing, "Service "+ref.Name)
+			continue
+		}
+		if !slices.Contains(o.services, svc.Name) {
+			o.services = append(o.services, svc.Name)
+			services = append(services, svc)
+		}
+	}
+	ns, err := s.reader.Namespace(cfg.Namespace)
+	if err != nil || ns == nil {
+		return o, err
+	}
+	key := cfg.Namespace + "/" + cfg.Name
+	seen := map[string]bool{}
+	for _, svc := range services {
+		if len(svc.Spec.Selector) == 0 {
+			continue
+		}
+		var pods corev1.PodList
+		if err := s.client.List(ctx, &pods, client.InNamespace(cfg.Namespace), client.MatchingLabels(svc.Spec.Selector), client.UnsafeDisableDeepCopy); err != nil {
+			return o, err
+		}
+		for i := range pods.Items {
+			pod := &pods.Items[i]
+			if !active(pod) || seen[pod.Name] {
+				continue
+			}
+			seen[pod.Name] = true
+			o.backing++
+			f := factsOf(pod, ns)
+			if f.optedOut || (f.hostNetwork && !f.injected) {
+				o.optedOut++
+				continue
+			}
+			res, err := s.injector.Resolve(pod, ns, s.reader)
+			if err != nil {
+				return o, err
+			}
+			if !res.Selected || !slices.Contains(res.Plugins, cfg.Spec.Plugin) {
+				o.notSelected++
+				continue
+			}
+			ports := portsCarrying(res.Policy, ours)
+			switch {
+			case len(ports) == 0 && mentions(res.Problems, key):
+				o.overridden++
+			case len(ports) == 0:
+				o.noPort++
+			case f.injected:
+				o.applied++
+				o.ports = unionPorts(o.ports, ports)
+			default:
+				o.waiting++
+			}
+		}
+	}
+	return o, nil
+}
+
+// compileConfig is the normalized CORS config of a PluginConfig, as the pod policy carries it,
+// or why it is invalid.
+func compileConfig(cfg *v1alpha1.PluginConfig) (*v1alpha1.CORSConfig, string) {
+	path := field.NewPath("spec", "config")
+	decoded, errs := cors.Decode(cfg.Spec.Config.Raw, path)
+	if len(errs) > 0 {
+		return nil, errs.ToAggregate().Error()
+	}
+	pol, errs := cors.Compile(decoded, path)
+	if len(errs) > 0 {
+		return nil, errs.ToAggregate().Error()
+	}
+	return pol.Config(), ""
+}
+
+// portsCarrying are the ports of a pod policy whose config is cfg.
+func portsCarrying(p cors.PodPolicy, cfg *v1alpha1.CORSConfig) []int32 {
+	var out []int32
+	for key, c := range p.Ports {
+		if !equalConfig(&c, cfg) {
+			continue
+		}
+		out = append(out, parsePorts(key)...)
+	}
+	return compactSorted(out)
+}
+
+func equalConfig(a, b *v1alpha1.CORSConfig) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
+
+func mentions(problems []string, key string) bool {
+	for _, p := range problems {
+		if strings.Contains(p, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeStatus patches status.currentStatus and status.reason when they differ from want, and
+// only then: an unchanged status is never written, so status writes cannot loop.
+func writeStatus(ctx context.Context, c client.Client, obj client.Object, current, want v1alpha1.PluginStatus) error {
+	if current == want {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"status": map[string]string{
+		"currentStatus": want.CurrentStatus, "reason": want.Reason,
+	}})
+	if err != nil {
+		return err
+	}
+	if err := c.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	kind := "PluginChain"
+	if _, ok := obj.(*v1alpha1.PluginConfig); ok {
+		kind = "PluginConfig"
+	}
+	StatusWrites.WithLabelValues(kind).Inc()
+	logf.FromContext(ctx).V(1).Info("status written", "currentStatus", want.CurrentStatus, "reason", want.Reason)
+	return nil
+}
+
+// chainsOfPod: the CORS chains whose selectors match the pod.
+func (s *statusReconciler) chainsOfPod(ctx context.Context, o client.Object) []ctrlreconcile.Request {
+	ns, err := s.reader.Namespace(o.GetNamespace())
+	if err != nil || ns == nil {
+		return nil
+	}
+	own, err1 := s.reader.PluginChainsInNamespace(ns.Name)
+	wide, err2 := s.reader.PluginChainsWithNamespaceSelector()
+	if err1 != nil || err2 != nil {
+		logf.FromContext(ctx).Error(err1, "listing PluginChains", "also", err2)
+		return nil
+	}
+	var out []ctrlreconcile.Request
+	for i, c := range append(own, wide...) {
+		if i < len(own) && c.Spec.Selectors.NamespaceSelector != nil {
+			continue // listed again among the wide ones
+		}
+		if !slices.ContainsFunc(inboundHTTPPlugins(c), s.isCORS) || !matches(c.Spec.Selectors.PodSelector, o.GetLabels(), true) {
+			continue
+		}
+		if c.Spec.Selectors.NamespaceSelector != nil && !matches(c.Spec.Selectors.NamespaceSelector, ns.Labels, false) {
+			continue
+		}
+		out = append(out, requestFor(c))
+	}
+	return out
+}
+
+// matches applies a label selector; nil selects all when nilAll, else nothing.
+func matches(sel *metav1.LabelSelector, set map[string]string, nilAll bool) bool {
+	if sel == nil {
+		return nilAll
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	return err == nil && s.Matches(labels.Set(set))
+}
+
+func (s *statusReconciler) chainsOfPlugin(m *mapper) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []ctrlreconcile.Request {
+		var out []ctrlreconcile.Request
+		for _, c := range m.chainsMounting(ctx, o.GetName()) {
+			out = append(out, requestFor(c))
+		}
+		return out
+	}
+}
+
+// chainsOfNamespace: the chains whose reach a namespace's labels can change.
+func (s *statusReconciler) chainsOfNamespace(ctx context.Context, o client.Object) []ctrlreconcile.Request {
+	own, err1 := s.reader.PluginChainsInNamespace(o.GetName())
+	wide, err2 := s.reader.PluginChainsWithNamespaceSelector()
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	var out []ctrlreconcile.Request
+	for _, c := range append(own, wide...) {
+		out = append(out, requestFor(c))
+	}
+	return out
+}
+
+// configsOfPod: the CORS PluginConfigs of the pod's namespace.
+func (s *statusReconciler) configsOfPod(ctx context.Context, o client.Object) []ctrlreconcile.Request {
+	return s.configsIn(o.GetNamespace(), s.corsPlugins())
+}
+
+func (s *statusReconciler) configsOfNamespace(ctx context.Context, o client.Object) []ctrlreconcile.Request {
+	return s.configsIn(o.GetName(), s.corsPlugins())
+}
+
+func (s *statusReconciler) configsIn(namespace string, plugins []string) []ctrlreconcile.Request {
+	var out []ctrlreconcile.Request
+	for _, p := range plugins {
+		configs, err := s.reader.PluginConfigsForPlugin(namespace, p)
+		if err != nil {
+			return out
+		}
+		for _, c := range configs {
+			out = append(out, requestFor(c))
+		}
+	}
+	return out
+}
+
+func (s *statusReconciler) configsOfService(ctx context.Context, o client.Object) []ctrlreconcile.Request {
+	configs, err := s.reader.PluginConfigsForService(o.GetNamespace(), o.GetName())
+	if err != nil {
+		return nil
+	}
+	out := make([]ctrlreconcile.Request, 0, len(configs))
+	for _, c := range configs {
+		out = append(out, requestFor(c))
+	}
+	return out
+}
+
+// configsOfChain: the configs of the chain's CORS plugins in the namespaces it reaches.
+func (s *statusReconciler) configsOfChain(ctx context.Context, o client.Object) []ctrlreconcile.Request {
+	c, ok := o.(*v1alpha1.PluginChain)
+	if !ok {
+		return nil
+	}
+	var plugins []string
+	for _, p := range inboundHTTPPlugins(c) {
+		if s.isCORS(p) {
+			plugins = append(plugins, p)
+		}
+	}
+	if len(plugins) == 0 {
+		return nil
+	}
+	namespaces, _ := chainScope(c, s.reader)
+	var out []ctrlreconcile.Request
+	for _, ns := range namespaces {
+		out = append(out, s.configsIn(ns, plugins)...)
+	}
+	return out
+}
+
+func (s *statusReconciler) configsOfPlugin(ctx context.Context, o client.Object) []ctrlreconcile.Request {
+	var list v1alpha1.PluginConfigList
+	if err := s.client.List(ctx, &list); err != nil {
+		return nil
+	}
+	var out []ctrlreconcile.Request
+	for i := range list.Items {
+		if list.Items[i].Spec.Plugin == o.GetName() {
+			out = append(out, requestFor(&list.Items[i]))
+		}
+	}
+	return out
+}
+
+func requestFor(o client.Object) ctrlreconcile.Request {
+	return ctrlreconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}
+}
