@@ -16,7 +16,10 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -26,6 +29,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 )
@@ -43,6 +48,8 @@ type Options struct {
 	// Output receives the control plane's own logs (nil: discarded).
 	Output io.Writer
 }
+
+var setLoggerOnce sync.Once
 
 // Cluster is a running local control plane.
 type Cluster struct {
@@ -121,6 +128,14 @@ func BinDir() (string, error) {
 
 // StartCluster starts the control plane. Stop it with Stop, also on error paths of the caller.
 func StartCluster(opts Options) (*Cluster, error) {
+	setLoggerOnce.Do(func() {
+		// controller-runtime warns, with a stack trace, when its logger is never set.
+		if opts.Output != nil {
+			log.SetLogger(zap.New(zap.WriteTo(opts.Output)))
+		} else {
+			log.SetLogger(logr.Discard())
+		}
+	})
 	binDir, err := BinDir()
 	if err != nil {
 		return nil, err
