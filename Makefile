@@ -65,7 +65,8 @@ lint: ## gofmt and go vet.
 
 .PHONY: test
 test: tools verify-generate lint ## Unit and end-to-end tests (real kube-apiserver, kubectl, helm, network namespaces).
-	$(GO) test $(GO_TEST_FLAGS) ./...
+	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
+	$(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
 
 .PHONY: unit
 unit: ## Unit tests only (no control plane).
