@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"os"
 	"testing"
 
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
@@ -16,4 +17,11 @@ func mustSeedDir(t testing.TB) string {
 		t.Fatalf("the seed guide's files are needed: %v", err)
 	}
 	return dir
+}
+
+// TestMain removes the binaries the tests built once they all ran.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	framework.RemoveBuiltBinaries()
+	os.Exit(code)
 }

@@ -100,6 +100,17 @@ func BuildBinary(t testing.TB, pkg string) string {
 	return out
 }
 
+// RemoveBuiltBinaries deletes what BuildBinary built; call it once all tests of the process
+// ran (TestMain).
+func RemoveBuiltBinaries() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	built = map[string]string{}
+}
+
 // Eventually polls cond every interval until it returns true or the timeout passes, then fails
 // the test with the last message cond gave.
 func Eventually(t testing.TB, timeout, interval time.Duration, cond func() (bool, string)) {
