@@ -6,19 +6,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +21,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
@@ -372,31 +364,16 @@ func helmCheckRBAC(t *testing.T, c *framework.Cluster, ns, fullname, mode string
 }
 
 // helmServer is `cors-webhook serve` run locally with the Deployment's arguments and
-// environment, standing in for a webhook pod.
+// environment, standing in for a webhook pod (framework.Cluster.StartServe).
 type helmServer struct {
 	addr      string // host:port of the webhook server
 	probeAddr string
 	log       *helmLog
-	cmd       *exec.Cmd
-	done      chan struct{}
+	srv       *framework.Server
 }
 
-type helmLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *helmLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *helmLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// helmLog collects a process's output.
+type helmLog = framework.SyncBuffer
 
 // helmStartServe runs the webhook server as a pod of the Deployment would: the container's
 // args and env (downward API resolved for this namespace, $(VAR) expanded as the kubelet does),
@@ -405,139 +382,25 @@ func (l *helmLog) String() string {
 // waits until /readyz passes.
 func helmStartServe(t *testing.T, c *framework.Cluster, bin, ns, deployment string, port int, extra ...string) *helmServer {
 	t.Helper()
-	dep := helmDeployment(t, c, ns, deployment)
-	ctr := dep.Spec.Template.Spec.Containers[0]
-	env := map[string]string{}
-	var envList []string
-	for _, e := range ctr.Env {
-		v := e.Value
-		switch {
-		case e.ValueFrom == nil:
-		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
-			v = ns
-		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
-			v = fmt.Sprintf("%s-local-%d", deployment, port)
-		case e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory":
-			v = strconv.FormatInt(ctr.Resources.Limits.Memory().Value(), 10)
-		default:
-			t.Fatalf("env %s: the test cannot resolve %+v", e.Name, e.ValueFrom)
-		}
-		env[e.Name] = v
-		envList = append(envList, e.Name+"="+v)
-	}
-	expand := regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
-	var args []string
-	for _, a := range ctr.Args {
-		args = append(args, expand.ReplaceAllStringFunc(a, func(m string) string {
-			if v, ok := env[m[2:len(m)-1]]; ok {
-				return v
-			}
-			return m
-		}))
-	}
-	if len(ctr.Command) != 0 || len(args) == 0 || args[0] != "serve" {
-		t.Fatalf("the Deployment does not run `cors-webhook serve`: command %v args %v", ctr.Command, ctr.Args)
-	}
-	probe := fmt.Sprintf("127.0.0.1:%d", helmFreePort(t))
-	args = append(args,
-		"--host=127.0.0.1", fmt.Sprintf("--port=%d", port),
-		"--metrics-bind-address=0", "--health-probe-bind-address="+probe,
-		"--kubeconfig="+helmServiceAccountKubeconfig(t, c, ns, dep.Spec.Template.Spec.ServiceAccountName))
-	args = append(args, extra...)
-
-	s := &helmServer{addr: fmt.Sprintf("127.0.0.1:%d", port), probeAddr: probe, log: &helmLog{}, done: make(chan struct{})}
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, "KUBECONFIG=") || strings.HasPrefix(kv, "POD_NAMESPACE=")
-	}), envList...)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
+	srv, err := c.StartServe(context.Background(), framework.ServeOptions{
+		Binary: bin, Namespace: ns, Deployment: deployment, Port: port, ExtraArgs: extra,
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	s := &helmServer{addr: srv.Addr, probeAddr: srv.ProbeAddr, log: srv.Log, srv: srv}
 	t.Cleanup(func() {
-		s.stop()
+		if err := srv.Stop(); err != nil {
+			t.Log(err)
+		}
 		if t.Failed() {
-			t.Logf("log of cors-webhook serve on %s (without probe noise):\n%s", s.addr, helmTail(s.quietLog(), 80))
+			t.Logf("log of cors-webhook serve on %s (without probe noise):\n%s", s.addr, helmTail(srv.QuietLog(), 80))
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-s.done:
-			t.Fatalf("cors-webhook serve %s exited:\n%s", strings.Join(args, " "), helmTail(s.quietLog(), 80))
-		default:
-		}
-		if resp, err := http.Get("http://" + probe + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cors-webhook serve not ready after 60s:\n%s", helmTail(s.quietLog(), 80))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return s
 }
 
-func (s *helmServer) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-// quietLog is the server's log without the lines that readiness polling produces while the
-// server starts (TLS handshakes before a certificate exists, failed health checks).
-func (s *helmServer) quietLog() string {
-	var out []string
-	for _, l := range strings.Split(s.log.String(), "\n") {
-		if !strings.Contains(l, "TLS handshake error") && !strings.Contains(l, "healthz check failed") {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-func helmTail(s string, lines int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > lines {
-		l = l[len(l)-lines:]
-	}
-	return strings.Join(l, "\n")
-}
-
-// helmServiceAccountKubeconfig gives the test a kubeconfig that authenticates as the service
-// account (a client certificate with its user name and groups), so the local server has the
-// chart's RBAC and nothing else.
-func helmServiceAccountKubeconfig(t *testing.T, c *framework.Cluster, ns, sa string) string {
-	t.Helper()
-	user, err := c.Env.AddUser(envtest.User{
-		Name:   "system:serviceaccount:" + ns + ":" + sa,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+func helmTail(s string, lines int) string { return framework.Tail(s, lines) }
 
 func helmDeployment(t *testing.T, c *framework.Cluster, ns, name string) *appsv1.Deployment {
 	t.Helper()
@@ -775,50 +638,22 @@ func helmCountWebhookConfigurations(t *testing.T, c *framework.Cluster, release 
 // folder. A non-zero exit is returned, not fatal.
 func helmRun(t *testing.T, c *framework.Cluster, args ...string) framework.Result {
 	t.Helper()
-	binDir, err := framework.BinDir()
+	h, err := framework.NewHelm()
 	if err != nil {
 		t.Fatal(err)
 	}
-	helm := filepath.Join(binDir, "helm")
-	if _, err := os.Stat(helm); err != nil {
-		t.Fatalf("helm missing from %s: run `make tools` first (%v)", binDir, err)
-	}
+	t.Cleanup(func() { _ = h.Close() })
+	kubeconfig := ""
 	if c != nil {
-		args = append([]string{"--kubeconfig", c.Kubeconfig}, args...)
+		kubeconfig = c.Kubeconfig
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, helm, args...)
-	home := helmHome(t)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+filepath.Join(home, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(home, "config"), "HELM_DATA_HOME="+filepath.Join(home, "data"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	res := framework.Result{Stdout: stdout.String(), Stderr: stderr.String()}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		res.ExitCode = exit.ExitCode()
-	} else if err != nil {
-		t.Fatalf("helm %s: %v", strings.Join(args, " "), err)
+	res, err := h.Run(ctx, kubeconfig, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return res
-}
-
-var (
-	helmHomeOnce sync.Once
-	helmHomeDir  string
-)
-
-func helmHome(t *testing.T) string {
-	helmHomeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cors-e2e-helm-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		helmHomeDir = dir
-	})
-	return helmHomeDir
 }
 
 func helmChartDir(t *testing.T) string {

@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cors-webhook/cors-webhook/e2e/framework"
+)
+
+// TestDemo runs the `make demo` program (hack/demo) on the embedded control plane, as a new
+// user would, and checks what it promises: the seven steps, the guide's two responses with the
+// seed's header values, a non-matching origin without CORS headers, the injected pod, both
+// rejections, a summary under two minutes, and nothing left behind. It needs root, nftables
+// and curl, like the demo, and fails (never skips) without them.
+func TestDemo(t *testing.T) {
+	if err := framework.CheckNetNS("nft", "curl"); err != nil {
+		t.Fatalf("the demo runs the data path in network namespaces (.ci/run installs what it needs; run as root): %v", err)
+	}
+	mustSeedDir(t)
+	bin := framework.BuildBinary(t, "./hack/demo")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	// On timeout, Ctrl-C it so that it cleans up, as a user would.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = time.Minute
+	// KUBECONFIG would point the demo at the developer's cluster.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "KUBECONFIG=") || strings.HasPrefix(kv, "DEMO_")
+	})
+	var out framework.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	output := out.String()
+	if err != nil {
+		t.Fatalf("demo: %v after %s\n%s", err, took.Round(time.Second), output)
+	}
+	t.Logf("demo ran in %s", took.Round(100*time.Millisecond))
+	defer func() {
+		if t.Failed() {
+			t.Logf("demo output:\n%s", output)
+		}
+	}()
+
+	t.Run("seven steps", func(t *testing.T) {
+		for i := 1; i <= 7; i++ {
+			if !strings.Contains(output, fmt.Sprintf("\n==> %d. ", i)) {
+				t.Errorf("no heading for step %d", i)
+			}
+		}
+	})
+
+	t.Run("the guide's responses", func(t *testing.T) {
+		get := demoSection(t, output, "$ curl -ksi http://", `-H "Origin: http://www.bbb.com"`+"\n")
+		for _, want := range []string{
+			"HTTP/1.1 200 OK",
+			"access-control-allow-origin: http://www.bbb.com",
+			"access-control-allow-credentials: true",
+			"access-control-expose-headers: Content-Encoding,Kuma-Revision",
+			"\n\nHi, I am PIPY-OK v1!",
+		} {
+			if !strings.Contains(get, want) {
+				t.Errorf("the GET response lacks %q:\n%s", want, get)
+			}
+		}
+		options := demoSection(t, output, "$ curl -ksi http://", `-H "Origin: http://www.bbb.com" -X OPTIONS`+"\n")
+		for _, want := range []string{
+			"HTTP/1.1 200 OK",
+			"access-control-allow-origin: http://www.bbb.com",
+			"access-control-allow-credentials: true",
+			"access-control-expose-headers: Content-Encoding,Kuma-Revision",
+			"access-control-allow-methods: POST,GET,PATCH,DELETE",
+			"access-control-allow-headers: X-Foo-Bar-1",
+			"access-control-max-age: 86400",
+			"content-length: 0",
+		} {
+			if !strings.Contains(options, want) {
+				t.Errorf("the OPTIONS response lacks %q:\n%s", want, options)
+			}
+		}
+		other := demoSection(t, output, "$ curl -ksi http://", `-H "Origin: http://www.ccc.com"`+"\n")
+		if strings.Contains(other, "access-control-") || !strings.Contains(other, "Hi, I am PIPY-OK v1!") {
+			t.Errorf("a non-matching origin must get the application's answer without CORS headers:\n%s", other)
+		}
+	})
+
+	t.Run("the injected pod", func(t *testing.T) {
+		pod := demoSection(t, output, "$ kubectl get pod pipy-ok-v1-", "-o yaml")
+		for _, want := range []string{
+			`cors-webhook.io/policy: '{"version":1,"ports":{"8080":{"allowOrigins":[{"regex":"http.*://www.test.cn"},{"exact":"http://www.aaa.com"},{"prefix":"http://www.bbb.com"}]`,
+			`cors-webhook.io/injected: "true"`,
+			"name: cors-init", "- redirect", "- NET_ADMIN",
+			"name: cors-sidecar", "- proxy", "restartPolicy: Always", "/etc/cors-webhook/policy.json",
+			"fieldPath: metadata.annotations['cors-webhook.io/policy']",
+			"podIP: 10.244.",
+		} {
+			if !strings.Contains(pod, want) {
+				t.Errorf("the pod excerpt lacks %q", want)
+			}
+		}
+	})
+
+	t.Run("both rejections", func(t *testing.T) {
+		for _, want := range []string{
+			`The PluginConfig "cors-policy-config-v2" is invalid`,
+			`spec.config.maxAge: Invalid value: "-5s"`,
+			`spec.destinationRefs[0].kind: Unsupported value: "Pod"`,
+			`admission webhook "pluginchains.validate.cors-webhook.io" denied the request`,
+			"a pod can have only one CORS plugin",
+		} {
+			if !strings.Contains(output, want) {
+				t.Errorf("the output lacks %q", want)
+			}
+		}
+	})
+
+	t.Run("summary, under two minutes, nothing left behind", func(t *testing.T) {
+		m := regexp.MustCompile(`Demo finished in ([0-9.]+m?[0-9.]*s)`).FindStringSubmatch(output)
+		if m == nil {
+			t.Fatal("no summary line")
+		}
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d > 2*time.Minute {
+			t.Errorf("the demo took %s, want under two minutes", d)
+		}
+		if n := strings.Count(output, "deleted network namespace "); n != 2 {
+			t.Errorf("%d network namespaces deleted, want 2", n)
+		}
+		entries, _ := os.ReadDir("/run/netns")
+		prefix := fmt.Sprintf("-%d-", cmd.Process.Pid)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), framework.NetNSPrefix+"demo-") && strings.Contains(e.Name(), prefix) {
+				t.Errorf("network namespace %s left behind", e.Name())
+			}
+		}
+	})
+}
+
+// demoSection is the part of the demo's output that starts at the line holding both first and
+// rest, up to the next comment or heading after a blank line.
+func demoSection(t *testing.T, output, first, rest string) string {
+	t.Helper()
+	for _, part := range strings.Split(output, "\n"+first)[1:] {
+		line, _, _ := strings.Cut(part, "\n")
+		if !strings.Contains(line+"\n", rest) {
+			continue
+		}
+		end := len(part)
+		for _, stop := range []string{"\n\n#", "\n\n==>", "\n#"} {
+			if i := strings.Index(part, stop); i >= 0 && i < end {
+				end = i
+			}
+		}
+		return first + part[:end]
+	}
+	t.Fatalf("no output section starting with %q ... %q", first, rest)
+	return ""
+}

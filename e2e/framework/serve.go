@@ -1,0 +1,288 @@
+package framework
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// ServeOptions say which installed Deployment `cors-webhook serve` stands in for, and where it
+// listens. See Cluster.StartServe.
+type ServeOptions struct {
+	// Binary is the cors-webhook binary to run.
+	Binary string
+	// Namespace and Deployment name the chart's Deployment whose container is run.
+	Namespace, Deployment string
+	// Port is the webhook port on 127.0.0.1: the port of the chart's webhook.devURL.
+	Port int
+	// ProbeAddr is where /healthz and /readyz listen (default: a free port on 127.0.0.1).
+	ProbeAddr string
+	// MetricsAddr is where /metrics listens (default "0": off).
+	MetricsAddr string
+	// ExtraArgs come after every other flag, so they override the Deployment's.
+	ExtraArgs []string
+	// Output also receives the server's log (optional).
+	Output io.Writer
+	// ReadyTimeout bounds the wait for /readyz (default 60s).
+	ReadyTimeout time.Duration
+}
+
+// Server is `cors-webhook serve` run on this machine in place of a webhook pod.
+type Server struct {
+	Addr        string // host:port of the webhook server
+	ProbeAddr   string
+	MetricsAddr string
+	// Args are the arguments it runs with (the Deployment's, resolved, then the overrides).
+	Args []string
+	// Log is everything the server printed.
+	Log *SyncBuffer
+
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartServe runs the webhook server as a pod of the installed Deployment would run: the
+// container's args and env (downward API resolved for the namespace, $(VAR) expanded as the
+// kubelet does), under the Deployment's service account, whose RBAC it therefore has and
+// nothing more. Only where it listens and which kubeconfig it uses are overridden by later
+// flags (plus opts.ExtraArgs). It waits until /readyz passes; on error the server is stopped
+// and the error carries the end of its log.
+func (c *Cluster) StartServe(ctx context.Context, opts ServeOptions) (*Server, error) {
+	dep := &appsv1.Deployment{}
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: opts.Namespace, Name: opts.Deployment}, dep); err != nil {
+		return nil, fmt.Errorf("the release's Deployment: %w", err)
+	}
+	args, env, err := DeploymentServeCommand(dep, fmt.Sprintf("%s-local-%d", opts.Deployment, opts.Port))
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig, err := c.ServiceAccountKubeconfig(opts.Namespace, dep.Spec.Template.Spec.ServiceAccountName)
+	if err != nil {
+		return nil, err
+	}
+	probe := opts.ProbeAddr
+	if probe == "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		probe = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	metrics := opts.MetricsAddr
+	if metrics == "" {
+		metrics = "0"
+	}
+	args = append(args,
+		"--host=127.0.0.1", fmt.Sprintf("--port=%d", opts.Port),
+		"--metrics-bind-address="+metrics, "--health-probe-bind-address="+probe,
+		"--kubeconfig="+kubeconfig)
+	args = append(args, opts.ExtraArgs...)
+
+	s := &Server{
+		Addr: fmt.Sprintf("127.0.0.1:%d", opts.Port), ProbeAddr: probe, MetricsAddr: metrics,
+		Args: args, Log: &SyncBuffer{}, done: make(chan struct{}),
+	}
+	s.cmd = exec.Command(opts.Binary, args...)
+	s.cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "KUBECONFIG=") || strings.HasPrefix(kv, "POD_NAMESPACE=")
+	}), env...)
+	var out io.Writer = s.Log
+	if opts.Output != nil {
+		out = io.MultiWriter(s.Log, opts.Output)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = out, out
+	// A Ctrl-C in the terminal reaches the caller, which stops the server with SIGTERM.
+	s.cmd.SysProcAttr = ChildProcAttr()
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s serve: %w", opts.Binary, err)
+	}
+	go func() { _ = s.cmd.Wait(); close(s.done) }()
+
+	timeout := opts.ReadyTimeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	if err := s.waitReady(ctx, timeout); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for {
+		select {
+		case <-s.done:
+			return fmt.Errorf("cors-webhook serve %s exited (%s):\n%s", strings.Join(s.Args, " "), s.cmd.ProcessState, Tail(s.QuietLog(), 80))
+		default:
+		}
+		if resp, err := hc.Get("http://" + s.ProbeAddr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cors-webhook serve not ready (%w):\n%s", ctx.Err(), Tail(s.QuietLog(), 80))
+		case <-tick.C:
+		}
+	}
+}
+
+// DeploymentServeCommand resolves the first container of dep as the kubelet would for a pod
+// named podName: env values from the downward API (metadata.namespace, metadata.name,
+// limits.memory) and $(VAR) references in args. It fails unless the container runs
+// `cors-webhook serve` (the image's entrypoint with no command override). env is in KEY=VALUE
+// form.
+func DeploymentServeCommand(dep *appsv1.Deployment, podName string) (args, env []string, err error) {
+	if len(dep.Spec.Template.Spec.Containers) == 0 {
+		return nil, nil, fmt.Errorf("deployment %s/%s has no container", dep.Namespace, dep.Name)
+	}
+	ctr := dep.Spec.Template.Spec.Containers[0]
+	values := map[string]string{}
+	for _, e := range ctr.Env {
+		v := e.Value
+		switch {
+		case e.ValueFrom == nil:
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			v = dep.Namespace
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			v = podName
+		case e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory":
+			v = strconv.FormatInt(ctr.Resources.Limits.Memory().Value(), 10)
+		default:
+			return nil, nil, fmt.Errorf("env %s: cannot resolve %+v outside a kubelet", e.Name, e.ValueFrom)
+		}
+		values[e.Name] = v
+		env = append(env, e.Name+"="+v)
+	}
+	expand := regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+	for _, a := range ctr.Args {
+		args = append(args, expand.ReplaceAllStringFunc(a, func(m string) string {
+			if v, ok := values[m[2:len(m)-1]]; ok {
+				return v
+			}
+			return m
+		}))
+	}
+	if len(ctr.Command) != 0 || len(args) == 0 || args[0] != "serve" {
+		return nil, nil, fmt.Errorf("the Deployment does not run `cors-webhook serve`: command %v args %v", ctr.Command, ctr.Args)
+	}
+	return args, env, nil
+}
+
+// Done is closed when the server has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Stop sends SIGTERM and waits for the server to exit (killing it after 15s).
+func (s *Server) Stop() error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		return errors.New("cors-webhook serve did not stop within 15s of SIGTERM; killed")
+	}
+}
+
+// QuietLog is the server's log without the lines that readiness polling produces while the
+// server starts (TLS handshakes before a certificate exists, failed health checks).
+func (s *Server) QuietLog() string {
+	var out []string
+	for _, l := range strings.Split(s.Log.String(), "\n") {
+		if !strings.Contains(l, "TLS handshake error") && !strings.Contains(l, "healthz check failed") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// ServiceAccountKubeconfig writes a kubeconfig that authenticates as the service account ns/sa
+// (a client certificate with its user name and groups), so that a process run with it has the
+// service account's RBAC and nothing else. The file lives until Stop.
+func (c *Cluster) ServiceAccountKubeconfig(ns, sa string) (string, error) {
+	user, err := c.Env.AddUser(envtest.User{
+		Name:   "system:serviceaccount:" + ns + ":" + sa,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+	}, nil)
+	if err != nil {
+		return "", fmt.Errorf("adding user for service account %s/%s: %w", ns, sa, err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(c.workDir, "kubeconfig-sa-"+ns+"-"+sa+"-")
+	if err != nil {
+		return "", err
+	}
+	path := f.Name()
+	if _, err := f.Write(kc); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return filepath.Clean(path), nil
+}
+
+// SyncBuffer collects a process's output; it is safe for concurrent writes and reads.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Tail is the last n lines of s.
+func Tail(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
