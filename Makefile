@@ -78,6 +78,7 @@ e2e: tools ## End-to-end tests only.
 
 .PHONY: demo
 demo: tools ## The seed guide on an embedded control plane (or on $$KUBECONFIG's cluster).
+	@echo ">> building the demo (about a minute the first time)"
 	$(GO) run ./hack/demo
 
 .PHONY: bench
