@@ -1,0 +1,22 @@
+// Package sidecar is the runtime of the cors-sidecar proxy: it accepts the pod's inbound HTTP
+// connections (redirected to it by the nftables rules of package [redirect], or sent to it
+// explicitly), applies the pod's per-port CORS policy from package cors to every request, and
+// forwards the rest to the application on 127.0.0.1.
+//
+// The request path is purpose-built rather than net/http plus httputil.ReverseProxy, because the
+// sidecar sits in front of every request of the pod and must cost less than an nginx in the same
+// place: one goroutine per client connection reads a request head, decides from the method and
+// the Origin header, and either answers a preflight itself or writes the head to an upstream
+// connection pinned to that client connection, then streams the bodies with their framing
+// (content-length, chunked, or until close) without parsing them. Only the headers the proxy
+// must act on are parsed: framing, Connection and its hop-by-hop friends, Origin, Expect,
+// Upgrade and, on responses, Vary and the access-control-* headers it overrides. WebSocket (and
+// any other HTTP/1.1 Upgrade) is tunnelled after the upstream's 101; HTTP/2 with prior knowledge
+// (h2c) is detected by its preface and handed to net/http's HTTP/2 server, which forwards with
+// httputil.ReverseProxy over h2c. "Upgrade: h2c" (deprecated by RFC 9113) is ignored and the
+// request answered in HTTP/1.1, as the upgrade mechanism allows.
+//
+// The policy comes from a file (the pod annotation cors-webhook.io/policy projected by a
+// downwardAPI volume) and is swapped atomically on change; see [Watcher]. The package imports
+// neither client-go nor controller-runtime: the sidecar binary stays small.
+package sidecar

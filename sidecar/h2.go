@@ -1,0 +1,185 @@
+package sidecar
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cors-webhook/cors-webhook/cors"
+)
+
+// The HTTP/2 path. A client connection that opens with the HTTP/2 preface (h2c with prior
+// knowledge: gRPC, curl --http2-prior-knowledge) is handed to a net/http server restricted to
+// unencrypted HTTP/2, whose handler applies the same decisions and forwards with
+// httputil.ReverseProxy over h2c: a client that knows the port speaks HTTP/2 expects the
+// application to (trailers and all). This path is for correctness, not speed.
+
+// h2Conn is a handed-over client connection: reads go through the bufio.Reader that already
+// holds the preface, and the target travels with the connection.
+type h2Conn struct {
+	net.Conn
+	br *bufio.Reader
+	t  *target
+}
+
+func (c *h2Conn) Read(p []byte) (int, error) { return c.br.Read(p) }
+
+// chanListener feeds handed-over connections to http.Server.Serve.
+type chanListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4zero} }
+
+type targetKey struct{}
+type decisionKey struct{}
+
+type decided struct {
+	pol *cors.Policy
+	d   cors.Decision
+	t   *target
+}
+
+type h2Server struct {
+	p       *Proxy
+	srv     *http.Server
+	ln      *chanListener
+	started sync.Once
+}
+
+func newH2Server(p *Proxy) *h2Server {
+	h := &h2Server{p: p, ln: &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}}
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: p.cfg.DialTimeout}).DialContext,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     p.cfg.UpstreamIdleTimeout,
+		Protocols:           new(http.Protocols),
+	}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			t := pr.In.Context().Value(decisionKey{}).(*decided).t
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = t.addr
+		},
+		Transport:      tr,
+		FlushInterval:  -1, // stream: gRPC and server-sent events must not wait in a buffer
+		ModifyResponse: modifyH2Response,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			dc := r.Context().Value(decisionKey{}).(*decided)
+			dc.t.stats.upErrors.Add(1)
+			p.logUpstreamError(dc.t, err)
+			hdr := w.Header()
+			setCORSHeaders(hdr, dc.pol, dc.d)
+			hdr.Set("Content-Type", "text/plain; charset=utf-8")
+			const body = "upstream unavailable\n"
+			hdr.Set("Content-Length", strconv.Itoa(len(body)))
+			w.WriteHeader(http.StatusBadGateway)
+			w.Write([]byte(body))
+		},
+	}
+	h.srv = &http.Server{
+		Handler:           h.handler(rp),
+		ReadHeaderTimeout: p.cfg.HeaderTimeout,
+		IdleTimeout:       p.cfg.IdleTimeout,
+		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
+		Protocols:         new(http.Protocols),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if hc, ok := c.(*h2Conn); ok {
+				return context.WithValue(ctx, targetKey{}, hc.t)
+			}
+			return ctx
+		},
+		ErrorLog: slog.NewLogLogger(p.cfg.Log.Handler(), slog.LevelWarn),
+	}
+	h.srv.Protocols.SetUnencryptedHTTP2(true)
+	return h
+}
+
+func (h *h2Server) handler(rp *httputil.ReverseProxy) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t, _ := r.Context().Value(targetKey{}).(*target)
+		if t == nil {
+			http.Error(w, "no target", http.StatusInternalServerError)
+			return
+		}
+		pol := h.p.policies.Lookup(t.port)
+		d := pol.Decide(r.Method, r.Header.Get("Origin"))
+		t.stats.count(d.Action)
+		if d.Action == cors.Preflight {
+			hdr := w.Header()
+			setCORSHeaders(hdr, pol, d)
+			hdr.Set("Content-Length", "0")
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		ctx := context.WithValue(r.Context(), decisionKey{}, &decided{pol: pol, d: d, t: t})
+		rp.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// modifyH2Response adds the CORS headers of the request's decision to the application's answer.
+func modifyH2Response(res *http.Response) error {
+	dc := res.Request.Context().Value(decisionKey{}).(*decided)
+	if dc.d.Action == cors.Actual {
+		res.Header.Del(cors.HeaderAllowOrigin)
+		res.Header.Del(cors.HeaderAllowCredentials)
+		res.Header.Del(cors.HeaderExposeHeaders)
+	}
+	setCORSHeaders(res.Header, dc.pol, dc.d)
+	return nil
+}
+
+// setCORSHeaders sets the CORS headers of d and, when a policy is active, merges Vary.
+func setCORSHeaders(hdr http.Header, pol *cors.Policy, d cors.Decision) {
+	var buf [cors.MaxHeaders]cors.Header
+	for _, h := range pol.AppendHeaders(buf[:0], d) {
+		hdr.Set(h.Name, h.Value)
+	}
+	if pol != nil {
+		hdr.Set("Vary", cors.MergeVary(strings.Join(hdr.Values("Vary"), ", ")))
+	}
+}
+
+// serve hands a client connection that opened with the HTTP/2 preface to the HTTP/2 server.
+func (h *h2Server) serve(c *clientConn) {
+	h.started.Do(func() { go h.srv.Serve(h.ln) })
+	hc := &h2Conn{Conn: c.nc, br: c.br, t: c.t}
+	select {
+	case h.ln.ch <- hc:
+	case <-h.ln.done:
+		c.nc.Close()
+	}
+}
+
+// shutdown drains the HTTP/2 connections (GOAWAY, in-flight streams finish).
+func (h *h2Server) shutdown(ctx context.Context) error {
+	h.ln.Close()
+	err := h.srv.Shutdown(ctx)
+	if err != nil {
+		h.srv.Close()
+	}
+	return err
+}

@@ -1,0 +1,286 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures a Proxy. Zero durations and sizes take the defaults documented per field.
+type Config struct {
+	// Upstream, when set, is the explicit "host:port" every connection is forwarded to, and its
+	// port selects the policy: no redirect rules are needed. Empty means transparent mode: the
+	// original destination port of each connection (SO_ORIGINAL_DST, set by the nftables
+	// redirect) selects the policy, and requests go to 127.0.0.1:<that port>.
+	Upstream string
+
+	// MaxHeaderBytes bounds a request's (and a response's) request/status line plus headers.
+	// A larger request gets 431. Default 64 KiB.
+	MaxHeaderBytes int
+	// HeaderTimeout bounds reading a request head once its first byte arrived (slow clients get
+	// 408). Default 10s.
+	HeaderTimeout time.Duration
+	// IdleTimeout closes a client keep-alive connection that sends no new request. Default 120s.
+	IdleTimeout time.Duration
+	// DialTimeout bounds connecting to the application. Default 5s.
+	DialTimeout time.Duration
+	// UpstreamIdleTimeout retires application connections idle for longer, before the
+	// application's own keep-alive timeout can race a new request. Default 30s.
+	UpstreamIdleTimeout time.Duration
+	// MaxIdleUpstream bounds the idle application connections kept per port. Default 256.
+	MaxIdleUpstream int
+
+	Log *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.HeaderTimeout <= 0 {
+		c.HeaderTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 120 * time.Second
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	if c.UpstreamIdleTimeout <= 0 {
+		c.UpstreamIdleTimeout = 30 * time.Second
+	}
+	if c.MaxIdleUpstream <= 0 {
+		c.MaxIdleUpstream = 256
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Proxy is the sidecar's inbound HTTP proxy. Create it with New, run Serve on each listener,
+// and stop it with Shutdown.
+type Proxy struct {
+	cfg      Config
+	policies *PolicyStore
+	metrics  *Metrics
+	pool     *pool
+	h2       *h2Server
+	explicit *target // the Upstream target, or nil in transparent mode
+
+	targets sync.Map // uint16 -> *target, transparent mode
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*clientConn]struct{}
+	draining  atomic.Bool
+	wg        sync.WaitGroup // connection goroutines
+	stopJan   chan struct{}
+	stopOnce  sync.Once
+
+	lastUpErrLog atomic.Int64 // unix nanos, to rate-limit upstream error logs
+}
+
+// target is where a connection's requests go and whose policy applies to them.
+type target struct {
+	port  uint16
+	addr  string
+	stats *portStats
+}
+
+// New builds a proxy that reads policies from store and counts into m.
+func New(cfg Config, store *PolicyStore, m *Metrics) (*Proxy, error) {
+	cfg.setDefaults()
+	p := &Proxy{
+		cfg:       cfg,
+		policies:  store,
+		metrics:   m,
+		pool:      newPool(cfg.DialTimeout, cfg.UpstreamIdleTimeout, cfg.MaxIdleUpstream),
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*clientConn]struct{}{},
+		stopJan:   make(chan struct{}),
+	}
+	if cfg.Upstream != "" {
+		_, portStr, err := net.SplitHostPort(cfg.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", cfg.Upstream, err)
+		}
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		if err != nil || port == 0 {
+			return nil, fmt.Errorf("upstream %q: port must be in 1..65535", cfg.Upstream)
+		}
+		p.explicit = &target{port: uint16(port), addr: cfg.Upstream, stats: m.port(uint16(port))}
+	}
+	p.h2 = newH2Server(p)
+	go p.janitor()
+	return p, nil
+}
+
+// janitor closes expired idle upstream connections, so an idle pod does not hold them open.
+func (p *Proxy) janitor() {
+	t := time.NewTicker(max(p.cfg.UpstreamIdleTimeout/2, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopJan:
+			return
+		case <-t.C:
+			p.pool.closeIdle(false)
+		}
+	}
+}
+
+func (p *Proxy) targetFor(port uint16) *target {
+	if t, ok := p.targets.Load(port); ok {
+		return t.(*target)
+	}
+	t := &target{port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))), stats: p.metrics.port(port)}
+	actual, _ := p.targets.LoadOrStore(port, t)
+	return actual.(*target)
+}
+
+// Serve accepts connections on ln until ln is closed (by Shutdown). It returns nil after
+// Shutdown and the accept error otherwise.
+func (p *Proxy) Serve(ln net.Listener) error {
+	p.mu.Lock()
+	if p.draining.Load() {
+		p.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	p.listeners[ln] = struct{}{}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.listeners, ln)
+		p.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if p.draining.Load() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAcceptErr(err) {
+				// Out of file descriptors and the like: back off instead of spinning.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				p.cfg.Log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		p.accept(nc)
+	}
+}
+
+func (p *Proxy) accept(nc net.Conn) {
+	t := p.explicit
+	if t == nil {
+		dst, err := originalDst(nc)
+		local, _ := nc.LocalAddr().(*net.TCPAddr)
+		switch {
+		case err != nil:
+			p.metrics.connErrors.Add(1)
+			p.cfg.Log.Debug("no original destination; closing", "remote", nc.RemoteAddr().String(), "err", err)
+			nc.Close()
+			return
+		case local != nil && int(dst.Port()) == local.Port:
+			// Not redirected: a client connected to the proxy port itself. Forwarding it to
+			// 127.0.0.1:<proxy port> would loop.
+			p.metrics.connErrors.Add(1)
+			p.cfg.Log.Debug("connection to the proxy port was not redirected; closing", "remote", nc.RemoteAddr().String())
+			nc.Close()
+			return
+		}
+		t = p.targetFor(dst.Port())
+	}
+	c := &clientConn{p: p, nc: nc, t: t}
+	p.mu.Lock()
+	if p.draining.Load() {
+		p.mu.Unlock()
+		nc.Close()
+		return
+	}
+	p.conns[c] = struct{}{}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	p.metrics.connsOpen.Add(1)
+	go c.serve()
+}
+
+func (p *Proxy) forget(c *clientConn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	p.metrics.connsOpen.Add(-1)
+	p.wg.Done()
+}
+
+// Draining reports whether Shutdown has begun (the admin port then answers not ready).
+func (p *Proxy) Draining() bool { return p.draining.Load() }
+
+// Shutdown stops accepting connections, closes idle keep-alive connections, lets in-flight
+// requests finish (their responses carry "connection: close"), and returns when all connections
+// are gone. When ctx ends first, the remaining connections are closed and ctx's error returned.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.draining.Store(true)
+	for ln := range p.listeners {
+		ln.Close()
+	}
+	conns := make([]*clientConn, 0, len(p.conns))
+	for c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.closeIfIdle()
+	}
+
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	h2done := make(chan error, 1)
+	go func() { h2done <- p.h2.shutdown(ctx) }()
+
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		p.mu.Lock()
+		for c := range p.conns {
+			c.nc.Close()
+		}
+		p.mu.Unlock()
+		<-done
+	}
+	if h2err := <-h2done; err == nil {
+		err = h2err
+	}
+	p.stopOnce.Do(func() {
+		close(p.stopJan)
+		p.pool.closeIdle(true)
+	})
+	return err
+}
+
+// logUpstreamError logs at most one upstream failure per second: a down application would
+// otherwise flood the log with one line per request.
+func (p *Proxy) logUpstreamError(t *target, err error) {
+	now := time.Now().UnixNano()
+	last := p.lastUpErrLog.Load()
+	if now-last < int64(time.Second) || !p.lastUpErrLog.CompareAndSwap(last, now) {
+		return
+	}
+	p.cfg.Log.Warn("application unreachable or misbehaving; answering 502", "upstream", t.addr, "err", err)
+}

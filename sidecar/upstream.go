@@ -1,0 +1,193 @@
+package sidecar
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// upConn is one keep-alive connection to the application.
+type upConn struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	out      outBuf
+	addr     string
+	lastUsed time.Time
+	reused   bool // it has carried a request before: a failure may be a stale keep-alive
+}
+
+// bufio readers and the large copy buffers are pooled: a keep-alive connection keeps its own
+// for its lifetime, a closed one gives them back.
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	bigPool    = sync.Pool{New: func() any { b := make([]byte, outBufLimit); return &b }}
+)
+
+func getReader(nc net.Conn) *bufio.Reader {
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(nc)
+	return br
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readerPool.Put(br)
+}
+
+func (u *upConn) close() {
+	u.nc.Close()
+	if u.br != nil {
+		putReader(u.br)
+		u.br = nil
+	}
+	u.out.b = nil
+}
+
+// closeIfSet closes u unless it is nil.
+func (u *upConn) closeIfSet() {
+	if u != nil {
+		u.close()
+	}
+}
+
+// staleAfter is how long a connection may sit idle before it is checked, with one non-blocking
+// peek, for a close the application sent meanwhile. Checking every reuse would cost a system
+// call per request; an application rarely closes a connection within a second of using it.
+const staleAfter = time.Second
+
+// usable reports whether an idle connection can carry another request: not idle for longer than
+// maxIdle, and (when idle for a while) not closed by the application.
+func (u *upConn) usable(now time.Time, maxIdle time.Duration) bool {
+	idle := now.Sub(u.lastUsed)
+	if maxIdle > 0 && idle > maxIdle {
+		return false
+	}
+	if idle < staleAfter {
+		return true
+	}
+	return peerOpen(u.nc)
+}
+
+// peerOpen peeks at a connection without blocking: an idle keep-alive connection has nothing to
+// read, so data, EOF or an error all mean it cannot be reused.
+func peerOpen(nc net.Conn) bool {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := false
+	var buf [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		_ = n
+		open = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+		return true // never wait
+	})
+	return err == nil && open
+}
+
+// pool keeps idle upstream connections per address. Client connections pin an upstream
+// connection while they live and hand it back here when they close, so the pool serves new
+// client connections (and clients that do not keep their connections alive).
+type pool struct {
+	dialTimeout time.Duration
+	idleTimeout time.Duration
+	maxIdle     int // per address
+
+	mu     sync.Mutex
+	idle   map[string][]*upConn
+	closed bool
+}
+
+func newPool(dialTimeout, idleTimeout time.Duration, maxIdle int) *pool {
+	return &pool{dialTimeout: dialTimeout, idleTimeout: idleTimeout, maxIdle: maxIdle, idle: map[string][]*upConn{}}
+}
+
+// get returns an idle connection to addr or dials a new one.
+func (p *pool) get(ctx context.Context, addr string) (*upConn, error) {
+	now := time.Now()
+	for {
+		p.mu.Lock()
+		list := p.idle[addr]
+		if len(list) == 0 {
+			p.mu.Unlock()
+			break
+		}
+		u := list[len(list)-1]
+		list[len(list)-1] = nil
+		p.idle[addr] = list[:len(list)-1]
+		p.mu.Unlock()
+		if u.usable(now, p.idleTimeout) {
+			return u, nil
+		}
+		u.close()
+	}
+	return p.dial(ctx, addr)
+}
+
+func (p *pool) dial(ctx context.Context, addr string) (*upConn, error) {
+	d := net.Dialer{Timeout: p.dialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &upConn{nc: nc, br: getReader(nc), out: outBuf{w: nc}, addr: addr, lastUsed: time.Now()}, nil
+}
+
+// put returns a healthy idle connection.
+func (p *pool) put(u *upConn) {
+	p.mu.Lock()
+	if p.closed || len(p.idle[u.addr]) >= p.maxIdle {
+		p.mu.Unlock()
+		u.close()
+		return
+	}
+	u.reused = true
+	p.idle[u.addr] = append(p.idle[u.addr], u)
+	p.mu.Unlock()
+}
+
+// closeIdle closes the idle connections that expired (all of them when all is set).
+func (p *pool) closeIdle(all bool) {
+	now := time.Now()
+	var drop []*upConn
+	p.mu.Lock()
+	if all {
+		p.closed = true
+	}
+	for addr, list := range p.idle {
+		kept := list[:0]
+		for _, u := range list {
+			if all || (p.idleTimeout > 0 && now.Sub(u.lastUsed) > p.idleTimeout) {
+				drop = append(drop, u)
+			} else {
+				kept = append(kept, u)
+			}
+		}
+		clear(list[len(kept):])
+		if len(kept) == 0 {
+			delete(p.idle, addr)
+		} else {
+			p.idle[addr] = kept
+		}
+	}
+	p.mu.Unlock()
+	for _, u := range drop {
+		u.close()
+	}
+}
+
+// isStaleConnErr reports whether err is what a write to or a read from a keep-alive connection
+// the peer already closed returns.
+func isStaleConnErr(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) || isEOF(err)
+}

@@ -1,0 +1,538 @@
+package sidecar
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+)
+
+// This file holds the HTTP/1.1 wire helpers of the fast path: line reading with a size budget,
+// header classification, and body copying with framing. They work on bytes in bufio buffers and
+// never allocate per request once the connection's buffers have grown.
+
+var (
+	errHeaderTooLarge = errors.New("header section too large")
+	errMalformed      = errors.New("malformed HTTP message")
+)
+
+var crlf = []byte("\r\n")
+
+// readLine returns the next line without its line ending (CRLF or a bare LF). The slice points
+// into br's buffer or into *scratch (for lines longer than br's buffer) and is valid until the
+// next read. budget is decremented by the line's length; running out is errHeaderTooLarge.
+func readLine(br *bufio.Reader, scratch *[]byte, budget *int) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err == nil {
+		*budget -= len(line)
+		if *budget < 0 {
+			return nil, errHeaderTooLarge
+		}
+		return trimEOL(line), nil
+	}
+	if err != bufio.ErrBufferFull {
+		if err == io.EOF && len(line) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	buf := append((*scratch)[:0], line...)
+	for {
+		if len(buf) > *budget {
+			return nil, errHeaderTooLarge
+		}
+		line, err = br.ReadSlice('\n')
+		buf = append(buf, line...)
+		if err == nil {
+			break
+		}
+		if err != bufio.ErrBufferFull {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	*scratch = buf
+	*budget -= len(buf)
+	if *budget < 0 {
+		return nil, errHeaderTooLarge
+	}
+	return trimEOL(buf), nil
+}
+
+func trimEOL(line []byte) []byte {
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line
+}
+
+// splitHeader splits a header field line into name and value (optional whitespace trimmed). It
+// rejects obsolete line folding, an empty or non-token name, and whitespace before the colon
+// (RFC 9112 5.1: a server must reject it, it is a request smuggling vector).
+func splitHeader(line []byte) (name, value []byte, ok bool) {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return nil, nil, false
+	}
+	name = line[:colon]
+	if !isToken(name) {
+		return nil, nil, false
+	}
+	value = line[colon+1:]
+	for len(value) > 0 && (value[0] == ' ' || value[0] == '\t') {
+		value = value[1:]
+	}
+	for n := len(value); n > 0 && (value[n-1] == ' ' || value[n-1] == '\t'); n = len(value) {
+		value = value[:n-1]
+	}
+	for _, c := range value {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return nil, nil, false
+		}
+	}
+	return name, value, true
+}
+
+// tokenTable marks the bytes allowed in an RFC 9110 token.
+var tokenTable = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !tokenTable[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// equalFold reports whether b equals the lower-case ASCII string lower, ignoring case.
+func equalFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// headerKind classifies the header names the proxy acts on.
+type headerKind uint8
+
+const (
+	hOther headerKind = iota
+	hOrigin
+	hContentLength
+	hTransferEncoding
+	hConnection
+	hKeepAlive
+	hProxyConnection
+	hUpgrade
+	hHTTP2Settings
+	hExpect
+	hVary
+	hAllowOrigin
+	hAllowCredentials
+	hExposeHeaders
+	hTE
+	hTrailer
+)
+
+func classify(name []byte) headerKind {
+	switch len(name) {
+	case 2:
+		if equalFold(name, "te") {
+			return hTE
+		}
+	case 4:
+		if equalFold(name, "vary") {
+			return hVary
+		}
+	case 6:
+		switch {
+		case equalFold(name, "origin"):
+			return hOrigin
+		case equalFold(name, "expect"):
+			return hExpect
+		}
+	case 7:
+		switch {
+		case equalFold(name, "upgrade"):
+			return hUpgrade
+		case equalFold(name, "trailer"):
+			return hTrailer
+		}
+	case 10:
+		switch {
+		case equalFold(name, "connection"):
+			return hConnection
+		case equalFold(name, "keep-alive"):
+			return hKeepAlive
+		}
+	case 14:
+		switch {
+		case equalFold(name, "content-length"):
+			return hContentLength
+		case equalFold(name, "http2-settings"):
+			return hHTTP2Settings
+		}
+	case 16:
+		if equalFold(name, "proxy-connection") {
+			return hProxyConnection
+		}
+	case 17:
+		if equalFold(name, "transfer-encoding") {
+			return hTransferEncoding
+		}
+	case 27:
+		if equalFold(name, "access-control-allow-origin") {
+			return hAllowOrigin
+		}
+	case 29:
+		if equalFold(name, "access-control-expose-headers") {
+			return hExposeHeaders
+		}
+	case 32:
+		if equalFold(name, "access-control-allow-credentials") {
+			return hAllowCredentials
+		}
+	}
+	return hOther
+}
+
+// parseContentLength parses a Content-Length value: decimal digits only, no sign, no list. It
+// returns -1 when the value is invalid.
+func parseContentLength(v []byte) int64 {
+	if len(v) == 0 || len(v) > 18 {
+		return -1
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// lastTokenIs reports whether the last element of a comma-separated list equals lower
+// (ignoring case), e.g. "gzip, chunked" ends with "chunked".
+func lastTokenIs(list []byte, lower string) bool {
+	if i := bytes.LastIndexByte(list, ','); i >= 0 {
+		list = list[i+1:]
+	}
+	return equalFold(bytes.Trim(list, " \t"), lower)
+}
+
+// hasToken reports whether a comma-separated list holds lower, ignoring case.
+func hasToken(list []byte, lower string) bool {
+	for len(list) > 0 {
+		var tok []byte
+		if i := bytes.IndexByte(list, ','); i >= 0 {
+			tok, list = list[:i], list[i+1:]
+		} else {
+			tok, list = list, nil
+		}
+		if equalFold(bytes.Trim(tok, " \t"), lower) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseChunkSize parses the size of a chunk-size line (hex digits, then optional extensions).
+func parseChunkSize(line []byte) (int64, error) {
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	line = bytes.TrimRight(line, " \t")
+	if len(line) == 0 || len(line) > 15 {
+		return 0, errMalformed
+	}
+	var n int64
+	for _, c := range line {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, errMalformed
+		}
+		n = n<<4 | int64(c)
+	}
+	return n, nil
+}
+
+// methodString returns the method as a string, without allocating for the registered methods.
+func methodString(m []byte) string {
+	switch string(m) {
+	case "GET":
+		return "GET"
+	case "HEAD":
+		return "HEAD"
+	case "POST":
+		return "POST"
+	case "PUT":
+		return "PUT"
+	case "DELETE":
+		return "DELETE"
+	case "OPTIONS":
+		return "OPTIONS"
+	case "PATCH":
+		return "PATCH"
+	case "CONNECT":
+		return "CONNECT"
+	case "TRACE":
+		return "TRACE"
+	}
+	return string(m)
+}
+
+// outBuf batches writes to a connection so that a response head and a small body leave in one
+// write system call. Writes larger than the batch limit go straight to the connection.
+type outBuf struct {
+	b []byte
+	w net.Conn
+}
+
+// outBufLimit is the size at which outBuf flushes; bodies are streamed in pieces of this size.
+const outBufLimit = 32 << 10
+
+func (o *outBuf) flush() error {
+	if len(o.b) == 0 {
+		return nil
+	}
+	_, err := o.w.Write(o.b)
+	o.b = o.b[:0]
+	return err
+}
+
+func (o *outBuf) write(p []byte) error {
+	if len(o.b)+len(p) > outBufLimit {
+		if err := o.flush(); err != nil {
+			return err
+		}
+		if len(p) >= outBufLimit {
+			_, err := o.w.Write(p)
+			return err
+		}
+	}
+	o.b = append(o.b, p...)
+	return nil
+}
+
+func (o *outBuf) str(s string) { o.b = append(o.b, s...) }
+
+// copier streams a message body from a bufio.Reader to an outBuf, flushing the outBuf before
+// any read that may block, so that a streamed response (server-sent events, a slow upload)
+// never waits in the proxy's buffer while the proxy waits for more input.
+type copier struct {
+	big     []byte // lazily taken from bigPool for large bodies
+	scratch []byte // long chunk lines
+}
+
+// copyN copies exactly n bytes.
+func (cp *copier) copyN(dst *outBuf, src *bufio.Reader, n int64) error {
+	for n > 0 {
+		if b := src.Buffered(); b > 0 {
+			k := int(min(int64(b), n))
+			p, _ := src.Peek(k)
+			if err := dst.write(p); err != nil {
+				return err
+			}
+			src.Discard(k)
+			n -= int64(k)
+			continue
+		}
+		if err := dst.flush(); err != nil {
+			return err
+		}
+		buf := cp.buffer()
+		buf = buf[:min(int64(len(buf)), n)]
+		k, err := src.Read(buf) // reads straight into buf when it is larger than src's buffer
+		if k > 0 {
+			if werr := dst.write(buf[:k]); werr != nil {
+				return werr
+			}
+			n -= int64(k)
+		}
+		if err != nil && n > 0 {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// copyEOF copies until src ends (a response delimited by the connection's close).
+func (cp *copier) copyEOF(dst *outBuf, src *bufio.Reader) error {
+	for {
+		if b := src.Buffered(); b > 0 {
+			p, _ := src.Peek(b)
+			if err := dst.write(p); err != nil {
+				return err
+			}
+			src.Discard(b)
+			continue
+		}
+		if err := dst.flush(); err != nil {
+			return err
+		}
+		buf := cp.buffer()
+		k, err := src.Read(buf)
+		if k > 0 {
+			if werr := dst.write(buf[:k]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// maxChunkLine bounds a chunk-size line (with extensions) and the trailer section.
+const maxChunkLine = 8 << 10
+
+// copyChunked copies a chunked body verbatim (sizes, extensions, data and trailers), parsing only
+// what it needs to find the end.
+func (cp *copier) copyChunked(dst *outBuf, src *bufio.Reader) error {
+	for {
+		if src.Buffered() == 0 {
+			if err := dst.flush(); err != nil {
+				return err
+			}
+		}
+		budget := maxChunkLine
+		line, err := readLine(src, &cp.scratch, &budget)
+		if err != nil {
+			return chunkErr(err)
+		}
+		size, err := parseChunkSize(line)
+		if err != nil {
+			return err
+		}
+		if err := dst.write(line); err != nil {
+			return err
+		}
+		if err := dst.write(crlf); err != nil {
+			return err
+		}
+		if size == 0 {
+			budget = maxChunkLine
+			for {
+				if src.Buffered() == 0 {
+					if err := dst.flush(); err != nil {
+						return err
+					}
+				}
+				line, err := readLine(src, &cp.scratch, &budget)
+				if err != nil {
+					return chunkErr(err)
+				}
+				if err := dst.write(line); err != nil {
+					return err
+				}
+				if err := dst.write(crlf); err != nil {
+					return err
+				}
+				if len(line) == 0 {
+					return nil
+				}
+			}
+		}
+		if err := cp.copyN(dst, src, size); err != nil {
+			return err
+		}
+		if src.Buffered() == 0 {
+			if err := dst.flush(); err != nil {
+				return err
+			}
+		}
+		budget = 2
+		line, err = readLine(src, &cp.scratch, &budget)
+		if err != nil {
+			return chunkErr(err)
+		}
+		if len(line) != 0 {
+			return errMalformed
+		}
+		if err := dst.write(crlf); err != nil {
+			return err
+		}
+	}
+}
+
+func chunkErr(err error) error {
+	if err == errHeaderTooLarge {
+		return errMalformed
+	}
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// discardN drops n bytes of src (a preflight's request body).
+func discardN(src *bufio.Reader, n int64) error {
+	for n > 0 {
+		k, err := src.Discard(int(min(n, 1<<20)))
+		n -= int64(k)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (cp *copier) buffer() []byte {
+	if cp.big == nil {
+		cp.big = *bigPool.Get().(*[]byte)
+	}
+	return cp.big
+}
+
+func (cp *copier) release() {
+	if cp.big != nil {
+		b := cp.big
+		cp.big = nil
+		bigPool.Put(&b)
+	}
+	if cap(cp.scratch) > maxChunkLine {
+		cp.scratch = nil
+	}
+}
