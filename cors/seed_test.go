@@ -3,8 +3,6 @@ package cors
 import (
 	"bufio"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,81 +12,15 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/internal/seedtest"
 )
 
-// Literal copies of the seed (../shared/seed beside the repository), so that the tests do not
-// depend on files outside the repository. TestSeedCopiesMatchSeed checks they have not drifted
-// when the seed is present.
+// The seed's PluginConfig and expected responses (package seedtest keeps the copies).
 const (
-	seedPluginConfigYAML = `kind: PluginConfig
-apiVersion: plugin.flomesh.io/v1alpha1
-metadata:
-  name: cors-policy-config
-  namespace: pipy
-spec:
-  config:
-    allowCredentials: true
-    allowHeaders:
-    - X-Foo-Bar-1
-    allowMethods:
-    - POST
-    - GET
-    - PATCH
-    - DELETE
-    allowOrigins:
-    - regex: http.*://www.test.cn
-    - exact: http://www.aaa.com
-    - prefix: http://www.bbb.com
-    exposeHeaders:
-    - Content-Encoding
-    - Kuma-Revision
-    maxAge: 24h
-  plugin: cors-policy
-  destinationRefs:
-    - kind: Service
-      name: pipy-ok
-      namespace: pipy
-`
-	seedGetOriginBBB = `HTTP/1.1 200 OK
-access-control-allow-credentials: true
-access-control-expose-headers: Content-Encoding,Kuma-Revision
-access-control-allow-origin: http://www.bbb.com
-content-length: 20
-connection: keep-alive
-
-Hi, I am PIPY-OK v1!
-`
-	seedOptionsOriginBBB = `HTTP/1.1 200 OK
-access-control-allow-origin: http://www.bbb.com
-access-control-allow-credentials: true
-access-control-expose-headers: Content-Encoding,Kuma-Revision
-access-control-allow-methods: POST,GET,PATCH,DELETE
-access-control-allow-headers: X-Foo-Bar-1
-access-control-max-age: 86400
-content-length: 0
-connection: keep-alive
-`
+	seedPluginConfigYAML = seedtest.PluginConfigYAML
+	seedGetOriginBBB     = seedtest.GetOriginBBB
+	seedOptionsOriginBBB = seedtest.OptionsOriginBBB
 )
-
-func TestSeedCopiesMatchSeed(t *testing.T) {
-	seed := filepath.Join("..", "..", "shared", "seed")
-	if _, err := os.Stat(seed); err != nil {
-		t.Skipf("seed not present beside the repository: %v", err)
-	}
-	for file, copy := range map[string]string{
-		"manifests/cors-policy-config.yaml": seedPluginConfigYAML,
-		"expected/get-origin-bbb.txt":       seedGetOriginBBB,
-		"expected/options-origin-bbb.txt":   seedOptionsOriginBBB,
-	} {
-		b, err := os.ReadFile(filepath.Join(seed, file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.TrimSpace(string(b)) != strings.TrimSpace(copy) {
-			t.Errorf("the test's copy of %s has drifted from the seed:\n%s", file, b)
-		}
-	}
-}
 
 // seedConfigJSON returns spec.config of the seed PluginConfig as the apiserver would hand it to
 // the webhook: YAML converted to JSON.

@@ -11,66 +11,13 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/internal/seedtest"
 )
 
-// The seed's objects (../shared/seed/manifests), inlined so the unit tests do not depend on
-// the seed's location.
+// The seed's objects (package seedtest keeps the copies).
 const (
-	seedChainYAML = `
-kind: PluginChain
-apiVersion: plugin.flomesh.io/v1alpha1
-metadata:
-  name: cors-policy-chain
-  namespace: pipy
-spec:
-  chains:
-    - name: inbound-http
-      plugins:
-        - cors-policy
-  selectors:
-    podSelector:
-      matchLabels:
-        app: pipy-ok
-      matchExpressions:
-        - key: app
-          operator: In
-          values: ["pipy-ok"]
-    namespaceSelector:
-      matchExpressions:
-        - key: openservicemesh.io/monitored-by
-          operator: In
-          values: ["fsm"]
-`
-	seedConfigYAML = `
-kind: PluginConfig
-apiVersion: plugin.flomesh.io/v1alpha1
-metadata:
-  name: cors-policy-config
-  namespace: pipy
-spec:
-  config:
-    allowCredentials: true
-    allowHeaders:
-    - X-Foo-Bar-1
-    allowMethods:
-    - POST
-    - GET
-    - PATCH
-    - DELETE
-    allowOrigins:
-    - regex: http.*://www.test.cn
-    - exact: http://www.aaa.com
-    - prefix: http://www.bbb.com
-    exposeHeaders:
-    - Content-Encoding
-    - Kuma-Revision
-    maxAge: 24h
-  plugin: cors-policy
-  destinationRefs:
-    - kind: Service
-      name: pipy-ok
-      namespace: pipy
-`
+	seedChainYAML  = seedtest.PluginChainYAML
+	seedConfigYAML = seedtest.PluginConfigYAML
 )
 
 func mustYAML[T any](t testing.TB, y string) *T {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cors-webhook/cors-webhook/internal/seedtest"
 )
 
 // runValidate runs `cors-webhook validate ARGS` with stdin and returns its output and exit code,
@@ -52,61 +54,8 @@ spec:
   priority: 165
   pipyscript: "(() => 0)()"
 `
-	seedChain = `
-kind: PluginChain
-apiVersion: plugin.flomesh.io/v1alpha1
-metadata:
-  name: cors-policy-chain
-  namespace: pipy
-spec:
-  chains:
-    - name: inbound-http
-      plugins:
-        - cors-policy
-  selectors:
-    podSelector:
-      matchLabels:
-        app: pipy-ok
-      matchExpressions:
-        - key: app
-          operator: In
-          values: ["pipy-ok"]
-    namespaceSelector:
-      matchExpressions:
-        - key: openservicemesh.io/monitored-by
-          operator: In
-          values: ["fsm"]
-`
-	seedConfig = `
-kind: PluginConfig
-apiVersion: plugin.flomesh.io/v1alpha1
-metadata:
-  name: cors-policy-config
-  namespace: pipy
-spec:
-  config:
-    allowCredentials: true
-    allowHeaders:
-    - X-Foo-Bar-1
-    allowMethods:
-    - POST
-    - GET
-    - PATCH
-    - DELETE
-    allowOrigins:
-    - regex: http.*://www.test.cn
-    - exact: http://www.aaa.com
-    - prefix: http://www.bbb.com
-    exposeHeaders:
-    - Content-Encoding
-    - Kuma-Revision
-    maxAge: 24h
-  plugin: cors-policy
-  destinationRefs:
-    - kind: Service
-      name: pipy-ok
-      namespace: pipy
-`
+	seedChain    = "\n" + seedtest.PluginChainYAML
+	seedConfig   = "\n" + seedtest.PluginConfigYAML
 	seedServices = `
 apiVersion: v1
 kind: Service
