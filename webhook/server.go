@@ -28,6 +28,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/certs"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/reconcile"
 	"github.com/cors-webhook/cors-webhook/validate"
 )
 
@@ -64,6 +65,9 @@ type Options struct {
 	// Certs choose the serving certificate's source (--cert-mode and the self-signed mode's
 	// flags; package certs). The zero value serves tls.crt/tls.key from CertDir.
 	Certs certs.Options
+
+	// Reconcile are the settings of the Day-2 reconciler (package reconcile; --rollout).
+	Reconcile reconcile.Options
 }
 
 // LeaderElectionID names the lease of the leader election.
@@ -137,6 +141,9 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	if err := registerPodInjector(mgr, decoder, reader, opts); err != nil {
 		return nil, err
 	}
+	if err := setupReconciler(mgr, reader, opts); err != nil {
+		return nil, err
+	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
@@ -156,6 +163,19 @@ func registerHandlers(srv ctrlwebhook.Server, decoder admission.Decoder, r clust
 	srv.Register(ValidatePluginPath, &admission.Webhook{Handler: NewPluginValidator(decoder, opts.Validation)})
 	srv.Register(ValidatePluginChainPath, &admission.Webhook{Handler: NewPluginChainValidator(decoder, r, opts.Validation)})
 	srv.Register(ValidatePluginConfigPath, &admission.Webhook{Handler: NewPluginConfigValidator(decoder, r, opts.Validation)})
+}
+
+// setupReconciler registers the Day-2 controllers (package reconcile). Like every
+// controller-runtime controller, they run in the elected leader only when LeaderElection is on,
+// while admission is served by every replica. They read the CacheReader itself, which answers
+// from the informer stores (not through the pod injector's chain index, which an informer event
+// handler rebuilds and which could lag behind the event that triggered a reconcile).
+func setupReconciler(mgr manager.Manager, r *CacheReader, opts Options) error {
+	injector, err := inject.New(opts.InjectionSettings())
+	if err != nil {
+		return err
+	}
+	return reconcile.Setup(mgr, injector, r, opts.Reconcile)
 }
 
 // cacheSynced is ready once every informer the Reader uses has synced: before that,

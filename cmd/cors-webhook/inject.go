@@ -1,17 +1,322 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/cors-webhook/cors-webhook/inject"
 )
 
-// TODO(owner of inject): placeholder until the real command lands.
 func newInjectCommand() *cobra.Command {
-	return &cobra.Command{
-		Use: "inject",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("inject is not implemented yet")
+	var (
+		files       []string
+		namespace   string
+		flags       injectorFlags
+		corsPlugins []string
+	)
+	cmd := &cobra.Command{
+		Use:   "inject -f PATH...",
+		Short: "Inject the CORS sidecar into the pod templates of manifests offline, as the webhook would",
+		Long: `Print the input documents with the CORS sidecar injected into the pod template of every
+Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job and CronJob that a PluginChain selects,
+exactly as the mutating webhook would inject their pods. The PluginChains, PluginConfigs, Plugins,
+Services and Namespaces in the input are the cluster context (a namespace that only objects
+mention exists without labels). Other documents pass through unchanged. This is for clusters that
+do not run the webhook (GitOps), and to see what the webhook would do.
+
+What happened to each workload is reported on standard error.
+
+Exit status: 0 when every selected workload was injected, 1 when a PluginChain selects a workload
+that cannot be injected (a port collision, hostNetwork) or when the CORS inputs are invalid or
+conflicting, 2 when the input cannot be read or parsed, or on a usage error.`,
+		Example: `  cors-webhook inject -f manifests/ > injected.yaml
+  kubectl kustomize overlays/prod | cors-webhook inject -f - --sidecar-image registry.example/cors-sidecar:v1 | kubectl apply -f -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkCORSPlugins(corsPlugins); err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			settings, err := flags.settings(corsPlugins)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			injector, err := inject.New(settings)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			docs, err := readDocuments(files, cmd.InOrStdin())
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			failed, err := injectDocuments(docs, namespace, injector, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			if failed {
+				return &exitError{code: exitInvalid}
+			}
+			return nil
 		},
 	}
+	f := cmd.Flags()
+	f.StringSliceVarP(&files, "filename", "f", nil, "file, directory (its *.yaml, *.yml, *.json) or - for stdin; repeat or separate with commas")
+	f.StringVarP(&namespace, "namespace", "n", "default", "namespace of namespaced objects that do not set one, as kubectl apply -n")
+	addInjectorFlags(f, &flags)
+	addCORSPluginsFlag(f, &corsPlugins)
+	return cmd
+}
+
+// injectorFlags are the flags that choose what is injected; `serve` and `inject` share them so
+// that the offline output equals what the webhook does with the same flags.
+type injectorFlags struct {
+	image         string
+	pullPolicy    string
+	inboundPort   int32
+	adminPort     int32
+	cpuRequest    string
+	memoryRequest string
+}
+
+// addInjectorFlags registers the injector flags on f.
+func addInjectorFlags(f *pflag.FlagSet, fl *injectorFlags) {
+	f.StringVar(&fl.image, "sidecar-image", defaultSidecarImage(), "image of the injected cors-init and cors-sidecar containers (entrypoint: cors-sidecar)")
+	f.StringVar(&fl.pullPolicy, "sidecar-image-pull-policy", "", "imagePullPolicy of the injected containers: Always, IfNotPresent or Never (default: Kubernetes' default for the tag)")
+	f.Int32Var(&fl.inboundPort, "inbound-port", inject.DefaultInboundPort, "port of the sidecar that redirected traffic reaches; must not be used by the application")
+	f.Int32Var(&fl.adminPort, "admin-port", inject.DefaultAdminPort, "port of the sidecar's readiness endpoint; must not be used by the application")
+	f.StringVar(&fl.cpuRequest, "sidecar-cpu-request", inject.DefaultCPURequest, "CPU request of each injected container")
+	f.StringVar(&fl.memoryRequest, "sidecar-memory-request", inject.DefaultMemoryRequest, "memory request of each injected container")
+}
+
+// defaultSidecarImage is the sidecar image of the same release as this binary.
+func defaultSidecarImage() string {
+	if version == "" || version == "dev" {
+		return inject.DefaultSidecarImage
+	}
+	repo, _, _ := strings.Cut(inject.DefaultSidecarImage, ":")
+	return repo + ":" + version
+}
+
+// settings turns the flags into injector settings; bad quantities are usage errors.
+func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error) {
+	s := inject.Settings{
+		SidecarImage:           fl.image,
+		SidecarImagePullPolicy: corev1.PullPolicy(fl.pullPolicy),
+		InboundPort:            fl.inboundPort,
+		AdminPort:              fl.adminPort,
+		Requests:               corev1.ResourceList{},
+		CORSPlugins:            corsPlugins,
+	}
+	for _, q := range []struct {
+		flag, value string
+		name        corev1.ResourceName
+	}{{"--sidecar-cpu-request", fl.cpuRequest, corev1.ResourceCPU}, {"--sidecar-memory-request", fl.memoryRequest, corev1.ResourceMemory}} {
+		if q.value == "" {
+			continue
+		}
+		v, err := resource.ParseQuantity(q.value)
+		if err != nil {
+			return s, fmt.Errorf("%s %q: %w", q.flag, q.value, err)
+		}
+		s.Requests[q.name] = v
+	}
+	return s, s.Validate()
+}
+
+// injectDocuments writes every document to out, with the pod templates injected, and reports
+// each workload on errOut. It returns whether any selected workload could not be injected or
+// the CORS inputs have problems.
+func injectDocuments(docs []document, namespace string, injector *inject.Injector, out, errOut io.Writer) (bool, error) {
+	// snapshotOf defaults namespaces in the objects it is given; the output must not show that.
+	ctx := make([]document, len(docs))
+	for i, d := range docs {
+		ctx[i] = d
+		ctx[i].Object = d.Object.DeepCopy()
+	}
+	snap, objs, err := snapshotOf(ctx, namespace)
+	if err != nil {
+		return false, err
+	}
+	failed := false
+	for i, d := range docs {
+		if w, ok := workloadOf(objs[i]); ok {
+			ns, err := snap.Namespace(w.namespace)
+			if err != nil {
+				return false, err
+			}
+			res, err := injector.Inject(w.pod(), ns, snap)
+			if err != nil {
+				return false, err
+			}
+			id := fmt.Sprintf("%s %s/%s", w.kind, w.namespace, w.name)
+			if res.Outcome == inject.Injected {
+				if err := applyTemplate(d.Object.Object, w.path, w.pod(), res.Pod); err != nil {
+					return false, fmt.Errorf("%s: %w", d.Where(), err)
+				}
+				fmt.Fprintf(errOut, "%s: injected: %s\n", id, res.Reasons[0])
+			} else {
+				fmt.Fprintf(errOut, "%s: not injected (%s): %s\n", id, res.Outcome, strings.Join(res.Reasons, "; "))
+			}
+			if res.Outcome.Impossible() {
+				failed = true
+			}
+			if res.Resolution != nil {
+				for _, p := range res.Resolution.Problems {
+					fmt.Fprintf(errOut, "Error: %s: %s\n", id, p)
+					failed = true
+				}
+				if res.Outcome == inject.Injected {
+					for _, n := range res.Resolution.Notes {
+						fmt.Fprintf(errOut, "Note: %s: %s\n", id, n)
+					}
+				}
+			}
+		}
+		y, err := sigsyaml.Marshal(d.Object.Object)
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", d.Where(), err)
+		}
+		if i > 0 {
+			fmt.Fprintln(out, "---")
+		}
+		if _, err := out.Write(y); err != nil {
+			return false, err
+		}
+	}
+	return failed, nil
+}
+
+// workload is an object with a pod template: where the template is, and whose it is.
+type workload struct {
+	kind, namespace, name string
+	template              *corev1.PodTemplateSpec
+	path                  []string // of the template (metadata and spec) in the object; nil: the object itself (a Pod)
+}
+
+// pod is the template as the pod the workload's controller would create.
+func (w workload) pod() *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: *w.template.ObjectMeta.DeepCopy(), Spec: *w.template.Spec.DeepCopy()}
+	p.Namespace = w.namespace
+	return p
+}
+
+// workloadOf finds the pod template of the kinds whose pods the webhook would inject.
+func workloadOf(obj runtime.Object) (workload, bool) {
+	tmpl := []string{"spec", "template"}
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return workload{"Pod", o.Namespace, o.Name, &corev1.PodTemplateSpec{ObjectMeta: o.ObjectMeta, Spec: o.Spec}, nil}, true
+	case *appsv1.Deployment:
+		return workload{"Deployment", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
+	case *appsv1.StatefulSet:
+		return workload{"StatefulSet", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
+	case *appsv1.DaemonSet:
+		return workload{"DaemonSet", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
+	case *appsv1.ReplicaSet:
+		return workload{"ReplicaSet", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
+	case *batchv1.Job:
+		return workload{"Job", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
+	case *batchv1.CronJob:
+		return workload{"CronJob", o.Namespace, o.Name, &o.Spec.JobTemplate.Spec.Template, []string{"spec", "jobTemplate", "spec", "template"}}, true
+	}
+	return workload{}, false
+}
+
+// applyTemplate writes onto the document's pod template what the injection added (before ->
+// after): new or changed annotations and labels, the init containers and volumes it added. The
+// rest of the document is left exactly as it was read, so the output differs from the input
+// only by the injection (no defaulted fields, no creationTimestamp: null).
+func applyTemplate(obj map[string]any, path []string, before, after *corev1.Pod) error {
+	tmpl := obj
+	if len(path) > 0 {
+		m, found, err := unstructured.NestedMap(obj, path...)
+		if err != nil || !found {
+			return fmt.Errorf("no pod template at %s", strings.Join(path, "."))
+		}
+		tmpl = m
+	}
+	for _, f := range []struct {
+		name          string
+		before, after map[string]string
+	}{{"annotations", before.Annotations, after.Annotations}, {"labels", before.Labels, after.Labels}} {
+		for k, v := range f.after {
+			if old, ok := f.before[k]; !ok || old != v {
+				if err := unstructured.SetNestedField(tmpl, v, "metadata", f.name, k); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	inits, err := added(after.Spec.InitContainers, before.Spec.InitContainers, func(c corev1.Container) string { return c.Name })
+	if err != nil {
+		return err
+	}
+	if err := prependSlice(tmpl, inits, "spec", "initContainers"); err != nil {
+		return err
+	}
+	vols, err := added(after.Spec.Volumes, before.Spec.Volumes, func(v corev1.Volume) string { return v.Name })
+	if err != nil {
+		return err
+	}
+	if err := appendSlice(tmpl, vols, "spec", "volumes"); err != nil {
+		return err
+	}
+	if len(path) > 0 {
+		return unstructured.SetNestedMap(obj, tmpl, path...)
+	}
+	return nil
+}
+
+// added returns, as unstructured values, the elements of after whose name is not in before.
+func added[T any](after, before []T, name func(T) string) ([]any, error) {
+	had := map[string]bool{}
+	for _, b := range before {
+		had[name(b)] = true
+	}
+	var out []any
+	for i := range after {
+		if had[name(after[i])] {
+			continue
+		}
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&after[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+func prependSlice(obj map[string]any, items []any, path ...string) error {
+	if len(items) == 0 {
+		return nil
+	}
+	existing, _, err := unstructured.NestedFieldNoCopy(obj, path...)
+	if err != nil {
+		return err
+	}
+	list, _ := existing.([]any)
+	return unstructured.SetNestedField(obj, append(items, list...), path...)
+}
+
+func appendSlice(obj map[string]any, items []any, path ...string) error {
+	if len(items) == 0 {
+		return nil
+	}
+	existing, _, err := unstructured.NestedFieldNoCopy(obj, path...)
+	if err != nil {
+		return err
+	}
+	list, _ := existing.([]any)
+	return unstructured.SetNestedField(obj, append(append([]any(nil), list...), items...), path...)
 }

@@ -20,6 +20,7 @@ func newServeCommand() *cobra.Command {
 		opts    webhook.Options
 		zapOpts = zap.Options{}
 		inj     injectorFlags
+		rollout bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -28,6 +29,11 @@ func newServeCommand() *cobra.Command {
 PluginConfig (CREATE and UPDATE) on the webhook port, /healthz and /readyz on the probe address,
 and Prometheus metrics on the metrics address. Existing objects are read from an informer cache;
 the server reports ready once it has synced.
+
+The server also keeps running pods in step with PluginChains and PluginConfigs (Day 2; with
+--leader-elect, in the elected leader only): it patches the policy annotation of injected pods, rolls the Deployments,
+StatefulSets and DaemonSets whose pods a chain newly selects (--rollout), and writes the status
+of PluginChains and PluginConfigs.
 
 The cluster is reached with --kubeconfig, else $KUBECONFIG, else the in-cluster configuration,
 else ~/.kube/config.`,
@@ -41,6 +47,7 @@ else ~/.kube/config.`,
 				return &exitError{code: exitUsage, err: err}
 			}
 			opts.Injection = injection
+			opts.Reconcile.DisableRollout = !rollout
 			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 			cfg, err := config.GetConfig()
 			if err != nil {
@@ -64,6 +71,7 @@ else ~/.kube/config.`,
 	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas for single-writer work (admission is served by every replica)")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	f.BoolVar(&opts.Validation.Strict, "strict", false, "reject what would otherwise be security warnings (risky origin matchers, the null origin, credentials for any origin)")
+	f.BoolVar(&rollout, "rollout", true, "roll Deployments, StatefulSets and DaemonSets whose running pods a PluginChain newly selects, or whose policy needs a port their redirect lacks (false: only report it in Events; a workload annotation cors-webhook.io/rollout=false does the same for one workload)")
 	addCORSPluginsFlag(f, &opts.Validation.CORSPlugins)
 	addInjectorFlags(f, &inj)
 	opts.Certs.AddFlags(f)

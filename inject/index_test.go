@@ -1,0 +1,174 @@
+package inject
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+)
+
+// indexedSnapshot is a Snapshot that also offers a ChainIndex, as the server's Reader does.
+type indexedSnapshot struct {
+	*clusterstate.Snapshot
+	ix *ChainIndex
+}
+
+func (s indexedSnapshot) CORSChainIndex() (*ChainIndex, error) { return s.ix, nil }
+
+// TestChainIndexAgreesWithListing: for random chains, namespaces and pods, selecting chains
+// through the index gives exactly what listing and evaluating every chain gives.
+func TestChainIndexAgreesWithListing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := []string{"app", "tier", "team", "kubernetes.io/metadata.name"}
+	values := []string{"a", "b", "c"}
+	randomSelector := func() *metav1.LabelSelector {
+		switch rng.IntN(8) {
+		case 0:
+			return nil
+		case 1:
+			return &metav1.LabelSelector{}
+		}
+		sel := &metav1.LabelSelector{}
+		for range rng.IntN(3) {
+			if sel.MatchLabels == nil {
+				sel.MatchLabels = map[string]string{}
+			}
+			sel.MatchLabels[keys[rng.IntN(len(keys))]] = values[rng.IntN(len(values))]
+		}
+		ops := []metav1.LabelSelectorOperator{metav1.LabelSelectorOpIn, metav1.LabelSelectorOpNotIn, metav1.LabelSelectorOpExists, metav1.LabelSelectorOpDoesNotExist, "Bogus"}
+		for range rng.IntN(3) {
+			req := metav1.LabelSelectorRequirement{Key: keys[rng.IntN(len(keys))], Operator: ops[rng.IntN(len(ops))]}
+			if req.Operator == metav1.LabelSelectorOpIn || req.Operator == metav1.LabelSelectorOpNotIn || rng.IntN(10) == 0 {
+				for range rng.IntN(3) {
+					req.Values = append(req.Values, values[rng.IntN(len(values))])
+				}
+			}
+			sel.MatchExpressions = append(sel.MatchExpressions, req)
+		}
+		return sel
+	}
+	randomLabels := func() map[string]string {
+		l := map[string]string{}
+		for range rng.IntN(4) {
+			l[keys[rng.IntN(3)]] = values[rng.IntN(len(values))]
+		}
+		return l
+	}
+
+	in := newInjector(t)
+	nsNames := []string{"a", "b", "c", "d"}
+	selected := 0
+	for round := range 50 {
+		var objs []any
+		objs = append(objs, objects(t, seedPlugin)...)
+		for _, ns := range nsNames {
+			objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: randomLabels()}})
+		}
+		var chains []*v1alpha1.PluginChain
+		for i := range 12 {
+			plugins := []string{"cors-policy"}
+			switch rng.IntN(6) {
+			case 0:
+				plugins = []string{"token-auth"}
+			case 1:
+				plugins = []string{"cors-policy-2"} // a CORS plugin nobody declares
+			}
+			chainName := v1alpha1.ChainInboundHTTP
+			if rng.IntN(10) == 0 {
+				chainName = v1alpha1.ChainOutboundHTTP
+			}
+			c := &v1alpha1.PluginChain{
+				ObjectMeta: metav1.ObjectMeta{Namespace: nsNames[rng.IntN(len(nsNames))], Name: fmt.Sprintf("c%d", i)},
+				Spec: v1alpha1.PluginChainSpec{
+					Chains:    []v1alpha1.ChainPluginSpec{{Name: chainName, Plugins: plugins}},
+					Selectors: v1alpha1.ChainSelectorSpec{PodSelector: randomSelector()},
+				},
+			}
+			if rng.IntN(2) == 0 {
+				c.Spec.Selectors.NamespaceSelector = randomSelector()
+				if c.Spec.Selectors.NamespaceSelector == nil {
+					c.Spec.Selectors.NamespaceSelector = &metav1.LabelSelector{}
+				}
+			}
+			chains = append(chains, c)
+			objs = append(objs, c)
+		}
+		snap := clusterstate.NewSnapshot(objs...)
+		indexed := indexedSnapshot{Snapshot: snap, ix: in.IndexChains(chains)}
+		for p := range 40 {
+			ns, _ := snap.Namespace(nsNames[rng.IntN(len(nsNames))])
+			podLabels := randomLabels()
+			want, err := in.selectChains(podLabels, withNameLabel(ns), snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := in.selectChains(podLabels, withNameLabel(ns), indexed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want.selected() {
+				selected++
+			}
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(selection{})); diff != "" {
+				t.Fatalf("round %d pod %d in %s with %v: index differs (-listing +index):\n%s", round, p, ns.Name, podLabels, diff)
+			}
+		}
+	}
+	// The random cases must exercise both answers.
+	if selected < 400 || selected > 1600 {
+		t.Errorf("%d of 2000 random pods selected: the generator no longer tests both sides", selected)
+	}
+}
+
+func TestChainIndexOfAnotherInjectorIsIgnored(t *testing.T) {
+	in := newInjector(t)
+	other := newInjector(t)
+	snap := clusterstate.NewSnapshot(objects(t, seed...)...)
+	// An index of no chains, built by another injector (other settings): using it would
+	// select nothing.
+	r := indexedSnapshot{Snapshot: snap, ix: other.IndexChains(nil)}
+	res := injectInto(t, in, pod(t, podPipyV1), seed...)
+	ns, _ := snap.Namespace("pipy")
+	got, err := in.Inject(pod(t, podPipyV1), ns, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Outcome != Injected || res.Outcome != Injected {
+		t.Errorf("outcomes %s and %s, want injected", got.Outcome, res.Outcome)
+	}
+}
+
+func TestSelectIndexedDoesNotAllocateForUnselectedPods(t *testing.T) {
+	in := newInjector(t)
+	var chains []*v1alpha1.PluginChain
+	for i := range 1000 {
+		chains = append(chains, &v1alpha1.PluginChain{
+			ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("ns-%d", i%100), Name: fmt.Sprintf("c%d", i)},
+			Spec: v1alpha1.PluginChainSpec{
+				Chains: []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"cors-policy"}}},
+				Selectors: v1alpha1.ChainSelectorSpec{
+					PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": fmt.Sprintf("app-%d", i)}},
+					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"mesh": "fsm"}},
+				},
+			},
+		})
+	}
+	ix := in.IndexChains(chains)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns-5", Labels: map[string]string{"mesh": "fsm", corev1.LabelMetadataName: "ns-5"}}}
+	podLabels := map[string]string{"app": "batch", "pod-template-hash": "abc"}
+	snap := clusterstate.NewSnapshot()
+	if n := testing.AllocsPerRun(100, func() {
+		var sel selection
+		if err := in.selectIndexed(ix, podLabels, ns, &sel, snap); err != nil || sel.selected() {
+			t.Fatal(err, sel)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per unselected pod, want 0", n)
+	}
+}

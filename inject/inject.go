@@ -1,0 +1,326 @@
+package inject
+
+import (
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+)
+
+// Outcome is what Inject did with a pod, in words fit for a metric label.
+type Outcome string
+
+// The outcomes of Inject.
+const (
+	// Injected: the pod gets the sidecar.
+	Injected Outcome = "injected"
+	// NotSelected: no PluginChain selects the pod with a CORS plugin. Most pods end here.
+	NotSelected Outcome = "not-selected"
+	// PluginNotDeclared: the only chains that select the pod mount a CORS plugin that no Plugin
+	// resource declares, so, as in FSM, they have no effect.
+	PluginNotDeclared Outcome = "plugin-not-declared"
+	// PodOptedOut: the pod has the annotation cors-webhook.io/inject: "false".
+	PodOptedOut Outcome = "pod-opted-out"
+	// NamespaceOptedOut: the namespace has the label cors-webhook.io/inject=disabled.
+	NamespaceOptedOut Outcome = "namespace-opted-out"
+	// AlreadyInjected: the pod has the sidecar already (a reinvocation, or a copied manifest).
+	AlreadyInjected Outcome = "already-injected"
+	// HostNetwork: a chain selects the pod, but it uses the node's network, which the
+	// redirect must not touch.
+	HostNetwork Outcome = "host-network"
+	// Collision: a chain selects the pod, but a port, container or volume the injection needs
+	// is taken by the pod itself.
+	Collision Outcome = "collision"
+)
+
+// Outcomes lists every outcome, for metrics that want all label values to exist from the start.
+var Outcomes = []Outcome{Injected, NotSelected, PluginNotDeclared, PodOptedOut, NamespaceOptedOut, AlreadyInjected, HostNetwork, Collision}
+
+// Impossible reports whether a chain selected the pod but it could not be injected. Those are
+// the outcomes a user must hear about (an event, a log line, a non-zero exit of the offline
+// command): the pod runs without the CORS behaviour its chain asks for.
+func (o Outcome) Impossible() bool { return o == HostNetwork || o == Collision }
+
+// Result is the outcome of Inject for one pod.
+type Result struct {
+	Outcome Outcome
+	// Pod is the mutated copy when Outcome is Injected, and nil otherwise: the input pod is
+	// never modified.
+	Pod *corev1.Pod
+	// Chains are the PluginChains ("namespace/name") that select the pod with a declared CORS
+	// plugin, once chain matching ran; an event about the pod can point at them.
+	Chains []string
+	// Resolution is the policy resolution, when a chain selected the pod and it got that far.
+	Resolution *Resolution
+	// Reasons say why, in order: first the outcome, then the resolution's problems and notes.
+	Reasons []string
+}
+
+// Injector injects pods according to fixed Settings. It holds no cluster state and is safe for
+// concurrent use.
+type Injector struct {
+	settings    Settings
+	corsPlugins map[string]bool
+}
+
+// New returns an Injector for valid settings; zero ports and no requests take the defaults.
+func New(s Settings) (*Injector, error) {
+	d := DefaultSettings()
+	if s.InboundPort == 0 {
+		s.InboundPort = d.InboundPort
+	}
+	if s.AdminPort == 0 {
+		s.AdminPort = d.AdminPort
+	}
+	if s.Requests == nil {
+		s.Requests = d.Requests
+	}
+	s.Requests = maps.Clone(s.Requests)
+	s.CORSPlugins = append([]string(nil), s.CORSPlugins...)
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("injector settings: %w", err)
+	}
+	in := &Injector{settings: s, corsPlugins: map[string]bool{}}
+	for _, p := range s.CORSPlugins {
+		in.corsPlugins[p] = true
+	}
+	return in, nil
+}
+
+// Settings returns the settings in effect (defaults applied).
+func (in *Injector) Settings() Settings { return in.settings }
+
+// Inject decides whether pod, created in namespace ns, gets the CORS sidecar and, if so, returns
+// the mutated copy. The pod's own namespace field is ignored (admission requests may leave it
+// empty). It reads the cluster only through r; errors come only from r.
+func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader) (Result, error) {
+	early, done, sel, ns, err := in.triage(&pod.ObjectMeta, ns, r)
+	if err != nil || done {
+		return early, err
+	}
+	if hasContainer(pod, ContainerSidecar) {
+		return skipped(AlreadyInjected, "the pod already has the "+ContainerSidecar+" container"), nil
+	}
+	chains := strings.Join(sel.chains, ", ")
+	if pod.Spec.HostNetwork {
+		out := skipped(HostNetwork, fmt.Sprintf("PluginChain %s selects the pod, but it uses hostNetwork: pods on the node's network are never injected", chains))
+		out.Chains = sel.chains
+		return out, nil
+	}
+
+	res, err := in.resolve(pod, ns, sel, r)
+	if err != nil {
+		return Result{}, err
+	}
+	details := append(append([]string(nil), res.Problems...), res.Notes...)
+	if collisions := in.collisions(pod, res.RedirectPorts); len(collisions) > 0 {
+		out := skipped(Collision, fmt.Sprintf("PluginChain %s selects the pod, but it cannot be injected: %s", chains, strings.Join(collisions, "; ")))
+		out.Chains, out.Resolution = sel.chains, res
+		out.Reasons = append(out.Reasons, details...)
+		return out, nil
+	}
+
+	ports := "no port (cors-init left out)"
+	if len(res.RedirectPorts) > 0 {
+		ports = "port " + res.RedirectPortsValue()
+	}
+	return Result{
+		Outcome:    Injected,
+		Pod:        in.mutate(pod, res),
+		Chains:     sel.chains,
+		Resolution: res,
+		Reasons: append([]string{fmt.Sprintf("PluginChain %s selects the pod (plugin %s); policy for %d port(s), redirecting %s",
+			chains, strings.Join(sel.plugins, ", "), len(res.Policy.Ports), ports)}, details...),
+	}, nil
+}
+
+// Triage is the part of Inject that needs only the pod's metadata: the opt-outs and the chain
+// matching. Most pods of a cluster end here (no chain selects them), so the admission handler
+// calls it before decoding the whole pod. When done is true, res is what Inject returns for any
+// pod with this metadata; otherwise Inject must decide.
+func (in *Injector) Triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clusterstate.Reader) (res Result, done bool, err error) {
+	res, done, _, _, err = in.triage(meta, ns, r)
+	return res, done, err
+}
+
+func (in *Injector) triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clusterstate.Reader) (Result, bool, selection, *corev1.Namespace, error) {
+	var sel selection
+	if v, ok := meta.Annotations[AnnotationInject]; ok {
+		if b, err := strconv.ParseBool(v); err == nil && !b {
+			return skipped(PodOptedOut, fmt.Sprintf("the pod opts out with the annotation %s=%q", AnnotationInject, v)), true, sel, ns, nil
+		}
+	}
+	if ns.Labels[LabelNamespaceInject] == NamespaceInjectDisabled {
+		return skipped(NamespaceOptedOut, fmt.Sprintf("namespace %s opts out with the label %s=%s", ns.Name, LabelNamespaceInject, NamespaceInjectDisabled)), true, sel, ns, nil
+	}
+	ns = withNameLabel(ns)
+	sel, err := in.selectChains(meta.Labels, ns, r)
+	if err != nil {
+		return Result{}, true, sel, ns, err
+	}
+	if !sel.selected() {
+		if len(sel.undeclared) > 0 {
+			res := skipped(PluginNotDeclared, "the chains that select the pod mount no declared CORS plugin")
+			res.Reasons = append(res.Reasons, sel.undeclared...)
+			return res, true, sel, ns, nil
+		}
+		return skipped(NotSelected, "no PluginChain selects the pod with a CORS plugin in "+v1alpha1.ChainInboundHTTP), true, sel, ns, nil
+	}
+	return Result{}, false, sel, ns, nil
+}
+
+func skipped(o Outcome, why string) Result { return Result{Outcome: o, Reasons: []string{why}} }
+
+// collisions lists what the pod already uses that the injection needs.
+func (in *Injector) collisions(pod *corev1.Pod, redirect []int32) []string {
+	var out []string
+	ours := map[int32]string{in.settings.InboundPort: "inbound port (--inbound-port)", in.settings.AdminPort: "admin port (--admin-port)"}
+	for _, p := range redirect {
+		if what, ok := ours[p]; ok {
+			out = append(out, fmt.Sprintf("port %d must be redirected, but it is the sidecar's %s", p, what))
+		}
+	}
+	visit := func(cs []corev1.Container) {
+		for i := range cs {
+			c := &cs[i]
+			if c.Name == ContainerInit || c.Name == ContainerSidecar {
+				out = append(out, "the pod already has a container named "+c.Name)
+			}
+			for _, p := range c.Ports {
+				if what, ok := ours[p.ContainerPort]; ok {
+					out = append(out, fmt.Sprintf("container %s declares port %d, the sidecar's %s", c.Name, p.ContainerPort, what))
+				}
+				if p.Name == PortNameInbound || p.Name == PortNameAdmin {
+					out = append(out, fmt.Sprintf("container %s declares a port named %s, which the sidecar uses", c.Name, p.Name))
+				}
+			}
+		}
+	}
+	visit(pod.Spec.InitContainers)
+	visit(pod.Spec.Containers)
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == VolumePolicy {
+			out = append(out, "the pod already has a volume named "+VolumePolicy)
+		}
+	}
+	return out
+}
+
+func hasContainer(pod *corev1.Pod, name string) bool {
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			if cs[i].Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mutate returns a copy of pod with the contract of ARCHITECTURE.md section 7 added. It changes
+// metadata.annotations, metadata.labels, spec.initContainers and spec.volumes, and nothing
+// else: the admission handler diffs only those to build its patch (TestInjectChangesOnlyItsFields).
+func (in *Injector) mutate(pod *corev1.Pod, res *Resolution) *corev1.Pod {
+	out := pod.DeepCopy()
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	out.Annotations[AnnotationPolicy] = res.PolicyJSON
+	out.Annotations[AnnotationRedirectPorts] = res.RedirectPortsValue()
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	out.Labels[LabelInjected] = "true"
+	out.Spec.Volumes = append(out.Spec.Volumes, in.policyVolume())
+	// Ours go first: the redirect must be in place before anything listens, and a native
+	// sidecar placed before the pod's own init containers serves them too. Without a port to
+	// redirect, cors-init would have nothing to do but hold NET_ADMIN, so it is left out; a
+	// later policy that needs a port makes reconciliation roll the workload.
+	var ours []corev1.Container
+	if len(res.RedirectPorts) > 0 {
+		ours = append(ours, in.initContainer(res.RedirectPorts))
+	}
+	ours = append(ours, in.sidecarContainer())
+	out.Spec.InitContainers = append(ours, out.Spec.InitContainers...)
+	return out
+}
+
+func (in *Injector) policyVolume() corev1.Volume {
+	return corev1.Volume{
+		Name: VolumePolicy,
+		VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+			Items: []corev1.DownwardAPIVolumeFile{{
+				Path:     policyFileName,
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + AnnotationPolicy + "']"},
+			}},
+		}},
+	}
+}
+
+// initContainer installs the nftables redirect. It needs root and NET_ADMIN in the pod's network
+// namespace, and nothing else.
+func (in *Injector) initContainer(redirect []int32) corev1.Container {
+	return corev1.Container{
+		Name:            ContainerInit,
+		Image:           in.settings.SidecarImage,
+		ImagePullPolicy: in.settings.SidecarImagePullPolicy,
+		Args:            []string{"redirect", "--proxy-port", port(in.settings.InboundPort), "--ports", joinPorts(redirect)},
+		Resources:       corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser:                ptr.To[int64](0),
+			RunAsNonRoot:             ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities: &corev1.Capabilities{
+				Add:  []corev1.Capability{"NET_ADMIN"},
+				Drop: []corev1.Capability{"ALL"},
+			},
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+}
+
+// sidecarContainer is the CORS proxy as a native sidecar: it starts before the app containers,
+// and the startup probe holds them back until it listens, so no redirected request is refused.
+func (in *Injector) sidecarContainer() corev1.Container {
+	probe := func(path string) corev1.ProbeHandler {
+		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(in.settings.AdminPort)}}
+	}
+	return corev1.Container{
+		Name:            ContainerSidecar,
+		Image:           in.settings.SidecarImage,
+		ImagePullPolicy: in.settings.SidecarImagePullPolicy,
+		Args: []string{"proxy",
+			"--inbound-port", port(in.settings.InboundPort),
+			"--admin-port", port(in.settings.AdminPort),
+			"--policy-file", PolicyFile},
+		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+		Ports: []corev1.ContainerPort{
+			{Name: PortNameInbound, ContainerPort: in.settings.InboundPort, Protocol: corev1.ProtocolTCP},
+			{Name: PortNameAdmin, ContainerPort: in.settings.AdminPort, Protocol: corev1.ProtocolTCP},
+		},
+		Resources:      corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()},
+		VolumeMounts:   []corev1.VolumeMount{{Name: VolumePolicy, MountPath: PolicyDir, ReadOnly: true}},
+		StartupProbe:   &corev1.Probe{ProbeHandler: probe(StartupPath), PeriodSeconds: 1, FailureThreshold: 30},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: probe(ReadinessPath), PeriodSeconds: 5, FailureThreshold: 3},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser:                ptr.To(SidecarUID),
+			RunAsGroup:               ptr.To(SidecarUID),
+			RunAsNonRoot:             ptr.To(true),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+}
+
+func port(p int32) string { return strconv.Itoa(int(p)) }

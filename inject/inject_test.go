@@ -1,0 +1,911 @@
+package inject
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"sigs.k8s.io/yaml"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+)
+
+// The seed guide's objects (../shared/seed/manifests), as the tests' baseline cluster.
+const (
+	seedPlugin = `
+kind: Plugin
+apiVersion: plugin.flomesh.io/v1alpha1
+metadata: {name: cors-policy}
+spec: {priority: 165, pipyscript: "..."}`
+	seedChain = `
+kind: PluginChain
+apiVersion: plugin.flomesh.io/v1alpha1
+metadata: {name: cors-policy-chain, namespace: pipy}
+spec:
+  chains:
+  - name: inbound-http
+    plugins: [cors-policy]
+  selectors:
+    podSelector:
+      matchLabels: {app: pipy-ok}
+      matchExpressions:
+      - {key: app, operator: In, values: [pipy-ok]}
+    namespaceSelector:
+      matchExpressions:
+      - {key: openservicemesh.io/monitored-by, operator: In, values: [fsm]}`
+	seedConfig = `
+kind: PluginConfig
+apiVersion: plugin.flomesh.io/v1alpha1
+metadata: {name: cors-policy-config, namespace: pipy}
+spec:
+  plugin: cors-policy
+  destinationRefs:
+  - {kind: Service, name: pipy-ok, namespace: pipy}
+  config:
+    allowCredentials: true
+    allowHeaders: [X-Foo-Bar-1]
+    allowMethods: [POST, GET, PATCH, DELETE]
+    allowOrigins:
+    - regex: http.*://www.test.cn
+    - exact: http://www.aaa.com
+    - prefix: http://www.bbb.com
+    exposeHeaders: [Content-Encoding, Kuma-Revision]
+    maxAge: 24h`
+	seedService = `
+kind: Service
+apiVersion: v1
+metadata: {name: pipy-ok, namespace: pipy}
+spec:
+  selector: {app: pipy-ok}
+  ports:
+  - {name: pipy, port: 8080, targetPort: 8080, protocol: TCP}`
+	seedServiceV1 = `
+kind: Service
+apiVersion: v1
+metadata: {name: pipy-ok-v1, namespace: pipy}
+spec:
+  selector: {app: pipy-ok, version: v1}
+  ports:
+  - {name: pipy, port: 8080, targetPort: 8080, protocol: TCP}`
+	nsPipy = `
+kind: Namespace
+apiVersion: v1
+metadata: {name: pipy, labels: {openservicemesh.io/monitored-by: fsm}}`
+	nsCurl = `
+kind: Namespace
+apiVersion: v1
+metadata: {name: curl, labels: {openservicemesh.io/monitored-by: fsm}}`
+	nsPlain = `
+kind: Namespace
+apiVersion: v1
+metadata: {name: plain}`
+	podPipyV1 = `
+kind: Pod
+apiVersion: v1
+metadata: {generateName: pipy-ok-v1-7d9f-, namespace: pipy, labels: {app: pipy-ok, version: v1}}
+spec:
+  containers:
+  - name: pipy
+    image: flomesh/pipy:latest
+    ports: [{name: pipy, containerPort: 8080}]`
+
+	// seedPolicy is the annotation the seed's pods must carry: the seed's config, normalized
+	// (maxAge 24h as 86400 seconds), on the Service's target port.
+	seedPolicy  = `{"version":1,"ports":{"8080":{"allowOrigins":[{"regex":"http.*://www.test.cn"},{"exact":"http://www.aaa.com"},{"prefix":"http://www.bbb.com"}],"allowMethods":["POST","GET","PATCH","DELETE"],"allowHeaders":["X-Foo-Bar-1"],"exposeHeaders":["Content-Encoding","Kuma-Revision"],"allowCredentials":true,"maxAge":86400}}}`
+	emptyPolicy = `{"version":1,"ports":{}}`
+)
+
+var seed = []string{seedPlugin, seedChain, seedConfig, seedService, seedServiceV1, nsPipy, nsCurl, nsPlain}
+
+// objects decodes YAML fixtures into the typed objects a clusterstate.Snapshot holds.
+func objects(t testing.TB, docs ...string) []any {
+	t.Helper()
+	var out []any
+	for _, d := range docs {
+		var meta struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(d), &meta); err != nil {
+			t.Fatalf("fixture: %v\n%s", err, d)
+		}
+		var obj any
+		switch meta.Kind {
+		case "Plugin":
+			obj = &v1alpha1.Plugin{}
+		case "PluginChain":
+			obj = &v1alpha1.PluginChain{}
+		case "PluginConfig":
+			obj = &v1alpha1.PluginConfig{}
+		case "Service":
+			obj = &corev1.Service{}
+		case "Namespace":
+			obj = &corev1.Namespace{}
+		case "Pod":
+			obj = &corev1.Pod{}
+		default:
+			t.Fatalf("fixture kind %q", meta.Kind)
+		}
+		if err := yaml.UnmarshalStrict([]byte(d), obj); err != nil {
+			t.Fatalf("fixture: %v\n%s", err, d)
+		}
+		out = append(out, obj)
+	}
+	return out
+}
+
+func pod(t testing.TB, doc string) *corev1.Pod {
+	t.Helper()
+	return objects(t, doc)[0].(*corev1.Pod)
+}
+
+func newInjector(t testing.TB) *Injector {
+	t.Helper()
+	s := DefaultSettings()
+	s.SidecarImage = "example.com/cors-sidecar:test"
+	s.SidecarImagePullPolicy = corev1.PullIfNotPresent
+	// cors-policy-2 is a CORS plugin that the fixtures do not declare.
+	s.CORSPlugins = []string{"cors-policy", "cors-policy-2"}
+	in, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func injectInto(t *testing.T, in *Injector, p *corev1.Pod, docs ...string) Result {
+	t.Helper()
+	snap := clusterstate.NewSnapshot(objects(t, docs...)...)
+	ns, _ := snap.Namespace(p.Namespace)
+	if ns == nil {
+		t.Fatalf("namespace %q is not in the fixtures", p.Namespace)
+	}
+	before := p.DeepCopy()
+	res, err := in.Inject(p, ns, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(before, p) {
+		t.Errorf("Inject modified its input pod:\n%s", cmp.Diff(before, p))
+	}
+	if (res.Outcome == Injected) != (res.Pod != nil) {
+		t.Errorf("outcome %s with pod %v", res.Outcome, res.Pod != nil)
+	}
+	if len(res.Reasons) == 0 {
+		t.Errorf("outcome %s without a reason", res.Outcome)
+	}
+	return res
+}
+
+func TestInjectSeed(t *testing.T) {
+	in := newInjector(t)
+	res := injectInto(t, in, pod(t, podPipyV1), seed...)
+	if res.Outcome != Injected {
+		t.Fatalf("outcome %s, reasons %q", res.Outcome, res.Reasons)
+	}
+	got := res.Pod
+	if a := got.Annotations[AnnotationPolicy]; a != seedPolicy {
+		t.Errorf("policy annotation\n got %s\nwant %s", a, seedPolicy)
+	}
+	if a := got.Annotations[AnnotationRedirectPorts]; a != "8080" {
+		t.Errorf("redirect ports %q, want 8080", a)
+	}
+	if got.Labels[LabelInjected] != "true" || got.Labels["app"] != "pipy-ok" {
+		t.Errorf("labels %v", got.Labels)
+	}
+	if got.GenerateName != "pipy-ok-v1-7d9f-" || got.Name != "" {
+		t.Errorf("name changed: %q %q", got.Name, got.GenerateName)
+	}
+	if !slices.Equal(res.Resolution.Chains, []string{"pipy/cors-policy-chain"}) {
+		t.Errorf("chains %v", res.Resolution.Chains)
+	}
+
+	// The whole added spec, as the contract of ARCHITECTURE.md section 7 spells it.
+	wantInit := `
+- name: cors-init
+  image: example.com/cors-sidecar:test
+  imagePullPolicy: IfNotPresent
+  args: [redirect, --proxy-port, "15003", --ports, "8080"]
+  resources: {requests: {cpu: 10m, memory: 32Mi}}
+  securityContext:
+    runAsUser: 0
+    runAsNonRoot: false
+    readOnlyRootFilesystem: true
+    allowPrivilegeEscalation: false
+    capabilities: {add: [NET_ADMIN], drop: [ALL]}
+    seccompProfile: {type: RuntimeDefault}
+- name: cors-sidecar
+  image: example.com/cors-sidecar:test
+  imagePullPolicy: IfNotPresent
+  args: [proxy, --inbound-port, "15003", --admin-port, "15021", --policy-file, /etc/cors-webhook/policy.json]
+  restartPolicy: Always
+  ports:
+  - {name: cors-inbound, containerPort: 15003, protocol: TCP}
+  - {name: cors-admin, containerPort: 15021, protocol: TCP}
+  resources: {requests: {cpu: 10m, memory: 32Mi}}
+  volumeMounts: [{name: cors-webhook-policy, mountPath: /etc/cors-webhook, readOnly: true}]
+  startupProbe: {httpGet: {path: /healthz, port: 15021}, periodSeconds: 1, failureThreshold: 30}
+  readinessProbe: {httpGet: {path: /readyz, port: 15021}, periodSeconds: 5, failureThreshold: 3}
+  securityContext:
+    runAsUser: 65532
+    runAsGroup: 65532
+    runAsNonRoot: true
+    readOnlyRootFilesystem: true
+    allowPrivilegeEscalation: false
+    capabilities: {drop: [ALL]}
+    seccompProfile: {type: RuntimeDefault}
+`
+	var want []corev1.Container
+	if err := yaml.UnmarshalStrict([]byte(wantInit), &want); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got.Spec.InitContainers); diff != "" {
+		t.Errorf("init containers (-want +got):\n%s", diff)
+	}
+	wantVolume := corev1.Volume{Name: VolumePolicy, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+		Items: []corev1.DownwardAPIVolumeFile{{Path: "policy.json", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['cors-webhook.io/policy']"}}},
+	}}}
+	if diff := cmp.Diff([]corev1.Volume{wantVolume}, got.Spec.Volumes); diff != "" {
+		t.Errorf("volumes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(pod(t, podPipyV1).Spec.Containers, got.Spec.Containers); diff != "" {
+		t.Errorf("app containers changed:\n%s", diff)
+	}
+}
+
+func TestInjectIsIdempotent(t *testing.T) {
+	in := newInjector(t)
+	first := injectInto(t, in, pod(t, podPipyV1), seed...)
+	if first.Outcome != Injected {
+		t.Fatalf("outcome %s, reasons %q", first.Outcome, first.Reasons)
+	}
+	second := injectInto(t, in, first.Pod, seed...)
+	if second.Outcome != AlreadyInjected || second.Pod != nil {
+		t.Fatalf("second injection: outcome %s, pod %v", second.Outcome, second.Pod != nil)
+	}
+
+	// Reconciliation resolves injected pods: the sidecar's own ports change nothing.
+	snap := clusterstate.NewSnapshot(objects(t, seed...)...)
+	ns, _ := snap.Namespace("pipy")
+	res, err := in.Resolve(first.Pod, ns, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PolicyJSON != first.Pod.Annotations[AnnotationPolicy] || res.RedirectPortsValue() != first.Pod.Annotations[AnnotationRedirectPorts] {
+		t.Errorf("Resolve of the injected pod: %s / %s", res.PolicyJSON, res.RedirectPortsValue())
+	}
+}
+
+// TestInjectOutcomes pins which pods are injected and which are left alone, and why.
+func TestInjectOutcomes(t *testing.T) {
+	tests := []struct {
+		name    string
+		extra   []string // objects besides the seed
+		without []string // seed objects to leave out
+		pod     string
+		want    Outcome
+		reason  string // a substring of the reasons
+	}{
+		{
+			name:   "seed pod",
+			pod:    podPipyV1,
+			want:   Injected,
+			reason: "PluginChain pipy/cors-policy-chain selects the pod (plugin cors-policy)",
+		},
+		{
+			name: "curl pod: its namespace is selected, its labels are not",
+			pod: `
+kind: Pod
+metadata: {generateName: curl-, namespace: curl, labels: {app: curl}}
+spec: {containers: [{name: curl, image: curlimages/curl}]}`,
+			want:   NotSelected,
+			reason: "no PluginChain selects the pod",
+		},
+		{
+			name: "pod annotation opts out",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}, annotations: {cors-webhook.io/inject: "false"}}
+spec: {containers: [{name: app, image: app}]}`,
+			want:   PodOptedOut,
+			reason: `cors-webhook.io/inject="false"`,
+		},
+		{
+			name: "namespace label opts out",
+			extra: []string{`
+kind: Namespace
+metadata: {name: pipy, labels: {openservicemesh.io/monitored-by: fsm, cors-webhook.io/inject: disabled}}`},
+			pod:    podPipyV1,
+			want:   NamespaceOptedOut,
+			reason: "namespace pipy opts out",
+		},
+		{
+			name: "pod in a namespace the chain's namespaceSelector does not select",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain, labels: {app: pipy-ok}}
+spec: {containers: [{name: app, image: app}]}`,
+			want: NotSelected,
+		},
+		{
+			name: "hostNetwork pod",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {hostNetwork: true, containers: [{name: app, image: app}]}`,
+			want:   HostNetwork,
+			reason: "PluginChain pipy/cors-policy-chain selects the pod, but it uses hostNetwork",
+		},
+		{
+			name: "chain whose plugin is not declared",
+			extra: []string{`
+kind: PluginChain
+metadata: {name: undeclared, namespace: plain}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy-2]}]`},
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain, labels: {app: x}}
+spec: {containers: [{name: app, image: app}]}`,
+			want:   PluginNotDeclared,
+			reason: "PluginChain plain/undeclared mounts cors-policy-2, but no Plugin cors-policy-2 is declared",
+		},
+		{
+			name:    "seed pod before the Plugin is declared",
+			without: []string{seedPlugin},
+			pod:     podPipyV1,
+			want:    PluginNotDeclared,
+		},
+		{
+			name: "a nil namespaceSelector reaches only the chain's own namespace",
+			extra: []string{`
+kind: PluginChain
+metadata: {name: own-only, namespace: pipy}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]`},
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain, labels: {app: x}}
+spec: {containers: [{name: app, image: app}]}`,
+			want: NotSelected,
+		},
+		{
+			name: "a nil namespaceSelector and a nil podSelector select every pod of the own namespace",
+			extra: []string{`
+kind: PluginChain
+metadata: {name: everything, namespace: plain}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]`},
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain}
+spec: {containers: [{name: app, image: app}]}`,
+			want:   Injected,
+			reason: "PluginChain plain/everything selects the pod",
+		},
+		{
+			name: "an empty namespaceSelector reaches every namespace",
+			extra: []string{`
+kind: PluginChain
+metadata: {name: cluster-wide, namespace: pipy}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {namespaceSelector: {}, podSelector: {matchLabels: {cors: "yes"}}}`},
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain, labels: {cors: "yes"}}
+spec: {containers: [{name: app, image: app}]}`,
+			want: Injected,
+		},
+		{
+			name: "namespaceSelector on the name label, which files do not carry",
+			extra: []string{`
+kind: PluginChain
+metadata: {name: by-name, namespace: pipy}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: plain}}}`},
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain}
+spec: {containers: [{name: app, image: app}]}`,
+			want: Injected,
+		},
+		{
+			name: "CORS plugin outside inbound-http, non-CORS plugin inside",
+			extra: []string{seedPlugin, `
+kind: PluginChain
+metadata: {name: elsewhere, namespace: plain}
+spec:
+  chains:
+  - {name: inbound-tcp, plugins: [cors-policy]}
+  - {name: inbound-http, plugins: [token-auth]}`},
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain}
+spec: {containers: [{name: app, image: app}]}`,
+			want: NotSelected,
+		},
+		{
+			name: "the pod already runs a container named cors-sidecar",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {containers: [{name: app, image: app}, {name: cors-sidecar, image: other}]}`,
+			want: AlreadyInjected,
+		},
+		{
+			name: "app port is the sidecar's inbound port",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {containers: [{name: app, image: app, ports: [{containerPort: 8080}, {containerPort: 15003}]}]}`,
+			want:   Collision,
+			reason: "container app declares port 15003, the sidecar's inbound port (--inbound-port)",
+		},
+		{
+			name: "an init container listens on the admin port",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec:
+  initContainers: [{name: warmup, image: w, ports: [{containerPort: 15021}]}]
+  containers: [{name: app, image: app}]`,
+			want:   Collision,
+			reason: "container warmup declares port 15021, the sidecar's admin port (--admin-port)",
+		},
+		{
+			name: "a redirected port is the sidecar's port",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}, annotations: {cors-webhook.io/inbound-ports: "9090,15021"}}
+spec: {containers: [{name: app, image: app}]}`,
+			want:   Collision,
+			reason: "port 15021 must be redirected, but it is the sidecar's admin port",
+		},
+		{
+			name: "the pod has a container named cors-init",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec:
+  initContainers: [{name: cors-init, image: mine}]
+  containers: [{name: app, image: app}]`,
+			want:   Collision,
+			reason: "the pod already has a container named cors-init",
+		},
+		{
+			name: "the pod has a volume of our name",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec:
+  volumes: [{name: cors-webhook-policy, emptyDir: {}}]
+  containers: [{name: app, image: app}]`,
+			want:   Collision,
+			reason: "the pod already has a volume named cors-webhook-policy",
+		},
+		{
+			name: "the pod uses one of the sidecar's port names",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {containers: [{name: app, image: app, ports: [{name: cors-admin, containerPort: 9000}]}]}`,
+			want:   Collision,
+			reason: "container app declares a port named cors-admin",
+		},
+	}
+	in := newInjector(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var docs []string
+			for _, d := range seed {
+				if !slices.Contains(tt.without, d) {
+					docs = append(docs, d)
+				}
+			}
+			res := injectInto(t, in, pod(t, tt.pod), append(docs, tt.extra...)...)
+			if res.Outcome != tt.want {
+				t.Fatalf("outcome %s, want %s; reasons:\n%s", res.Outcome, tt.want, strings.Join(res.Reasons, "\n"))
+			}
+			if tt.reason != "" && !strings.Contains(strings.Join(res.Reasons, "\n"), tt.reason) {
+				t.Errorf("reasons do not say %q:\n%s", tt.reason, strings.Join(res.Reasons, "\n"))
+			}
+			if got := res.Outcome.Impossible(); got != (tt.want == HostNetwork || tt.want == Collision) {
+				t.Errorf("Impossible() = %v", got)
+			}
+			// Triage, from the metadata alone, either agrees or defers to Inject.
+			snap := clusterstate.NewSnapshot(objects(t, append(docs, tt.extra...)...)...)
+			p := pod(t, tt.pod)
+			ns, _ := snap.Namespace(p.Namespace)
+			early, done, err := in.Triage(&p.ObjectMeta, ns, snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if done && early.Outcome != res.Outcome {
+				t.Errorf("Triage says %s, Inject %s", early.Outcome, res.Outcome)
+			}
+			if wantDone := tt.want == NotSelected || tt.want == PluginNotDeclared || tt.want == PodOptedOut || tt.want == NamespaceOptedOut; done != wantDone {
+				t.Errorf("Triage done = %v for %s", done, tt.want)
+			}
+		})
+	}
+}
+
+// corsConfig is a PluginConfig of cors-policy in namespace app allowing one exact origin.
+func corsConfig(name, origin string, services ...string) string {
+	var refs []string
+	for _, s := range services {
+		refs = append(refs, fmt.Sprintf("{kind: Service, name: %s}", s))
+	}
+	return fmt.Sprintf(`
+kind: PluginConfig
+metadata: {name: %s, namespace: app}
+spec:
+  plugin: cors-policy
+  destinationRefs: [%s]
+  config: {allowOrigins: [{exact: %q}]}`, name, strings.Join(refs, ", "), origin)
+}
+
+func policyOf(ports map[int]string) string {
+	var entries []string
+	for _, p := range []int{80, 8080, 8081, 9000, 9090} {
+		if o, ok := ports[p]; ok {
+			entries = append(entries, fmt.Sprintf(`"%d":{"allowOrigins":[{"exact":%q}]}`, p, o))
+		}
+	}
+	return `{"version":1,"ports":{` + strings.Join(entries, ",") + `}}`
+}
+
+// TestResolvePolicy pins the per-port policy and the redirected ports.
+func TestResolvePolicy(t *testing.T) {
+	base := []string{seedPlugin, `
+kind: Namespace
+metadata: {name: app}`, `
+kind: PluginChain
+metadata: {name: chain, namespace: app}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {podSelector: {matchLabels: {app: web}}}`}
+	webPod := `
+kind: Pod
+metadata: {generateName: web-, namespace: app, labels: {app: web, tier: front}}
+spec:
+  containers:
+  - name: web
+    image: web
+    ports: [{name: api, containerPort: 8080}, {name: admin, containerPort: 9000}, {name: dns, containerPort: 5353, protocol: UDP}]
+  - name: metrics
+    image: m
+    ports: [{name: metrics, containerPort: 9090}]`
+
+	tests := []struct {
+		name         string
+		objs         []string
+		annotations  map[string]string
+		wantPolicy   string
+		wantRedirect string
+		wantProblem  string
+		wantNote     string
+	}{
+		{
+			name: "two Services on two ports of one pod",
+			objs: []string{`
+kind: Service
+metadata: {name: api, namespace: app}
+spec: {selector: {app: web}, ports: [{name: api, port: 80, targetPort: 8080}]}`, `
+kind: Service
+metadata: {name: admin, namespace: app}
+spec: {selector: {app: web, tier: front}, ports: [{port: 9000}]}`,
+				corsConfig("api-cors", "https://a.example", "api"),
+				corsConfig("admin-cors", "https://admin.example", "admin")},
+			wantPolicy:   policyOf(map[int]string{8080: "https://a.example", 9000: "https://admin.example"}),
+			wantRedirect: "8080,9000",
+		},
+		{
+			name: "named targetPort resolves to the container port of that name",
+			objs: []string{`
+kind: Service
+metadata: {name: api, namespace: app}
+spec: {selector: {app: web}, ports: [{name: web, port: 80, targetPort: api}, {name: m, port: 9091, targetPort: metrics}]}`,
+				corsConfig("api-cors", "https://a.example", "api")},
+			wantPolicy:   policyOf(map[int]string{8080: "https://a.example", 9090: "https://a.example"}),
+			wantRedirect: "8080,9090",
+		},
+		{
+			name: "named targetPort this pod does not have",
+			objs: []string{`
+kind: Service
+metadata: {name: api, namespace: app}
+spec: {selector: {app: web}, ports: [{name: web, port: 80, targetPort: grpc}, {name: w2, port: 8080}]}`,
+				corsConfig("api-cors", "https://a.example", "api")},
+			wantPolicy:   policyOf(map[int]string{8080: "https://a.example"}),
+			wantRedirect: "8080",
+			wantNote:     `Service api port "web" (80): targetPort "grpc" names no TCP container port of this pod`,
+		},
+		{
+			name: "UDP Service port gets no policy",
+			objs: []string{`
+kind: Service
+metadata: {name: dns, namespace: app}
+spec: {selector: {app: web}, ports: [{name: dns, port: 53, targetPort: dns, protocol: UDP}]}`,
+				corsConfig("dns-cors", "https://a.example", "dns")},
+			wantPolicy:   emptyPolicy,
+			wantRedirect: "",
+			wantNote:     "protocol UDP is not TCP",
+		},
+		{
+			name: "no config yet: empty policy, HTTP-named and appProtocol ports redirected",
+			objs: []string{`
+kind: Service
+metadata: {name: api, namespace: app}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http-api, port: 80, targetPort: api}
+  - {name: admin, port: 9000, appProtocol: kubernetes.io/h2c}
+  - {name: metrics, port: 9090}`},
+			wantPolicy:   emptyPolicy,
+			wantRedirect: "8080,9000",
+			wantNote:     "its policy is empty (pass-through) until one does",
+		},
+		{
+			name:         "no Service at all",
+			wantPolicy:   emptyPolicy,
+			wantRedirect: "",
+		},
+		{
+			name:         "inbound-ports annotation adds ports; bad entries are reported",
+			annotations:  map[string]string{AnnotationInboundPorts: " 8081, 70000 ,x,"},
+			wantPolicy:   emptyPolicy,
+			wantRedirect: "8081",
+			wantProblem:  `annotation cors-webhook.io/inbound-ports: "70000" is not a port number in 1..65535; ignored`,
+		},
+		{
+			name: "two configs on one port: first by namespace/name wins, and the reason says so",
+			objs: []string{`
+kind: Service
+metadata: {name: api, namespace: app}
+spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}`, `
+kind: Service
+metadata: {name: api-alias, namespace: app}
+spec: {selector: {app: web}, ports: [{port: 8080, targetPort: api}]}`,
+				corsConfig("zz-cors", "https://z.example", "api"),
+				corsConfig("aa-cors", "https://a.example", "api-alias")},
+			wantPolicy:   policyOf(map[int]string{8080: "https://a.example"}),
+			wantRedirect: "8080",
+			wantProblem:  "port 8080 is configured by more than one PluginConfig: app/aa-cors (through Service api-alias) applies, first by namespace/name; ignored: app/zz-cors (through Service api)",
+		},
+		{
+			name: "one config through two Services on one port is no conflict",
+			objs: []string{`
+kind: Service
+metadata: {name: api, namespace: app}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}`, `
+kind: Service
+metadata: {name: api-alias, namespace: app}
+spec: {selector: {app: web}, ports: [{port: 8080, targetPort: api}]}`,
+				corsConfig("cors", "https://a.example", "api", "api-alias")},
+			wantPolicy:   policyOf(map[int]string{8080: "https://a.example"}),
+			wantRedirect: "8080",
+		},
+		{
+			name: "invalid config is ignored and reported",
+			objs: []string{`
+kind: Service
+metadata: {name: api, namespace: app}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}`, `
+kind: PluginConfig
+metadata: {name: bad, namespace: app}
+spec:
+  plugin: cors-policy
+  destinationRefs: [{kind: Service, name: api}]
+  config: {allowOrigin: [{exact: "https://a.example"}]}`},
+			wantPolicy:   emptyPolicy,
+			wantRedirect: "",
+			wantProblem:  "PluginConfig app/bad is invalid and is ignored",
+		},
+		{
+			name: "configs that do not apply: other plugin, other kind, other namespace, Service not selecting",
+			objs: []string{`
+kind: Service
+metadata: {name: api, namespace: app}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}`, `
+kind: Service
+metadata: {name: other, namespace: app}
+spec: {selector: {app: other}, ports: [{port: 9000}]}`, `
+kind: PluginConfig
+metadata: {name: other-plugin, namespace: app}
+spec: {plugin: rate-limit, destinationRefs: [{kind: Service, name: api}], config: {allowOrigins: [{exact: x}]}}`, `
+kind: PluginConfig
+metadata: {name: other-kind, namespace: app}
+spec: {plugin: cors-policy, destinationRefs: [{kind: Deployment, name: api}], config: {allowOrigins: [{exact: x}]}}`, `
+kind: PluginConfig
+metadata: {name: other-ns, namespace: app}
+spec: {plugin: cors-policy, destinationRefs: [{kind: Service, name: api, namespace: elsewhere}], config: {allowOrigins: [{exact: x}]}}`,
+				corsConfig("not-selecting", "https://a.example", "other")},
+			wantPolicy:   emptyPolicy,
+			wantRedirect: "",
+		},
+	}
+	in := newInjector(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := pod(t, webPod)
+			p.Annotations = tt.annotations
+			snap := clusterstate.NewSnapshot(objects(t, append(append([]string(nil), base...), tt.objs...)...)...)
+			ns, _ := snap.Namespace("app")
+			res, err := in.Resolve(p, ns, snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Selected {
+				t.Fatalf("not selected: %q", res.Notes)
+			}
+			if res.PolicyJSON != tt.wantPolicy {
+				t.Errorf("policy\n got %s\nwant %s", res.PolicyJSON, tt.wantPolicy)
+			}
+			if got := res.RedirectPortsValue(); got != tt.wantRedirect {
+				t.Errorf("redirect ports %q, want %q", got, tt.wantRedirect)
+			}
+			problems := strings.Join(res.Problems, "\n")
+			if (tt.wantProblem == "") != (problems == "") || !strings.Contains(problems, tt.wantProblem) {
+				t.Errorf("problems:\n%s\nwant one saying %q", problems, tt.wantProblem)
+			}
+			if notes := strings.Join(res.Notes, "\n"); !strings.Contains(notes, tt.wantNote) {
+				t.Errorf("notes:\n%s\nwant one saying %q", notes, tt.wantNote)
+			}
+			var pp struct{ Version int }
+			if err := json.Unmarshal([]byte(res.PolicyJSON), &pp); err != nil || pp.Version != 1 {
+				t.Errorf("policy JSON %s: %v", res.PolicyJSON, err)
+			}
+
+			// The injection carries exactly this resolution.
+			out := injectInto(t, in, p, append(append([]string(nil), base...), tt.objs...)...)
+			if out.Outcome != Injected {
+				t.Fatalf("outcome %s: %q", out.Outcome, out.Reasons)
+			}
+			if out.Pod.Annotations[AnnotationPolicy] != tt.wantPolicy || out.Pod.Annotations[AnnotationRedirectPorts] != tt.wantRedirect {
+				t.Errorf("annotations %v", out.Pod.Annotations)
+			}
+			// cors-init redirects exactly those ports, and is left out when there are none.
+			var names []string
+			for _, c := range out.Pod.Spec.InitContainers {
+				names = append(names, c.Name)
+			}
+			if tt.wantRedirect == "" {
+				if !slices.Equal(names, []string{ContainerSidecar}) {
+					t.Errorf("init containers %v, want only %s", names, ContainerSidecar)
+				}
+			} else if args := out.Pod.Spec.InitContainers[0].Args; !slices.Equal(names, []string{ContainerInit, ContainerSidecar}) || args[len(args)-1] != tt.wantRedirect {
+				t.Errorf("init containers %v, cors-init args %q", names, args)
+			}
+		})
+	}
+}
+
+func TestResolveDeterministic(t *testing.T) {
+	// The annotation must be byte-stable whatever order the Reader returns objects in, or
+	// reconciliation would patch pods for nothing.
+	docs := []string{seedPlugin, `
+kind: Namespace
+metadata: {name: app}`, `
+kind: PluginChain
+metadata: {name: chain, namespace: app}
+spec: {chains: [{name: inbound-http, plugins: [cors-policy]}]}`}
+	for i := range 5 {
+		docs = append(docs, fmt.Sprintf(`
+kind: Service
+metadata: {name: s%d, namespace: app}
+spec: {selector: {app: web}, ports: [{port: %d, targetPort: 8080}]}`, i, 80+i), corsConfig(fmt.Sprintf("c%d", i), fmt.Sprintf("https://%d.example", i), fmt.Sprintf("s%d", i)))
+	}
+	in := newInjector(t)
+	p := pod(t, `
+kind: Pod
+metadata: {name: p, namespace: app, labels: {app: web}}
+spec: {containers: [{name: app, image: app}]}`)
+	var first *Resolution
+	for i := range 10 {
+		rotated := append(append([]string(nil), docs[3+i%10:]...), docs[:3+i%10]...)
+		snap := clusterstate.NewSnapshot(objects(t, rotated...)...)
+		ns, _ := snap.Namespace("app")
+		res, err := in.Resolve(p, ns, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = res
+			if !strings.Contains(res.PolicyJSON, "https://0.example") {
+				t.Fatalf("policy %s: want c0 (first by name)", res.PolicyJSON)
+			}
+			continue
+		}
+		if diff := cmp.Diff(first, res); diff != "" {
+			t.Fatalf("order %d changed the resolution:\n%s", i, diff)
+		}
+	}
+}
+
+func TestSettings(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Settings)
+		want   string // substring of the error; "" for valid
+	}{
+		{name: "defaults", modify: func(*Settings) {}},
+		{name: "no image", modify: func(s *Settings) { s.SidecarImage = " " }, want: "image must not be empty"},
+		{name: "bad pull policy", modify: func(s *Settings) { s.SidecarImagePullPolicy = "Sometimes" }, want: `"Sometimes"`},
+		{name: "port out of range", modify: func(s *Settings) { s.AdminPort = 70000 }, want: "admin port 70000"},
+		{name: "same ports", modify: func(s *Settings) { s.AdminPort = s.InboundPort }, want: "must differ"},
+		{name: "negative request", modify: func(s *Settings) { s.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("-1")} }, want: "cpu request"},
+		{name: "no plugins", modify: func(s *Settings) { s.CORSPlugins = nil }, want: "plugin names"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := DefaultSettings()
+			tt.modify(&s)
+			_, err := New(s)
+			if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("New: %v, want error containing %q", err, tt.want)
+			}
+		})
+	}
+
+	// Zero ports and requests take the defaults; the Injector keeps its own copies.
+	s := Settings{SidecarImage: "img", CORSPlugins: []string{"cors-policy", "cors-2"}}
+	in, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.CORSPlugins[0] = "changed"
+	got := in.Settings()
+	if got.InboundPort != 15003 || got.AdminPort != 15021 || got.Requests.Cpu().String() != "10m" || got.CORSPlugins[0] != "cors-policy" {
+		t.Errorf("settings %+v", got)
+	}
+	if got.SidecarImagePullPolicy != "" {
+		t.Errorf("pull policy %q", got.SidecarImagePullPolicy)
+	}
+}
+
+func TestInjectPutsOursBeforeThePodsInitContainers(t *testing.T) {
+	p := pod(t, podPipyV1)
+	p.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "migrate"}}
+	res := injectInto(t, newInjector(t), p, seed...)
+	if res.Outcome != Injected {
+		t.Fatalf("outcome %s: %q", res.Outcome, res.Reasons)
+	}
+	var names []string
+	for _, c := range res.Pod.Spec.InitContainers {
+		names = append(names, c.Name)
+	}
+	if want := []string{ContainerInit, ContainerSidecar, "migrate"}; !slices.Equal(names, want) {
+		t.Errorf("init containers %v, want %v", names, want)
+	}
+}
+
+// TestInjectChangesOnlyItsFields pins what the admission handler relies on to compute its JSON
+// patch cheaply: the injection changes metadata.annotations, metadata.labels,
+// spec.initContainers and spec.volumes of a pod, and nothing else.
+func TestInjectChangesOnlyItsFields(t *testing.T) {
+	in := newInjector(t)
+	withMore := pod(t, podPipyV1)
+	withMore.Annotations = map[string]string{"a": "b"}
+	withMore.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "m"}}
+	withMore.Spec.Volumes = []corev1.Volume{{Name: "data"}}
+	for _, p := range []*corev1.Pod{pod(t, podPipyV1), withMore} {
+		res := injectInto(t, in, p, seed...)
+		if res.Outcome != Injected {
+			t.Fatalf("outcome %s", res.Outcome)
+		}
+		rest := res.Pod.DeepCopy()
+		rest.Annotations, rest.Labels = p.Annotations, p.Labels
+		rest.Spec.InitContainers, rest.Spec.Volumes = p.Spec.InitContainers, p.Spec.Volumes
+		if diff := cmp.Diff(p, rest); diff != "" {
+			t.Errorf("the injection changed more than annotations, labels, init containers and volumes:\n%s", diff)
+		}
+	}
+}

@@ -1,0 +1,339 @@
+package inject
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/cors"
+)
+
+// Resolution is what the cluster's PluginChains, PluginConfigs and Services say about one pod:
+// whether it should carry the sidecar and with which per-port policy. It is computed without
+// touching the pod, so Day-2 reconciliation can compare it with what a running pod carries.
+type Resolution struct {
+	// Selected is true when a PluginChain selects the pod and mounts a declared CORS plugin in
+	// inbound-http. Nothing else is meaningful when it is false.
+	Selected bool
+	// Chains are the selecting chains ("namespace/name"), sorted.
+	Chains []string
+	// Plugins are the declared CORS plugins they mount, sorted.
+	Plugins []string
+	// Policy is the effective per-port policy; its Ports map is empty, not nil, when no
+	// PluginConfig configures the pod yet (pass-through).
+	Policy cors.PodPolicy
+	// PolicyJSON is Policy marshalled: the value of the AnnotationPolicy annotation.
+	PolicyJSON string
+	// RedirectPorts are the ports cors-init redirects to the sidecar, sorted: the ports with a
+	// policy, the target ports of selecting Services whose port says HTTP, and the ports of
+	// the AnnotationInboundPorts annotation.
+	RedirectPorts []int32
+	// Problems are errors in the inputs that the validating webhook would have rejected
+	// (invalid or conflicting PluginConfigs, a malformed annotation). Resolution still
+	// succeeds, deterministically, without the offending piece.
+	Problems []string
+	// Notes explain choices that are not errors (an empty policy, a Service port that does not
+	// reach this pod, a chain whose plugin is not declared).
+	Notes []string
+}
+
+// RedirectPortsValue is the AnnotationRedirectPorts value: RedirectPorts comma-separated.
+func (r *Resolution) RedirectPortsValue() string { return joinPorts(r.RedirectPorts) }
+
+// Resolve computes the Resolution of pod in namespace ns: what its cors-webhook.io/policy and
+// cors-webhook.io/redirect-ports annotations should be now. Day-2 reconciliation calls it for
+// running pods and compares: a different PolicyJSON is patched in place (the sidecar reloads
+// it), a RedirectPorts set the pod's redirect-ports do not cover means the workload must roll.
+// Resolve neither mutates the pod nor looks at the opt-outs or at whether the pod is injected
+// (callers that act on pods check those); when Selected is false, PolicyJSON is empty.
+//
+// The pod's own namespace field is ignored (admission requests may leave it empty): ns is the
+// namespace it runs in. Errors come only from the Reader.
+func (in *Injector) Resolve(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader) (*Resolution, error) {
+	ns = withNameLabel(ns)
+	sel, err := in.selectChains(pod.Labels, ns, r)
+	if err != nil {
+		return nil, err
+	}
+	return in.resolve(pod, ns, sel, r)
+}
+
+// resolve computes the policy part of a Resolution for a selection already made.
+func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection, r clusterstate.Reader) (*Resolution, error) {
+	res := &Resolution{Notes: sel.undeclared}
+	if !sel.selected() {
+		return res, nil
+	}
+	res.Selected = true
+	res.Chains = sel.chains
+	res.Plugins = sel.plugins
+
+	services, err := r.ServicesInNamespace(ns.Name)
+	if err != nil {
+		return nil, fmt.Errorf("listing the Services of namespace %s: %w", ns.Name, err)
+	}
+	var selecting []*corev1.Service
+	for _, svc := range services {
+		if serviceSelects(svc, pod.Labels) {
+			selecting = append(selecting, svc)
+		}
+	}
+	slices.SortFunc(selecting, func(a, b *corev1.Service) int { return cmp.Compare(a.Name, b.Name) })
+
+	type candidate struct {
+		config  string // namespace/name of the PluginConfig
+		service string
+		policy  *cors.Policy
+	}
+	byPort := map[int32][]candidate{}
+	redirect := map[int32]bool{}
+	compiled := map[string]*cors.Policy{} // by config key; nil: invalid, already reported
+	for _, svc := range selecting {
+		configs, err := r.PluginConfigsForService(ns.Name, svc.Name)
+		if err != nil {
+			return nil, fmt.Errorf("listing the PluginConfigs of Service %s/%s: %w", ns.Name, svc.Name, err)
+		}
+		var applicable []candidate
+		for _, pc := range configs {
+			if !slices.Contains(sel.plugins, pc.Spec.Plugin) || !namesService(pc, ns.Name, svc.Name) {
+				continue
+			}
+			key := pc.Namespace + "/" + pc.Name
+			pol, seen := compiled[key]
+			if !seen {
+				pol, err = compileConfig(pc)
+				if err != nil {
+					res.Problems = append(res.Problems, fmt.Sprintf("PluginConfig %s is invalid and is ignored: %v", key, err))
+				}
+				compiled[key] = pol
+			}
+			if pol != nil {
+				applicable = append(applicable, candidate{config: key, service: svc.Name, policy: pol})
+			}
+		}
+		for i := range svc.Spec.Ports {
+			sp := &svc.Spec.Ports[i]
+			port, why := targetPort(pod, sp)
+			if why != "" {
+				if len(applicable) > 0 || isHTTPPort(sp) {
+					res.Notes = append(res.Notes, fmt.Sprintf("Service %s port %s: %s", svc.Name, portLabel(sp), why))
+				}
+				continue
+			}
+			if isHTTPPort(sp) {
+				redirect[port] = true
+			}
+			byPort[port] = append(byPort[port], applicable...)
+		}
+	}
+
+	res.Policy = cors.PodPolicy{Version: cors.PodPolicyVersion, Ports: map[string]v1alpha1.CORSConfig{}}
+	for _, port := range slices.Sorted(maps.Keys(byPort)) {
+		cands := byPort[port]
+		if len(cands) == 0 {
+			continue
+		}
+		slices.SortStableFunc(cands, func(a, b candidate) int {
+			return cmp.Or(cmp.Compare(a.config, b.config), cmp.Compare(a.service, b.service))
+		})
+		winner := cands[0]
+		var losers []string
+		for _, c := range cands[1:] {
+			if c.config != winner.config {
+				losers = append(losers, fmt.Sprintf("%s (through Service %s)", c.config, c.service))
+			}
+		}
+		if len(losers) > 0 {
+			losers = slices.Compact(losers)
+			res.Problems = append(res.Problems, fmt.Sprintf(
+				"port %d is configured by more than one PluginConfig: %s (through Service %s) applies, first by namespace/name; ignored: %s",
+				port, winner.config, winner.service, strings.Join(losers, ", ")))
+		}
+		res.Policy.Ports[strconv.Itoa(int(port))] = *winner.policy.Config()
+		redirect[port] = true
+	}
+	if len(res.Policy.Ports) == 0 {
+		res.Notes = append(res.Notes, "no PluginConfig of "+strings.Join(sel.plugins, ", ")+
+			" configures a Service that selects this pod yet: its policy is empty (pass-through) until one does")
+	}
+
+	extra, problems := parsePorts(pod.Annotations[AnnotationInboundPorts])
+	for _, p := range problems {
+		res.Problems = append(res.Problems, fmt.Sprintf("annotation %s: %s", AnnotationInboundPorts, p))
+	}
+	for _, p := range extra {
+		redirect[p] = true
+	}
+	res.RedirectPorts = slices.Sorted(maps.Keys(redirect))
+
+	raw, err := res.Policy.Marshal()
+	if err != nil {
+		// Every config compiled above, so this is a bug, not bad input.
+		return nil, fmt.Errorf("marshalling the pod policy: %w", err)
+	}
+	res.PolicyJSON = string(raw)
+	return res, nil
+}
+
+// compileConfig decodes and compiles a CORS PluginConfig. The compiled policy's Config is the
+// normalized form that the annotation carries.
+func compileConfig(pc *v1alpha1.PluginConfig) (*cors.Policy, error) {
+	path := field.NewPath("spec", "config")
+	cfg, errs := cors.Decode(pc.Spec.Config.Raw, path)
+	if len(errs) > 0 {
+		return nil, errs.ToAggregate()
+	}
+	pol, errs := cors.Compile(cfg, path)
+	if len(errs) > 0 {
+		return nil, errs.ToAggregate()
+	}
+	return pol, nil
+}
+
+// namesService reports whether a PluginConfig's destinationRefs name the Service, with the
+// rules the validating webhook enforces: kind Service, in the config's own namespace.
+func namesService(pc *v1alpha1.PluginConfig, namespace, service string) bool {
+	for _, ref := range pc.Spec.DestinationRefs {
+		if ref.Kind == "Service" && ref.Name == service && (ref.Namespace == "" || ref.Namespace == namespace) {
+			return true
+		}
+	}
+	return false
+}
+
+// targetPort resolves the pod port a Service port sends traffic to, as the endpoints controller
+// does (k8s.io/endpointslice FindPort): a number is used as is, a name is looked up among the
+// ports of the pod's containers and native sidecars. It returns a reason instead when the port
+// cannot carry this product's traffic to this pod.
+func targetPort(pod *corev1.Pod, sp *corev1.ServicePort) (int32, string) {
+	if proto := protocolOf(sp.Protocol); proto != corev1.ProtocolTCP {
+		return 0, fmt.Sprintf("protocol %s is not TCP; the sidecar handles only HTTP over TCP", proto)
+	}
+	tp := sp.TargetPort
+	switch {
+	case tp.Type == intstr.Int && tp.IntVal == 0:
+		// Unset: the API server defaults it to the Service port; files may leave it out.
+		return sp.Port, ""
+	case tp.Type == intstr.Int:
+		if tp.IntVal < 1 || tp.IntVal > 65535 {
+			return 0, fmt.Sprintf("targetPort %d is not a port number", tp.IntVal)
+		}
+		return tp.IntVal, ""
+	}
+	if p, ok := namedPort(pod, tp.StrVal); ok {
+		return p, ""
+	}
+	return 0, fmt.Sprintf("targetPort %q names no TCP container port of this pod", tp.StrVal)
+}
+
+func namedPort(pod *corev1.Pod, name string) (int32, bool) {
+	for i := range pod.Spec.Containers {
+		if p, ok := findPort(pod.Spec.Containers[i].Ports, name); ok {
+			return p, true
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		if c.Name == ContainerSidecar || c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+			continue
+		}
+		if p, ok := findPort(c.Ports, name); ok {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
+func findPort(ports []corev1.ContainerPort, name string) (int32, bool) {
+	for _, p := range ports {
+		if p.Name == name && protocolOf(p.Protocol) == corev1.ProtocolTCP {
+			return p.ContainerPort, true
+		}
+	}
+	return 0, false
+}
+
+// protocolOf applies the API server's default, so files without defaults resolve the same.
+func protocolOf(p corev1.Protocol) corev1.Protocol {
+	if p == "" {
+		return corev1.ProtocolTCP
+	}
+	return p
+}
+
+// isHTTPPort reports whether a Service port declares HTTP by the Kubernetes conventions: a name
+// "http" or "http-*", or appProtocol http or kubernetes.io/h2c. Such ports are redirected even
+// without a policy yet, so a later PluginConfig takes effect without restarting the pod.
+func isHTTPPort(sp *corev1.ServicePort) bool {
+	if sp.Name == "http" || strings.HasPrefix(sp.Name, "http-") {
+		return true
+	}
+	if sp.AppProtocol != nil {
+		switch ap := strings.ToLower(*sp.AppProtocol); ap {
+		case "http", "kubernetes.io/h2c":
+			return true
+		}
+	}
+	return false
+}
+
+func portLabel(sp *corev1.ServicePort) string {
+	if sp.Name != "" {
+		return fmt.Sprintf("%q (%d)", sp.Name, sp.Port)
+	}
+	return strconv.Itoa(int(sp.Port))
+}
+
+// parsePorts reads a comma-separated port list; bad entries are reported and skipped.
+func parsePorts(v string) ([]int32, []string) {
+	var ports []int32
+	var problems []string
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(f, 10, 16)
+		if err != nil || n == 0 {
+			problems = append(problems, fmt.Sprintf("%q is not a port number in 1..65535; ignored", f))
+			continue
+		}
+		ports = append(ports, int32(n))
+	}
+	return ports, problems
+}
+
+func joinPorts(ports []int32) string {
+	var b strings.Builder
+	for i, p := range ports {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(int(p)))
+	}
+	return b.String()
+}
+
+// withNameLabel returns ns with the kubernetes.io/metadata.name label that the API server puts
+// on every namespace, so namespaceSelectors on it behave the same on namespaces read from files.
+// Namespaces from a cluster already have it and are returned as they are.
+func withNameLabel(ns *corev1.Namespace) *corev1.Namespace {
+	if ns.Labels[corev1.LabelMetadataName] == ns.Name {
+		return ns
+	}
+	out := ns.DeepCopy()
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	out.Labels[corev1.LabelMetadataName] = ns.Name
+	return out
+}

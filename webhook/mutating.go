@@ -1,0 +1,447 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jsoniter "github.com/json-iterator/go"
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/inject"
+)
+
+// MutatePodPath is the path of the pod injection webhook, in controller-runtime's naming
+// scheme; the MutatingWebhookConfiguration (chart, e2e) points at it.
+const MutatePodPath = "/mutate-v1-pod"
+
+// EventReasonInjectionSkipped is the reason of the Warning event emitted when a PluginChain
+// selects a pod that cannot be injected.
+const EventReasonInjectionSkipped = "CORSInjectionSkipped"
+
+var (
+	// Injections counts pod admissions by outcome (inject.Outcome: "injected", "not-selected",
+	// "host-network", "collision", ...), plus "error" when the request could not be handled.
+	Injections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cors_webhook_pod_injections_total",
+		Help: "Pod admissions of the mutating webhook, by outcome (injected, or why not).",
+	}, []string{"outcome"})
+
+	// InjectionDuration is the time the pod handler takes, from decoding the pod to building
+	// the patch (TLS and the AdmissionReview envelope excluded: controller-runtime's
+	// controller_runtime_webhook_latency_seconds has the whole request).
+	InjectionDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "cors_webhook_pod_injection_duration_seconds",
+		Help:    "Time the pod injection handler takes per admission request.",
+		Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.25, 1},
+	})
+
+	registerInjectionMetrics sync.Once
+)
+
+// RegisterInjectionMetrics adds the injection metrics to controller-runtime's registry, with
+// every outcome present from the start so that rates work before the first occurrence. It is
+// idempotent.
+func RegisterInjectionMetrics() {
+	registerInjectionMetrics.Do(func() {
+		metrics.Registry.MustRegister(Injections, InjectionDuration)
+		for _, o := range inject.Outcomes {
+			Injections.WithLabelValues(string(o))
+		}
+		Injections.WithLabelValues(outcomeError)
+	})
+}
+
+const outcomeError = "error"
+
+// InjectionSettings returns the injector settings of opts: Injection, with the CORS plugin
+// names of Validation when Injection names none, so that --cors-plugins means one thing.
+func (opts Options) InjectionSettings() inject.Settings {
+	s := opts.Injection
+	if len(s.CORSPlugins) == 0 {
+		s.CORSPlugins = opts.Validation.CORSPlugins
+	}
+	return s
+}
+
+// registerPodInjector mounts the pod injection handler on the manager's webhook server.
+func registerPodInjector(mgr manager.Manager, decoder admission.Decoder, r clusterstate.Reader, opts Options) error {
+	injector, err := inject.New(opts.InjectionSettings())
+	if err != nil {
+		return err
+	}
+	RegisterInjectionMetrics()
+	indexed, err := NewChainIndexReader(context.Background(), mgr.GetCache(), r, injector)
+	if err != nil {
+		return err
+	}
+	h := NewPodInjector(decoder, indexed, injector)
+	h.APIReader = mgr.GetAPIReader()
+	h.Recorder = mgr.GetEventRecorder("cors-webhook")
+	mgr.GetWebhookServer().Register(MutatePodPath, &admission.Webhook{Handler: h})
+	return nil
+}
+
+// PodInjector is the admission handler of Pod CREATE: decode, call the pure functions of
+// package inject, translate the result into a JSON patch (admission.PatchResponseFromRaw).
+// Pods are first triaged from their labels (inject.Injector.Triage), and decoded in full only
+// when a chain selects them (inject.Injector.Inject).
+type PodInjector struct {
+	decoder  admission.Decoder
+	reader   clusterstate.Reader
+	injector *inject.Injector
+
+	// APIReader, when set, is asked for a namespace the cache has not seen yet (a namespace
+	// created a moment before its first pod), so its labels are not missed. Optional.
+	APIReader client.Reader
+	// Recorder, when set, emits a Warning event on the pod's owner (its ReplicaSet, Job, ...)
+	// when a PluginChain selects a pod that cannot be injected; the pod itself does not
+	// exist yet. Optional: the reason is logged either way.
+	Recorder events.EventRecorder
+}
+
+// NewPodInjector returns the handler, reading PluginChains, PluginConfigs, Services, Plugins
+// and Namespaces from r.
+func NewPodInjector(decoder admission.Decoder, r clusterstate.Reader, injector *inject.Injector) *PodInjector {
+	return &PodInjector{decoder: decoder, reader: r, injector: injector}
+}
+
+var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
+
+// Handle implements admission.Handler.
+func (h *PodInjector) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	resp, outcome := h.handle(ctx, req)
+	InjectionDuration.Observe(time.Since(start).Seconds())
+	if outcome != "" {
+		Injections.WithLabelValues(outcome).Inc()
+	}
+	return resp
+}
+
+func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admission.Response, string) {
+	// Only pod creation is injected; anything else the configuration may route here passes.
+	if req.Operation != admissionv1.Create || req.Resource != podResource || req.SubResource != "" {
+		return admission.Allowed(""), ""
+	}
+	ns, err := h.namespace(ctx, req.Namespace)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "reading the pod's namespace", "namespace", req.Namespace)
+		return admission.Errored(http.StatusInternalServerError, err), outcomeError
+	}
+	// Most pods are selected by no chain, and that needs only their metadata: decoding the
+	// whole pod would cost more than the rest of the admission together.
+	meta, err := decodeMetadata(req.Object.Raw)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err), outcomeError
+	}
+	early, done, err := h.injector.Triage(meta, ns, h.reader)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
+		return admission.Errored(http.StatusInternalServerError, err), outcomeError
+	}
+	if done {
+		return admission.Allowed(""), string(early.Outcome)
+	}
+	pod := &corev1.Pod{}
+	if err := h.decoder.Decode(req, pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, err), outcomeError
+	}
+	res, err := h.injector.Inject(pod, ns, h.reader)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
+		return admission.Errored(http.StatusInternalServerError, err), outcomeError
+	}
+	outcome := string(res.Outcome)
+	if res.Outcome.Impossible() {
+		// sideEffects: None promises that a dry run changes nothing: no event then.
+		h.reportSkipped(ctx, req.Namespace, pod, res, req.DryRun == nil || !*req.DryRun)
+	}
+	if res.Outcome != inject.Injected {
+		if res.Outcome.Impossible() {
+			return admission.Allowed("").WithWarnings(res.Reasons...), outcome
+		}
+		return admission.Allowed(""), outcome
+	}
+	original, current, err := injectedMembers(req.Object.Raw, res.Pod)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err), outcomeError
+	}
+	logf.FromContext(ctx).V(1).Info("injecting the CORS sidecar", "namespace", req.Namespace, "pod", podName(pod),
+		"redirectPorts", res.Resolution.RedirectPortsValue(), "reasons", res.Reasons)
+	resp := admission.PatchResponseFromRaw(original, current)
+	// Problems of the inputs (a conflicting or invalid PluginConfig) reach whoever runs kubectl.
+	return resp.WithWarnings(res.Resolution.Problems...), outcome
+}
+
+// decodeMetadata decodes what Triage reads of a pod's JSON: its labels and annotations. Every
+// other member is skipped without being decoded, and reading stops after metadata, which the
+// API server writes before spec: the answer for the pods no chain selects must not cost a
+// decoding of the pod, nor of its managedFields (in admission requests they describe every
+// field of the pod). encoding/json cannot skip without scanning twice, so this uses the
+// json-iterator that apimachinery already links in.
+func decodeMetadata(raw []byte) (*metav1.ObjectMeta, error) {
+	iter := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowIterator(raw)
+	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnIterator(iter)
+	if iter.WhatIsNext() != jsoniter.ObjectValue {
+		return nil, errors.New("the object is not a JSON object")
+	}
+	meta := &metav1.ObjectMeta{}
+	iter.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+		if field != "metadata" {
+			it.Skip()
+			return it.Error == nil
+		}
+		var labels, annotations bool
+		it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+			switch field {
+			case "labels":
+				it.ReadVal(&meta.Labels)
+				labels = true
+			case "annotations":
+				it.ReadVal(&meta.Annotations)
+				annotations = true
+			case "ownerReferences", "finalizers", "managedFields":
+				// The API server writes these after labels and annotations (ObjectMeta's
+				// field order). Stopping here once the labels are read skips managedFields.
+				// Annotations only carry the opt-out, which Inject checks again on the
+				// decoded pod, so missing them in an unusual order cannot change a patch.
+				if labels {
+					return false
+				}
+				it.Skip()
+			default:
+				it.Skip()
+			}
+			return it.Error == nil && !(labels && annotations)
+		})
+		return false // the rest of the pod is not needed
+	})
+	if iter.Error != nil && !errors.Is(iter.Error, io.EOF) {
+		return nil, fmt.Errorf("decoding the pod's metadata: %w", iter.Error)
+	}
+	return meta, nil
+}
+
+// injectedMembers returns the parts of a pod that the injection changes, as JSON objects with
+// the pod's own paths: from the pod as the API server sent it (raw), and from the injected pod.
+// inject.Injector.Inject adds to metadata.annotations, metadata.labels, spec.initContainers and
+// spec.volumes and to nothing else (its tests pin that), so the JSON patch between these two
+// documents is the patch between the whole pods, without diffing the rest of the pod: its
+// containers and managedFields are most of its JSON, and comparing them twice was half the
+// cost of an injection. A side benefit: fields of the pod unknown to this build's API types
+// (a newer API server) are not in the diff, so the patch never removes them.
+func injectedMembers(raw []byte, injected *corev1.Pod) ([]byte, []byte, error) {
+	original := map[string]map[string]json.RawMessage{}
+	iter := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowIterator(raw)
+	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnIterator(iter)
+	iter.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+		members, ok := injectedPaths[field]
+		if !ok || it.WhatIsNext() != jsoniter.ObjectValue {
+			it.Skip()
+			return it.Error == nil
+		}
+		kept := map[string]json.RawMessage{}
+		it.ReadObjectCB(func(it *jsoniter.Iterator, member string) bool {
+			if slices.Contains(members, member) {
+				kept[member] = append(json.RawMessage(nil), it.SkipAndReturnBytes()...)
+			} else {
+				it.Skip()
+			}
+			return it.Error == nil
+		})
+		original[field] = kept
+		return it.Error == nil
+	})
+	if iter.Error != nil && !errors.Is(iter.Error, io.EOF) {
+		return nil, nil, fmt.Errorf("reading the pod: %w", iter.Error)
+	}
+	// The same members of the injected pod, as json.Marshal of the whole pod writes them
+	// (all four are omitempty).
+	current := map[string]map[string]any{"metadata": {}, "spec": {}}
+	if len(injected.Annotations) > 0 {
+		current["metadata"]["annotations"] = injected.Annotations
+	}
+	if len(injected.Labels) > 0 {
+		current["metadata"]["labels"] = injected.Labels
+	}
+	if len(injected.Spec.InitContainers) > 0 {
+		current["spec"]["initContainers"] = injected.Spec.InitContainers
+	}
+	if len(injected.Spec.Volumes) > 0 {
+		current["spec"]["volumes"] = injected.Spec.Volumes
+	}
+	o, err := json.Marshal(original)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := json.Marshal(current)
+	return o, c, err
+}
+
+// injectedPaths are the members injectedMembers compares, by parent.
+var injectedPaths = map[string][]string{
+	"metadata": {"annotations", "labels"},
+	"spec":     {"initContainers", "volumes"},
+}
+
+// namespace returns the pod's namespace from the cache, or from the API server when the cache
+// has not seen it yet, or a label-less stand-in when neither has it.
+func (h *PodInjector) namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	ns, err := h.reader.Namespace(name)
+	if err != nil || ns != nil {
+		return ns, err
+	}
+	if h.APIReader != nil {
+		live := &corev1.Namespace{}
+		err := h.APIReader.Get(ctx, client.ObjectKey{Name: name}, live)
+		if err == nil {
+			return live, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+	}
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, nil
+}
+
+// reportSkipped says why a pod that a chain selects runs without the sidecar: always in the
+// log, and as an event on the pod's controller when it has one (the pod is not created yet, so
+// `kubectl describe replicaset` is where a user looks).
+func (h *PodInjector) reportSkipped(ctx context.Context, namespace string, pod *corev1.Pod, res inject.Result, event bool) {
+	why := strings.Join(res.Reasons, "; ")
+	logf.FromContext(ctx).Info("not injecting a pod that a PluginChain selects", "namespace", namespace,
+		"pod", podName(pod), "outcome", res.Outcome, "reason", why)
+	if h.Recorder == nil || !event {
+		return
+	}
+	owner := metav1.GetControllerOf(pod)
+	if owner == nil {
+		return
+	}
+	regarding := &metav1.PartialObjectMetadata{
+		TypeMeta:   metav1.TypeMeta{APIVersion: owner.APIVersion, Kind: owner.Kind},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: owner.Name, UID: owner.UID},
+	}
+	var related runtime.Object
+	if len(res.Chains) > 0 {
+		nsName, name, _ := strings.Cut(res.Chains[0], "/")
+		related = &metav1.PartialObjectMetadata{
+			TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "PluginChain"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: nsName, Name: name},
+		}
+	}
+	h.Recorder.Eventf(regarding, related, corev1.EventTypeWarning, EventReasonInjectionSkipped, "InjectSidecar",
+		"pod %s not injected (%s): %s", podName(pod), res.Outcome, why)
+}
+
+func podName(pod *corev1.Pod) string {
+	if pod.Name != "" {
+		return pod.Name
+	}
+	return fmt.Sprintf("%s<generated>", pod.GenerateName)
+}
+
+// ChainIndexReader is the pod injector's Reader: a clusterstate.Reader plus an
+// inject.ChainIndex of the PluginChains in the cache, so that a pod admission does not list and
+// evaluate every chain (see inject.ChainIndex). The index is rebuilt from the informer's store
+// on the first admission after a PluginChain changed; the informer's event handler only marks
+// it stale, so a burst of chain changes costs one rebuild.
+type ChainIndexReader struct {
+	clusterstate.Reader
+	chains   toolscache.SharedIndexInformer
+	injector *inject.Injector
+
+	mu    sync.Mutex // serializes rebuilds
+	stale atomic.Bool
+	index atomic.Pointer[inject.ChainIndex]
+}
+
+var _ inject.IndexedChains = (*ChainIndexReader)(nil)
+
+// indexSyncTimeout bounds how long the first admission waits for the PluginChain informer's
+// first sync; past it, admission fails rather than injecting from an incomplete view.
+const indexSyncTimeout = 5 * time.Second
+
+// NewChainIndexReader wraps r (a Reader over c) with an index of c's PluginChains built for
+// injector, kept current by an event handler on c's PluginChain informer. Like NewCacheReader,
+// it must run before the cache starts.
+func NewChainIndexReader(ctx context.Context, c cache.Informers, r clusterstate.Reader, injector *inject.Injector) (*ChainIndexReader, error) {
+	inf, err := c.GetInformer(ctx, &v1alpha1.PluginChain{})
+	if err != nil {
+		return nil, fmt.Errorf("informer for PluginChains: %w", err)
+	}
+	chains, ok := inf.(toolscache.SharedIndexInformer)
+	if !ok {
+		return nil, fmt.Errorf("informer for PluginChains is a %T, not a client-go SharedIndexInformer", inf)
+	}
+	return newChainIndexReader(chains, r, injector)
+}
+
+func newChainIndexReader(chains toolscache.SharedIndexInformer, r clusterstate.Reader, injector *inject.Injector) (*ChainIndexReader, error) {
+	ir := &ChainIndexReader{Reader: r, chains: chains, injector: injector}
+	ir.stale.Store(true)
+	markStale := func() { ir.stale.Store(true) }
+	if _, err := chains.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { markStale() },
+		UpdateFunc: func(any, any) { markStale() },
+		DeleteFunc: func(any) { markStale() },
+	}); err != nil {
+		return nil, fmt.Errorf("watching PluginChains: %w", err)
+	}
+	return ir, nil
+}
+
+// CORSChainIndex implements inject.IndexedChains.
+func (r *ChainIndexReader) CORSChainIndex() (*inject.ChainIndex, error) {
+	if ix := r.index.Load(); ix != nil && !r.stale.Load() {
+		return ix, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ix := r.index.Load(); ix != nil && !r.stale.Load() {
+		return ix, nil
+	}
+	if !r.chains.HasSynced() {
+		ctx, cancel := context.WithTimeout(context.Background(), indexSyncTimeout)
+		defer cancel()
+		if !toolscache.WaitForCacheSync(ctx.Done(), r.chains.HasSynced) {
+			return nil, errors.New("the PluginChain informer has not synced yet")
+		}
+	}
+	// Cleared before reading the store: a change that lands meanwhile marks it stale again.
+	r.stale.Store(false)
+	items := r.chains.GetIndexer().List()
+	chains := make([]*v1alpha1.PluginChain, 0, len(items))
+	for _, item := range items {
+		if c, ok := item.(*v1alpha1.PluginChain); ok {
+			chains = append(chains, c)
+		}
+	}
+	ix := r.injector.IndexChains(chains)
+	r.index.Store(ix)
+	return ix, nil
+}
