@@ -51,7 +51,7 @@ func TestDayTwoSeedGuideInItsOwnOrder(t *testing.T) {
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{podInjectionWebhook()},
 		},
 	})
-	startInjectingServer(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
+	startServe(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
 	ctx := t.Context()
 	dayTwoKubelet(t, c, "curl", "pipy", "manual")
 	rolls := dayTwoRecordRollouts(t, c, "curl", "pipy")
@@ -239,7 +239,7 @@ func TestDayTwoPolicyPropagation200Pods(t *testing.T) {
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{podInjectionWebhook()},
 		},
 	})
-	srv := startInjectingServer(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
+	srv := startServe(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
 	res := c.KubectlStdin(t, fmt.Sprintf(`
 apiVersion: v1
 kind: Namespace
@@ -315,7 +315,7 @@ spec:
 	// watch saw the change: poll the counter briefly.
 	var patches float64
 	framework.Eventually(t, 10*time.Second, 100*time.Millisecond, func() (bool, string) {
-		metrics := srv.get(t, srv.metricsAddr, "/metrics")
+		metrics := srv.get(t, "/metrics")
 		for _, l := range strings.Split(metrics, "\n") {
 			if v, ok := strings.CutPrefix(l, "cors_webhook_reconcile_policy_patches_total "); ok {
 				_, _ = fmt.Sscan(v, &patches)

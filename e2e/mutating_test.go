@@ -1,20 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -75,7 +68,7 @@ func TestMutatingWebhookInjectsTheSeedPods(t *testing.T) {
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{podInjectionWebhook()},
 		},
 	})
-	srv := startInjectingServer(t, c, bin,
+	srv := startServe(t, c, bin,
 		"--sidecar-image", "registry.example/cors-sidecar:e2e",
 		// cors-policy-2 is a CORS plugin that no Plugin declares.
 		"--cors-plugins", "cors-policy,cors-policy-2")
@@ -269,7 +262,7 @@ spec:
 	})
 
 	t.Run("metrics count the outcomes", func(t *testing.T) {
-		metrics := srv.get(t, srv.metricsAddr, "/metrics")
+		metrics := srv.get(t, "/metrics")
 		for _, want := range []string{
 			`cors_webhook_pod_injections_total{outcome="injected"} 3`,
 			`cors_webhook_pod_injections_total{outcome="host-network"} 2`,
@@ -353,99 +346,4 @@ func assertUntouched(t *testing.T, pod *corev1.Pod) {
 	if _, ok := pod.Labels["cors-webhook.io/injected"]; ok {
 		t.Errorf("%s/%s: labeled injected", pod.Namespace, pod.Name)
 	}
-}
-
-// injectingServer is a `cors-webhook serve` subprocess serving the cluster's webhooks.
-type injectingServer struct {
-	metricsAddr, probeAddr string
-	log                    *lockedLog
-}
-
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// startInjectingServer runs `serve` where envtest pointed the webhook configurations, and
-// waits until it is ready (its cache synced). It is stopped with SIGTERM when the test ends.
-func startInjectingServer(t *testing.T, c *framework.Cluster, bin string, args ...string) *injectingServer {
-	t.Helper()
-	srv := &injectingServer{metricsAddr: localAddr(t), probeAddr: localAddr(t), log: &lockedLog{}}
-	cmd := exec.Command(bin, append([]string{"serve",
-		"--kubeconfig", c.Kubeconfig,
-		"--host", c.WebhookHost,
-		"--port", fmt.Sprint(c.WebhookPort),
-		"--cert-dir", c.WebhookCertDir,
-		"--metrics-bind-address", srv.metricsAddr,
-		"--health-probe-bind-address", srv.probeAddr,
-	}, args...)...)
-	cmd.Stdout, cmd.Stderr = srv.log, srv.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting cors-webhook serve: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("cors-webhook serve log:\n%s", srv.log.String())
-		}
-	})
-	framework.Eventually(t, 60*time.Second, 100*time.Millisecond, func() (bool, string) {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("cors-webhook serve exited: %v\n%s", err, srv.log.String())
-		default:
-		}
-		resp, err := http.Get("http://" + srv.probeAddr + "/readyz")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, "readyz: " + resp.Status
-	})
-	return srv
-}
-
-func (s *injectingServer) get(t *testing.T, addr, path string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(body)
-}
-
-func localAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
