@@ -72,7 +72,7 @@ type PluginList struct {
 // +kubebuilder:resource:shortName=pichn
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.currentStatus`
-// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PluginChain struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -132,7 +132,7 @@ type PluginChainList struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Plugin",type=string,JSONPath=`.spec.plugin`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.currentStatus`
-// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PluginConfig struct {
 	metav1.TypeMeta   `json:",inline"`
