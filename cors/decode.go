@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/api/corsconfig"
 )
 
 // JSON field names of the CORS config, as FSM's cors-policy plugin reads them.
@@ -50,7 +50,7 @@ var (
 // Decode checks only the shape; [Compile] checks the meaning (non-empty allowOrigins, regex
 // syntax, maxAge, ...). All shape errors are collected; when there are any, the returned config
 // is nil.
-func Decode(raw []byte, fldPath *field.Path) (*v1alpha1.CORSConfig, field.ErrorList) {
+func Decode(raw []byte, fldPath *field.Path) (*corsconfig.CORSConfig, field.ErrorList) {
 	if k := jsonKind(raw); k == kindNone || k == kindNull {
 		return nil, field.ErrorList{field.Required(fldPath, "a CORS config is required")}
 	}
@@ -58,7 +58,7 @@ func Decode(raw []byte, fldPath *field.Path) (*v1alpha1.CORSConfig, field.ErrorL
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	cfg := &v1alpha1.CORSConfig{}
+	cfg := &corsconfig.CORSConfig{}
 	for _, m := range members {
 		p := fldPath.Child(m.name)
 		if !slices.Contains(configFields, m.name) {
@@ -70,7 +70,7 @@ func Decode(raw []byte, fldPath *field.Path) (*v1alpha1.CORSConfig, field.ErrorL
 		}
 		switch m.name {
 		case fieldAllowOrigins:
-			var origins []v1alpha1.OriginMatcher
+			var origins []corsconfig.OriginMatcher
 			origins, errs = decodeOrigins(m.raw, p, errs)
 			cfg.AllowOrigins = origins
 		case fieldAllowMethods:
@@ -97,7 +97,7 @@ func Decode(raw []byte, fldPath *field.Path) (*v1alpha1.CORSConfig, field.ErrorL
 	return cfg, nil
 }
 
-func decodeOrigins(raw json.RawMessage, p *field.Path, errs field.ErrorList) ([]v1alpha1.OriginMatcher, field.ErrorList) {
+func decodeOrigins(raw json.RawMessage, p *field.Path, errs field.ErrorList) ([]corsconfig.OriginMatcher, field.ErrorList) {
 	if jsonKind(raw) != kindArray {
 		return nil, append(errs, typeError(p, raw, "array"))
 	}
@@ -105,7 +105,7 @@ func decodeOrigins(raw json.RawMessage, p *field.Path, errs field.ErrorList) ([]
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, append(errs, field.Invalid(p, field.OmitValueType{}, err.Error()))
 	}
-	out := make([]v1alpha1.OriginMatcher, 0, len(items))
+	out := make([]corsconfig.OriginMatcher, 0, len(items))
 	for i, item := range items {
 		ip := p.Index(i)
 		if jsonKind(item) != kindObject {
@@ -118,7 +118,7 @@ func decodeOrigins(raw json.RawMessage, p *field.Path, errs field.ErrorList) ([]
 			errs = append(errs, merrs...)
 			continue
 		}
-		var m v1alpha1.OriginMatcher
+		var m corsconfig.OriginMatcher
 		for _, mm := range members {
 			mp := ip.Child(mm.name)
 			var dst *string

@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/api/corsconfig"
 )
 
 // wantErr describes one expected field error: its type, path and words its detail must hold.
@@ -41,20 +41,20 @@ func TestDecode(t *testing.T) {
 	tests := []struct {
 		name string
 		raw  string
-		want *v1alpha1.CORSConfig
+		want *corsconfig.CORSConfig
 		errs []wantErr
 	}{
 		{
 			name: "minimal",
 			raw:  `{"allowOrigins":[{"exact":"http://a.example"}]}`,
-			want: &v1alpha1.CORSConfig{AllowOrigins: []v1alpha1.OriginMatcher{{Exact: "http://a.example"}}},
+			want: &corsconfig.CORSConfig{AllowOrigins: []corsconfig.OriginMatcher{{Exact: "http://a.example"}}},
 		},
 		{
 			name: "all fields, maxAge as integer",
 			raw: `{"allowOrigins":[{"prefix":"https://p"},{"regex":"^x$"}],"allowMethods":["GET"],"allowHeaders":["X-A"],
 			       "exposeHeaders":["X-B"],"allowCredentials":false,"maxAge":3600}`,
-			want: &v1alpha1.CORSConfig{
-				AllowOrigins:  []v1alpha1.OriginMatcher{{Prefix: "https://p"}, {Regex: "^x$"}},
+			want: &corsconfig.CORSConfig{
+				AllowOrigins:  []corsconfig.OriginMatcher{{Prefix: "https://p"}, {Regex: "^x$"}},
 				AllowMethods:  []string{"GET"},
 				AllowHeaders:  []string{"X-A"},
 				ExposeHeaders: []string{"X-B"},
@@ -64,17 +64,17 @@ func TestDecode(t *testing.T) {
 		{
 			name: "maxAge as string",
 			raw:  `{"allowOrigins":[{"exact":"x"}],"maxAge":"3600"}`,
-			want: &v1alpha1.CORSConfig{AllowOrigins: []v1alpha1.OriginMatcher{{Exact: "x"}}, MaxAge: maxAge(intstr.FromString("3600"))},
+			want: &corsconfig.CORSConfig{AllowOrigins: []corsconfig.OriginMatcher{{Exact: "x"}}, MaxAge: maxAge(intstr.FromString("3600"))},
 		},
 		{
 			name: "null counts as absent",
 			raw:  `{"allowOrigins":[{"exact":"x","prefix":null}],"allowMethods":null,"allowCredentials":null,"maxAge":null}`,
-			want: &v1alpha1.CORSConfig{AllowOrigins: []v1alpha1.OriginMatcher{{Exact: "x"}}},
+			want: &corsconfig.CORSConfig{AllowOrigins: []corsconfig.OriginMatcher{{Exact: "x"}}},
 		},
 		{
 			name: "empty object decodes; Compile requires allowOrigins",
 			raw:  `{}`,
-			want: &v1alpha1.CORSConfig{},
+			want: &corsconfig.CORSConfig{},
 		},
 		{name: "empty raw", raw: ``, errs: []wantErr{{field.ErrorTypeRequired, "spec.config", nil}}},
 		{name: "null raw", raw: ` null `, errs: []wantErr{{field.ErrorTypeRequired, "spec.config", nil}}},

@@ -5,7 +5,7 @@
 // can never disagree:
 //
 //   - [Decode] strictly decodes PluginConfig.spec.config (unknown fields are errors, with a
-//     did-you-mean hint) into a [v1alpha1.CORSConfig].
+//     did-you-mean hint) into a [corsconfig.CORSConfig].
 //   - [Compile] checks what the data path needs (origin matchers, RE2 regexes, header tokens,
 //     maxAge) and builds an immutable [Policy].
 //   - [Normalize] gives the canonical form the pod annotation carries ([PodPolicy]).

@@ -10,7 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/api/corsconfig"
 )
 
 // PodPolicyAnnotation is the pod annotation that carries the JSON of a [PodPolicy]. The sidecar
@@ -29,7 +29,7 @@ const PodPolicyVersion = 1
 type PodPolicy struct {
 	Version int `json:"version"`
 	// Ports maps a decimal port number (1..65535, no leading zeros) to its config.
-	Ports map[string]v1alpha1.CORSConfig `json:"ports"`
+	Ports map[string]corsconfig.CORSConfig `json:"ports"`
 }
 
 // Marshal returns the compact JSON of the pod policy with sorted keys (encoding/json sorts map
@@ -41,7 +41,7 @@ type PodPolicy struct {
 // otherwise only surface in a running sidecar. A zero Version is written as PodPolicyVersion;
 // any other version is an error. nil Ports are written as {}.
 func (p PodPolicy) Marshal() ([]byte, error) {
-	out := PodPolicy{Version: p.Version, Ports: make(map[string]v1alpha1.CORSConfig, len(p.Ports))}
+	out := PodPolicy{Version: p.Version, Ports: make(map[string]corsconfig.CORSConfig, len(p.Ports))}
 	if out.Version == 0 {
 		out.Version = PodPolicyVersion
 	}

@@ -7,7 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/api/corsconfig"
 )
 
 func TestPodPolicyRoundTrip(t *testing.T) {
@@ -15,7 +15,7 @@ func TestPodPolicyRoundTrip(t *testing.T) {
 	seedCfg.MaxAge = ptr(intstr.FromString("24h")) // Marshal normalizes it
 	pp := PodPolicy{
 		Version: PodPolicyVersion,
-		Ports: map[string]v1alpha1.CORSConfig{
+		Ports: map[string]corsconfig.CORSConfig{
 			"8080":  *seedCfg,
 			"10000": {AllowOrigins: origins(exact("https://a.example")), AllowMethods: []string{}},
 		},
@@ -52,7 +52,7 @@ func TestPodPolicyRoundTrip(t *testing.T) {
 	}
 
 	// Marshal(Parse(x)) is a fixed point.
-	back := PodPolicy{Version: PodPolicyVersion, Ports: map[string]v1alpha1.CORSConfig{}}
+	back := PodPolicy{Version: PodPolicyVersion, Ports: map[string]corsconfig.CORSConfig{}}
 	for port, p := range map[string]*Policy{"8080": pols[8080], "10000": pols[10000]} {
 		back.Ports[port] = *p.Config()
 	}
@@ -70,26 +70,26 @@ func TestPodPolicyMarshalDefaults(t *testing.T) {
 	if err != nil || pols == nil || len(pols) != 0 {
 		t.Fatalf("ParsePodPolicy(empty) = %v, %v", pols, err)
 	}
-	b, err = PodPolicy{Ports: map[string]v1alpha1.CORSConfig{"80": {AllowOrigins: origins(regex("a&b<c>"))}}}.Marshal()
+	b, err = PodPolicy{Ports: map[string]corsconfig.CORSConfig{"80": {AllowOrigins: origins(regex("a&b<c>"))}}}.Marshal()
 	if err != nil || string(b) != `{"version":1,"ports":{"80":{"allowOrigins":[{"regex":"a&b<c>"}]}}}` {
 		t.Fatalf("Marshal = %s, %v", b, err)
 	}
 }
 
 func TestPodPolicyMarshalErrors(t *testing.T) {
-	ok := v1alpha1.CORSConfig{AllowOrigins: origins(exact("x"))}
+	ok := corsconfig.CORSConfig{AllowOrigins: origins(exact("x"))}
 	tests := []struct {
 		name string
 		pp   PodPolicy
 		err  string
 	}{
-		{"unknown version", PodPolicy{Version: 2, Ports: map[string]v1alpha1.CORSConfig{"80": ok}}, "version 2 is not supported"},
-		{"port 0", PodPolicy{Ports: map[string]v1alpha1.CORSConfig{"0": ok}}, `port key "0"`},
-		{"port too large", PodPolicy{Ports: map[string]v1alpha1.CORSConfig{"65536": ok}}, `port key "65536"`},
-		{"leading zero", PodPolicy{Ports: map[string]v1alpha1.CORSConfig{"080": ok}}, `port key "080"`},
-		{"named port", PodPolicy{Ports: map[string]v1alpha1.CORSConfig{"http": ok}}, `port key "http"`},
-		{"bad maxAge", PodPolicy{Ports: map[string]v1alpha1.CORSConfig{"80": {AllowOrigins: ok.AllowOrigins, MaxAge: ptr(intstr.FromString("x"))}}}, "ports[80]"},
-		{"does not compile", PodPolicy{Ports: map[string]v1alpha1.CORSConfig{"80": {AllowOrigins: origins(regex("(?=x)"))}}}, "ports[80].allowOrigins[0].regex"},
+		{"unknown version", PodPolicy{Version: 2, Ports: map[string]corsconfig.CORSConfig{"80": ok}}, "version 2 is not supported"},
+		{"port 0", PodPolicy{Ports: map[string]corsconfig.CORSConfig{"0": ok}}, `port key "0"`},
+		{"port too large", PodPolicy{Ports: map[string]corsconfig.CORSConfig{"65536": ok}}, `port key "65536"`},
+		{"leading zero", PodPolicy{Ports: map[string]corsconfig.CORSConfig{"080": ok}}, `port key "080"`},
+		{"named port", PodPolicy{Ports: map[string]corsconfig.CORSConfig{"http": ok}}, `port key "http"`},
+		{"bad maxAge", PodPolicy{Ports: map[string]corsconfig.CORSConfig{"80": {AllowOrigins: ok.AllowOrigins, MaxAge: ptr(intstr.FromString("x"))}}}, "ports[80]"},
+		{"does not compile", PodPolicy{Ports: map[string]corsconfig.CORSConfig{"80": {AllowOrigins: origins(regex("(?=x)"))}}}, "ports[80].allowOrigins[0].regex"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

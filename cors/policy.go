@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/api/corsconfig"
 )
 
 // Response header names, lower-case as the seed's expected responses show them.
@@ -106,7 +106,7 @@ func (m *matcher) match(origin string) bool {
 // atomically on reload while requests are in flight. A nil *Policy is valid and passes
 // everything through, which is the state of a port without a PluginConfig.
 type Policy struct {
-	cfg *v1alpha1.CORSConfig // normalized
+	cfg *corsconfig.CORSConfig // normalized
 
 	// matchers in config order, for Match.
 	matchers []matcher
@@ -120,7 +120,7 @@ type Policy struct {
 
 // Config returns a copy of the normalized config the policy was compiled from (nil for a nil
 // policy), so callers can show or re-serialize exactly what is enforced.
-func (p *Policy) Config() *v1alpha1.CORSConfig {
+func (p *Policy) Config() *corsconfig.CORSConfig {
 	if p == nil {
 		return nil
 	}
@@ -215,7 +215,7 @@ const MaxHeaders = 6
 // fldPath, e.g. spec.config.allowOrigins[1].regex for fldPath = field.NewPath("spec", "config").
 //
 // Compile reports all errors it finds and returns a nil Policy when there are any.
-func Compile(cfg *v1alpha1.CORSConfig, fldPath *field.Path) (*Policy, field.ErrorList) {
+func Compile(cfg *corsconfig.CORSConfig, fldPath *field.Path) (*Policy, field.ErrorList) {
 	if cfg == nil {
 		return nil, field.ErrorList{field.Required(fldPath, "a CORS config is required")}
 	}
@@ -287,7 +287,7 @@ func Compile(cfg *v1alpha1.CORSConfig, fldPath *field.Path) (*Policy, field.Erro
 	return p, nil
 }
 
-func compileMatcher(o v1alpha1.OriginMatcher, p *field.Path) (matcher, field.ErrorList) {
+func compileMatcher(o corsconfig.OriginMatcher, p *field.Path) (matcher, field.ErrorList) {
 	var set []string
 	if o.Exact != "" {
 		set = append(set, fieldExact)
@@ -460,7 +460,7 @@ func intOrStringValue(v intstr.IntOrString) any {
 //
 // Normalize fails only on a nil config or an unparsable maxAge; it does not otherwise validate
 // (see [Compile]).
-func Normalize(cfg *v1alpha1.CORSConfig) (*v1alpha1.CORSConfig, error) {
+func Normalize(cfg *corsconfig.CORSConfig) (*corsconfig.CORSConfig, error) {
 	if cfg == nil {
 		return nil, errors.New("cors: cannot normalize a nil config")
 	}
@@ -480,15 +480,15 @@ func Normalize(cfg *v1alpha1.CORSConfig) (*v1alpha1.CORSConfig, error) {
 }
 
 // cloneConfig deep-copies cfg with empty lists as nil.
-func cloneConfig(cfg *v1alpha1.CORSConfig) *v1alpha1.CORSConfig {
-	out := &v1alpha1.CORSConfig{
+func cloneConfig(cfg *corsconfig.CORSConfig) *corsconfig.CORSConfig {
+	out := &corsconfig.CORSConfig{
 		AllowMethods:     cloneStrings(cfg.AllowMethods),
 		AllowHeaders:     cloneStrings(cfg.AllowHeaders),
 		ExposeHeaders:    cloneStrings(cfg.ExposeHeaders),
 		AllowCredentials: cfg.AllowCredentials,
 	}
 	if len(cfg.AllowOrigins) > 0 {
-		out.AllowOrigins = append([]v1alpha1.OriginMatcher(nil), cfg.AllowOrigins...)
+		out.AllowOrigins = append([]corsconfig.OriginMatcher(nil), cfg.AllowOrigins...)
 	}
 	if cfg.MaxAge != nil {
 		v := *cfg.MaxAge

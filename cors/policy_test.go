@@ -12,10 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/api/corsconfig"
 )
 
-func mustCompile(t testing.TB, cfg *v1alpha1.CORSConfig) *Policy {
+func mustCompile(t testing.TB, cfg *corsconfig.CORSConfig) *Policy {
 	t.Helper()
 	p, errs := Compile(cfg, field.NewPath("spec", "config"))
 	if len(errs) > 0 {
@@ -24,11 +24,11 @@ func mustCompile(t testing.TB, cfg *v1alpha1.CORSConfig) *Policy {
 	return p
 }
 
-func origins(ms ...v1alpha1.OriginMatcher) []v1alpha1.OriginMatcher { return ms }
+func origins(ms ...corsconfig.OriginMatcher) []corsconfig.OriginMatcher { return ms }
 
-func exact(s string) v1alpha1.OriginMatcher  { return v1alpha1.OriginMatcher{Exact: s} }
-func prefix(s string) v1alpha1.OriginMatcher { return v1alpha1.OriginMatcher{Prefix: s} }
-func regex(s string) v1alpha1.OriginMatcher  { return v1alpha1.OriginMatcher{Regex: s} }
+func exact(s string) corsconfig.OriginMatcher  { return corsconfig.OriginMatcher{Exact: s} }
+func prefix(s string) corsconfig.OriginMatcher { return corsconfig.OriginMatcher{Prefix: s} }
+func regex(s string) corsconfig.OriginMatcher  { return corsconfig.OriginMatcher{Regex: s} }
 
 func ptr[T any](v T) *T { return &v }
 
@@ -64,12 +64,12 @@ func TestDecide(t *testing.T) {
 		{"nil policy", nil, "GET", "http://www.aaa.com", PassThrough, -1},
 		{
 			"first match in config order",
-			mustCompile(t, &v1alpha1.CORSConfig{AllowOrigins: origins(regex("example"), prefix("https://"), exact("https://a.example"))}),
+			mustCompile(t, &corsconfig.CORSConfig{AllowOrigins: origins(regex("example"), prefix("https://"), exact("https://a.example"))}),
 			"GET", "https://a.example", Actual, 0,
 		},
 		{
 			"later entries match when earlier ones do not",
-			mustCompile(t, &v1alpha1.CORSConfig{AllowOrigins: origins(regex("^https://b\\."), prefix("https://c"), exact("https://a.example"))}),
+			mustCompile(t, &corsconfig.CORSConfig{AllowOrigins: origins(regex("^https://b\\."), prefix("https://c"), exact("https://a.example"))}),
 			"GET", "https://a.example", Actual, 2,
 		},
 	}
@@ -94,19 +94,19 @@ func TestAppendHeaders(t *testing.T) {
 	const o = "https://a.example"
 	tests := []struct {
 		name                string
-		cfg                 *v1alpha1.CORSConfig
+		cfg                 *corsconfig.CORSConfig
 		actual, preflight   []Header
 		passThroughNoChange bool
 	}{
 		{
 			name:      "origins only",
-			cfg:       &v1alpha1.CORSConfig{AllowOrigins: origins(exact(o))},
+			cfg:       &corsconfig.CORSConfig{AllowOrigins: origins(exact(o))},
 			actual:    []Header{{HeaderAllowOrigin, o}},
 			preflight: []Header{{HeaderAllowOrigin, o}},
 		},
 		{
 			name: "everything",
-			cfg: &v1alpha1.CORSConfig{
+			cfg: &corsconfig.CORSConfig{
 				AllowOrigins: origins(exact(o)), AllowCredentials: true,
 				ExposeHeaders: []string{"X-A", "X-B"}, AllowMethods: []string{"GET", "PUT"},
 				AllowHeaders: []string{"X-C", "X-D"}, MaxAge: ptr(intstr.FromString("90m")),
@@ -119,7 +119,7 @@ func TestAppendHeaders(t *testing.T) {
 		},
 		{
 			name: "no credentials, empty lists and zero maxAge send nothing",
-			cfg: &v1alpha1.CORSConfig{
+			cfg: &corsconfig.CORSConfig{
 				AllowOrigins: origins(exact(o)), ExposeHeaders: []string{}, AllowMethods: []string{"GET"},
 				MaxAge: ptr(intstr.FromInt32(0)),
 			},
@@ -128,7 +128,7 @@ func TestAppendHeaders(t *testing.T) {
 		},
 		{
 			name:      "sub-second maxAge sends nothing",
-			cfg:       &v1alpha1.CORSConfig{AllowOrigins: origins(exact(o)), MaxAge: ptr(intstr.FromString("500ms"))},
+			cfg:       &corsconfig.CORSConfig{AllowOrigins: origins(exact(o)), MaxAge: ptr(intstr.FromString("500ms"))},
 			actual:    []Header{{HeaderAllowOrigin, o}},
 			preflight: []Header{{HeaderAllowOrigin, o}},
 		},
@@ -178,33 +178,33 @@ func TestAppendHeaders(t *testing.T) {
 func TestCompileErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  *v1alpha1.CORSConfig
+		cfg  *corsconfig.CORSConfig
 		errs []wantErr
 	}{
 		{name: "nil config", cfg: nil, errs: []wantErr{{field.ErrorTypeRequired, "spec.config", nil}}},
 		{
 			name: "no origins",
-			cfg:  &v1alpha1.CORSConfig{AllowMethods: []string{"GET"}},
+			cfg:  &corsconfig.CORSConfig{AllowMethods: []string{"GET"}},
 			errs: []wantErr{{field.ErrorTypeRequired, "spec.config.allowOrigins", []string{"at least one origin matcher"}}},
 		},
 		{
 			name: "empty origins",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: []v1alpha1.OriginMatcher{}},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: []corsconfig.OriginMatcher{}},
 			errs: []wantErr{{field.ErrorTypeRequired, "spec.config.allowOrigins", nil}},
 		},
 		{
 			name: "entry with no matcher",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(exact("x"), v1alpha1.OriginMatcher{})},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(exact("x"), corsconfig.OriginMatcher{})},
 			errs: []wantErr{{field.ErrorTypeRequired, "spec.config.allowOrigins[1]", []string{"exactly one of exact, prefix or regex"}}},
 		},
 		{
 			name: "entry with two matchers",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(v1alpha1.OriginMatcher{Exact: "x", Regex: "y"})},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(corsconfig.OriginMatcher{Exact: "x", Regex: "y"})},
 			errs: []wantErr{{field.ErrorTypeForbidden, "spec.config.allowOrigins[0].regex", []string{"may not be set together with exact"}}},
 		},
 		{
 			name: "entry with three matchers",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(v1alpha1.OriginMatcher{Exact: "x", Prefix: "p", Regex: "y"})},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(corsconfig.OriginMatcher{Exact: "x", Prefix: "p", Regex: "y"})},
 			errs: []wantErr{
 				{field.ErrorTypeForbidden, "spec.config.allowOrigins[0].prefix", nil},
 				{field.ErrorTypeForbidden, "spec.config.allowOrigins[0].regex", nil},
@@ -212,42 +212,42 @@ func TestCompileErrors(t *testing.T) {
 		},
 		{
 			name: "regex syntax error",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(exact("x"), regex("http://(a"))},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(exact("x"), regex("http://(a"))},
 			errs: []wantErr{{field.ErrorTypeInvalid, "spec.config.allowOrigins[1].regex", []string{`"http://(a"`, "missing closing )"}}},
 		},
 		{
 			name: "lookahead",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(regex(`^https://(?=.*\.example$)`))},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(regex(`^https://(?=.*\.example$)`))},
 			errs: []wantErr{{field.ErrorTypeInvalid, "spec.config.allowOrigins[0].regex", []string{"lookahead (?=...) is not supported by RE2"}}},
 		},
 		{
 			name: "negative lookahead",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(regex(`^https://(?!evil)`))},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(regex(`^https://(?!evil)`))},
 			errs: []wantErr{{field.ErrorTypeInvalid, "spec.config.allowOrigins[0].regex", []string{"negative lookahead (?!...) is not supported by RE2"}}},
 		},
 		{
 			name: "lookbehind",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(regex(`(?<=https://)a`))},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(regex(`(?<=https://)a`))},
 			errs: []wantErr{{field.ErrorTypeInvalid, "spec.config.allowOrigins[0].regex", []string{"lookbehind (?<=...) is not supported by RE2"}}},
 		},
 		{
 			name: "negative lookbehind",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(regex(`(?<!http://)a`))},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(regex(`(?<!http://)a`))},
 			errs: []wantErr{{field.ErrorTypeInvalid, "spec.config.allowOrigins[0].regex", []string{"negative lookbehind (?<!...) is not supported by RE2"}}},
 		},
 		{
 			name: "backreference",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(regex(`^(https?)://\1`))},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(regex(`^(https?)://\1`))},
 			errs: []wantErr{{field.ErrorTypeInvalid, "spec.config.allowOrigins[0].regex", []string{`backreference \1 is not supported by RE2`}}},
 		},
 		{
 			name: "named backreference",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(regex(`^(?<s>https?)://\k<s>`))},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(regex(`^(?<s>https?)://\k<s>`))},
 			errs: []wantErr{{field.ErrorTypeInvalid, "spec.config.allowOrigins[0].regex", []string{`named backreference \k<...> is not supported by RE2`}}},
 		},
 		{
 			name: "header values must be tokens",
-			cfg: &v1alpha1.CORSConfig{
+			cfg: &corsconfig.CORSConfig{
 				AllowOrigins: origins(exact("x")), AllowMethods: []string{"GET", "PUT\r\nX-Evil: 1"},
 				AllowHeaders: []string{""}, ExposeHeaders: []string{"X A"},
 			},
@@ -259,18 +259,18 @@ func TestCompileErrors(t *testing.T) {
 		},
 		{
 			name: "bad maxAge",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(exact("x")), MaxAge: ptr(intstr.FromString("1.5d"))},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(exact("x")), MaxAge: ptr(intstr.FromString("1.5d"))},
 			errs: []wantErr{{field.ErrorTypeInvalid, "spec.config.maxAge", []string{`"1.5d"`, "days must be a whole number"}}},
 		},
 		{
 			name: "negative maxAge",
-			cfg:  &v1alpha1.CORSConfig{AllowOrigins: origins(exact("x")), MaxAge: ptr(intstr.FromInt32(-1))},
+			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(exact("x")), MaxAge: ptr(intstr.FromInt32(-1))},
 			errs: []wantErr{{field.ErrorTypeInvalid, "spec.config.maxAge", []string{"Invalid value: -1", "must not be negative"}}},
 		},
 		{
 			name: "all errors at once",
-			cfg: &v1alpha1.CORSConfig{
-				AllowOrigins: origins(v1alpha1.OriginMatcher{}, regex("(?=x)")), MaxAge: ptr(intstr.FromString("abc")),
+			cfg: &corsconfig.CORSConfig{
+				AllowOrigins: origins(corsconfig.OriginMatcher{}, regex("(?=x)")), MaxAge: ptr(intstr.FromString("abc")),
 			},
 			errs: []wantErr{
 				{field.ErrorTypeRequired, "spec.config.allowOrigins[0]", nil},
@@ -363,21 +363,21 @@ func TestParseMaxAge(t *testing.T) {
 }
 
 func TestNormalize(t *testing.T) {
-	base := func(maxAge *intstr.IntOrString) *v1alpha1.CORSConfig {
-		return &v1alpha1.CORSConfig{
+	base := func(maxAge *intstr.IntOrString) *corsconfig.CORSConfig {
+		return &corsconfig.CORSConfig{
 			AllowOrigins: origins(regex("r"), exact("e"), prefix("p")),
 			AllowMethods: []string{"POST", "GET"}, AllowCredentials: true, MaxAge: maxAge,
 		}
 	}
 	want := `{"allowOrigins":[{"regex":"r"},{"exact":"e"},{"prefix":"p"}],"allowMethods":["POST","GET"],"allowCredentials":true,"maxAge":86400}`
-	for _, in := range []*v1alpha1.CORSConfig{
+	for _, in := range []*corsconfig.CORSConfig{
 		base(ptr(intstr.FromString("24h"))),
 		base(ptr(intstr.FromString("1d"))),
 		base(ptr(intstr.FromString("1440m"))),
 		base(ptr(intstr.FromString("86400"))),
 		base(ptr(intstr.FromString("86400500ms"))),
 		base(ptr(intstr.FromInt32(86400))),
-		func() *v1alpha1.CORSConfig {
+		func() *corsconfig.CORSConfig {
 			c := base(ptr(intstr.FromString("24h")))
 			c.AllowHeaders, c.ExposeHeaders = []string{}, []string{}
 			return c

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
-	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/api/corsconfig"
 	"github.com/cors-webhook/cors-webhook/internal/seedtest"
 )
 
@@ -79,8 +79,8 @@ func TestSeedDecode(t *testing.T) {
 		t.Fatal(errs)
 	}
 	maxAge := intstr.FromString("24h")
-	want := &v1alpha1.CORSConfig{
-		AllowOrigins: []v1alpha1.OriginMatcher{
+	want := &corsconfig.CORSConfig{
+		AllowOrigins: []corsconfig.OriginMatcher{
 			{Regex: "http.*://www.test.cn"},
 			{Exact: "http://www.aaa.com"},
 			{Prefix: "http://www.bbb.com"},

@@ -1,35 +1,10 @@
 package v1alpha1
 
-import "k8s.io/apimachinery/pkg/util/intstr"
+import "github.com/cors-webhook/cors-webhook/api/corsconfig"
 
-// CORSConfig is the configuration of a CORS plugin (PluginConfig.spec.config), field for field
-// the one FSM's cors-policy plugin reads.
-type CORSConfig struct {
-	// AllowOrigins are the origins that get CORS headers; each entry has exactly one matcher.
-	AllowOrigins []OriginMatcher `json:"allowOrigins"`
+// CORSConfig is the configuration of a CORS plugin (PluginConfig.spec.config); see package
+// corsconfig, which keeps it apart from the CRD types for the sidecar's sake.
+type CORSConfig = corsconfig.CORSConfig
 
-	// AllowMethods are answered in access-control-allow-methods of a preflight.
-	AllowMethods []string `json:"allowMethods,omitempty"`
-
-	// AllowHeaders are answered in access-control-allow-headers of a preflight.
-	AllowHeaders []string `json:"allowHeaders,omitempty"`
-
-	// ExposeHeaders are sent in access-control-expose-headers.
-	ExposeHeaders []string `json:"exposeHeaders,omitempty"`
-
-	// AllowCredentials sends access-control-allow-credentials: true.
-	AllowCredentials bool `json:"allowCredentials,omitempty"`
-
-	// MaxAge is how long a preflight may be cached: a Go duration ("24h"), "<n>d", or seconds.
-	MaxAge *intstr.IntOrString `json:"maxAge,omitempty"`
-}
-
-// OriginMatcher matches the Origin request header one way.
-type OriginMatcher struct {
-	// Exact matches an Origin equal to it.
-	Exact string `json:"exact,omitempty"`
-	// Prefix matches an Origin that starts with it.
-	Prefix string `json:"prefix,omitempty"`
-	// Regex is an RE2 expression matched anywhere in the Origin (unanchored, as FSM does).
-	Regex string `json:"regex,omitempty"`
-}
+// OriginMatcher matches the Origin request header one way; see package corsconfig.
+type OriginMatcher = corsconfig.OriginMatcher
