@@ -42,6 +42,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/certs"
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/atomicdir"
 )
 
 // TestCertsSelfSignedRotation runs two replicas of the Helm-installed webhook behind a TCP
@@ -391,38 +392,8 @@ func certsIssue(t *testing.T, cl client.Client, crt *cmapi.Certificate, issuer *
 // atomically through the ..data symlink), for the server's --cert-dir.
 func certsWriteMount(t *testing.T, dir string, secret *corev1.Secret) {
 	t.Helper()
-	ts, err := os.MkdirTemp(dir, "..ts-")
-	if err != nil {
+	if err := atomicdir.Write(dir, secret.Data, 0o400); err != nil {
 		t.Fatal(err)
-	}
-	for k, v := range secret.Data {
-		if err := os.WriteFile(filepath.Join(ts, k), v, 0o400); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old, _ := os.Readlink(filepath.Join(dir, "..data"))
-	tmp := filepath.Join(dir, "..data_tmp")
-	_ = os.Remove(tmp)
-	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	if old != "" {
-		// The kubelet removes the previous version once the new one is in place.
-		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for k := range secret.Data {
-		link := filepath.Join(dir, k)
-		if _, err := os.Lstat(link); err == nil {
-			continue
-		}
-		if err := os.Symlink(filepath.Join("..data", k), link); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

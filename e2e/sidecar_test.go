@@ -25,6 +25,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/cors"
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/atomicdir"
 )
 
 // The sidecar e2e test: two network namespaces joined by a veth pair play the seed guide's two
@@ -610,34 +611,11 @@ func seedPodPolicy(t *testing.T, seedDir string, edit func(*v1alpha1.CORSConfig)
 	return string(out)
 }
 
-// writeDownwardAPI updates dir as the kubelet updates a downwardAPI volume: new data in a new
-// timestamped folder, then one atomic rename of the "..data" symlink; the file is a symlink
-// through "..data" and is never written in place.
+// writeDownwardAPI updates dir as the kubelet updates a downwardAPI volume (atomicdir).
 func writeDownwardAPI(t *testing.T, dir, name, content string) {
 	t.Helper()
-	ts, err := os.MkdirTemp(dir, "..2026_11_26_")
-	if err != nil {
+	if err := atomicdir.Write(dir, map[string][]byte{name: []byte(content)}, 0o644); err != nil {
 		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(ts, name), []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	old, _ := os.Readlink(filepath.Join(dir, "..data"))
-	tmp := filepath.Join(dir, "..data_tmp")
-	os.Remove(tmp)
-	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Lstat(filepath.Join(dir, name)); os.IsNotExist(err) {
-		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if old != "" {
-		os.RemoveAll(filepath.Join(dir, old))
 	}
 }
 

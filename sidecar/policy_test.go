@@ -11,37 +11,14 @@ import (
 	"time"
 
 	"github.com/cors-webhook/cors-webhook/cors"
+	"github.com/cors-webhook/cors-webhook/internal/atomicdir"
 )
 
-// writeProjected updates dir the way the kubelet's AtomicWriter updates a downwardAPI volume:
-// the data goes to a new timestamped folder, a "..data" symlink is swapped to it with one
-// rename, and the visible file is a symlink through "..data".
+// writeProjected updates dir as the kubelet updates a downwardAPI volume (atomicdir).
 func writeProjected(t *testing.T, dir, name, content string) {
 	t.Helper()
-	ts, err := os.MkdirTemp(dir, "..20261126_")
-	if err != nil {
+	if err := atomicdir.Write(dir, map[string][]byte{name: []byte(content)}, 0o644); err != nil {
 		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(ts, name), []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	old, _ := os.Readlink(filepath.Join(dir, "..data"))
-	tmp := filepath.Join(dir, "..data_tmp")
-	os.Remove(tmp)
-	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(dir, name)
-	if _, err := os.Lstat(link); os.IsNotExist(err) {
-		if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if old != "" {
-		os.RemoveAll(filepath.Join(dir, old))
 	}
 }
 
