@@ -43,6 +43,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/certs"
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
 	"github.com/cors-webhook/cors-webhook/internal/atomicdir"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
 // TestCertsSelfSignedRotation runs two replicas of the Helm-installed webhook behind a TCP
@@ -53,7 +54,7 @@ import (
 func TestCertsSelfSignedRotation(t *testing.T) {
 	chart := helmChartDir(t)
 	bin := framework.BuildBinary(t, "./cmd/cors-webhook")
-	c := framework.Start(t, framework.Options{})
+	c := framework.Start(t, localcluster.Options{})
 	const ns, release, name = "cors-rotation", "cors-webhook", "cors-webhook"
 	ctx := context.Background()
 
@@ -234,7 +235,7 @@ func certsCertManagerFlow(t *testing.T, c *framework.Cluster, chart, bin string)
 // certsCertManagerCRDDir is deploy/crds of the cert-manager module this repository requires.
 func certsCertManagerCRDDir(t *testing.T) string {
 	t.Helper()
-	root, err := framework.RepoRoot()
+	root, err := localcluster.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
 // TestControlPlaneRunsWorkloads shows the local control plane is a real one: with
 // kube-controller-manager, a Deployment applied with kubectl becomes a ReplicaSet and a Pod
 // (Pending, as no kubelet runs), and the server reports the pinned Kubernetes version.
 func TestControlPlaneRunsWorkloads(t *testing.T) {
-	c := framework.Start(t, framework.Options{ControllerManager: true})
+	c := framework.Start(t, localcluster.Options{ControllerManager: true})
 
 	version, err := c.ServerVersion()
 	if err != nil {

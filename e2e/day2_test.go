@@ -23,6 +23,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
 const (
@@ -45,7 +46,7 @@ const (
 func TestDayTwoSeedGuideInItsOwnOrder(t *testing.T) {
 	seed := filepath.Join(mustSeedDir(t), "manifests")
 	bin := framework.BuildBinary(t, "./cmd/cors-webhook")
-	c := framework.Start(t, framework.Options{
+	c := framework.Start(t, localcluster.Options{
 		ControllerManager: true,
 		Webhook: envtest.WebhookInstallOptions{
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{podInjectionWebhook()},
@@ -233,7 +234,7 @@ spec:
 func TestDayTwoPolicyPropagation200Pods(t *testing.T) {
 	const replicas = 200
 	bin := framework.BuildBinary(t, "./cmd/cors-webhook")
-	c := framework.Start(t, framework.Options{
+	c := framework.Start(t, localcluster.Options{
 		ControllerManager: true,
 		Webhook: envtest.WebhookInstallOptions{
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{podInjectionWebhook()},
@@ -387,7 +388,7 @@ type dayTwoRollouts struct {
 
 func dayTwoRecordRollouts(t *testing.T, c *framework.Cluster, namespaces ...string) *dayTwoRollouts {
 	t.Helper()
-	wc, err := client.NewWithWatch(c.Config, client.Options{Scheme: framework.Scheme})
+	wc, err := client.NewWithWatch(c.Config, client.Options{Scheme: localcluster.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +554,7 @@ type dayTwoPolicyWatch struct {
 
 func dayTwoWatchPolicies(t *testing.T, c *framework.Cluster, namespace string, n int, contains string) *dayTwoPolicyWatch {
 	t.Helper()
-	wc, err := client.NewWithWatch(c.Config, client.Options{Scheme: framework.Scheme})
+	wc, err := client.NewWithWatch(c.Config, client.Options{Scheme: localcluster.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
 // TestDemo runs the `make demo` program (hack/demo) on the embedded control plane, as a new
@@ -20,7 +21,7 @@ import (
 // rejections, a summary under two minutes, and nothing left behind. It needs root, nftables
 // and curl, like the demo, and fails (never skips) without them.
 func TestDemo(t *testing.T) {
-	if err := framework.CheckNetNS("nft", "curl"); err != nil {
+	if err := localcluster.CheckNetNS("nft", "curl"); err != nil {
 		t.Fatalf("the demo runs the data path in network namespaces (.ci/run installs what it needs; run as root): %v", err)
 	}
 	mustSeedDir(t)
@@ -36,7 +37,7 @@ func TestDemo(t *testing.T) {
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "KUBECONFIG=") || strings.HasPrefix(kv, "DEMO_")
 	})
-	var out framework.SyncBuffer
+	var out localcluster.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	err := cmd.Run()
@@ -142,7 +143,7 @@ func TestDemo(t *testing.T) {
 		entries, _ := os.ReadDir("/run/netns")
 		prefix := fmt.Sprintf("-%d-", cmd.Process.Pid)
 		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), framework.NetNSPrefix+"demo-") && strings.Contains(e.Name(), prefix) {
+			if strings.HasPrefix(e.Name(), localcluster.NetNSPrefix+"demo-") && strings.Contains(e.Name(), prefix) {
 				t.Errorf("network namespace %s left behind", e.Name())
 			}
 		}

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
 // The chart's release used by the self-signed tests: with the release name equal to the chart
@@ -165,7 +166,7 @@ func TestHelmLint(t *testing.T) {
 func TestHelm(t *testing.T) {
 	chart := helmChartDir(t)
 	bin := framework.BuildBinary(t, "./cmd/cors-webhook")
-	c := framework.Start(t, framework.Options{})
+	c := framework.Start(t, localcluster.Options{})
 
 	t.Run("self-signed", func(t *testing.T) {
 		ns, release, fullname := helmSelfSignedNamespace, helmSelfSignedRelease, helmSelfSignedFullname
@@ -369,11 +370,11 @@ type helmServer struct {
 	addr      string // host:port of the webhook server
 	probeAddr string
 	log       *helmLog
-	srv       *framework.Server
+	srv       *localcluster.Server
 }
 
 // helmLog collects a process's output.
-type helmLog = framework.SyncBuffer
+type helmLog = localcluster.SyncBuffer
 
 // helmStartServe runs the webhook server as a pod of the Deployment would: the container's
 // args and env (downward API resolved for this namespace, $(VAR) expanded as the kubelet does),
@@ -382,7 +383,7 @@ type helmLog = framework.SyncBuffer
 // waits until /readyz passes.
 func helmStartServe(t *testing.T, c *framework.Cluster, bin, ns, deployment string, port int, extra ...string) *helmServer {
 	t.Helper()
-	srv, err := c.StartServe(context.Background(), framework.ServeOptions{
+	srv, err := c.StartServe(context.Background(), localcluster.ServeOptions{
 		Binary: bin, Namespace: ns, Deployment: deployment, Port: port, ExtraArgs: extra,
 	})
 	if err != nil {
@@ -400,7 +401,7 @@ func helmStartServe(t *testing.T, c *framework.Cluster, bin, ns, deployment stri
 	return s
 }
 
-func helmTail(s string, lines int) string { return framework.Tail(s, lines) }
+func helmTail(s string, lines int) string { return localcluster.Tail(s, lines) }
 
 func helmDeployment(t *testing.T, c *framework.Cluster, ns, name string) *appsv1.Deployment {
 	t.Helper()
@@ -636,9 +637,9 @@ func helmCountWebhookConfigurations(t *testing.T, c *framework.Cluster, release 
 
 // helmRun runs bin/helm (against the cluster when c is set) with its state in a temporary
 // folder. A non-zero exit is returned, not fatal.
-func helmRun(t *testing.T, c *framework.Cluster, args ...string) framework.Result {
+func helmRun(t *testing.T, c *framework.Cluster, args ...string) localcluster.Result {
 	t.Helper()
-	h, err := framework.NewHelm()
+	h, err := localcluster.NewHelm()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -658,7 +659,7 @@ func helmRun(t *testing.T, c *framework.Cluster, args ...string) framework.Resul
 
 func helmChartDir(t *testing.T) string {
 	t.Helper()
-	root, err := framework.RepoRoot()
+	root, err := localcluster.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
 func mustSeedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := framework.SeedDir()
+	dir, err := localcluster.SeedDir()
 	if err != nil {
 		t.Fatalf("the seed guide's files are needed: %v", err)
 	}

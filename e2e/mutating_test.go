@@ -21,6 +21,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/cors"
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
 // podInjectionWebhook is the MutatingWebhookConfiguration the chart installs, with a Service
@@ -62,7 +63,7 @@ func podInjectionWebhook() *admissionregistrationv1.MutatingWebhookConfiguration
 func TestMutatingWebhookInjectsTheSeedPods(t *testing.T) {
 	seed := filepath.Join(mustSeedDir(t), "manifests")
 	bin := framework.BuildBinary(t, "./cmd/cors-webhook")
-	c := framework.Start(t, framework.Options{
+	c := framework.Start(t, localcluster.Options{
 		ControllerManager: true,
 		Webhook: envtest.WebhookInstallOptions{
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{podInjectionWebhook()},

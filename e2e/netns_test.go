@@ -11,23 +11,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
-// Test-side wrappers over framework.NetNS: they fail the test instead of returning errors and
+// Test-side wrappers over localcluster.NetNS: they fail the test instead of returning errors and
 // delete what they create when the test ends. Everything happens inside namespaces the test
 // creates: interfaces, addresses and nftables rules never touch the host's.
 
 // netns is a network namespace owned by one test.
 type netns struct {
-	*framework.NetNS
+	*localcluster.NetNS
 	name string
 }
 
 // requireNetNS fails the test (it never skips) when it cannot create network namespaces.
 func requireNetNS(t *testing.T, tools ...string) {
 	t.Helper()
-	if err := framework.CheckNetNS(tools...); err != nil {
+	if err := localcluster.CheckNetNS(tools...); err != nil {
 		t.Fatalf("this test needs network namespaces (CI runs it as root after .ci/run installs the tools): %v", err)
 	}
 }
@@ -38,8 +38,8 @@ var sweepOnce sync.Once
 // when the test ends. The first call also deletes namespaces left by killed test processes.
 func newNetNS(t *testing.T, role string) *netns {
 	t.Helper()
-	sweepOnce.Do(func() { _, _ = framework.CleanStaleNetNS(framework.NetNSPrefix + "e2e-") })
-	ns, err := framework.NewNetNS("e2e-" + role)
+	sweepOnce.Do(func() { _, _ = localcluster.CleanStaleNetNS(localcluster.NetNSPrefix + "e2e-") })
+	ns, err := localcluster.NewNetNS("e2e-" + role)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func newNetNS(t *testing.T, role string) *netns {
 // linkNetNS joins two namespaces with a veth pair with the given addresses (CIDR) on each end.
 func linkNetNS(t *testing.T, a *netns, addrA string, b *netns, addrB string) {
 	t.Helper()
-	if err := framework.LinkNetNS(a.NetNS, addrA, b.NetNS, addrB); err != nil {
+	if err := localcluster.LinkNetNS(a.NetNS, addrA, b.NetNS, addrB); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
 // TestSeedManifestsRoundTrip applies the seed guide's Plugin, PluginChain and PluginConfig with
@@ -19,7 +20,7 @@ import (
 // so FSM manifests work against our CRDs.
 func TestSeedManifestsRoundTrip(t *testing.T) {
 	seed := mustSeedDir(t)
-	c := framework.Start(t, framework.Options{})
+	c := framework.Start(t, localcluster.Options{})
 
 	c.MustKubectl(t, "apply", "-f", filepath.Join(seed, "manifests", "ns.yaml"))
 	for _, m := range []struct{ file, resource, namespace, name string }{

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 	"github.com/cors-webhook/cors-webhook/webhook"
 )
 
@@ -55,7 +56,7 @@ func pluginValidationWebhook() *admissionregistrationv1.ValidatingWebhookConfigu
 func TestValidatingWebhook(t *testing.T) {
 	seed := filepath.Join(mustSeedDir(t), "manifests")
 	bin := framework.BuildBinary(t, "./cmd/cors-webhook")
-	c := framework.Start(t, framework.Options{
+	c := framework.Start(t, localcluster.Options{
 		Webhook: envtest.WebhookInstallOptions{
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{pluginValidationWebhook()},
 		},

@@ -1,8 +1,10 @@
+// Package framework holds the e2e tests' helpers that need *testing.T: starting a local cluster
+// for one test, kubectl that fails the test, building binaries once, polling. The cluster itself
+// lives in internal/localcluster, which the demo uses too and which does not link testing.
 package framework
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,21 +12,29 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
+
+// Cluster is a local control plane with kubectl helpers bound to a test.
+type Cluster struct {
+	*localcluster.Cluster
+}
 
 // Start starts a cluster for a test and stops it when the test ends. It fails the test (never
 // skips it) when the control plane cannot run, so CI cannot pass without really running it.
 // Set E2E_VERBOSE=1 to see the control plane's logs.
-func Start(t testing.TB, opts Options) *Cluster {
+func Start(t testing.TB, opts localcluster.Options) *Cluster {
 	t.Helper()
 	if opts.Output == nil && os.Getenv("E2E_VERBOSE") != "" {
 		opts.Output = os.Stderr
 	}
 	started := time.Now()
-	c, err := StartCluster(opts)
+	lc, err := localcluster.StartCluster(opts)
 	if err != nil {
 		t.Fatalf("local control plane: %v", err)
 	}
+	c := &Cluster{lc}
 	t.Cleanup(func() {
 		if err := c.Stop(); err != nil {
 			t.Logf("stopping the control plane: %v", err)
@@ -35,13 +45,13 @@ func Start(t testing.TB, opts Options) *Cluster {
 }
 
 // Kubectl runs bin/kubectl for a test; see RunKubectl.
-func (c *Cluster) Kubectl(t testing.TB, args ...string) Result {
+func (c *Cluster) Kubectl(t testing.TB, args ...string) localcluster.Result {
 	t.Helper()
 	return c.KubectlStdin(t, "", args...)
 }
 
 // KubectlStdin runs bin/kubectl with stdin for a test, failing it only when kubectl cannot run.
-func (c *Cluster) KubectlStdin(t testing.TB, stdin string, args ...string) Result {
+func (c *Cluster) KubectlStdin(t testing.TB, stdin string, args ...string) localcluster.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -53,7 +63,7 @@ func (c *Cluster) KubectlStdin(t testing.TB, stdin string, args ...string) Resul
 }
 
 // MustKubectl runs bin/kubectl and fails the test unless it exits 0.
-func (c *Cluster) MustKubectl(t testing.TB, args ...string) Result {
+func (c *Cluster) MustKubectl(t testing.TB, args ...string) localcluster.Result {
 	t.Helper()
 	res := c.Kubectl(t, args...)
 	if res.ExitCode != 0 {
@@ -78,7 +88,7 @@ func BuildBinary(t testing.TB, pkg string) string {
 	if path, ok := built[pkg]; ok {
 		return path
 	}
-	root, err := RepoRoot()
+	root, err := localcluster.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,5 +137,3 @@ func Eventually(t testing.TB, timeout, interval time.Duration, cond func() (bool
 		time.Sleep(interval)
 	}
 }
-
-func (c *Cluster) String() string { return fmt.Sprintf("cluster at %s", c.Config.Host) }

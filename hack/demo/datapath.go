@@ -20,7 +20,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
 // The requests of the guide's "Test" section, and one whose origin no allowOrigins entry
@@ -53,17 +53,17 @@ func (d *demo) step5Test() error {
 	}
 
 	// Two network namespaces play the two pods, at their pod IPs.
-	podNS, err := framework.NewNetNS("demo-pipy")
+	podNS, err := localcluster.NewNetNS("demo-pipy")
 	if err != nil {
 		return err
 	}
 	d.onCleanup("deleted network namespace "+podNS.Name, podNS.Delete)
-	curlNS, err := framework.NewNetNS("demo-curl")
+	curlNS, err := localcluster.NewNetNS("demo-curl")
 	if err != nil {
 		return err
 	}
 	d.onCleanup("deleted network namespace "+curlNS.Name, curlNS.Delete)
-	if err := framework.LinkNetNS(podNS, pod.Status.PodIP+"/16", curlNS, curlPod.Status.PodIP+"/16"); err != nil {
+	if err := localcluster.LinkNetNS(podNS, pod.Status.PodIP+"/16", curlNS, curlPod.Status.PodIP+"/16"); err != nil {
 		return err
 	}
 	fmt.Fprintf(d.out, "network namespace %s plays pod pipy/%s (%s)\n", podNS.Name, pod.Name, pod.Status.PodIP)
@@ -232,7 +232,7 @@ var pipyMessage = regexp.MustCompile(`new Message\('([^']*)'\)`)
 // startStandInApp serves, inside the pod's network namespace, what the application container
 // would: the body its pipy script answers with, on its container port. It runs in this process
 // (on a socket opened inside the namespace), so no image is needed.
-func (d *demo) startStandInApp(ns *framework.NetNS, ctr corev1.Container) (int, error) {
+func (d *demo) startStandInApp(ns *localcluster.NetNS, ctr corev1.Container) (int, error) {
 	m := pipyMessage.FindStringSubmatch(strings.Join(slices.Concat(ctr.Command, ctr.Args), " "))
 	if m == nil || len(ctr.Ports) == 0 {
 		return 0, fmt.Errorf("container %s: no `new Message('...')` in its command or no port: the demo can stand in only for the guide's pipy script", ctr.Name)
@@ -374,12 +374,12 @@ func fieldValue(pod *corev1.Pod, path string) (string, error) {
 
 // startSidecar starts the native sidecar's process in the pod's network namespace and stops
 // it with SIGTERM at clean-up, as the kubelet does.
-func (d *demo) startSidecar(ns *framework.NetNS, argv []string) error {
-	log := &framework.SyncBuffer{}
+func (d *demo) startSidecar(ns *localcluster.NetNS, argv []string) error {
+	log := &localcluster.SyncBuffer{}
 	// Not bound to the demo's context: on Ctrl-C it gets SIGTERM at clean-up, not SIGKILL.
 	cmd := ns.Command(context.Background(), argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = framework.ChildProcAttr()
+	cmd.SysProcAttr = localcluster.ChildProcAttr()
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
 // The names the demo installs under, as docs/install.md does.
@@ -97,11 +97,11 @@ type demo struct {
 	kubectlBin string
 	client     client.Client
 
-	cluster *framework.Cluster
-	helm    *framework.Helm
+	cluster *localcluster.Cluster
+	helm    *localcluster.Helm
 	bins    struct{ webhook, sidecar string }
 
-	sidecarLog  *framework.SyncBuffer
+	sidecarLog  *localcluster.SyncBuffer
 	sidecarDone chan error
 
 	steps    []stepRecord
@@ -121,13 +121,13 @@ type cleanupStep struct {
 
 func (d *demo) run() error {
 	var err error
-	if d.repo, err = framework.RepoRoot(); err != nil {
+	if d.repo, err = localcluster.RepoRoot(); err != nil {
 		return err
 	}
-	if d.seed, err = framework.SeedDir(); err != nil {
+	if d.seed, err = localcluster.SeedDir(); err != nil {
 		return err
 	}
-	binDir, err := framework.BinDir()
+	binDir, err := localcluster.BinDir()
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (d *demo) run() error {
 		return err
 	}
 	d.onCleanup("removed the demo's temporary files", func() error { return os.RemoveAll(d.tmp) })
-	if d.helm, err = framework.NewHelm(); err != nil {
+	if d.helm, err = localcluster.NewHelm(); err != nil {
 		return err
 	}
 	d.helm.Dir = d.repo // the chart path is printed relative to it
@@ -148,10 +148,10 @@ func (d *demo) run() error {
 	d.kubeconfig = os.Getenv("KUBECONFIG")
 	d.local = d.kubeconfig == ""
 	if d.local {
-		if err := framework.CheckNetNS("nft", "curl"); err != nil {
+		if err := localcluster.CheckNetNS("nft", "curl"); err != nil {
 			return fmt.Errorf("the demo runs the pipy-ok pod's data path in network namespaces, with nftables rules and curl: %w", err)
 		}
-		if removed, err := framework.CleanStaleNetNS(framework.NetNSPrefix + "demo-"); err != nil {
+		if removed, err := localcluster.CleanStaleNetNS(localcluster.NetNSPrefix + "demo-"); err != nil {
 			return err
 		} else if len(removed) > 0 {
 			fmt.Fprintf(d.out, "removed network namespaces left by an earlier, killed demo: %s\n", strings.Join(removed, " "))
@@ -241,16 +241,16 @@ func (d *demo) note(format string, args ...any) {
 
 // kubectl runs bin/kubectl against the demo's cluster, in the repository root (so that the
 // relative paths it prints work as printed). A non-zero exit is in Result.ExitCode.
-func (d *demo) kubectl(stdin string, args ...string) (framework.Result, error) {
+func (d *demo) kubectl(stdin string, args ...string) (localcluster.Result, error) {
 	return d.kubectlCtx(d.ctx, stdin, args...)
 }
 
 // kubectlBG runs kubectl for the clean-up, which must run after Ctrl-C too.
-func (d *demo) kubectlBG(args ...string) (framework.Result, error) {
+func (d *demo) kubectlBG(args ...string) (localcluster.Result, error) {
 	return d.kubectlCtx(context.Background(), "", args...)
 }
 
-func (d *demo) kubectlCtx(ctx context.Context, stdin string, args ...string) (framework.Result, error) {
+func (d *demo) kubectlCtx(ctx context.Context, stdin string, args ...string) (localcluster.Result, error) {
 	cmd := exec.CommandContext(ctx, d.kubectlBin, args...)
 	cmd.Dir = d.repo
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+d.kubeconfigPath())
@@ -260,7 +260,7 @@ func (d *demo) kubectlCtx(ctx context.Context, stdin string, args ...string) (fr
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	res := framework.Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	res := localcluster.Result{Stdout: stdout.String(), Stderr: stderr.String()}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		res.ExitCode = exit.ExitCode()
@@ -295,7 +295,7 @@ func (d *demo) showStdin(display, stdin string, args ...string) error {
 	return nil
 }
 
-func (d *demo) printKubectl(display, stdin string, args ...string) (framework.Result, error) {
+func (d *demo) printKubectl(display, stdin string, args ...string) (localcluster.Result, error) {
 	fmt.Fprintf(d.out, "$ kubectl %s\n", shellJoin(args))
 	if display != "" {
 		fmt.Fprint(d.out, display)

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
-	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
 func (d *demo) titleOfStep1() string {
@@ -52,12 +52,12 @@ func (d *demo) step1ControlPlane() error {
 
 	fmt.Fprintln(d.out, "building cors-webhook and cors-sidecar from this repository (go build, into a temporary folder) ...")
 	fmt.Fprintf(d.out, "starting etcd, kube-apiserver and kube-controller-manager from %s ...\n", d.rel(filepath.Dir(d.kubectlBin)))
-	opts := framework.Options{ControllerManager: true}
+	opts := localcluster.Options{ControllerManager: true}
 	if os.Getenv("DEMO_VERBOSE") != "" {
 		opts.Output = os.Stderr
 	}
 	start := time.Now()
-	cluster, err := framework.StartCluster(opts)
+	cluster, err := localcluster.StartCluster(opts)
 	if err != nil {
 		<-built
 		return err
@@ -74,11 +74,11 @@ func (d *demo) step1ControlPlane() error {
 	d.fact("control plane: etcd, kube-apiserver %s and kube-controller-manager from bin/, on this machine", version)
 
 	// No kubelet runs here; a stand-in reports the guide's pods as started.
-	kubelet := framework.StartKubeletStandIn(d.ctx, cluster, "curl", "pipy")
+	kubelet := localcluster.StartKubeletStandIn(d.ctx, cluster, "curl", "pipy")
 	d.onCleanup("stopped the kubelet stand-in", func() error { kubelet.Stop(); return nil })
 	d.note("No kubelet runs beside this control plane: a stand-in marks the pods of the namespaces curl and\n"+
 		"pipy Running and Ready, with a pod IP from %s, as a kubelet reports started pods.\n"+
-		"Step 5 runs the pipy-ok pod's containers in network namespaces at that IP.", framework.KubeletPodCIDR)
+		"Step 5 runs the pipy-ok pod's containers in network namespaces at that IP.", localcluster.KubeletPodCIDR)
 
 	if err := <-built; err != nil {
 		return err
@@ -110,7 +110,7 @@ func (d *demo) connectToCluster() error {
 	if err != nil {
 		return fmt.Errorf("KUBECONFIG=%s: %w", d.kubeconfig, err)
 	}
-	if d.client, err = client.New(cfg, client.Options{Scheme: framework.Scheme}); err != nil {
+	if d.client, err = client.New(cfg, client.Options{Scheme: localcluster.Scheme}); err != nil {
 		return err
 	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
@@ -162,7 +162,7 @@ func isNoKind(err error) bool { return meta.IsNoMatchError(err) }
 // step2Install installs the chart; locally it then runs the Deployment's container on this
 // machine, which the chart's webhook.devURL points both webhook configurations at.
 func (d *demo) step2Install() error {
-	chart, err := framework.ChartDir()
+	chart, err := localcluster.ChartDir()
 	if err != nil {
 		return err
 	}
@@ -204,7 +204,7 @@ func (d *demo) step2Install() error {
 		d.note("No kubelet runs the Deployment's pod: run its container here, with the Deployment's args and\n" +
 			"env, as its service account (RBAC of the chart, nothing more), listening where devURL points.")
 		start := time.Now()
-		srv, err := d.cluster.StartServe(d.ctx, framework.ServeOptions{
+		srv, err := d.cluster.StartServe(d.ctx, localcluster.ServeOptions{
 			Binary: d.bins.webhook, Namespace: releaseNamespace, Deployment: release, Port: port,
 			Output: d.serveLog(),
 		})
@@ -271,7 +271,7 @@ func (d *demo) caBundlesFilled() (bool, string, error) {
 	return filled == len(bundles), fmt.Sprintf("%d of %d webhooks have it", filled, len(bundles)), nil
 }
 
-func (d *demo) helmRun(args ...string) (framework.Result, error) {
+func (d *demo) helmRun(args ...string) (localcluster.Result, error) {
 	return d.helm.Run(d.ctx, d.helmKubeconfig(), args...)
 }
 
@@ -451,7 +451,7 @@ func (d *demo) pipyRolledOut() (bool, string, error) {
 			switch {
 			case !isInjected(&p):
 				old++
-			case framework.IsPodReady(&p):
+			case localcluster.IsPodReady(&p):
 				injected++
 			}
 		}
@@ -493,7 +493,7 @@ func (d *demo) readyPod(ns string, labels map[string]string) (*corev1.Pod, error
 		return nil, err
 	}
 	for i := range pods {
-		if framework.IsPodReady(&pods[i]) {
+		if localcluster.IsPodReady(&pods[i]) {
 			return &pods[i], nil
 		}
 	}

@@ -1,8 +1,8 @@
-// Package framework starts a real local control plane (etcd, kube-apiserver and optionally
+// Package localcluster starts a real local control plane (etcd, kube-apiserver and optionally
 // kube-controller-manager, built by `make tools` into bin/) through controller-runtime's envtest,
 // installs the project's CRDs, and hands out clients, a kubeconfig and kubectl. The e2e tests and
 // the demo use it, so that everything that crosses the API server is exercised for real.
-package framework
+package localcluster
 
 import (
 	"bytes"
@@ -343,3 +343,5 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+func (c *Cluster) String() string { return fmt.Sprintf("cluster at %s", c.Config.Host) }
