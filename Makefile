@@ -11,9 +11,15 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 GO         ?= go
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-# The control plane and CLIs the tests and the demo run, built from Go modules (hack/tools).
-TOOLS := kube-apiserver kube-controller-manager etcd kubectl helm controller-gen
+# The control plane, the node and the CLIs the tests and the demo run, built from Go modules
+# (hack/tools).
+TOOLS := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd kubectl helm controller-gen
 TOOL_BINS := $(addprefix $(BIN)/,$(TOOLS))
+# The node's container runtime (its own module: containerd's dependencies differ from Kubernetes').
+RUNTIME_DIR  := $(TOOLS_DIR)/containerd
+RUNTIME_BINS := $(addprefix $(BIN)/,containerd containerd-shim-runc-v2 ctr)
+# Cluster DNS: CoreDNS with only the plugins the node needs (its own module too).
+COREDNS_DIR := $(TOOLS_DIR)/coredns
 TOOL_LDFLAGS := -s -w \
 	-X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 \
@@ -34,17 +40,31 @@ build: ## Build cors-webhook and the static cors-sidecar into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/cors-sidecar ./cmd/cors-sidecar
 
 .PHONY: tools
-tools: $(TOOL_BINS) ## Build the local control plane and CLIs (first time: ~5 minutes on 2 cores).
+tools: $(TOOL_BINS) $(RUNTIME_BINS) $(BIN)/coredns ## Build the local control plane, node and CLIs (first time: ~10 minutes on 2 cores).
 
 # One go build for all tools: they share most packages, so one invocation compiles them once.
-$(TOOL_BINS) &: $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(wildcard $(TOOLS_DIR)/*/main.go)
+$(TOOL_BINS) &: $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(filter-out $(COREDNS_DIR)/main.go,$(wildcard $(TOOLS_DIR)/*/main.go))
 	@echo ">> building $(TOOLS) into bin/ from $(TOOLS_DIR) (Kubernetes $(K8S_VERSION)); the first build takes ~5 minutes, later ones are cached"
 	@mkdir -p $(BIN)
 	cd $(TOOLS_DIR) && $(GO) build -ldflags "$(TOOL_LDFLAGS)" -o $(BIN)/ \
-		./kube-apiserver ./kube-controller-manager ./etcd ./kubectl \
+		./kube-apiserver ./kube-controller-manager ./kube-scheduler ./kubelet ./kube-proxy ./etcd ./kubectl \
 		helm.sh/helm/v4/cmd/helm sigs.k8s.io/controller-tools/cmd/controller-gen
 	@touch $(TOOL_BINS)
 	@echo ">> tools ready: $(TOOLS)"
+
+$(RUNTIME_BINS) &: $(RUNTIME_DIR)/go.mod $(RUNTIME_DIR)/go.sum
+	@echo ">> building containerd v2, its runc shim and ctr into bin/ from $(RUNTIME_DIR) (first time: ~2 minutes)"
+	@mkdir -p $(BIN)
+	cd $(RUNTIME_DIR) && CGO_ENABLED=0 $(GO) build -tags "no_btrfs no_devmapper no_zfs no_aufs" -ldflags "-s -w" -o $(BIN)/ \
+		github.com/containerd/containerd/v2/cmd/containerd \
+		github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+		github.com/containerd/containerd/v2/cmd/ctr
+	@touch $(RUNTIME_BINS)
+
+$(BIN)/coredns: $(COREDNS_DIR)/go.mod $(COREDNS_DIR)/go.sum $(COREDNS_DIR)/main.go
+	@echo ">> building CoreDNS (kubernetes, cache, errors, health, ready, loop plugins) into bin/ from $(COREDNS_DIR)"
+	@mkdir -p $(BIN)
+	cd $(COREDNS_DIR) && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/coredns .
 
 .PHONY: generate
 generate: $(BIN)/controller-gen ## Regenerate deepcopy code and the CRDs in charts/cors-webhook/crds.

@@ -127,7 +127,11 @@ func BinDir() (string, error) {
 }
 
 // StartCluster starts the control plane. Stop it with Stop, also on error paths of the caller.
-func StartCluster(opts Options) (*Cluster, error) {
+func StartCluster(opts Options) (*Cluster, error) { return startCluster(opts, nil, nil) }
+
+// startCluster starts the control plane with apiServer (nil: envtest's defaults) and extra
+// kube-controller-manager flags.
+func startCluster(opts Options, apiServer *envtest.APIServer, kcmArgs []string) (*Cluster, error) {
 	setLoggerOnce.Do(func() {
 		// controller-runtime warns, with a stack trace, when its logger is never set.
 		if opts.Output != nil {
@@ -172,7 +176,11 @@ func StartCluster(opts Options) (*Cluster, error) {
 		ControlPlaneStopTimeout:  30 * time.Second,
 	}
 	env.ControlPlane.Etcd = &envtest.Etcd{Out: out, Err: out}
-	env.ControlPlane.APIServer = &envtest.APIServer{Out: out, Err: out}
+	if apiServer == nil {
+		apiServer = &envtest.APIServer{}
+	}
+	apiServer.Out, apiServer.Err = out, out
+	env.ControlPlane.APIServer = apiServer
 	// The ServiceAccount admission plugin stays off (envtest's default): no token controller
 	// runs here, and pods need no mounted token for admission tests.
 	cfg, err := env.Start()
@@ -189,14 +197,14 @@ func StartCluster(opts Options) (*Cluster, error) {
 		WebhookCertDir: env.WebhookInstallOptions.LocalServingCertDir,
 		workDir:        workDir,
 	}
-	if err := c.setUp(opts, out); err != nil {
+	if err := c.setUp(opts, out, kcmArgs); err != nil {
 		_ = c.Stop()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Cluster) setUp(opts Options, out io.Writer) error {
+func (c *Cluster) setUp(opts Options, out io.Writer, kcmArgs []string) error {
 	user, err := c.Env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return fmt.Errorf("adding admin user: %w", err)
@@ -214,7 +222,7 @@ func (c *Cluster) setUp(opts Options, out io.Writer) error {
 		return err
 	}
 	if opts.ControllerManager {
-		if err := c.startControllerManager(out); err != nil {
+		if err := c.startControllerManager(out, kcmArgs); err != nil {
 			return err
 		}
 	}
@@ -224,25 +232,26 @@ func (c *Cluster) setUp(opts Options, out io.Writer) error {
 // startControllerManager runs the controllers that turn workloads into pods and keep namespaces
 // working; it waits until the default namespace has its ServiceAccount, the sign that the
 // controllers run.
-func (c *Cluster) startControllerManager(out io.Writer) error {
+func (c *Cluster) startControllerManager(out io.Writer, extraArgs []string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(c.BinDir, "kube-controller-manager"),
-		"--kubeconfig="+c.Kubeconfig,
-		"--authentication-kubeconfig="+c.Kubeconfig,
-		"--authorization-kubeconfig="+c.Kubeconfig,
+	args := []string{
+		"--kubeconfig=" + c.Kubeconfig,
+		"--authentication-kubeconfig=" + c.Kubeconfig,
+		"--authorization-kubeconfig=" + c.Kubeconfig,
 		"--leader-elect=false",
 		"--controllers=*,-serviceaccount-token-controller",
 		"--use-service-account-credentials=false",
 		"--bind-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", port),
-		"--cert-dir="+filepath.Join(c.workDir, "kcm-certs"),
+		"--cert-dir=" + filepath.Join(c.workDir, "kcm-certs"),
 		"--concurrent-deployment-syncs=5",
 		"--concurrent-replicaset-syncs=5",
 		"-v=1",
-	)
+	}
+	cmd := exec.Command(filepath.Join(c.BinDir, "kube-controller-manager"), append(args, extraArgs...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting kube-controller-manager: %w", err)
