@@ -32,6 +32,8 @@ var ProductImages = []struct{ Name, Package string }{
 type Release struct {
 	Version  string // the chart's appVersion on a release; `git describe` otherwise
 	Revision string // the commit
+	// Platforms to build for (default: Platforms). A test node needs only HostPlatform.
+	Platforms []v1.Platform
 }
 
 // Product builds the product's image indexes, keyed by image name: for each of
@@ -45,12 +47,16 @@ func Product(ctx context.Context, r Release) (map[string]v1.ImageIndex, error) {
 	if r.Revision != "" {
 		annotations[AnnotationRevision] = r.Revision
 	}
+	platforms := r.Platforms
+	if len(platforms) == 0 {
+		platforms = Platforms
+	}
 	specs := make([][]Spec, len(ProductImages))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(2)
 	for i, pi := range ProductImages {
-		specs[i] = make([]Spec, len(Platforms))
-		for j, p := range Platforms {
+		specs[i] = make([]Spec, len(platforms))
+		for j, p := range platforms {
 			g.Go(func() error {
 				bin, err := BuildGo(gctx, pi.Package, p, "-X main.version="+r.Version)
 				if err != nil {

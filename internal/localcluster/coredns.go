@@ -7,7 +7,8 @@ import "fmt"
 // coreDNSManifests deploy cluster DNS as kubeadm does: a Deployment of CoreDNS in kube-system,
 // reading Services and pods from the API server, behind the kube-dns Service at the kubelet's
 // clusterDNS address. It answers for the cluster domain only: nothing is forwarded (this
-// machine has no resolver to forward to).
+// machine has no resolver to forward to). It runs as a non-root user and binds port 53 because
+// containerd opens unprivileged ports in pod network namespaces.
 func coreDNSManifests() string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: ServiceAccount
@@ -99,7 +100,6 @@ spec:
           allowPrivilegeEscalation: false
           readOnlyRootFilesystem: true
           capabilities:
-            add: [NET_BIND_SERVICE]
             drop: [ALL]
         volumeMounts:
         - {name: config, mountPath: /etc/coredns, readOnly: true}

@@ -90,6 +90,13 @@ func HostSnapshot() (HostState, error) {
 	if s.Mounts, err = mountPoints(); err != nil {
 		return s, err
 	}
+	// The namespaces of the network-namespace tests (NewNetNS) come and go on their own, also
+	// while a node runs beside them.
+	own := func(p string) bool {
+		return strings.HasPrefix(p, NetNSPrefix) || strings.HasPrefix(p, "/run/netns/"+NetNSPrefix)
+	}
+	s.NetNS = slices.DeleteFunc(s.NetNS, own)
+	s.Mounts = slices.DeleteFunc(s.Mounts, own)
 	for _, p := range nodeHostPaths {
 		if _, err := os.Lstat(p); err == nil {
 			s.Paths = append(s.Paths, p)

@@ -290,10 +290,11 @@ func (n *Node) startControlPlane() error {
 }
 
 func (n *Node) startContainerd(ctx context.Context) error {
-	if err := writeFile(n.paths.containerdConfig(), []byte(containerdConfig(n.paths))); err != nil {
+	if err := writeFile(n.paths.containerdConfig(), []byte(containerdConfig(n.paths, n.BinDir))); err != nil {
 		return err
 	}
-	if err := n.startProc("containerd", nil, filepath.Join(n.BinDir, "containerd"), "--config", n.paths.containerdConfig()); err != nil {
+	env := append(os.Environ(), "PATH="+n.BinDir+":"+os.Getenv("PATH"))
+	if err := n.startProc("containerd", env, filepath.Join(n.BinDir, "containerd"), "--config", n.paths.containerdConfig()); err != nil {
 		return err
 	}
 	var err error
@@ -368,7 +369,19 @@ func (n *Node) startKubeProxy(ctx context.Context) error {
 	if err := writeFile(n.paths.kubeProxyConfig(), []byte(kubeProxyConfig(n.Kubeconfig, healthz, metrics))); err != nil {
 		return err
 	}
-	env := []string{"PATH=/usr/bin:/bin", "HOME=" + n.paths.work}
+	// nft only, of the host's sbin: no iptables, so that it cannot touch the host's iptables.
+	bin := filepath.Join(n.paths.work, "proxy-bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return err
+	}
+	nft, err := exec.LookPath("nft")
+	if err != nil {
+		return fmt.Errorf("kube-proxy needs nft (apt-get install nftables): %w", err)
+	}
+	if err := os.Symlink(nft, filepath.Join(bin, "nft")); err != nil {
+		return err
+	}
+	env := []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + n.paths.work}
 	if err := n.startProc("kube-proxy", env, filepath.Join(n.BinDir, "kube-proxy"), "--config="+n.paths.kubeProxyConfig(), "-v=1"); err != nil {
 		return err
 	}
@@ -426,9 +439,39 @@ func (n *Node) poll(ctx context.Context, what string, timeout time.Duration, con
 		return cond(ctx)
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for %s: %w\n%s", what, err, n.logTails(20))
+		return fmt.Errorf("waiting for %s: %w\n%s\n%s", what, err, n.logTails(20), n.Diagnose(context.Background()))
 	}
 	return nil
+}
+
+// Diagnose describes the cluster's pods for a failure message: kubectl get pods, the events,
+// and the logs of every pod that is not Ready.
+func (n *Node) Diagnose(ctx context.Context) string {
+	if n.Cluster == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var b strings.Builder
+	kubectl := func(args ...string) {
+		res, err := n.RunKubectl(ctx, "", args...)
+		fmt.Fprintf(&b, "$ kubectl %s\n%s", strings.Join(args, " "), res.Output())
+		if err != nil {
+			fmt.Fprintf(&b, "%v\n", err)
+		}
+	}
+	kubectl("get", "pods", "-A", "-o", "wide")
+	kubectl("get", "events", "-A", "--sort-by=.lastTimestamp")
+	var pods corev1.PodList
+	if err := n.Client.List(ctx, &pods); err != nil {
+		return b.String() + err.Error()
+	}
+	for _, p := range pods.Items {
+		if !IsPodReady(&p) {
+			kubectl("logs", "-n", p.Namespace, p.Name, "--all-containers", "--tail=30")
+		}
+	}
+	return b.String()
 }
 
 func (n *Node) logTails(lines int) string {

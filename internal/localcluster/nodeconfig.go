@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/cors-webhook/cors-webhook/internal/imagebuild"
 )
 
 // The node's network: a bridge of its own with a pod range and a Service range that no other
@@ -27,7 +29,7 @@ const (
 
 // Images the node itself runs; NodeOptions.Images must hold them.
 const (
-	PauseImage   = "registry.k8s.io/pause:3.10.2" // containerd's sandbox image
+	PauseImage   = imagebuild.PauseRef // containerd's sandbox image
 	CoreDNSImage = "registry.k8s.io/coredns/coredns:v1.15.0"
 )
 
@@ -51,24 +53,25 @@ func (p nodePaths) kubeletConfig() string   { return filepath.Join(p.work, "kube
 func (p nodePaths) kubeProxyConfig() string { return filepath.Join(p.work, "kube-proxy.yaml") }
 func (p nodePaths) pki() string             { return filepath.Join(p.work, "pki") }
 
+// shimSockets is short: containerd refuses a shim socket folder longer than 42 characters.
+func (p nodePaths) shimSockets() string { return filepath.Join(p.work, "s") }
+
 // containerdConfig keeps every path of containerd's under the work folder, turns off what would
 // touch the host (NRI's socket, /opt/containerd, imported configs), uses runc through the v2
-// shim with cgroupfs, and pulls through the in-process registries (hosts.toml in certs.d).
+// shim of bin/ (not a distribution's older one on PATH) with cgroupfs, and pulls through the in-process registries (hosts.toml in certs.d).
 // restrict_oom_score_adj: this machine refuses negative oom_score_adj values, even for root.
-func containerdConfig(p nodePaths) string {
+func containerdConfig(p nodePaths, binDir string) string {
 	return fmt.Sprintf(`version = 4
 root = %[1]q
 state = %[2]q
 imports = []
 disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
 
-[grpc]
-  address = %[3]q
-
-[ttrpc]
-  address = %[4]q
-
 [plugins]
+  [plugins.'io.containerd.server.v1.grpc']
+    address = %[3]q
+  [plugins.'io.containerd.server.v1.ttrpc']
+    address = %[4]q
   [plugins.'io.containerd.internal.v1.opt']
     path = %[5]q
   [plugins.'io.containerd.shim.v1.manager']
@@ -88,6 +91,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.traci
       default_runtime_name = 'runc'
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
         runtime_type = 'io.containerd.runc.v2'
+        runtime_path = %[12]q
         [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
           BinaryName = %[9]q
           Root = %[10]q
@@ -100,16 +104,18 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.traci
     stream_server_port = '0'
 `,
 		p.containerdRoot(), p.containerdState(), p.containerdSocket(), p.containerdSocket()+".ttrpc",
-		filepath.Join(p.work, "containerd", "opt"), filepath.Join(p.containerdState(), "s"),
-		PauseImage, p.registryHosts(), runcPath, filepath.Join(p.containerdState(), "runc"), p.cniConfDir())
+		filepath.Join(p.work, "containerd", "opt"), p.shimSockets(),
+		PauseImage, p.registryHosts(), runcPath, filepath.Join(p.containerdState(), "runc"), p.cniConfDir(),
+		filepath.Join(binDir, "containerd-shim-runc-v2"))
 }
 
 // runcPath is Debian's runc (apt-get install runc).
 const runcPath = "/usr/sbin/runc"
 
 // cniConfig is a bridge network: every pod gets an address of NodePodCIDR on NodeBridge, with
-// the bridge as gateway; hairpin mode lets a pod reach itself through a Service. No masquerade
-// rule and no portmap: nothing of it is added to the host's nftables.
+// the bridge as gateway for the Service range only (pods have no route off the node); hairpin
+// mode lets a pod reach itself through a Service. No masquerade rule and no portmap: nothing of
+// it is added to the host's nftables.
 func cniConfig(p nodePaths) ([]byte, error) {
 	return json.MarshalIndent(map[string]any{
 		"cniVersion": "1.0.0",
@@ -123,6 +129,7 @@ func cniConfig(p nodePaths) ([]byte, error) {
 			"ipam": map[string]any{
 				"type":    "host-local",
 				"ranges":  []any{[]any{map[string]string{"subnet": NodePodCIDR, "gateway": NodeIP}}},
+				"routes":  []any{map[string]string{"dst": NodeServiceCIDR}},
 				"dataDir": filepath.Join(p.work, "cni", "ipam"),
 			},
 		}},
