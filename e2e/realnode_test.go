@@ -1,0 +1,434 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
+	"github.com/cors-webhook/cors-webhook/sidecar/redirect"
+)
+
+const (
+	realNodeRelease   = "cors-webhook"
+	realNodeNamespace = "cors-system"
+)
+
+// TestGuideOnARealNode runs the seed guide on a real node: the chart installed with the images
+// built from this commit (the webhook runs as pods), the guide's manifests applied unchanged
+// in the guide's order, and its two curl commands run literally with kubectl exec through
+// cluster DNS and the Service VIP.
+func TestGuideOnARealNode(t *testing.T) {
+	seed := mustSeedDir(t)
+	images := guideImages(t)
+	n := framework.StartNode(t, localcluster.NodeOptions{Images: images})
+	c := n.Cluster
+	ctx := context.Background()
+
+	t.Run("chart", func(t *testing.T) {
+		started := time.Now()
+		installChartOnNode(t, n)
+		t.Logf("chart installed, webhook Deployments Available and caBundle filled in %s", time.Since(started).Round(time.Millisecond))
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// The guide: workloads first, then the Plugin, the PluginChain and the PluginConfig.
+	manifest := func(name string) string { return filepath.Join(seed, "manifests", name) }
+	c.MustKubectl(t, "apply", "-f", manifest("ns.yaml"))
+	c.MustKubectl(t, "apply", "-n", "curl", "-f", manifest("curl.yaml"))
+	c.MustKubectl(t, "apply", "-n", "pipy", "-f", manifest("pipy-ok.pipy.yaml"))
+	started := time.Now()
+	c.MustKubectl(t, "wait", "--for=condition=ready", "pod", "-n", "curl", "-l", "app=curl", "--timeout=180s")
+	c.MustKubectl(t, "wait", "--for=condition=ready", "pod", "-n", "pipy", "-l", "app=pipy-ok", "-l", "version=v1", "--timeout=180s")
+	c.MustKubectl(t, "wait", "--for=condition=ready", "pod", "-n", "pipy", "-l", "app=pipy-ok", "-l", "version=v2", "--timeout=180s")
+	t.Logf("guide workloads Ready in %s", time.Since(started).Round(time.Millisecond))
+	curlPod := onlyPod(t, n, "curl", "app=curl")
+
+	started = time.Now()
+	c.MustKubectl(t, "apply", "-f", manifest("cors.yaml"))
+	c.MustKubectl(t, "apply", "-f", manifest("cors-policy-chain.yaml"))
+	c.MustKubectl(t, "apply", "-f", manifest("cors-policy-config.yaml"))
+
+	var pipyPods []corev1.Pod
+	t.Run("pipy-ok rolls to injected pods", func(t *testing.T) {
+		for _, v := range []string{"v1", "v2"} {
+			c.MustKubectl(t, "rollout", "status", "deployment/pipy-ok-"+v, "-n", "pipy", "--timeout=180s")
+		}
+		framework.Eventually(t, 60*time.Second, 200*time.Millisecond, func() (bool, string) {
+			pipyPods = injectedPods(t, n, "pipy", "app=pipy-ok")
+			if len(pipyPods) != 2 {
+				return false, fmt.Sprintf("%d pipy-ok pods running injected and Ready, want 2", len(pipyPods))
+			}
+			return true, ""
+		})
+		t.Logf("PluginChain applied -> both pipy-ok pods injected and Ready in %s", time.Since(started).Round(time.Millisecond))
+		out := c.MustKubectl(t, "get", "pods", "-n", "pipy", "-o", "wide").Stdout
+		t.Logf("kubectl get pods -n pipy -o wide\n%s", out)
+		for _, pod := range pipyPods {
+			if !strings.Contains(out, pod.Name) || !podLineShows(out, pod.Name, "2/2", "Running") {
+				t.Errorf("kubectl get pods does not show %s 2/2 Running:\n%s", pod.Name, out)
+			}
+			assertInjectedPod(t, &pod)
+			assertRedirectTable(t, n, &pod)
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("the guide's commands", func(t *testing.T) {
+		for _, tc := range []struct{ file, command string }{
+			{"get-origin-bbb.txt", `kubectl exec ${curl_client} -n curl -c curl -- curl -ksi http://pipy-ok.pipy:8080 -H "Origin: http://www.bbb.com"`},
+			{"options-origin-bbb.txt", `kubectl exec ${curl_client} -n curl -c curl -- curl -ksi http://pipy-ok.pipy:8080 -H "Origin: http://www.bbb.com" -X OPTIONS`},
+		} {
+			t.Run(tc.file, func(t *testing.T) {
+				raw, err := os.ReadFile(filepath.Join(seed, "expected", tc.file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := parseHTTPDump(string(raw))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The Service balances over v1 and v2: ask until each has answered once (a
+				// preflight is answered by the sidecar alone: once is enough).
+				seen := map[string]bool{}
+				answers := 1
+				if want.body != "" {
+					answers = 2
+				}
+				framework.Eventually(t, 30*time.Second, 100*time.Millisecond, func() (bool, string) {
+					out := guideShell(t, n, tc.command)
+					got, err := parseHTTPDump(out)
+					if err != nil {
+						return false, fmt.Sprintf("%v\n%s", err, out)
+					}
+					w := want
+					w.body = strings.Replace(w.body, "v1", responderVersion(got.body), 1)
+					if problems := compareToSeed(got, w); len(problems) > 0 {
+						t.Fatalf("%s\ndiffers from %s:\n  %s\ngot:\n%s", tc.command, tc.file, strings.Join(problems, "\n  "), out)
+					}
+					seen[responderVersion(got.body)] = true
+					return len(seen) == answers, fmt.Sprintf("answered by %v", seen)
+				})
+			})
+		}
+	})
+
+	t.Run("a PluginConfig edit reaches the running sidecars", func(t *testing.T) {
+		before := podIdentities(t, n, "pipy", "app=pipy-ok")
+		patch := `{"spec":{"config":{"allowOrigins":[{"regex":"http.*://www.test.cn"},{"exact":"http://www.aaa.com"},{"prefix":"http://www.bbb.com"},{"exact":"http://www.ccc.com"}]}}}`
+		edited := time.Now()
+		c.MustKubectl(t, "patch", "pluginconfig", "cors-policy-config", "-n", "pipy", "--type=merge", "-p", patch)
+		var propagation []time.Duration
+		for _, pod := range pipyPods {
+			url := fmt.Sprintf("http://%s:8080", pod.Status.PodIP)
+			framework.Eventually(t, 30*time.Second, 50*time.Millisecond, func() (bool, string) {
+				res := c.Kubectl(t, "exec", curlPod.Name, "-n", "curl", "-c", "curl", "--", "curl", "-ksi", url, "-H", "Origin: http://www.ccc.com")
+				d, err := parseHTTPDump(res.Stdout)
+				if err != nil {
+					return false, res.Output()
+				}
+				return d.get("access-control-allow-origin") == "http://www.ccc.com", d.raw
+			})
+			propagation = append(propagation, time.Since(edited))
+		}
+		t.Logf("PluginConfig edit -> new origin allowed by every sidecar (through kubectl exec curl) in %s", slices.Max(propagation).Round(time.Millisecond))
+		if after := podIdentities(t, n, "pipy", "app=pipy-ok"); !slices.Equal(before, after) {
+			t.Errorf("the pods were replaced or restarted:\nbefore %v\nafter  %v", before, after)
+		}
+	})
+
+	t.Run("admin-port probes", func(t *testing.T) {
+		for _, pod := range pipyPods {
+			for _, path := range []string{inject.StartupPath, inject.ReadinessPath} {
+				url := fmt.Sprintf("http://%s:%d%s", pod.Status.PodIP, inject.DefaultAdminPort, path)
+				res := c.Kubectl(t, "exec", curlPod.Name, "-n", "curl", "-c", "curl", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url)
+				if strings.TrimSpace(res.Stdout) != "200" {
+					t.Errorf("%s: %q %s", url, res.Stdout, res.Stderr)
+				}
+			}
+		}
+	})
+
+	t.Run("the curl pod is untouched", func(t *testing.T) {
+		pod := &corev1.Pod{}
+		if err := n.Client.Get(ctx, client.ObjectKey{Namespace: "curl", Name: curlPod.Name}, pod); err != nil {
+			t.Fatal(err)
+		}
+		if pod.UID != curlPod.UID {
+			t.Errorf("the curl pod was replaced")
+		}
+		if len(pod.Spec.InitContainers) != 0 || len(pod.Spec.Containers) != 1 {
+			t.Errorf("the curl pod has containers added: %d init, %d", len(pod.Spec.InitContainers), len(pod.Spec.Containers))
+		}
+		for k := range pod.Annotations {
+			if strings.HasPrefix(k, "cors-webhook.io/") {
+				t.Errorf("the curl pod has annotation %s", k)
+			}
+		}
+		for _, s := range pod.Status.ContainerStatuses {
+			if s.RestartCount != 0 {
+				t.Errorf("container %s restarted %d times", s.Name, s.RestartCount)
+			}
+		}
+	})
+}
+
+// installChartOnNode installs the chart with the images built from this commit, and waits
+// until every Deployment of the release is Available and the webhook configurations carry the
+// CA bundle the server wrote.
+func installChartOnNode(t *testing.T, n *framework.Node) {
+	t.Helper()
+	h, err := localcluster.NewHelm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := h.Run(ctx, n.Kubeconfig, "install", realNodeRelease, helmChartDir(t),
+		"--namespace", realNodeNamespace, "--create-namespace",
+		"--set", "image.tag="+guideImageTag, "--set", "injector.sidecar.image.tag="+guideImageTag)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("helm install: %v %s", err, res.Output())
+	}
+	sel := client.MatchingLabels{"app.kubernetes.io/instance": realNodeRelease}
+	framework.Eventually(t, 3*time.Minute, 250*time.Millisecond, func() (bool, string) {
+		var deps appsv1.DeploymentList
+		if err := n.Client.List(ctx, &deps, client.InNamespace(realNodeNamespace), sel); err != nil {
+			return false, err.Error()
+		}
+		if len(deps.Items) == 0 {
+			return false, "no Deployment of the release"
+		}
+		for _, d := range deps.Items {
+			if !deploymentAvailable(&d) {
+				return false, fmt.Sprintf("Deployment %s: %d/%d available, %d updated", d.Name, d.Status.AvailableReplicas, *d.Spec.Replicas, d.Status.UpdatedReplicas)
+			}
+		}
+		return true, ""
+	})
+	framework.Eventually(t, time.Minute, 250*time.Millisecond, func() (bool, string) {
+		var mwc admissionregistrationv1.MutatingWebhookConfigurationList
+		var vwc admissionregistrationv1.ValidatingWebhookConfigurationList
+		if err := n.Client.List(ctx, &mwc, sel); err != nil {
+			return false, err.Error()
+		}
+		if err := n.Client.List(ctx, &vwc, sel); err != nil {
+			return false, err.Error()
+		}
+		if len(mwc.Items) == 0 || len(vwc.Items) == 0 {
+			return false, "webhook configurations missing"
+		}
+		for _, m := range mwc.Items {
+			for _, w := range m.Webhooks {
+				if len(w.ClientConfig.CABundle) == 0 {
+					return false, "mutating webhook " + w.Name + " has no caBundle"
+				}
+			}
+		}
+		for _, v := range vwc.Items {
+			for _, w := range v.Webhooks {
+				if len(w.ClientConfig.CABundle) == 0 {
+					return false, "validating webhook " + w.Name + " has no caBundle"
+				}
+			}
+		}
+		return true, ""
+	})
+}
+
+func deploymentAvailable(d *appsv1.Deployment) bool {
+	if d.Generation != d.Status.ObservedGeneration || d.Status.UpdatedReplicas != *d.Spec.Replicas || d.Status.AvailableReplicas != *d.Spec.Replicas {
+		return false
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// guideShell runs a command of the guide as its reader would, in bash with kubectl on PATH and
+// curl_client set as the guide sets it.
+func guideShell(t *testing.T, n *framework.Node, command string) string {
+	t.Helper()
+	script := `curl_client="$(kubectl get pod -n curl -l app=curl -o jsonpath='{.items[0].metadata.name}')"` + "\n" + command
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+n.Kubeconfig, "PATH="+n.BinDir+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", command, err, out)
+	}
+	return string(out)
+}
+
+func responderVersion(body string) string {
+	if strings.Contains(body, "v2") {
+		return "v2"
+	}
+	return "v1"
+}
+
+func onlyPod(t *testing.T, n *framework.Node, ns, selector string) corev1.Pod {
+	t.Helper()
+	pods := listPods(t, n, ns, selector)
+	if len(pods) != 1 {
+		t.Fatalf("%d pods in %s with %s, want 1", len(pods), ns, selector)
+	}
+	return pods[0]
+}
+
+func listPods(t *testing.T, n *framework.Node, ns, selector string) []corev1.Pod {
+	t.Helper()
+	res := n.Cluster.MustKubectl(t, "get", "pods", "-n", ns, "-l", selector, "-o", "json")
+	var list corev1.PodList
+	if err := json.Unmarshal([]byte(res.Stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+// injectedPods are the pods of selector that carry the injection, are Ready and not
+// terminating.
+func injectedPods(t *testing.T, n *framework.Node, ns, selector string) []corev1.Pod {
+	var out []corev1.Pod
+	for _, p := range listPods(t, n, ns, selector) {
+		if p.DeletionTimestamp == nil && len(p.Spec.InitContainers) == 2 && localcluster.IsPodReady(&p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// podLineShows reports whether the kubectl get line of pod shows every word.
+func podLineShows(out, pod string, words ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 0 && fields[0] == pod {
+			for _, w := range words {
+				if !slices.Contains(fields, w) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// assertInjectedPod checks what the kubelet reports of an injected pod: cors-init ran to
+// completion before the sidecar started, the native sidecar and the application run, ready,
+// never restarted.
+func assertInjectedPod(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	var init, side *corev1.ContainerStatus
+	for i := range pod.Status.InitContainerStatuses {
+		s := &pod.Status.InitContainerStatuses[i]
+		switch s.Name {
+		case inject.ContainerInit:
+			init = s
+		case inject.ContainerSidecar:
+			side = s
+		}
+	}
+	if init == nil || init.State.Terminated == nil || init.State.Terminated.ExitCode != 0 || init.State.Terminated.Reason != "Completed" {
+		t.Errorf("%s: %s did not complete: %+v", pod.Name, inject.ContainerInit, init)
+		return
+	}
+	if side == nil || side.State.Running == nil || !side.Ready || side.Started == nil || !*side.Started {
+		t.Errorf("%s: %s is not running and ready: %+v", pod.Name, inject.ContainerSidecar, side)
+		return
+	}
+	if !side.State.Running.StartedAt.After(init.State.Terminated.FinishedAt.Add(-time.Second)) {
+		t.Errorf("%s: the sidecar started at %s, before cors-init finished at %s", pod.Name, side.State.Running.StartedAt, init.State.Terminated.FinishedAt)
+	}
+	for _, s := range append(pod.Status.ContainerStatuses, *side) {
+		if s.RestartCount != 0 || !s.Ready {
+			t.Errorf("%s: container %s ready=%v restarts=%d", pod.Name, s.Name, s.Ready, s.RestartCount)
+		}
+	}
+}
+
+// assertRedirectTable checks that cors-init's nftables table is in the pod's network namespace.
+func assertRedirectTable(t *testing.T, n *framework.Node, pod *corev1.Pod) {
+	t.Helper()
+	path, err := n.PodNetNS(context.Background(), pod.Namespace, pod.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	conn, err := nftables.New(nftables.WithNetNSFd(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := conn.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		if tb.Name == redirect.DefaultTable {
+			return
+		}
+	}
+	t.Errorf("%s: no nftables table %s in the pod's network namespace %s", pod.Name, redirect.DefaultTable, path)
+}
+
+// podIdentities are "name uid restarts" of the pods, sorted.
+func podIdentities(t *testing.T, n *framework.Node, ns, selector string) []string {
+	t.Helper()
+	var out []string
+	for _, p := range listPods(t, n, ns, selector) {
+		restarts := int32(0)
+		for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+			restarts += s.RestartCount
+		}
+		out = append(out, fmt.Sprintf("%s %s %d", p.Name, p.UID, restarts))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// guideImageTag tags the product images built for the real-node tests.
+const guideImageTag = "e2e"
+
+// guideImages builds the images of the guide on a node (see localcluster.GuideImages).
+func guideImages(t *testing.T) map[string]remote.Taggable {
+	t.Helper()
+	started := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	images, err := localcluster.GuideImages(ctx, guideImageTag)
+	if err != nil {
+		t.Fatalf("building the images: %v", err)
+	}
+	t.Logf("%d images built in %s", len(images), time.Since(started).Round(time.Millisecond))
+	return images
+}
