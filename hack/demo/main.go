@@ -1,19 +1,17 @@
 // Command demo walks through the seed guide (FSM's "CORS via plugins", ../shared/seed) end to
 // end on one machine: it is what `make demo` runs.
 //
-// By default it starts an embedded control plane (etcd, kube-apiserver,
-// kube-controller-manager from bin/), installs the Helm chart in self-signed certificate mode
-// and runs `cors-webhook serve` on this machine exactly as the chart's Deployment configures it.
-// No kubelet runs: a stand-in marks pods Ready with a pod IP, and the injected pipy-ok pod's
-// data path (the application, the injected `cors-sidecar redirect` and `cors-sidecar proxy`)
-// runs in network namespaces, where the guide's curl commands are sent with the real curl.
+// By default it brings up a one-node cluster on this machine (internal/localcluster's real
+// node: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd with runc,
+// the kubelet, kube-proxy and CoreDNS from bin/), builds the product's images from this
+// repository, installs the Helm chart in self-signed certificate mode, and runs the guide on
+// it: the webhook and the guide's pods run as real pods, and the guide's curl commands run as
+// it writes them, through kubectl exec.
 //
-// With KUBECONFIG set it targets that cluster instead: the chart's Deployment runs there, the
-// guide's pods run on real kubelets and its curl commands run through kubectl exec; the
-// local-only pieces (control plane, kubelet stand-in, network namespaces) are skipped.
+// With KUBECONFIG set it targets that cluster instead (the local node is skipped).
 //
 // Every step prints a heading; everything the demo starts is stopped and removed at the end,
-// also on Ctrl-C (SIGINT) and SIGTERM.
+// and the host put back as it was, also on Ctrl-C (SIGINT) and SIGTERM.
 package main
 
 import (
@@ -41,6 +39,8 @@ const (
 	// demoStrictPlugin is a second CORS plugin name the chart is told about
 	// (validation.corsPlugins), so that step 6 can show a conflict between two PluginChains.
 	demoStrictPlugin = "cors-strict"
+	// demoImageTag tags the product images the demo builds for the local node.
+	demoImageTag = "demo"
 )
 
 func main() {
@@ -89,20 +89,16 @@ type demo struct {
 	tty     bool
 	started time.Time
 
-	// local is true for the embedded control plane, false for $KUBECONFIG's cluster.
+	// local is true for the node on this machine, false for $KUBECONFIG's cluster.
 	local      bool
 	kubeconfig string
 	repo, seed string
-	tmp        string // the binaries built, the pod's volumes
+	tmp        string
 	kubectlBin string
 	client     client.Client
 
-	cluster *localcluster.Cluster
-	helm    *localcluster.Helm
-	bins    struct{ webhook, sidecar string }
-
-	sidecarLog  *localcluster.SyncBuffer
-	sidecarDone chan error
+	node *localcluster.Node
+	helm *localcluster.Helm
 
 	steps    []stepRecord
 	facts    []string // what ran, for the summary
@@ -148,13 +144,8 @@ func (d *demo) run() error {
 	d.kubeconfig = os.Getenv("KUBECONFIG")
 	d.local = d.kubeconfig == ""
 	if d.local {
-		if err := localcluster.CheckNetNS("nft", "curl"); err != nil {
-			return fmt.Errorf("the demo runs the pipy-ok pod's data path in network namespaces, with nftables rules and curl: %w", err)
-		}
-		if removed, err := localcluster.CleanStaleNetNS(localcluster.NetNSPrefix + "demo-"); err != nil {
-			return err
-		} else if len(removed) > 0 {
-			fmt.Fprintf(d.out, "removed network namespaces left by an earlier, killed demo: %s\n", strings.Join(removed, " "))
+		if err := localcluster.CheckNode(); err != nil {
+			return fmt.Errorf("the demo brings up a one-node cluster here (run as root, after `make tools`): %w", err)
 		}
 	}
 
@@ -162,11 +153,11 @@ func (d *demo) run() error {
 		title string
 		fn    func() error
 	}{
-		{d.titleOfStep1(), d.step1ControlPlane},
-		{"Install the Helm chart (self-signed certificates) and run the webhook as the chart configures it", d.step2Install},
+		{d.titleOfStep1(), d.step1Cluster},
+		{"Install the Helm chart (self-signed certificates): the webhook runs as the chart's pods", d.step2Install},
 		{"The guide: create and label the namespaces, deploy curl and pipy-ok, declare the Plugin, the PluginChain and the PluginConfig", d.step3Guide},
 		{"The injected pipy-ok pod: sidecar, init container and policy", d.step4InjectedPod},
-		{d.titleOfStep5(), d.step5Test},
+		{`The guide's "Test": curl from the curl pod (kubectl exec), through cluster DNS and the Service`, d.step5Test},
 		{"The validating webhook rejects a malformed PluginConfig and a conflicting PluginChain", d.step6Rejections},
 	}
 	for i, s := range steps {
@@ -271,7 +262,7 @@ func (d *demo) kubectlCtx(ctx context.Context, stdin string, args ...string) (lo
 
 func (d *demo) kubeconfigPath() string {
 	if d.local {
-		return d.cluster.Kubeconfig
+		return d.node.Kubeconfig
 	}
 	return d.kubeconfig
 }

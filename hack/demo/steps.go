@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -28,79 +25,46 @@ import (
 
 func (d *demo) titleOfStep1() string {
 	if d.local {
-		return "Start the embedded control plane (etcd, kube-apiserver, kube-controller-manager)"
+		return "Start a one-node cluster on this machine (control plane, containerd, kubelet, kube-proxy, CoreDNS)"
 	}
-	return "Use the cluster of $KUBECONFIG (the embedded control plane is skipped)"
+	return "Use the cluster of $KUBECONFIG (the local node is skipped)"
 }
 
-func (d *demo) titleOfStep5() string {
-	if d.local {
-		return `The guide's "Test": the pipy-ok pod's data path in network namespaces, and curl`
-	}
-	return `The guide's "Test": curl from the curl pod (kubectl exec)`
-}
-
-// step1ControlPlane starts the embedded control plane, or connects to $KUBECONFIG's cluster.
-func (d *demo) step1ControlPlane() error {
+// step1Cluster starts the local node, or connects to $KUBECONFIG's cluster.
+func (d *demo) step1Cluster() error {
 	if !d.local {
 		return d.connectToCluster()
 	}
-	// The binaries are built while the control plane starts.
-	built := make(chan error, 1)
-	buildStart := time.Now()
-	go func() { built <- d.buildBinaries() }()
-
-	fmt.Fprintln(d.out, "building cors-webhook and cors-sidecar from this repository (go build, into a temporary folder) ...")
-	fmt.Fprintf(d.out, "starting etcd, kube-apiserver and kube-controller-manager from %s ...\n", d.rel(filepath.Dir(d.kubectlBin)))
-	opts := localcluster.Options{ControllerManager: true}
+	fmt.Fprintln(d.out, "building the images: cors-webhook and cors-sidecar from this repository, CoreDNS from bin/,")
+	fmt.Fprintln(d.out, "and test stand-ins for pause, flomesh/pipy:latest and curlimages/curl:latest ...")
+	start := time.Now()
+	images, err := localcluster.GuideImages(d.ctx, demoImageTag)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "%d images built in %s; in-process registries serve them to containerd as docker.io, ghcr.io\n"+
+		"and registry.k8s.io mirrors, so the guide's manifests apply unchanged\n", len(images), time.Since(start).Round(100*time.Millisecond))
+	fmt.Fprintf(d.out, "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet,\n"+
+		"kube-proxy (nftables) and CoreDNS from %s ...\n", d.rel(filepath.Dir(d.kubectlBin)))
+	opts := localcluster.NodeOptions{Images: images}
 	if os.Getenv("DEMO_VERBOSE") != "" {
 		opts.Output = os.Stderr
 	}
-	start := time.Now()
-	cluster, err := localcluster.StartCluster(opts)
-	if err != nil {
-		<-built
-		return err
-	}
-	d.cluster = cluster
-	d.client = cluster.Client
-	d.onCleanup("stopped the control plane (kube-controller-manager, kube-apiserver, etcd) and removed its files", cluster.Stop)
-	version, err := cluster.ServerVersion()
+	node, err := localcluster.StartNode(d.ctx, opts)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(d.out, "kube-apiserver %s serving at %s, with etcd and kube-controller-manager (up in %s)\n",
-		version, cluster.Config.Host, time.Since(start).Round(100*time.Millisecond))
-	d.fact("control plane: etcd, kube-apiserver %s and kube-controller-manager from bin/, on this machine", version)
-
-	// No kubelet runs here; a stand-in reports the guide's pods as started.
-	kubelet := localcluster.StartKubeletStandIn(d.ctx, cluster, "curl", "pipy")
-	d.onCleanup("stopped the kubelet stand-in", func() error { kubelet.Stop(); return nil })
-	d.note("No kubelet runs beside this control plane: a stand-in marks the pods of the namespaces curl and\n"+
-		"pipy Running and Ready, with a pod IP from %s, as a kubelet reports started pods.\n"+
-		"Step 5 runs the pipy-ok pod's containers in network namespaces at that IP.", localcluster.KubeletPodCIDR)
-
-	if err := <-built; err != nil {
+	d.node = node
+	d.client = node.Client
+	d.onCleanup("deleted the pods, stopped the node and the control plane, and put the host back as it was", node.Stop)
+	version, err := node.ServerVersion()
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(d.out, "built cors-webhook and cors-sidecar (%s)\n", time.Since(buildStart).Round(100*time.Millisecond))
-	return d.show("get", "namespaces")
-}
-
-// buildBinaries builds the two binaries of the product into the demo's temporary folder, as
-// `make build` does.
-func (d *demo) buildBinaries() error {
-	d.bins.webhook = filepath.Join(d.tmp, "bin", "cors-webhook")
-	d.bins.sidecar = filepath.Join(d.tmp, "bin", "cors-sidecar")
-	for _, b := range []struct{ out, pkg string }{{d.bins.webhook, "./cmd/cors-webhook"}, {d.bins.sidecar, "./cmd/cors-sidecar"}} {
-		cmd := exec.CommandContext(d.ctx, "go", "build", "-o", b.out, b.pkg)
-		cmd.Dir = d.repo
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
-		}
-	}
-	return nil
+	fmt.Fprintf(d.out, "Kubernetes %s at %s; node %s Ready, cluster DNS up (in %s)\n",
+		version, node.Config.Host, localcluster.NodeName, node.Timings.Total.Round(100*time.Millisecond))
+	d.fact("one-node cluster on this machine: Kubernetes %s from bin/, containerd v2 + runc, pods on %s, Services on %s", version, localcluster.NodePodCIDR, localcluster.NodeServiceCIDR)
+	return d.show("get", "nodes", "-o", "wide")
 }
 
 // connectToCluster uses $KUBECONFIG's cluster, after checking that the demo would not touch
@@ -123,8 +87,7 @@ func (d *demo) connectToCluster() error {
 	}
 	fmt.Fprintf(d.out, "cluster at %s, Kubernetes %s\n", cfg.Host, v.GitVersion)
 	d.fact("cluster: %s (Kubernetes %s), from KUBECONFIG", cfg.Host, v.GitVersion)
-	d.note("Skipped: the embedded control plane, the kubelet stand-in, the local webhook process and the\n" +
-		"network namespaces; the chart's Deployment and the guide's pods run on the cluster's nodes.")
+	d.note("Skipped: the local node; the chart's Deployment and the guide's pods run on the cluster's nodes.")
 
 	// The demo creates these and deletes them at the end: refuse to start if any exists.
 	var exist []string
@@ -159,8 +122,8 @@ func (d *demo) connectToCluster() error {
 // isNoKind reports that the API server does not know the kind (its CRD is not installed).
 func isNoKind(err error) bool { return meta.IsNoMatchError(err) }
 
-// step2Install installs the chart; locally it then runs the Deployment's container on this
-// machine, which the chart's webhook.devURL points both webhook configurations at.
+// step2Install installs the chart and waits for its webhook pods; on the local node with the
+// images built in step 1.
 func (d *demo) step2Install() error {
 	chart, err := localcluster.ChartDir()
 	if err != nil {
@@ -169,21 +132,17 @@ func (d *demo) step2Install() error {
 	args := []string{"install", release, d.rel(chart), "--namespace", releaseNamespace, "--create-namespace",
 		"--set", "certs.mode=self-signed",
 		"--set", "validation.corsPlugins={cors-policy," + demoStrictPlugin + "}"}
-	port := 0
 	if d.local {
-		if port, err = freePort(); err != nil {
-			return err
-		}
-		args = append(args, "--set", "replicaCount=1", "--set", fmt.Sprintf("webhook.devURL=https://127.0.0.1:%d", port))
-		d.note("webhook.devURL points both webhook configurations at https://127.0.0.1:%d, where this machine\n"+
-			"runs the Deployment's container below; cors-strict is a second CORS plugin name, for step 6.", port)
+		args = append(args, "--set", "image.tag="+demoImageTag, "--set", "injector.sidecar.image.tag="+demoImageTag)
+		d.note("image.tag and injector.sidecar.image.tag name the images built in step 1; cors-strict is a\n" +
+			"second CORS plugin name, for step 6.")
 	} else {
-		args = append(args, "--wait", "--timeout", "5m")
 		args = append(args, strings.Fields(os.Getenv("DEMO_HELM_ARGS"))...)
 		d.note("cors-strict is a second CORS plugin name, for step 6. DEMO_HELM_ARGS adds arguments (e.g. image values).")
 	}
+	args = append(args, "--wait", "--timeout", "5m")
 	fmt.Fprintf(d.out, "$ helm %s\n", shellJoin(args))
-	if !d.local { // locally, the control plane is discarded as a whole
+	if !d.local { // locally, the cluster is discarded as a whole
 		d.onCleanup("uninstalled the Helm release "+release+" and deleted namespace "+releaseNamespace, d.helmUninstall)
 	}
 	res, err := d.helmRun(args...)
@@ -199,22 +158,8 @@ func (d *demo) step2Install() error {
 		return fmt.Errorf("helm install: exit %d", res.ExitCode)
 	}
 	d.fact("Helm chart %s installed as release %s in namespace %s, certs.mode=self-signed", d.rel(chart), release, releaseNamespace)
-
-	if d.local {
-		d.note("No kubelet runs the Deployment's pod: run its container here, with the Deployment's args and\n" +
-			"env, as its service account (RBAC of the chart, nothing more), listening where devURL points.")
-		start := time.Now()
-		srv, err := d.cluster.StartServe(d.ctx, localcluster.ServeOptions{
-			Binary: d.bins.webhook, Namespace: releaseNamespace, Deployment: release, Port: port,
-			Output: d.serveLog(),
-		})
-		if err != nil {
-			return err
-		}
-		d.onCleanup("stopped cors-webhook serve", srv.Stop)
-		fmt.Fprintf(d.out, "$ cors-webhook %s\n", shellJoin(d.displayServeArgs(srv.Args)))
-		fmt.Fprintf(d.out, "ready in %s (/readyz on %s)\n", time.Since(start).Round(100*time.Millisecond), srv.ProbeAddr)
-		d.fact("webhook: cors-webhook serve with the chart Deployment's arguments, as its service account, at %s", srv.Addr)
+	if err := d.show("get", "pods", "-n", releaseNamespace, "-o", "wide"); err != nil {
+		return err
 	}
 
 	// The leader of the webhook creates its CA and writes it into both configurations.
@@ -225,25 +170,6 @@ func (d *demo) step2Install() error {
 		return err
 	}
 	return d.show("get", "secret", release+"-tls", "-n", releaseNamespace)
-}
-
-// serveLog is where the local server's log goes besides its buffer: stderr with DEMO_VERBOSE.
-func (d *demo) serveLog() io.Writer {
-	if os.Getenv("DEMO_VERBOSE") != "" {
-		return os.Stderr
-	}
-	return nil
-}
-
-// displayServeArgs shortens the temporary kubeconfig path for printing.
-func (d *demo) displayServeArgs(args []string) []string {
-	out := slices.Clone(args)
-	for i, a := range out {
-		if strings.HasPrefix(a, "--kubeconfig=") {
-			out[i] = "--kubeconfig=<service account " + releaseNamespace + "/" + release + ">"
-		}
-	}
-	return out
 }
 
 func (d *demo) caBundlesFilled() (bool, string, error) {
@@ -279,7 +205,7 @@ func (d *demo) helmRun(args ...string) (localcluster.Result, error) {
 // itself (which may list several files).
 func (d *demo) helmKubeconfig() string {
 	if d.local {
-		return d.cluster.Kubeconfig
+		return d.node.Kubeconfig
 	}
 	return ""
 }
@@ -386,14 +312,13 @@ func (d *demo) step3Guide() error {
 		"webhook's reconciler rolls their Deployments (after a short settle delay); the new pods get the\n" +
 		"sidecar from the mutating webhook.")
 	start := time.Now()
-	timeout := 90 * time.Second
-	if !d.local {
-		timeout = 5 * time.Minute
-	}
-	if err := d.waitFor("pipy-ok to roll to injected pods", timeout, d.pipyRolledOut); err != nil {
+	if err := d.waitFor("pipy-ok to roll to injected pods", 5*time.Minute, d.pipyRolledOut); err != nil {
 		return err
 	}
 	d.fact("pipy-ok-v1 and pipy-ok-v2 rolled to injected pods %s after the PluginConfig was applied", time.Since(start).Round(100*time.Millisecond))
+	if err := d.waitFor("the replaced pipy-ok pods to be gone", time.Minute, d.oldPipyGone); err != nil {
+		return err
+	}
 	if err := d.show("get", "events", "-n", "pipy", "--field-selector", "reason=CORSRollout"); err != nil {
 		return err
 	}
@@ -464,6 +389,21 @@ func (d *demo) pipyRolledOut() (bool, string, error) {
 		s += fmt.Sprintf("; %d pod(s) without sidecar", old)
 	}
 	return done && old == 0, s, nil
+}
+
+// oldPipyGone reports whether every pipy-ok pod left, terminating ones included, is injected.
+func (d *demo) oldPipyGone() (bool, string, error) {
+	var list corev1.PodList
+	if err := d.client.List(d.ctx, &list, client.InNamespace("pipy"), client.MatchingLabels{"app": "pipy-ok"}); err != nil {
+		return false, "", err
+	}
+	old := 0
+	for _, p := range list.Items {
+		if !isInjected(&p) {
+			old++
+		}
+	}
+	return old == 0, fmt.Sprintf("%d pod(s) without sidecar terminating", old), nil
 }
 
 // pods lists the pods of ns with labels that are not being deleted.
@@ -614,12 +554,3 @@ spec:
       matchLabels:
         version: v1
 `
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}

@@ -24,6 +24,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -536,8 +537,10 @@ func (n *Node) stop() error {
 	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	start := time.Now()
 	if n.Cluster != nil && n.running("kubelet") {
 		errs = append(errs, n.deleteWorkloads(ctx))
+		n.progress("workloads and pods deleted (%s)", time.Since(start).Round(100*time.Millisecond))
 	}
 	for _, name := range []string{"kube-proxy", "kubelet"} {
 		n.stopProc(name)
@@ -551,8 +554,10 @@ func (n *Node) stop() error {
 	for i := len(n.procs) - 1; i >= 0; i-- {
 		n.stopProc(n.procs[i].name)
 	}
+	n.progress("node components stopped (%s)", time.Since(start).Round(100*time.Millisecond))
 	if n.Cluster != nil {
 		errs = append(errs, n.Cluster.Stop())
+		n.progress("control plane stopped (%s)", time.Since(start).Round(100*time.Millisecond))
 	}
 	if n.mirrors != nil {
 		errs = append(errs, n.mirrors.close())
@@ -590,8 +595,9 @@ func (n *Node) stopProc(name string) {
 	}
 }
 
-// deleteWorkloads deletes every workload, then every pod, and waits until the kubelet has
-// stopped them all.
+// deleteWorkloads deletes every workload, orphaning its pods (so that none gets the default
+// 30 s grace period through the garbage collector), then every pod with a one-second grace
+// period, and waits until the kubelet has stopped them all.
 func (n *Node) deleteWorkloads(ctx context.Context) error {
 	var nss corev1.NamespaceList
 	if err := n.Client.List(ctx, &nss); err != nil {
@@ -602,7 +608,7 @@ func (n *Node) deleteWorkloads(ctx context.Context) error {
 	for _, ns := range nss.Items {
 		in := client.InNamespace(ns.Name)
 		for _, obj := range []client.Object{&appsv1.Deployment{}, &appsv1.DaemonSet{}, &appsv1.StatefulSet{}, &appsv1.ReplicaSet{}, &batchv1.Job{}} {
-			if err := n.Client.DeleteAllOf(ctx, obj, in); err != nil {
+			if err := n.Client.DeleteAllOf(ctx, obj, in, client.PropagationPolicy(metav1.DeletePropagationOrphan)); err != nil {
 				errs = append(errs, err)
 			}
 		}
