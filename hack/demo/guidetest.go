@@ -42,12 +42,17 @@ func (d *demo) step5Test() error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprint(d.out, res.Stdout, res.Stderr)
+		// As a terminal shows it: CRLF as line ends, and the prompt on a line of its own.
+		got := strings.ReplaceAll(res.Stdout, "\r\n", "\n")
+		fmt.Fprint(d.out, got, res.Stderr)
+		if !strings.HasSuffix(got, "\n") {
+			fmt.Fprintln(d.out)
+		}
 		if res.ExitCode != 0 {
 			return fmt.Errorf("kubectl exec: exit %d", res.ExitCode)
 		}
 		// The Service balances over v1 and v2: either body is right.
-		if err := d.checkResponse(strings.ReplaceAll(res.Stdout, "\r\n", "\n"), r.expect, false); err != nil {
+		if err := d.checkResponse(got, r.expect, false); err != nil {
 			return err
 		}
 	}
