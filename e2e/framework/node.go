@@ -32,6 +32,8 @@ func StartNode(t testing.TB, opts localcluster.NodeOptions) *Node {
 	if opts.LogDir == "" {
 		opts.LogDir = t.TempDir()
 	}
+	// go test has no clean-up on Ctrl-C: the node puts the host back itself.
+	opts.StopOnSignal = true
 	if opts.Output == nil && os.Getenv("E2E_VERBOSE") != "" {
 		opts.Output = os.Stderr
 	}

@@ -41,6 +41,9 @@ type NodeOptions struct {
 	LogDir string
 	// Output receives progress lines (nil: discarded).
 	Output io.Writer
+	// StopOnSignal stops the node on SIGINT or SIGTERM and then exits the process with status
+	// 130, for callers (tests) that have no clean-up of their own on a signal.
+	StopOnSignal bool
 }
 
 // Node is a control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) with
@@ -109,8 +112,8 @@ func CheckNode() error {
 }
 
 // StartNode brings up the control plane and the node, and waits until the node is Ready and
-// cluster DNS answers. Stop it with Stop, also on the caller's error paths; a SIGINT or SIGTERM
-// also stops it (then the process exits).
+// cluster DNS answers. Stop it with Stop, also on the caller's error paths (see also
+// NodeOptions.StopOnSignal). A node whose process was killed is cleaned up by the next one.
 func StartNode(ctx context.Context, opts NodeOptions) (n *Node, err error) {
 	if err := CheckNode(); err != nil {
 		return nil, err
@@ -144,15 +147,17 @@ func StartNode(ctx context.Context, opts NodeOptions) (n *Node, err error) {
 		_ = os.RemoveAll(work)
 		return nil, err
 	}
-	n.sigs = make(chan os.Signal, 1)
-	signal.Notify(n.sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		if sig, ok := <-n.sigs; ok {
-			n.progress("%s: stopping the node", sig)
-			_ = n.Stop()
-			os.Exit(130)
-		}
-	}()
+	if opts.StopOnSignal {
+		n.sigs = make(chan os.Signal, 1)
+		signal.Notify(n.sigs, syscall.SIGINT, syscall.SIGTERM)
+		go func() {
+			if sig, ok := <-n.sigs; ok {
+				fmt.Fprintf(os.Stderr, "%s: stopping the node and putting the host back\n", sig)
+				_ = n.Stop()
+				os.Exit(130)
+			}
+		}()
+	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, n.Stop())
