@@ -325,15 +325,11 @@ func (n *Node) startKubelet(ctx context.Context) error {
 	if err := writeFile(kubeconfigPath, kubeconfig); err != nil {
 		return err
 	}
-	port, err := freePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return err
 	}
-	healthz, err := freePort()
-	if err != nil {
-		return err
-	}
-	if err := writeFile(n.paths.kubeletConfig(), []byte(kubeletConfig(n.paths, port, healthz))); err != nil {
+	if err := writeFile(n.paths.kubeletConfig(), []byte(kubeletConfig(n.paths, ports[0], ports[1]))); err != nil {
 		return err
 	}
 	// No iptables on the kubelet's PATH: it would add KUBE-* chains to the host's tables.
@@ -364,15 +360,12 @@ func (n *Node) startKubelet(ctx context.Context) error {
 }
 
 func (n *Node) startKubeProxy(ctx context.Context) error {
-	healthz, err := freePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return err
 	}
-	metrics, err := freePort()
-	if err != nil {
-		return err
-	}
-	if err := writeFile(n.paths.kubeProxyConfig(), []byte(kubeProxyConfig(n.Kubeconfig, healthz, metrics))); err != nil {
+	healthz := ports[0]
+	if err := writeFile(n.paths.kubeProxyConfig(), []byte(kubeProxyConfig(n.Kubeconfig, healthz, ports[1]))); err != nil {
 		return err
 	}
 	// nft only, of the host's sbin: no iptables, so that it cannot touch the host's iptables.
@@ -691,6 +684,21 @@ func killShims(work string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// freePorts are count distinct free ports on 127.0.0.1.
+func freePorts(count int) ([]int, error) {
+	var ports []int
+	for len(ports) < count {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
 }
 
 func freePortOn(host string) (int, error) {
