@@ -25,6 +25,9 @@ func TestDemo(t *testing.T) {
 	if err := localcluster.CheckNode(); err != nil {
 		t.Fatalf("the demo brings up a node (.ci/run installs what it needs; run as root): %v", err)
 	}
+	if err := localcluster.RecoverStaleNode(); err != nil {
+		t.Fatalf("cleaning up after an earlier, killed node: %v", err)
+	}
 	before, err := localcluster.HostSnapshot()
 	if err != nil {
 		t.Fatal(err)

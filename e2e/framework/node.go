@@ -25,6 +25,9 @@ type Node struct {
 // skips, when the node cannot run.
 func StartNode(t testing.TB, opts localcluster.NodeOptions) *Node {
 	t.Helper()
+	if err := localcluster.RecoverStaleNode(); err != nil {
+		t.Fatalf("cleaning up after an earlier, killed node: %v", err)
+	}
 	before, err := localcluster.HostSnapshot()
 	if err != nil {
 		t.Fatal(err)

@@ -123,7 +123,7 @@ func StartNode(ctx context.Context, opts NodeOptions) (n *Node, err error) {
 			return nil, fmt.Errorf("NodeOptions.Images has no %s", ref)
 		}
 	}
-	if err := recoverStaleNode(); err != nil {
+	if err := RecoverStaleNode(); err != nil {
 		return nil, fmt.Errorf("cleaning up after an earlier node: %w", err)
 	}
 	start := time.Now()
@@ -143,7 +143,8 @@ func StartNode(ctx context.Context, opts NodeOptions) (n *Node, err error) {
 	if err := os.MkdirAll(n.logDir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := saveNodeRecord(nodeRecord{PID: os.Getpid(), Work: work, Before: n.before}); err != nil {
+	record := nodeRecord{PID: os.Getpid(), Work: work, Before: n.before}
+	if err := saveNodeRecord(record); err != nil {
 		_ = os.RemoveAll(work)
 		return nil, err
 	}
@@ -176,6 +177,11 @@ func StartNode(ctx context.Context, opts NodeOptions) (n *Node, err error) {
 		return n, err
 	}
 	n.Timings.ControlPlane = time.Since(start)
+	// Recorded as they start: a killed caller's children are ended by the next node.
+	record.Children = children()
+	if err := saveNodeRecord(record); err != nil {
+		return n, err
+	}
 	n.progress("control plane up at %s", n.Config.Host)
 	if err := n.startContainerd(ctx); err != nil {
 		return n, err
@@ -185,6 +191,10 @@ func StartNode(ctx context.Context, opts NodeOptions) (n *Node, err error) {
 		return n, err
 	}
 	n.Timings.NodeReady = time.Since(start)
+	record.Children = children()
+	if err := saveNodeRecord(record); err != nil {
+		return n, err
+	}
 	n.progress("node %s Ready", NodeName)
 	if err := n.startKubeProxy(ctx); err != nil {
 		return n, err
@@ -648,6 +658,11 @@ func restoreHost(work string, before HostState) error {
 		errs = append(errs, deleteNFTables("kube-proxy"))
 	}
 	if links, _ := linkNames(); slices.Contains(links, NodeBridge) && !slices.Contains(before.Links, NodeBridge) {
+		// Pods' veths still on the bridge (their network namespace outlived a killed node).
+		ports, _ := dirNames(filepath.Join("/sys/class/net", NodeBridge, "brif"))
+		for _, port := range ports {
+			errs = append(errs, run("ip", "link", "del", port))
+		}
 		errs = append(errs, run("ip", "link", "del", NodeBridge))
 	}
 	errs = append(errs, restoreSysctls(before.Sysctls))
