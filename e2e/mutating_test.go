@@ -26,7 +26,7 @@ import (
 
 // podInjectionWebhook is the MutatingWebhookConfiguration the chart installs, with a Service
 // clientConfig that envtest rewrites to the local server: Pod CREATE, not in kube-system nor in
-// opted-out namespaces, reinvoked if another webhook changes the pod after us.
+// opted-out namespaces, reinvoked if another webhook changes the pod after us, failing open.
 func podInjectionWebhook() *admissionregistrationv1.MutatingWebhookConfiguration {
 	return &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "cors-webhook-inject"},
@@ -47,11 +47,11 @@ func podInjectionWebhook() *admissionregistrationv1.MutatingWebhookConfiguration
 				{Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system"}},
 				{Key: "cors-webhook.io/inject", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"disabled"}},
 			}},
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
 			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
 			AdmissionReviewVersions: []string{"v1"},
-			TimeoutSeconds:          ptr.To[int32](10),
+			TimeoutSeconds:          ptr.To[int32](3),
 		}},
 	}
 }
