@@ -265,7 +265,7 @@ spec:
 	t.Run("metrics count the outcomes", func(t *testing.T) {
 		metrics := srv.get(t, "/metrics")
 		for _, want := range []string{
-			`cors_webhook_pod_injections_total{outcome="injected"} 3`,
+			`cors_webhook_pod_injections_total{outcome="patched"} 3`,
 			`cors_webhook_pod_injections_total{outcome="host-network"} 2`,
 			`cors_webhook_pod_injections_total{outcome="pod-opted-out"} 1`,
 			`cors_webhook_pod_injections_total{outcome="plugin-not-declared"} 1`,

@@ -195,9 +195,19 @@ spec:
 			`cors_webhook_admission_rejections_total{kind="PluginConfig",reason="configConflict"}`,
 			`controller_runtime_webhook_requests_total{code="200",webhook="` + webhook.ValidatePluginChainPath + `"}`,
 		} {
-			if !strings.Contains(metrics, want) {
-				t.Errorf("/metrics lacks %s", want)
+			// Every series exists from the start: the rejections must have counted.
+			value := -1.0
+			for _, l := range strings.Split(metrics, "\n") {
+				if v, ok := strings.CutPrefix(l, want+" "); ok {
+					_, _ = fmt.Sscan(v, &value)
+				}
 			}
+			if value < 1 {
+				t.Errorf("/metrics has %s = %v, want at least 1", want, value)
+			}
+		}
+		if !strings.Contains(metrics, `cors_webhook_admission_rejections_total{kind="Plugin",reason="limit"} 0`) {
+			t.Errorf("/metrics lacks the zero series of a reason that never occurred")
 		}
 	})
 }
