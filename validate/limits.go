@@ -32,6 +32,18 @@ const (
 	MaxTokenLength = 128
 )
 
+// Limits of the typed fields, the same as the CRD schema's maxItems and maxLength (the
+// +kubebuilder markers of api/v1alpha1), so that the offline `validate` gives the API server's
+// answer. They are far above what FSM's own examples use.
+const (
+	// MaxChainPlugins bounds spec.chains[i].plugins of a PluginChain.
+	MaxChainPlugins = 32
+	// MaxDestinationRefs bounds spec.destinationRefs of a PluginConfig.
+	MaxDestinationRefs = 64
+	// MaxScriptBytes bounds spec.pipyscript of a Plugin.
+	MaxScriptBytes = 1024 * 1024
+)
+
 // checkLimits reports every limit cfg exceeds. Configs beyond a limit are not compiled.
 func checkLimits(cfg *corsconfig.CORSConfig, p *field.Path) field.ErrorList {
 	var errs field.ErrorList

@@ -79,6 +79,9 @@ func PluginConfigUpdate(r clusterstate.Reader, cfg, old *v1alpha1.PluginConfig, 
 func (c *collector) validateDestinationRefs(cfg *v1alpha1.PluginConfig) bool {
 	refsPath := field.NewPath("spec", "destinationRefs")
 	before := len(c.errs)
+	if n := len(cfg.Spec.DestinationRefs); n > MaxDestinationRefs {
+		c.add(OriginLimit, field.TooMany(refsPath, n, MaxDestinationRefs))
+	}
 	seen := map[string]bool{}
 	for i, ref := range cfg.Spec.DestinationRefs {
 		p := refsPath.Index(i)
