@@ -36,9 +36,18 @@ func TestFailOpenBackstop(t *testing.T) {
 	port := helmFreePort(t)
 	helmInstall(t, c, chart, release, ns, "--set", "plugin.declare=true",
 		"--set", fmt.Sprintf("webhook.devURL=https://127.0.0.1:%d", port))
-	srv := helmStartServe(t, c, bin, ns, fullname, port)
+	metricsAddr := localAddr(t)
+	srv := helmStartServe(t, c, bin, ns, fullname, port, "--metrics-bind-address="+metricsAddr)
 	helmWaitCABundle(t, c, fullname, nil)
 	dayTwoKubelet(t, c, selected, unrelated)
+
+	t.Run("the serving certificate's expiry is a metric", func(t *testing.T) {
+		want := fmt.Sprintf("cors_webhook_serving_certificate_expiry_timestamp_seconds %g", float64(certsServedLeaf(t, srv.addr).NotAfter.Unix()))
+		metrics := (&serveProcess{metricsAddr: metricsAddr}).get(t, "/metrics")
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, dayTwoGrep(metrics, "cors_webhook_serving"))
+		}
+	})
 
 	res := c.KubectlStdin(t, fmt.Sprintf(`
 apiVersion: v1
