@@ -27,6 +27,8 @@ import (
 // podInjectionWebhook is the MutatingWebhookConfiguration the chart installs, with a Service
 // clientConfig that envtest rewrites to the local server: Pod CREATE, not in kube-system nor in
 // opted-out namespaces, reinvoked if another webhook changes the pod after us, failing open.
+// Its timeout is 10 s rather than the chart's 3 s, so that a loaded test machine does not turn
+// a slow answer into a pod without the sidecar (TestFailOpenBackstop covers the chart's).
 func podInjectionWebhook() *admissionregistrationv1.MutatingWebhookConfiguration {
 	return &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "cors-webhook-inject"},
@@ -51,7 +53,7 @@ func podInjectionWebhook() *admissionregistrationv1.MutatingWebhookConfiguration
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
 			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
 			AdmissionReviewVersions: []string{"v1"},
-			TimeoutSeconds:          ptr.To[int32](3),
+			TimeoutSeconds:          ptr.To[int32](10),
 		}},
 	}
 }
