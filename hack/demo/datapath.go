@@ -24,7 +24,7 @@ import (
 )
 
 // The requests of the guide's "Test" section, and one whose origin no allowOrigins entry
-// matches. expect names the seed's expected response (../shared/seed/expected), if any.
+// matches. expect names the guide's expected response (examples/expected), if any.
 var testRequests = []struct {
 	comment string
 	args    []string // after the URL
@@ -165,7 +165,7 @@ func (d *demo) testThroughKubectlExec() error {
 }
 
 // checkResponse compares a `curl -si` output with the seed's expected response: status, every
-// header value (header order, date, vary and server may differ: ARCHITECTURE section 5) and,
+// header value (header order, date, vary and server may differ: docs/design.md section 5) and,
 // when exactBody, the body. Without an expected response it checks that no access-control-*
 // header was added.
 func (d *demo) checkResponse(got, expectFile string, exactBody bool) error {
