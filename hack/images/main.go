@@ -37,7 +37,7 @@ func run(args []string) error {
 	tag := fs.String("tag", "", "image tag (the chart's appVersion)")
 	version := fs.String("version", "", "version stamped into the binaries and the annotations (default: -tag)")
 	revision := fs.String("revision", "", "commit the images are built from")
-	repository := fs.String("repository", "ghcr.io/cors-webhook", "repository the tarballs are named in (REPOSITORY/NAME:TAG)")
+	repository := fs.String("repository", imagebuild.DefaultRepository, "repository the tarballs are named in (REPOSITORY/NAME:TAG)")
 	registry := fs.String("registry", "", "push: host[:port]/path to push REGISTRY/NAME:TAG to")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
