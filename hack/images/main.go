@@ -65,6 +65,17 @@ func run(args []string) error {
 				return err
 			}
 			fmt.Printf("%s %s/%s:%s %s\n", imagebuild.LayoutDir(*out, pi.Name), *repository, pi.Name, *tag, d)
+			for _, p := range imagebuild.Platforms {
+				img, err := imagebuild.PlatformImage(idx, p)
+				if err != nil {
+					return err
+				}
+				compressed, uncompressed, err := imagebuild.Sizes(img)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("  %s: %.1f MiB compressed, %.1f MiB uncompressed\n", p, mib(compressed), mib(uncompressed))
+			}
 		}
 	case "push":
 		if *registry == "" || *tag == "" {
@@ -90,3 +101,5 @@ func run(args []string) error {
 	}
 	return nil
 }
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
