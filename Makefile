@@ -24,6 +24,13 @@ TOOL_LDFLAGS := -s -w \
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
+# Images (hack/images, no container engine): tagged with the chart's appVersion, which is what the
+# chart's defaults run.
+IMAGE_TAG        ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' charts/cors-webhook/Chart.yaml)
+IMAGE_REPOSITORY ?= ghcr.io/cors-webhook
+REVISION         ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMAGES_DIR       := $(BIN)/images
+
 .PHONY: help
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -32,6 +39,19 @@ help: ## List the targets.
 build: ## Build cors-webhook and the static cors-sidecar into bin/.
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/cors-webhook ./cmd/cors-webhook
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/cors-sidecar ./cmd/cors-sidecar
+
+.PHONY: images
+images: ## OCI images of cors-webhook and cors-sidecar (linux/amd64+arm64) in bin/images, no Docker.
+	$(GO) run ./hack/images build -out $(IMAGES_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)" -repository $(IMAGE_REPOSITORY)
+
+.PHONY: push
+push: ## Push the images `make images` built to REGISTRY/NAME:IMAGE_TAG (REGISTRY=host[:port]/path).
+	@if [ -z "$(REGISTRY)" ]; then echo "usage: make push REGISTRY=host[:port]/path (after make images)"; exit 1; fi
+	$(GO) run ./hack/images push -out $(IMAGES_DIR) -registry $(REGISTRY) -tag $(IMAGE_TAG)
+
+.PHONY: standins
+standins: ## Test stand-in images (pause, pipy, curl) as tarballs in bin/images/standins.
+	$(GO) run ./hack/images standins -out $(IMAGES_DIR)/standins
 
 .PHONY: tools
 tools: $(TOOL_BINS) ## Build the local control plane and CLIs (first time: ~5 minutes on 2 cores).
@@ -64,7 +84,7 @@ lint: ## gofmt and go vet.
 	cd $(TOOLS_DIR) && $(GO) vet ./...
 
 .PHONY: test
-test: tools verify-generate lint ## Unit and end-to-end tests (real kube-apiserver, kubectl, helm, network namespaces).
+test: tools images standins verify-generate lint ## Unit and end-to-end tests (real kube-apiserver, kubectl, helm, network namespaces).
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
 	$(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
 
@@ -73,7 +93,7 @@ unit: ## Unit tests only (no control plane).
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
 
 .PHONY: e2e
-e2e: tools ## End-to-end tests only.
+e2e: tools images standins ## End-to-end tests only.
 	$(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
 
 .PHONY: demo

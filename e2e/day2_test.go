@@ -44,7 +44,7 @@ const (
 // No kubelet runs here: a test goroutine marks pods Ready through the status subresource, as a
 // kubelet would (dayTwoKubelet), so that Deployment rollouts complete.
 func TestDayTwoSeedGuideInItsOwnOrder(t *testing.T) {
-	seed := filepath.Join(mustSeedDir(t), "manifests")
+	seed := filepath.Join(mustExamplesDir(t), "manifests")
 	bin := framework.BuildBinary(t, "./cmd/cors-webhook")
 	c := framework.Start(t, localcluster.Options{
 		ControllerManager: true,

@@ -24,7 +24,7 @@ func TestDemo(t *testing.T) {
 	if err := localcluster.CheckNetNS("nft", "curl"); err != nil {
 		t.Fatalf("the demo runs the data path in network namespaces (.ci/run installs what it needs; run as root): %v", err)
 	}
-	mustSeedDir(t)
+	mustExamplesDir(t)
 	bin := framework.BuildBinary(t, "./hack/demo")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

@@ -63,7 +63,7 @@ func podInjectionWebhook() *admissionregistrationv1.MutatingWebhookConfiguration
 // ReplicaSet controller creates for pipy-ok carry the sidecar and the seed's policy, and the
 // pods that must be left alone are.
 func TestMutatingWebhookInjectsTheSeedPods(t *testing.T) {
-	seed := filepath.Join(mustSeedDir(t), "manifests")
+	seed := filepath.Join(mustExamplesDir(t), "manifests")
 	bin := framework.BuildBinary(t, "./cmd/cors-webhook")
 	c := framework.Start(t, localcluster.Options{
 		ControllerManager: true,

@@ -54,7 +54,7 @@ func pluginValidationWebhook() *admissionregistrationv1.ValidatingWebhookConfigu
 // server and drives it with kubectl: the seed guide is accepted with its warnings, malformed
 // objects and conflicts are rejected with their field paths, and deleting is never blocked.
 func TestValidatingWebhook(t *testing.T) {
-	seed := filepath.Join(mustSeedDir(t), "manifests")
+	seed := filepath.Join(mustExamplesDir(t), "manifests")
 	bin := framework.BuildBinary(t, "./cmd/cors-webhook")
 	c := framework.Start(t, localcluster.Options{
 		Webhook: envtest.WebhookInstallOptions{

@@ -1,5 +1,5 @@
 // Package inject decides which pods get the CORS sidecar and builds what the injection adds: the
-// pod contract of ARCHITECTURE.md section 7.
+// pod contract of docs/design.md section 7.
 //
 // It is a pure function over objects: a pod, its namespace, a [clusterstate.Reader] over
 // PluginChains, PluginConfigs, Services and Plugins, and the injector [Settings]. The admission

@@ -225,7 +225,7 @@ func hasContainer(pod *corev1.Pod, name string) bool {
 	return false
 }
 
-// mutate returns a copy of pod with the contract of ARCHITECTURE.md section 7 added. It changes
+// mutate returns a copy of pod with the contract of docs/design.md section 7 added. It changes
 // metadata.annotations, metadata.labels, spec.initContainers and spec.volumes, and nothing
 // else: the admission handler diffs only those to build its patch (TestInjectChangesOnlyItsFields).
 func (in *Injector) mutate(pod *corev1.Pod, res *Resolution) *corev1.Pod {

@@ -17,7 +17,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
-// The seed guide's objects (../shared/seed/manifests), as the tests' baseline cluster.
+// The guide's objects (examples/manifests), as the tests' baseline cluster.
 const (
 	seedPlugin = `
 kind: Plugin
@@ -204,7 +204,7 @@ func TestInjectSeed(t *testing.T) {
 		t.Errorf("chains %v", res.Resolution.Chains)
 	}
 
-	// The whole added spec, as the contract of ARCHITECTURE.md section 7 spells it.
+	// The whole added spec, as the contract of docs/design.md section 7 spells it.
 	wantInit := `
 - name: cors-init
   image: example.com/cors-sidecar:test

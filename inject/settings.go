@@ -12,7 +12,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/cors"
 )
 
-// Keys of the pod contract (ARCHITECTURE.md section 7). They are the interface between the
+// Keys of the pod contract (docs/design.md section 7). They are the interface between the
 // webhook, the sidecar, Day-2 reconciliation and the users who opt out, so they live in one place.
 const (
 	// AnnotationPolicy carries the pod's effective per-port policy (cors.PodPolicy JSON). The

@@ -19,7 +19,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
-// Keys this package adds to the contract of ARCHITECTURE.md section 7.
+// Keys this package adds to the contract of docs/design.md section 7.
 const (
 	// AnnotationRestartedAt is the pod-template annotation that rolls a workload. Its value is
 	// a hash of what the new pods will get (see rolloutToken), not a time: the same change

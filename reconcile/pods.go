@@ -277,7 +277,7 @@ func (m *mapper) pods(ctx context.Context, namespace string, sel labels.Selector
 }
 
 // chainScope is what a chain's selectors reach: the namespaces (a nil namespaceSelector means
-// the chain's own namespace only, ARCHITECTURE.md section 6) and the pod selector. Invalid
+// the chain's own namespace only, docs/design.md section 6) and the pod selector. Invalid
 // selectors select nothing, as in injection.
 func chainScope(c *v1alpha1.PluginChain, r clusterstate.Reader) ([]string, labels.Selector) {
 	pods := labels.Everything()

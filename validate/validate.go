@@ -5,7 +5,7 @@
 // The functions are pure over their inputs: existing objects are read through a
 // clusterstate.Reader, which is the webhook server's informer cache in admission and an
 // in-memory snapshot of files in the offline `cors-webhook validate` command, so both give the
-// same answers. The rules are those of ARCHITECTURE sections 3, 4 and 8 (see docs/validation.md).
+// same answers. The rules are those of docs/design.md sections 3, 4 and 8 (see docs/validation.md).
 //
 // Errors carry an Origin naming the rule that produced them (see the Origin* constants), so
 // that metrics and tests can tell rules apart without parsing messages.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cors-webhook/cors-webhook/internal/seedtest"
+	"github.com/cors-webhook/cors-webhook/examples"
 )
 
 // runValidate runs `cors-webhook validate ARGS` with stdin and returns its output and exit code,
@@ -35,8 +35,8 @@ func runValidate(t *testing.T, stdin string, args ...string) (stdout, stderr str
 	return out.String(), errOut.String(), code
 }
 
-// The seed guide's objects (../shared/seed/manifests), as a user's repository would hold them.
-const (
+// The guide's objects (examples/manifests), as a user's repository would hold them.
+var (
 	seedNamespaces = `
 apiVersion: v1
 kind: Namespace
@@ -54,8 +54,8 @@ spec:
   priority: 165
   pipyscript: "(() => 0)()"
 `
-	seedChain    = "\n" + seedtest.PluginChainYAML
-	seedConfig   = "\n" + seedtest.PluginConfigYAML
+	seedChain    = "\n" + examples.Manifest(examples.PluginChain)
+	seedConfig   = "\n" + examples.Manifest(examples.PluginConfig)
 	seedServices = `
 apiVersion: v1
 kind: Service

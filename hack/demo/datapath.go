@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -14,17 +12,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/cors-webhook/cors-webhook/internal/localcluster"
+	"github.com/cors-webhook/cors-webhook/internal/pipystandin"
 )
 
 // The requests of the guide's "Test" section, and one whose origin no allowOrigins entry
-// matches. expect names the seed's expected response (../shared/seed/expected), if any.
+// matches. expect names the guide's expected response (examples/expected), if any.
 var testRequests = []struct {
 	comment string
 	args    []string // after the URL
@@ -165,7 +163,7 @@ func (d *demo) testThroughKubectlExec() error {
 }
 
 // checkResponse compares a `curl -si` output with the seed's expected response: status, every
-// header value (header order, date, vary and server may differ: ARCHITECTURE section 5) and,
+// header value (header order, date, vary and server may differ: docs/design.md section 5) and,
 // when exactBody, the body. Without an expected response it checks that no access-control-*
 // header was added.
 func (d *demo) checkResponse(got, expectFile string, exactBody bool) error {
@@ -242,45 +240,11 @@ func (d *demo) startStandInApp(ns *localcluster.NetNS, ctr corev1.Container) (in
 	if err != nil {
 		return 0, err
 	}
-	go serveLikePipy(ln, body)
+	go pipystandin.Serve(ln, body)
 	d.onCleanup("stopped the stand-in of container "+ctr.Name, ln.Close)
 	fmt.Fprintf(d.out, "# container %s (image %s, `%s`): a stand-in answering %q on :%d\n",
 		ctr.Name, ctr.Image, strings.Join(ctr.Command[:min(2, len(ctr.Command))], " ")+" ...", body, port)
 	return port, nil
-}
-
-// serveLikePipy answers every HTTP/1.1 request on ln as pipy's
-// `serveHTTP(new Message(body))` does: status 200, content-length and the body, on keep-alive
-// connections, in pipy's lower-case header names. Connections end when the client closes them
-// or ln is closed.
-func serveLikePipy(ln net.Listener, body string) {
-	response := fmt.Sprintf("HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: keep-alive\r\n\r\n%s", len(body), body)
-	var conns sync.WaitGroup
-	defer conns.Wait()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		conns.Add(1)
-		go func() {
-			defer conns.Done()
-			defer c.Close()
-			r := bufio.NewReader(c)
-			for {
-				_ = c.SetReadDeadline(time.Now().Add(time.Minute))
-				req, err := http.ReadRequest(r)
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, req.Body)
-				req.Body.Close()
-				if _, err := io.WriteString(c, response); err != nil || req.Close {
-					return
-				}
-			}
-		}()
-	}
 }
 
 // containerArgv is what the container runs: its command and args, with the image's
