@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -175,7 +174,7 @@ func workloadOf(ctx context.Context, c client.Client, pod *corev1.Pod) (workload
 	case kindStatefulSet, kindDaemonSet:
 		return workloadKey{Kind: ref.Kind, Namespace: pod.Namespace, Name: ref.Name}, "", nil
 	case kindReplicaSet:
-		rs := &appsv1.ReplicaSet{}
+		rs := replicaSetMetadata()
 		if err := c.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, rs); err != nil {
 			// The cache may not have the ReplicaSet yet: retry with backoff.
 			return workloadKey{}, "", fmt.Errorf("reading the pod's ReplicaSet %s: %w", ref.Name, err)

@@ -219,8 +219,8 @@ func (r *rolloutReconciler) load(ctx context.Context, key workloadKey) (client.O
 func (r *rolloutReconciler) podsOf(ctx context.Context, key workloadKey, uid types.UID) ([]corev1.Pod, error) {
 	owners := []types.UID{uid}
 	if key.Kind == kindDeployment {
-		var sets appsv1.ReplicaSetList
-		if err := r.client.List(ctx, &sets, client.InNamespace(key.Namespace), client.MatchingFields{IndexController: string(uid)}); err != nil {
+		sets := replicaSetMetadataList()
+		if err := r.client.List(ctx, sets, client.InNamespace(key.Namespace), client.MatchingFields{IndexController: string(uid)}); err != nil {
 			return nil, err
 		}
 		owners = owners[:0]

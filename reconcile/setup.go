@@ -159,7 +159,7 @@ func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader
 }
 
 func addIndexes(ctx context.Context, mgr manager.Manager) error {
-	for _, obj := range []client.Object{&corev1.Pod{}, &appsv1.ReplicaSet{}} {
+	for _, obj := range []client.Object{&corev1.Pod{}, replicaSetMetadata()} {
 		if err := mgr.GetFieldIndexer().IndexField(ctx, obj, IndexController, controllerUID); err != nil {
 			return fmt.Errorf("indexing %T by controller: %w", obj, err)
 		}
