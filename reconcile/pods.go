@@ -39,6 +39,8 @@ type podReconciler struct {
 	recorder events.EventRecorder
 	rollouts chan<- event.TypedGenericEvent[workloadKey]
 	notes    *noteLog
+	// rollOutdated is Options.RollOutdatedSidecars.
+	rollOutdated bool
 }
 
 func (r *podReconciler) setup(mgr manager.Manager, opts Options) error {
@@ -97,6 +99,9 @@ func (r *podReconciler) Reconcile(ctx context.Context, req ctrlreconcile.Request
 		return ctrlreconcile.Result{}, err
 	}
 	plan := planPod(factsOf(pod, ns), res)
+	if r.rollOutdated && plan.roll == rollNone && outdatedSidecar(pod, res, r.injector) {
+		plan.roll = rollOutdatedSidecar
+	}
 	if plan.patch {
 		if err := patchPolicy(ctx, r.client, pod, plan.policy); err != nil {
 			return ctrlreconcile.Result{}, client.IgnoreNotFound(err)
@@ -135,6 +140,8 @@ func (p podPlan) describe() string {
 		return "it was created without the CORS sidecar"
 	case rollMissingPorts:
 		return fmt.Sprintf("its policy now configures port %s, which its cors-init did not redirect", joinPorts(p.missing))
+	case rollOutdatedSidecar:
+		return "it runs an older sidecar than the configured image"
 	}
 	return "nothing"
 }

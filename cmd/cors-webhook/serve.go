@@ -116,6 +116,7 @@ else ~/.kube/config.`,
 	f := cmd.Flags()
 	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas; only the leader reconciles and rotates certificates")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
+	f.BoolVar(&opts.Reconcile.RollOutdatedSidecars, "roll-outdated-sidecars", false, "roll Deployments, StatefulSets and DaemonSets whose injected pods carry an older cors-webhook.io/sidecar-version than --sidecar-image's, so that a sidecar upgrade reaches running pods")
 	f.BoolVar(&rollout, "rollout", true, "roll Deployments, StatefulSets and DaemonSets whose running pods a PluginChain newly selects, or whose policy needs a port their redirect lacks (false: only report it in Events; a workload annotation cors-webhook.io/rollout=false does the same for one workload)")
 	addProcessFlags(f, &opts.MetricsAddr, &opts.ProbeAddr)
 	addCORSPluginsFlag(f, &opts.CORSPlugins)
