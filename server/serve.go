@@ -124,12 +124,17 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	webhook.RegisterMetrics()
 	decoder := admission.NewDecoder(scheme)
 	srv := mgr.GetWebhookServer()
-	srv.Register(webhook.ValidatePluginPath, &admission.Webhook{Handler: webhook.NewPluginValidator(decoder, opts.Validation)})
-	srv.Register(webhook.ValidatePluginChainPath, &admission.Webhook{Handler: webhook.NewPluginChainValidator(decoder, reader, opts.Validation)})
-	srv.Register(webhook.ValidatePluginConfigPath, &admission.Webhook{Handler: webhook.NewPluginConfigValidator(decoder, reader, opts.Validation)})
-	if err := registerPodInjector(mgr, decoder, reader, injectionSettings(opts.Injection, opts.Validation.CORSPlugins)); err != nil {
+	register := func(path string, h admission.Handler) {
+		srv.Register(path, s.closeWhenDraining(&admission.Webhook{Handler: h}))
+	}
+	register(webhook.ValidatePluginPath, webhook.NewPluginValidator(decoder, opts.Validation))
+	register(webhook.ValidatePluginChainPath, webhook.NewPluginChainValidator(decoder, reader, opts.Validation))
+	register(webhook.ValidatePluginConfigPath, webhook.NewPluginConfigValidator(decoder, reader, opts.Validation))
+	injector, err := newPodInjector(mgr, decoder, reader, injectionSettings(opts.Injection, opts.Validation.CORSPlugins))
+	if err != nil {
 		return nil, err
 	}
+	register(webhook.MutatePodPath, injector)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
@@ -151,22 +156,35 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	return s, nil
 }
 
-// registerPodInjector mounts the pod injection handler on the manager's webhook server.
-func registerPodInjector(mgr manager.Manager, decoder admission.Decoder, r *webhook.CacheReader, settings inject.Settings) error {
+// newPodInjector is the pod injection handler, reading chains through an index kept by the
+// manager's cache.
+func newPodInjector(mgr manager.Manager, decoder admission.Decoder, r *webhook.CacheReader, settings inject.Settings) (*webhook.PodInjector, error) {
 	injector, err := inject.New(settings)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	webhook.RegisterInjectionMetrics()
 	indexed, err := webhook.NewChainIndexReader(context.Background(), mgr.GetCache(), r, injector)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h := webhook.NewPodInjector(decoder, indexed, injector)
 	h.APIReader = mgr.GetAPIReader()
 	h.Recorder = mgr.GetEventRecorder("cors-webhook")
-	mgr.GetWebhookServer().Register(webhook.MutatePodPath, &admission.Webhook{Handler: h})
-	return nil
+	return h, nil
+}
+
+// closeWhenDraining answers with "Connection: close" once the server is shutting down: the API
+// servers' keep-alive connections, which a Service or load balancer keeps routing here after
+// the endpoint is gone, are closed after their next request and reopened to a ready replica,
+// instead of being cut when the listener closes.
+func (s *Serve) closeWhenDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // cacheSynced is ready once every informer the Reader uses has synced: before that,
