@@ -13,7 +13,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
 )
 
-// serveProcess is a running `cors-webhook serve`.
+// serveProcess is a running `cors-webhook serve` or `cors-webhook controller`.
 type serveProcess struct {
 	metricsAddr, probeAddr string
 	log                    *syncBuffer
@@ -24,18 +24,33 @@ type serveProcess struct {
 // SIGTERM when the test ends.
 func startServe(t *testing.T, c *framework.Cluster, bin string, args ...string) *serveProcess {
 	t.Helper()
-	srv := &serveProcess{metricsAddr: localAddr(t), probeAddr: localAddr(t), log: &syncBuffer{}}
-	cmd := exec.Command(bin, append([]string{"serve",
+	return startProcess(t, bin, "serve", append([]string{
 		"--kubeconfig", c.Kubeconfig,
 		"--host", c.WebhookHost,
 		"--port", fmt.Sprint(c.WebhookPort),
 		"--cert-dir", c.WebhookCertDir,
+		"--shutdown-delay", "0s",
+	}, args...)...)
+}
+
+// startController starts `cors-webhook controller` (the Day-2 reconcilers; one process, so no
+// leader election) with the cluster's admin kubeconfig, and waits until its caches synced.
+// args must carry the injector flags serve has, so that both compute the same policies.
+func startController(t *testing.T, c *framework.Cluster, bin string, args ...string) *serveProcess {
+	t.Helper()
+	return startProcess(t, bin, "controller", append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+}
+
+func startProcess(t *testing.T, bin, command string, args ...string) *serveProcess {
+	t.Helper()
+	srv := &serveProcess{metricsAddr: localAddr(t), probeAddr: localAddr(t), log: &syncBuffer{}}
+	cmd := exec.Command(bin, append([]string{command,
 		"--metrics-bind-address", srv.metricsAddr,
 		"--health-probe-bind-address", srv.probeAddr,
 	}, args...)...)
 	cmd.Stdout, cmd.Stderr = srv.log, srv.log
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting cors-webhook serve: %v", err)
+		t.Fatalf("starting cors-webhook %s: %v", command, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -48,14 +63,14 @@ func startServe(t *testing.T, c *framework.Cluster, bin string, args ...string) 
 			<-done
 		}
 		if t.Failed() {
-			t.Logf("cors-webhook serve log:\n%s", srv.log.String())
+			t.Logf("cors-webhook %s log:\n%s", command, srv.log.String())
 		}
 	})
 	framework.Eventually(t, 60*time.Second, 100*time.Millisecond, func() (bool, string) {
 		select {
 		case err := <-done:
 			done <- err
-			t.Fatalf("cors-webhook serve exited: %v\n%s", err, srv.log.String())
+			t.Fatalf("cors-webhook %s exited: %v\n%s", command, err, srv.log.String())
 		default:
 		}
 		resp, err := http.Get("http://" + srv.probeAddr + "/readyz")
