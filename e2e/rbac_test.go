@@ -114,8 +114,10 @@ func rbacWrites(verb string) bool {
 	return slices.Contains([]string{"create", "update", "patch", "delete", "deletecollection", "*"}, verb)
 }
 
-// Every authenticated user may review its own access; that is not the chart's doing.
-var rbacEveryone = []string{"selfsubjectaccessreviews.authorization.k8s.io", "selfsubjectrulesreviews.authorization.k8s.io", "selfsubjectreviews.authentication.k8s.io"}
+// Every authenticated user may review its own access and read ClusterTrustBundles (public CA
+// certificates); that is the API server's default policy, not the chart's doing.
+var rbacEveryone = []string{"selfsubjectaccessreviews.authorization.k8s.io", "selfsubjectrulesreviews.authorization.k8s.io",
+	"selfsubjectreviews.authentication.k8s.io", "clustertrustbundles.certificates.k8s.io"}
 
 var rbacRow = regexp.MustCompile(`^(\S*)\s+(\[[^\]]*\])\s+(\[[^\]]*\])\s+\[([^\]]*)\]$`)
 
