@@ -148,4 +148,3 @@ func rbacList(t *testing.T, c *framework.Cluster, user, ns string) rbacRights {
 	t.Logf("%s in %s: %d rights", user, ns, len(got))
 	return got
 }
-
