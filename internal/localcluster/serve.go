@@ -281,6 +281,9 @@ func (s *Server) Kill() error {
 	return nil
 }
 
+// Pid is the process id (for its /proc figures).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Done is closed when the server has exited.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
