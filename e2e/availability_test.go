@@ -131,14 +131,7 @@ func availStartServe(t *testing.T, c *framework.Cluster, bin, ns, deployment str
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Log(err)
-		}
-		if t.Failed() {
-			t.Logf("log of cors-webhook serve on %s:\n%s", srv.Addr, localcluster.Tail(srv.QuietLog(), 60))
-		}
-	})
+	helmStopOnCleanup(t, srv, "cors-webhook serve on "+srv.Addr)
 	return srv
 }
 

@@ -303,15 +303,20 @@ func helmStartController(t *testing.T, c *framework.Cluster, bin, ns, deployment
 	if err != nil {
 		t.Fatal(err)
 	}
+	helmStopOnCleanup(t, srv, "cors-webhook controller "+deployment)
+	return srv
+}
+
+// helmStopOnCleanup stops a local process when the test ends, with its log when it failed.
+func helmStopOnCleanup(t *testing.T, srv *localcluster.Server, what string) {
 	t.Cleanup(func() {
 		if err := srv.Stop(); err != nil {
 			t.Log(err)
 		}
 		if t.Failed() {
-			t.Logf("log of cors-webhook controller %s:\n%s", deployment, helmTail(srv.QuietLog(), 80))
+			t.Logf("log of %s (without probe noise):\n%s", what, helmTail(srv.QuietLog(), 80))
 		}
 	})
-	return srv
 }
 
 // helmServer is `cors-webhook serve` run locally with the Deployment's arguments and

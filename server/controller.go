@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -55,12 +53,7 @@ func NewController(cfg *rest.Config, opts ControllerOptions) (manager.Manager, e
 	if err != nil {
 		return nil, err
 	}
-	if opts.MetricsAddr == "" {
-		opts.MetricsAddr = ":8080"
-	}
-	if opts.ProbeAddr == "" {
-		opts.ProbeAddr = ":8081"
-	}
+	opts.MetricsAddr, opts.ProbeAddr = endpoints(opts.MetricsAddr, opts.ProbeAddr)
 	byObject := map[client.Object]cache.ByObject{}
 	maps.Copy(byObject, reconcile.CacheByObject())
 	mgr, err := manager.New(cfg, manager.Options{
@@ -101,12 +94,7 @@ func NewController(cfg *rest.Config, opts ControllerOptions) (manager.Manager, e
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("cache", func(*http.Request) error {
-		if !reader.HasSynced() {
-			return errors.New("informer cache has not synced yet")
-		}
-		return nil
-	}); err != nil {
+	if err := mgr.AddReadyzCheck("cache", cacheSynced(reader)); err != nil {
 		return nil, err
 	}
 	return mgr, nil

@@ -15,3 +15,14 @@ func injectionSettings(inj inject.Settings, corsPlugins []string) inject.Setting
 	}
 	return inj
 }
+
+// endpoints are the bind addresses of /metrics and of the probes, defaulted.
+func endpoints(metrics, probe string) (string, string) {
+	if metrics == "" {
+		metrics = ":8080"
+	}
+	if probe == "" {
+		probe = ":8081"
+	}
+	return metrics, probe
+}

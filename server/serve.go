@@ -76,12 +76,7 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.MetricsAddr == "" {
-		opts.MetricsAddr = ":8080"
-	}
-	if opts.ProbeAddr == "" {
-		opts.ProbeAddr = ":8081"
-	}
+	opts.MetricsAddr, opts.ProbeAddr = endpoints(opts.MetricsAddr, opts.ProbeAddr)
 	var tlsOpts []func(*tls.Config)
 	if !opts.EnableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })

@@ -131,6 +131,9 @@ func (c *Cluster) StartController(ctx context.Context, opts ControllerOptions) (
 	})
 }
 
+// FreePort is a free TCP port on 127.0.0.1, for a server to listen on.
+func FreePort() (int, error) { return freePort() }
+
 // localAddrs defaults the probe address to a free loopback port and metrics to off.
 func localAddrs(probe, metrics string) (string, string, error) {
 	if probe == "" {
