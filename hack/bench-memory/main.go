@@ -152,7 +152,9 @@ func run(ctx context.Context) error {
 			svc := &corev1.Service{
 				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-svc-%d", app, s), Namespace: n},
 				Spec: corev1.ServiceSpec{
-					Selector: map[string]string{"app": app},
+					// Headless: the local API server's service IP range has 256 addresses.
+					ClusterIP: corev1.ClusterIPNone,
+					Selector:  map[string]string{"app": app},
 					Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
 				},
 			}
