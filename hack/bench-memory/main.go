@@ -155,7 +155,7 @@ func run(ctx context.Context) error {
 					// Headless: the local API server's service IP range has 256 addresses.
 					ClusterIP: corev1.ClusterIPNone,
 					Selector:  map[string]string{"app": app},
-					Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+					Ports:     []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
 				},
 			}
 			if err := c.Client.Create(ctx, svc); err != nil {
