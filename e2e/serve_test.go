@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +18,9 @@ import (
 type serveProcess struct {
 	metricsAddr, probeAddr string
 	log                    *syncBuffer
+	// stop sends SIGTERM and waits (killing it after 20s); it runs again, harmlessly, when
+	// the test ends.
+	stop func()
 }
 
 // startServe starts `cors-webhook serve` for the cluster's webhook configurations and waits
@@ -54,14 +58,21 @@ func startProcess(t *testing.T, bin, command string, args ...string) *serveProce
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	var stopOnce sync.Once
+	srv.stop = func() {
+		stopOnce.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-done:
+				done <- err
+			case <-time.After(20 * time.Second):
+				_ = cmd.Process.Kill()
+				done <- <-done
+			}
+		})
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		srv.stop()
 		if t.Failed() {
 			t.Logf("cors-webhook %s log:\n%s", command, srv.log.String())
 		}
