@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/cors-webhook/cors-webhook/certs"
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
 	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 	"github.com/cors-webhook/cors-webhook/server"
@@ -28,7 +30,8 @@ import (
 // node is another issue's work), so the replicas are local processes with the Deployment's args
 // under its service account, and a "rolling restart" is done by hand with the Deployment's
 // strategy (maxSurge 1, maxUnavailable 0): start a new replica, wait until it is routed, SIGTERM
-// an old one.
+// an old one. First of all, a replica started before the controller has issued the
+// certificate must not report ready.
 func TestAdmissionAvailability(t *testing.T) {
 	chart := helmChartDir(t)
 	bin := framework.BuildBinary(t, "./cmd/cors-webhook")
@@ -39,8 +42,9 @@ func TestAdmissionAvailability(t *testing.T) {
 	lb := certsStartBalancer(t)
 	eps := availStartEndpoints(t, lb)
 	helmInstall(t, c, chart, release, ns, "--set", "plugin.declare=true", "--set", "webhook.devURL=https://"+lb.addr)
+	first := availServeBeforeCABundle(t, c, bin, ns, name)
 	ctrl := helmStartController(t, c, bin, ns, name+"-controller")
-	replicas := []*localcluster.Server{availStartServe(t, c, bin, ns, name), availStartServe(t, c, bin, ns, name)}
+	replicas := []*localcluster.Server{first(), availStartServe(t, c, bin, ns, name)}
 	for _, r := range replicas {
 		eps.add(r)
 	}
@@ -117,6 +121,54 @@ func TestAdmissionAvailability(t *testing.T) {
 			t.Fatalf("%d pod creations failed; first errors:\n%s", failed, strings.Join(creations.errors(), "\n"))
 		}
 	})
+}
+
+// availServeBeforeCABundle starts a serve replica right after the install, before any
+// controller has issued the certificate, and shows that it is not ready while caBundle is
+// empty (the window in which the API server could not verify it). The returned function waits
+// until the replica is ready (after the caller started the controller) and returns it.
+func availServeBeforeCABundle(t *testing.T, c *framework.Cluster, bin, ns, deployment string) func() *localcluster.Server {
+	t.Helper()
+	probe := fmt.Sprintf("127.0.0.1:%d", helmFreePort(t))
+	type started struct {
+		srv *localcluster.Server
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		srv, err := c.StartServe(context.Background(), localcluster.ServeOptions{
+			Binary: bin, Namespace: ns, Deployment: deployment, Port: helmFreePort(t), ProbeAddr: probe, ShutdownDelay: availShutdownDelay,
+		})
+		ch <- started{srv, err}
+	}()
+	var once sync.Once
+	var got started
+	wait := func() started { once.Do(func() { got = <-ch }); return got }
+	t.Cleanup(func() {
+		if s := wait(); s.srv != nil {
+			if err := s.srv.Stop(); err != nil {
+				t.Log(err)
+			}
+		}
+	})
+	framework.Eventually(t, 30*time.Second, 100*time.Millisecond, func() (bool, string) {
+		resp, err := http.Get("http://" + probe + "/readyz?verbose")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode != http.StatusOK && strings.Contains(string(body), "[-]"+certs.ReadyzTrusted+" failed") &&
+			strings.Contains(string(body), "[+]cache ok"), fmt.Sprintf("readyz %d:\n%s", resp.StatusCode, body)
+	})
+	t.Log("serve runs with synced caches but is not ready: caBundle trusts no certificate of it yet")
+	return func() *localcluster.Server {
+		s := wait()
+		if s.err != nil {
+			t.Fatal(s.err)
+		}
+		return s.srv
+	}
 }
 
 // availShutdownDelay is the replicas' --shutdown-delay: longer than the endpoints' probe
