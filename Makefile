@@ -105,6 +105,10 @@ demo: tools ## The seed guide on an embedded control plane (or on $$KUBECONFIG's
 bench: ## Go benchmarks.
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-memory
+bench-memory: tools ## RSS of serve and controller with 10,000 pods, 1,000 chains, 10,000 Services in a real API server (table for docs/benchmarks.md).
+	$(GO) run ./hack/bench-memory
+
 .PHONY: bench-sidecar
 bench-sidecar: ## wrk: app direct vs cors-sidecar vs nginx; writes docs/benchmarks.md.
 	bash hack/bench-sidecar.sh

@@ -37,7 +37,7 @@ const (
 
 // TestDayTwoSeedGuideInItsOwnOrder replays the seed guide in the order it is written: the
 // workloads first, then the Plugin, the PluginChain and the PluginConfig. Admission cannot
-// inject pods that already run; the reconciler of `cors-webhook serve` rolls the pipy-ok
+// inject pods that already run; the reconciler of `cors-webhook controller` rolls the pipy-ok
 // Deployments so that their new pods get the sidecar, keeps the policy of running pods in step
 // with later edits, and reports what each chain and config does in its status.
 //
@@ -53,6 +53,7 @@ func TestDayTwoSeedGuideInItsOwnOrder(t *testing.T) {
 		},
 	})
 	startServe(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
+	startController(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
 	ctx := t.Context()
 	dayTwoKubelet(t, c, "curl", "pipy", "manual")
 	rolls := dayTwoRecordRollouts(t, c, "curl", "pipy")
@@ -240,7 +241,8 @@ func TestDayTwoPolicyPropagation200Pods(t *testing.T) {
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{podInjectionWebhook()},
 		},
 	})
-	srv := startServe(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
+	startServe(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
+	srv := startController(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
 	res := c.KubectlStdin(t, fmt.Sprintf(`
 apiVersion: v1
 kind: Namespace

@@ -235,6 +235,7 @@ func (in *Injector) mutate(pod *corev1.Pod, res *Resolution) *corev1.Pod {
 	}
 	out.Annotations[AnnotationPolicy] = res.PolicyJSON
 	out.Annotations[AnnotationRedirectPorts] = res.RedirectPortsValue()
+	out.Annotations[AnnotationSidecarVersion] = SidecarVersion(in.settings.SidecarImage)
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}

@@ -25,6 +25,10 @@ const (
 	// AnnotationInboundPorts lets a pod name extra HTTP ports to redirect (comma-separated), for
 	// ports that no Service marks as HTTP but that a later PluginConfig may configure.
 	AnnotationInboundPorts = "cors-webhook.io/inbound-ports"
+	// AnnotationSidecarVersion records the version of the injected sidecar (the sidecar
+	// image's tag, or its digest), so that an upgrade can find the pods that still run an
+	// older one (SidecarOutdated).
+	AnnotationSidecarVersion = "cors-webhook.io/sidecar-version"
 	// AnnotationInject set to "false" on a pod opts it out of injection.
 	AnnotationInject = "cors-webhook.io/inject"
 	// LabelInjected marks injected pods, so they can be listed and watched cheaply.

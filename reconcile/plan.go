@@ -95,6 +95,9 @@ const (
 	// rollMissingPorts: the pod's policy configures a port that its cors-init did not
 	// redirect, so the sidecar never sees that port's traffic.
 	rollMissingPorts
+	// rollOutdatedSidecar: the pod runs an older sidecar than the configured image
+	// (Options.RollOutdatedSidecars; see outdatedSidecar).
+	rollOutdatedSidecar
 )
 
 func (r rollReason) String() string {
@@ -103,6 +106,8 @@ func (r rollReason) String() string {
 		return "not-injected"
 	case rollMissingPorts:
 		return "missing-ports"
+	case rollOutdatedSidecar:
+		return "outdated-sidecar"
 	}
 	return "none"
 }
@@ -254,8 +259,12 @@ type rolloutFacts struct {
 	// need counts the pods that need replacing, by reason; chains are the PluginChains behind
 	// it and missing the policy ports the running pods do not redirect.
 	notInjected, missingPorts int
-	chains                    []string
-	missing                   []int32
+	// outdated counts the pods with an older sidecar (RollOutdatedSidecars), sidecarVersion
+	// is the configured one.
+	outdated       int
+	sidecarVersion string
+	chains         []string
+	missing        []int32
 
 	// templateOK: a new pod from the current template would be injected (the injector says
 	// so); otherwise templateWhy says why not, and rolling would not help.
@@ -275,7 +284,7 @@ type rolloutFacts struct {
 	settle            time.Duration
 }
 
-func (f *rolloutFacts) needing() int { return f.notInjected + f.missingPorts }
+func (f *rolloutFacts) needing() int { return f.notInjected + f.missingPorts + f.outdated }
 
 type rolloutAction int
 
@@ -356,6 +365,9 @@ func (f *rolloutFacts) needWhy() string {
 	}
 	if f.missingPorts > 0 {
 		parts = append(parts, fmt.Sprintf("%d pod(s) do not redirect port %s that their policy now configures", f.missingPorts, joinPorts(f.missing)))
+	}
+	if f.outdated > 0 {
+		parts = append(parts, fmt.Sprintf("%d pod(s) run a sidecar older than version %s", f.outdated, f.sidecarVersion))
 	}
 	return fmt.Sprintf("PluginChain %s selects pods of %s: %s", strings.Join(f.chains, ", "), f.ref, strings.Join(parts, "; "))
 }

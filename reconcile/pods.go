@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -40,6 +39,8 @@ type podReconciler struct {
 	recorder events.EventRecorder
 	rollouts chan<- event.TypedGenericEvent[workloadKey]
 	notes    *noteLog
+	// rollOutdated is Options.RollOutdatedSidecars.
+	rollOutdated bool
 }
 
 func (r *podReconciler) setup(mgr manager.Manager, opts Options) error {
@@ -98,6 +99,9 @@ func (r *podReconciler) Reconcile(ctx context.Context, req ctrlreconcile.Request
 		return ctrlreconcile.Result{}, err
 	}
 	plan := planPod(factsOf(pod, ns), res)
+	if r.rollOutdated && plan.roll == rollNone && outdatedSidecar(pod, res, r.injector) {
+		plan.roll = rollOutdatedSidecar
+	}
 	if plan.patch {
 		if err := patchPolicy(ctx, r.client, pod, plan.policy); err != nil {
 			return ctrlreconcile.Result{}, client.IgnoreNotFound(err)
@@ -136,6 +140,8 @@ func (p podPlan) describe() string {
 		return "it was created without the CORS sidecar"
 	case rollMissingPorts:
 		return fmt.Sprintf("its policy now configures port %s, which its cors-init did not redirect", joinPorts(p.missing))
+	case rollOutdatedSidecar:
+		return "it runs an older sidecar than the configured image"
 	}
 	return "nothing"
 }
@@ -175,7 +181,7 @@ func workloadOf(ctx context.Context, c client.Client, pod *corev1.Pod) (workload
 	case kindStatefulSet, kindDaemonSet:
 		return workloadKey{Kind: ref.Kind, Namespace: pod.Namespace, Name: ref.Name}, "", nil
 	case kindReplicaSet:
-		rs := &appsv1.ReplicaSet{}
+		rs := replicaSetMetadata()
 		if err := c.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, rs); err != nil {
 			// The cache may not have the ReplicaSet yet: retry with backoff.
 			return workloadKey{}, "", fmt.Errorf("reading the pod's ReplicaSet %s: %w", ref.Name, err)

@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -90,34 +89,6 @@ func admissionOutcome(o inject.Outcome) string {
 		return outcomePatched
 	}
 	return string(o)
-}
-
-// InjectionSettings returns the injector settings of opts: Injection, with the CORS plugin
-// names of Validation when Injection names none, so that --cors-plugins means one thing.
-func (opts Options) InjectionSettings() inject.Settings {
-	s := opts.Injection
-	if len(s.CORSPlugins) == 0 {
-		s.CORSPlugins = opts.Validation.CORSPlugins
-	}
-	return s
-}
-
-// registerPodInjector mounts the pod injection handler on the manager's webhook server.
-func registerPodInjector(mgr manager.Manager, decoder admission.Decoder, r clusterstate.Reader, opts Options) error {
-	injector, err := inject.New(opts.InjectionSettings())
-	if err != nil {
-		return err
-	}
-	RegisterInjectionMetrics()
-	indexed, err := NewChainIndexReader(context.Background(), mgr.GetCache(), r, injector)
-	if err != nil {
-		return err
-	}
-	h := NewPodInjector(decoder, indexed, injector)
-	h.APIReader = mgr.GetAPIReader()
-	h.Recorder = mgr.GetEventRecorder("cors-webhook")
-	mgr.GetWebhookServer().Register(MutatePodPath, &admission.Webhook{Handler: h})
-	return nil
 }
 
 // PodInjector is the admission handler of Pod CREATE: decode, call the pure functions of

@@ -204,6 +204,16 @@ func (d *demo) step2Install() error {
 		d.note("No kubelet runs the Deployment's pod: run its container here, with the Deployment's args and\n" +
 			"env, as its service account (RBAC of the chart, nothing more), listening where devURL points.")
 		start := time.Now()
+		ctrl, err := d.cluster.StartController(d.ctx, localcluster.ControllerOptions{
+			Binary: d.bins.webhook, Namespace: releaseNamespace, Deployment: release + "-controller",
+			Output: d.serveLog(),
+		})
+		if err != nil {
+			return err
+		}
+		d.onCleanup("stopped cors-webhook controller", ctrl.Stop)
+		fmt.Fprintf(d.out, "$ cors-webhook %s\n", shellJoin(d.displayServeArgs(ctrl.Args)))
+		d.fact("controller: cors-webhook controller with the controller Deployment's arguments, as its service account")
 		srv, err := d.cluster.StartServe(d.ctx, localcluster.ServeOptions{
 			Binary: d.bins.webhook, Namespace: releaseNamespace, Deployment: release, Port: port,
 			Output: d.serveLog(),
@@ -217,7 +227,7 @@ func (d *demo) step2Install() error {
 		d.fact("webhook: cors-webhook serve with the chart Deployment's arguments, as its service account, at %s", srv.Addr)
 	}
 
-	// The leader of the webhook creates its CA and writes it into both configurations.
+	// The controller's leader creates the webhook's CA and writes it into both configurations.
 	if err := d.waitFor("the webhook's CA in both webhook configurations (caBundle)", 60*time.Second, d.caBundlesFilled); err != nil {
 		return err
 	}
