@@ -13,6 +13,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // Outcome is what Inject did with a pod, in words fit for a metric label.
@@ -106,8 +107,8 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 	if err != nil || done {
 		return early, err
 	}
-	if hasContainer(pod, ContainerSidecar) {
-		return skipped(AlreadyInjected, "the pod already has the "+ContainerSidecar+" container"), nil
+	if hasContainer(pod, contract.ContainerSidecar) {
+		return skipped(AlreadyInjected, "the pod already has the "+contract.ContainerSidecar+" container"), nil
 	}
 	chains := strings.Join(sel.chains, ", ")
 	if pod.Spec.HostNetwork {
@@ -153,13 +154,13 @@ func (in *Injector) Triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clus
 
 func (in *Injector) triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clusterstate.Reader) (Result, bool, selection, *corev1.Namespace, error) {
 	var sel selection
-	if v, ok := meta.Annotations[AnnotationInject]; ok {
+	if v, ok := meta.Annotations[contract.AnnotationInject]; ok {
 		if b, err := strconv.ParseBool(v); err == nil && !b {
-			return skipped(PodOptedOut, fmt.Sprintf("the pod opts out with the annotation %s=%q", AnnotationInject, v)), true, sel, ns, nil
+			return skipped(PodOptedOut, fmt.Sprintf("the pod opts out with the annotation %s=%q", contract.AnnotationInject, v)), true, sel, ns, nil
 		}
 	}
-	if ns.Labels[LabelNamespaceInject] == NamespaceInjectDisabled {
-		return skipped(NamespaceOptedOut, fmt.Sprintf("namespace %s opts out with the label %s=%s", ns.Name, LabelNamespaceInject, NamespaceInjectDisabled)), true, sel, ns, nil
+	if ns.Labels[contract.LabelNamespaceInject] == contract.NamespaceInjectDisabled {
+		return skipped(NamespaceOptedOut, fmt.Sprintf("namespace %s opts out with the label %s=%s", ns.Name, contract.LabelNamespaceInject, contract.NamespaceInjectDisabled)), true, sel, ns, nil
 	}
 	ns = withNameLabel(ns)
 	sel, err := in.selectChains(meta.Labels, ns, r)
@@ -191,14 +192,14 @@ func (in *Injector) collisions(pod *corev1.Pod, redirect []int32) []string {
 	visit := func(cs []corev1.Container) {
 		for i := range cs {
 			c := &cs[i]
-			if c.Name == ContainerInit || c.Name == ContainerSidecar {
+			if c.Name == contract.ContainerInit || c.Name == contract.ContainerSidecar {
 				out = append(out, "the pod already has a container named "+c.Name)
 			}
 			for _, p := range c.Ports {
 				if what, ok := ours[p.ContainerPort]; ok {
 					out = append(out, fmt.Sprintf("container %s declares port %d, the sidecar's %s", c.Name, p.ContainerPort, what))
 				}
-				if p.Name == PortNameInbound || p.Name == PortNameAdmin {
+				if p.Name == contract.PortNameInbound || p.Name == contract.PortNameAdmin {
 					out = append(out, fmt.Sprintf("container %s declares a port named %s, which the sidecar uses", c.Name, p.Name))
 				}
 			}
@@ -207,8 +208,8 @@ func (in *Injector) collisions(pod *corev1.Pod, redirect []int32) []string {
 	visit(pod.Spec.InitContainers)
 	visit(pod.Spec.Containers)
 	for _, v := range pod.Spec.Volumes {
-		if v.Name == VolumePolicy {
-			out = append(out, "the pod already has a volume named "+VolumePolicy)
+		if v.Name == contract.VolumePolicy {
+			out = append(out, "the pod already has a volume named "+contract.VolumePolicy)
 		}
 	}
 	return out
@@ -233,12 +234,12 @@ func (in *Injector) mutate(pod *corev1.Pod, res *Resolution) *corev1.Pod {
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
 	}
-	out.Annotations[AnnotationPolicy] = res.PolicyJSON
-	out.Annotations[AnnotationRedirectPorts] = res.RedirectPortsValue()
+	out.Annotations[contract.AnnotationPolicy] = res.PolicyJSON
+	out.Annotations[contract.AnnotationRedirectPorts] = res.RedirectPortsValue()
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}
-	out.Labels[LabelInjected] = "true"
+	out.Labels[contract.LabelInjected] = "true"
 	out.Spec.Volumes = append(out.Spec.Volumes, in.policyVolume())
 	// Ours go first: the redirect must be in place before anything listens, and a native
 	// sidecar placed before the pod's own init containers serves them too. Without a port to
@@ -255,11 +256,11 @@ func (in *Injector) mutate(pod *corev1.Pod, res *Resolution) *corev1.Pod {
 
 func (in *Injector) policyVolume() corev1.Volume {
 	return corev1.Volume{
-		Name: VolumePolicy,
+		Name: contract.VolumePolicy,
 		VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 			Items: []corev1.DownwardAPIVolumeFile{{
-				Path:     policyFileName,
-				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + AnnotationPolicy + "']"},
+				Path:     contract.PolicyFileName,
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + contract.AnnotationPolicy + "']"},
 			}},
 		}},
 	}
@@ -269,10 +270,10 @@ func (in *Injector) policyVolume() corev1.Volume {
 // namespace, and nothing else.
 func (in *Injector) initContainer(redirect []int32) corev1.Container {
 	return corev1.Container{
-		Name:            ContainerInit,
+		Name:            contract.ContainerInit,
 		Image:           in.settings.SidecarImage,
 		ImagePullPolicy: in.settings.SidecarImagePullPolicy,
-		Args:            []string{"redirect", "--proxy-port", port(in.settings.InboundPort), "--ports", joinPorts(redirect)},
+		Args:            []string{"redirect", "--proxy-port", port(in.settings.InboundPort), "--ports", contract.FormatPorts(redirect)},
 		Resources:       corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser:                ptr.To[int64](0),
@@ -295,22 +296,22 @@ func (in *Injector) sidecarContainer() corev1.Container {
 		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(in.settings.AdminPort)}}
 	}
 	return corev1.Container{
-		Name:            ContainerSidecar,
+		Name:            contract.ContainerSidecar,
 		Image:           in.settings.SidecarImage,
 		ImagePullPolicy: in.settings.SidecarImagePullPolicy,
 		Args: []string{"proxy",
 			"--inbound-port", port(in.settings.InboundPort),
 			"--admin-port", port(in.settings.AdminPort),
-			"--policy-file", PolicyFile},
+			"--policy-file", contract.PolicyFile},
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		Ports: []corev1.ContainerPort{
-			{Name: PortNameInbound, ContainerPort: in.settings.InboundPort, Protocol: corev1.ProtocolTCP},
-			{Name: PortNameAdmin, ContainerPort: in.settings.AdminPort, Protocol: corev1.ProtocolTCP},
+			{Name: contract.PortNameInbound, ContainerPort: in.settings.InboundPort, Protocol: corev1.ProtocolTCP},
+			{Name: contract.PortNameAdmin, ContainerPort: in.settings.AdminPort, Protocol: corev1.ProtocolTCP},
 		},
 		Resources:      corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()},
-		VolumeMounts:   []corev1.VolumeMount{{Name: VolumePolicy, MountPath: PolicyDir, ReadOnly: true}},
-		StartupProbe:   &corev1.Probe{ProbeHandler: probe(StartupPath), PeriodSeconds: 1, FailureThreshold: 30},
-		ReadinessProbe: &corev1.Probe{ProbeHandler: probe(ReadinessPath), PeriodSeconds: 5, FailureThreshold: 3},
+		VolumeMounts:   []corev1.VolumeMount{{Name: contract.VolumePolicy, MountPath: contract.PolicyDir, ReadOnly: true}},
+		StartupProbe:   &corev1.Probe{ProbeHandler: probe(contract.StartupPath), PeriodSeconds: 1, FailureThreshold: 30},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: probe(contract.ReadinessPath), PeriodSeconds: 5, FailureThreshold: 3},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser:                ptr.To(SidecarUID),
 			RunAsGroup:               ptr.To(SidecarUID),

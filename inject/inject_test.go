@@ -15,6 +15,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // The seed guide's objects (../shared/seed/manifests), as the tests' baseline cluster.
@@ -188,13 +189,13 @@ func TestInjectSeed(t *testing.T) {
 		t.Fatalf("outcome %s, reasons %q", res.Outcome, res.Reasons)
 	}
 	got := res.Pod
-	if a := got.Annotations[AnnotationPolicy]; a != seedPolicy {
+	if a := got.Annotations[contract.AnnotationPolicy]; a != seedPolicy {
 		t.Errorf("policy annotation\n got %s\nwant %s", a, seedPolicy)
 	}
-	if a := got.Annotations[AnnotationRedirectPorts]; a != "8080" {
+	if a := got.Annotations[contract.AnnotationRedirectPorts]; a != "8080" {
 		t.Errorf("redirect ports %q, want 8080", a)
 	}
-	if got.Labels[LabelInjected] != "true" || got.Labels["app"] != "pipy-ok" {
+	if got.Labels[contract.LabelInjected] != "true" || got.Labels["app"] != "pipy-ok" {
 		t.Errorf("labels %v", got.Labels)
 	}
 	if got.GenerateName != "pipy-ok-v1-7d9f-" || got.Name != "" {
@@ -246,7 +247,7 @@ func TestInjectSeed(t *testing.T) {
 	if diff := cmp.Diff(want, got.Spec.InitContainers); diff != "" {
 		t.Errorf("init containers (-want +got):\n%s", diff)
 	}
-	wantVolume := corev1.Volume{Name: VolumePolicy, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+	wantVolume := corev1.Volume{Name: contract.VolumePolicy, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 		Items: []corev1.DownwardAPIVolumeFile{{Path: "policy.json", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['cors-webhook.io/policy']"}}},
 	}}}
 	if diff := cmp.Diff([]corev1.Volume{wantVolume}, got.Spec.Volumes); diff != "" {
@@ -275,7 +276,7 @@ func TestInjectIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.PolicyJSON != first.Pod.Annotations[AnnotationPolicy] || res.RedirectPortsValue() != first.Pod.Annotations[AnnotationRedirectPorts] {
+	if res.PolicyJSON != first.Pod.Annotations[contract.AnnotationPolicy] || res.RedirectPortsValue() != first.Pod.Annotations[contract.AnnotationRedirectPorts] {
 		t.Errorf("Resolve of the injected pod: %s / %s", res.PolicyJSON, res.RedirectPortsValue())
 	}
 }
@@ -660,7 +661,7 @@ spec:
 		},
 		{
 			name:         "inbound-ports annotation adds ports; bad entries are reported",
-			annotations:  map[string]string{AnnotationInboundPorts: " 8081, 70000 ,x,"},
+			annotations:  map[string]string{contract.AnnotationInboundPorts: " 8081, 70000 ,x,"},
 			wantPolicy:   emptyPolicy,
 			wantRedirect: "8081",
 			wantProblem:  `annotation cors-webhook.io/inbound-ports: "70000" is not a port number in 1..65535; ignored`,
@@ -769,7 +770,7 @@ spec: {plugin: cors-policy, destinationRefs: [{kind: Service, name: api, namespa
 			if out.Outcome != Injected {
 				t.Fatalf("outcome %s: %q", out.Outcome, out.Reasons)
 			}
-			if out.Pod.Annotations[AnnotationPolicy] != tt.wantPolicy || out.Pod.Annotations[AnnotationRedirectPorts] != tt.wantRedirect {
+			if out.Pod.Annotations[contract.AnnotationPolicy] != tt.wantPolicy || out.Pod.Annotations[contract.AnnotationRedirectPorts] != tt.wantRedirect {
 				t.Errorf("annotations %v", out.Pod.Annotations)
 			}
 			// cors-init redirects exactly those ports, and is left out when there are none.
@@ -778,10 +779,10 @@ spec: {plugin: cors-policy, destinationRefs: [{kind: Service, name: api, namespa
 				names = append(names, c.Name)
 			}
 			if tt.wantRedirect == "" {
-				if !slices.Equal(names, []string{ContainerSidecar}) {
-					t.Errorf("init containers %v, want only %s", names, ContainerSidecar)
+				if !slices.Equal(names, []string{contract.ContainerSidecar}) {
+					t.Errorf("init containers %v, want only %s", names, contract.ContainerSidecar)
 				}
-			} else if args := out.Pod.Spec.InitContainers[0].Args; !slices.Equal(names, []string{ContainerInit, ContainerSidecar}) || args[len(args)-1] != tt.wantRedirect {
+			} else if args := out.Pod.Spec.InitContainers[0].Args; !slices.Equal(names, []string{contract.ContainerInit, contract.ContainerSidecar}) || args[len(args)-1] != tt.wantRedirect {
 				t.Errorf("init containers %v, cors-init args %q", names, args)
 			}
 		})
@@ -882,7 +883,7 @@ func TestInjectPutsOursBeforeThePodsInitContainers(t *testing.T) {
 	for _, c := range res.Pod.Spec.InitContainers {
 		names = append(names, c.Name)
 	}
-	if want := []string{ContainerInit, ContainerSidecar, "migrate"}; !slices.Equal(names, want) {
+	if want := []string{contract.ContainerInit, contract.ContainerSidecar, "migrate"}; !slices.Equal(names, want) {
 		t.Errorf("init containers %v, want %v", names, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/cors"
 )
 
@@ -31,11 +32,11 @@ type Resolution struct {
 	// Policy is the effective per-port policy; its Ports map is empty, not nil, when no
 	// PluginConfig configures the pod yet (pass-through).
 	Policy cors.PodPolicy
-	// PolicyJSON is Policy marshalled: the value of the AnnotationPolicy annotation.
+	// PolicyJSON is Policy marshalled: the value of the contract.AnnotationPolicy annotation.
 	PolicyJSON string
 	// RedirectPorts are the ports cors-init redirects to the sidecar, sorted: the ports with a
 	// policy, the target ports of selecting Services whose port says HTTP, and the ports of
-	// the AnnotationInboundPorts annotation.
+	// the contract.AnnotationInboundPorts annotation.
 	RedirectPorts []int32
 	// Problems are errors in the inputs that the validating webhook would have rejected
 	// (invalid or conflicting PluginConfigs, a malformed annotation). Resolution still
@@ -46,8 +47,8 @@ type Resolution struct {
 	Notes []string
 }
 
-// RedirectPortsValue is the AnnotationRedirectPorts value: RedirectPorts comma-separated.
-func (r *Resolution) RedirectPortsValue() string { return joinPorts(r.RedirectPorts) }
+// RedirectPortsValue is the contract.AnnotationRedirectPorts value: RedirectPorts comma-separated.
+func (r *Resolution) RedirectPortsValue() string { return contract.FormatPorts(r.RedirectPorts) }
 
 // Resolve computes the Resolution of pod in namespace ns: what its cors-webhook.io/policy and
 // cors-webhook.io/redirect-ports annotations should be now. Day-2 reconciliation calls it for
@@ -166,9 +167,9 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 			" configures a Service that selects this pod yet: its policy is empty (pass-through) until one does")
 	}
 
-	extra, problems := parsePorts(pod.Annotations[AnnotationInboundPorts])
-	for _, p := range problems {
-		res.Problems = append(res.Problems, fmt.Sprintf("annotation %s: %s", AnnotationInboundPorts, p))
+	extra, bad := contract.ParsePorts(pod.Annotations[contract.AnnotationInboundPorts])
+	for _, b := range bad {
+		res.Problems = append(res.Problems, fmt.Sprintf("annotation %s: %v; ignored", contract.AnnotationInboundPorts, b))
 	}
 	for _, p := range extra {
 		redirect[p] = true
@@ -243,7 +244,7 @@ func namedPort(pod *corev1.Pod, name string) (int32, bool) {
 	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		if c.Name == ContainerSidecar || c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		if c.Name == contract.ContainerSidecar || c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
 			continue
 		}
 		if p, ok := findPort(c.Ports, name); ok {
@@ -291,36 +292,6 @@ func portLabel(sp *corev1.ServicePort) string {
 		return fmt.Sprintf("%q (%d)", sp.Name, sp.Port)
 	}
 	return strconv.Itoa(int(sp.Port))
-}
-
-// parsePorts reads a comma-separated port list; bad entries are reported and skipped.
-func parsePorts(v string) ([]int32, []string) {
-	var ports []int32
-	var problems []string
-	for _, f := range strings.Split(v, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := strconv.ParseUint(f, 10, 16)
-		if err != nil || n == 0 {
-			problems = append(problems, fmt.Sprintf("%q is not a port number in 1..65535; ignored", f))
-			continue
-		}
-		ports = append(ports, int32(n))
-	}
-	return ports, problems
-}
-
-func joinPorts(ports []int32) string {
-	var b strings.Builder
-	for i, p := range ports {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(int(p)))
-	}
-	return b.String()
 }
 
 // withNameLabel returns ns with the kubernetes.io/metadata.name label that the API server puts

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
@@ -138,8 +139,8 @@ func podRequest(pod *corev1.Pod) ctrlreconcile.Request {
 func TestPodReconcilerPatchesThePolicy(t *testing.T) {
 	s := newSeedCluster(t)
 	d, rs, pod := s.deployment(t, true)
-	want := pod.Annotations[inject.AnnotationPolicy]
-	pod.Annotations[inject.AnnotationPolicy] = emptyPolicy // what it got before the config existed
+	want := pod.Annotations[contract.AnnotationPolicy]
+	pod.Annotations[contract.AnnotationPolicy] = emptyPolicy // what it got before the config existed
 	cl := fakeClient(t, d, rs, pod)
 	ch := make(chan event.TypedGenericEvent[workloadKey], 4)
 	r := &podReconciler{client: cl, reader: s.reader, injector: s.injector, recorder: events.NewFakeRecorder(4), rollouts: ch, notes: newNoteLog()}
@@ -151,8 +152,8 @@ func TestPodReconcilerPatchesThePolicy(t *testing.T) {
 	if err := cl.Get(context.Background(), client.ObjectKeyFromObject(pod), got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Annotations[inject.AnnotationPolicy] != want {
-		t.Errorf("policy %s, want %s", got.Annotations[inject.AnnotationPolicy], want)
+	if got.Annotations[contract.AnnotationPolicy] != want {
+		t.Errorf("policy %s, want %s", got.Annotations[contract.AnnotationPolicy], want)
 	}
 	if len(ch) != 0 {
 		t.Errorf("an injected pod redirecting its policy's port was handed to the rollout controller")

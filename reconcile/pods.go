@@ -28,6 +28,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
@@ -135,7 +136,7 @@ func (p podPlan) describe() string {
 	case rollNotInjected:
 		return "it was created without the CORS sidecar"
 	case rollMissingPorts:
-		return fmt.Sprintf("its policy now configures port %s, which its cors-init did not redirect", joinPorts(p.missing))
+		return fmt.Sprintf("its policy now configures port %s, which its cors-init did not redirect", contract.FormatPorts(p.missing))
 	}
 	return "nothing"
 }
@@ -148,7 +149,7 @@ func active(pod *corev1.Pod) bool {
 // patchPolicy sets the policy annotation with a merge patch that touches nothing else.
 func patchPolicy(ctx context.Context, c client.Client, pod *corev1.Pod, policy string) error {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"annotations": map[string]string{inject.AnnotationPolicy: policy},
+		"annotations": map[string]string{contract.AnnotationPolicy: policy},
 	}})
 	if err != nil {
 		return err
@@ -255,7 +256,7 @@ func (m *mapper) chainsMounting(ctx context.Context, plugin string) []*v1alpha1.
 // injectedPodsInNamespace: PluginConfigs and Services change the policy of the injected pods of
 // their namespace only (pods without the sidecar are rolled because of a chain, not of them).
 func (m *mapper) injectedPodsInNamespace(ctx context.Context, o client.Object) []ctrlreconcile.Request {
-	return m.pods(ctx, o.GetNamespace(), labels.SelectorFromSet(labels.Set{inject.LabelInjected: "true"}))
+	return m.pods(ctx, o.GetNamespace(), labels.SelectorFromSet(labels.Set{contract.LabelInjected: "true"}))
 }
 
 // podsOfNamespace: a namespace's labels decide which chains reach its pods.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/cors"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
@@ -306,7 +307,8 @@ func portsCarrying(p cors.PodPolicy, cfg *v1alpha1.CORSConfig) []int32 {
 		if !equalConfig(&c, cfg) {
 			continue
 		}
-		out = append(out, parsePorts(key)...)
+		ports, _ := contract.ParsePorts(key)
+		out = append(out, ports...)
 	}
 	return compactSorted(out)
 }

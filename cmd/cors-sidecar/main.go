@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/sidecar"
 	"github.com/cors-webhook/cors-webhook/sidecar/redirect"
 )
@@ -121,8 +122,8 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 func runProxy(args []string, stderr io.Writer) int {
 	fs := newFlagSet("proxy", stderr)
 	var (
-		inboundPort  = fs.Uint("inbound-port", 15003, "port of the proxy's listener (on all addresses), where the redirect sends inbound connections")
-		adminPort    = fs.Uint("admin-port", 15021, "port of /healthz, /readyz and /metrics (on all addresses); 0 disables it")
+		inboundPort  = fs.Uint("inbound-port", contract.DefaultInboundPort, "port of the proxy's listener (on all addresses), where the redirect sends inbound connections")
+		adminPort    = fs.Uint("admin-port", contract.DefaultAdminPort, "port of /healthz, /readyz and /metrics (on all addresses); 0 disables it")
 		policyFile   = fs.String("policy-file", "", "the pod policy JSON file {\"version\":1,\"ports\":{...}} (a downwardAPI volume item); watched for changes")
 		upstream     = fs.String("upstream", "", "explicit mode: forward every connection to HOST:PORT and apply the policy of PORT (no redirect rules needed)")
 		maxHeader    = fs.Int("max-header-bytes", 64<<10, "largest request line plus headers accepted (431 beyond)")
@@ -247,14 +248,6 @@ func runProxy(args []string, stderr io.Writer) int {
 	return code
 }
 
-func joinPorts(ports []uint16) string {
-	s := make([]string, len(ports))
-	for i, p := range ports {
-		s[i] = strconv.Itoa(int(p))
-	}
-	return strings.Join(s, ",")
-}
-
 // listenAll listens on the port on all IPv4 addresses and, when the host has IPv6, on all IPv6
 // addresses (IPV6_V6ONLY, so that SO_ORIGINAL_DST is asked in the connection's own family).
 func listenAll(port int) ([]net.Listener, error) {
@@ -273,7 +266,7 @@ func listenAll(port int) ([]net.Listener, error) {
 func runRedirect(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("redirect", stderr)
 	var (
-		proxyPort = fs.Uint("proxy-port", 15003, "the proxy's inbound port, where connections are redirected")
+		proxyPort = fs.Uint("proxy-port", contract.DefaultInboundPort, "the proxy's inbound port, where connections are redirected")
 		ports     = fs.String("ports", "", "comma-separated application ports whose inbound TCP connections are redirected")
 		table     = fs.String("table", redirect.DefaultTable, "the nftables table (family inet) holding the rules")
 		dryRun    = fs.Bool("dry-run", false, "print the rules (nft syntax) instead of installing them")
@@ -317,6 +310,6 @@ func runRedirect(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "installed table inet %s: inbound TCP to ports %s redirected to :%d\n",
-		rules.Table, joinPorts(list), rules.ProxyPort)
+		rules.Table, contract.FormatPorts(list), rules.ProxyPort)
 	return exitOK
 }

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
@@ -92,8 +93,8 @@ type injectorFlags struct {
 func addInjectorFlags(f *pflag.FlagSet, fl *injectorFlags) {
 	f.StringVar(&fl.image, "sidecar-image", defaultSidecarImage(), "image of the injected cors-init and cors-sidecar containers (entrypoint: cors-sidecar)")
 	f.StringVar(&fl.pullPolicy, "sidecar-image-pull-policy", "", "imagePullPolicy of the injected containers: Always, IfNotPresent or Never (default: Kubernetes' default for the tag)")
-	f.Int32Var(&fl.inboundPort, "inbound-port", inject.DefaultInboundPort, "port of the sidecar that redirected traffic reaches; must not be used by the application")
-	f.Int32Var(&fl.adminPort, "admin-port", inject.DefaultAdminPort, "port of the sidecar's readiness endpoint; must not be used by the application")
+	f.Int32Var(&fl.inboundPort, "inbound-port", contract.DefaultInboundPort, "port of the sidecar that redirected traffic reaches; must not be used by the application")
+	f.Int32Var(&fl.adminPort, "admin-port", contract.DefaultAdminPort, "port of the sidecar's readiness endpoint; must not be used by the application")
 	f.StringVar(&fl.cpuRequest, "sidecar-cpu-request", inject.DefaultCPURequest, "CPU request of each injected container")
 	f.StringVar(&fl.memoryRequest, "sidecar-memory-request", inject.DefaultMemoryRequest, "memory request of each injected container")
 }

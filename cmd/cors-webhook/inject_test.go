@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
@@ -220,14 +221,14 @@ func TestInjectCommandInjectsEveryPodTemplate(t *testing.T) {
 			tmpl, _, _ = unstructured.NestedMap(obj.Object, path...)
 		}
 		annotations, _, _ := unstructured.NestedStringMap(tmpl, "metadata", "annotations")
-		if annotations[inject.AnnotationPolicy] != wantWebPolicy || annotations[inject.AnnotationRedirectPorts] != "8080" {
+		if annotations[contract.AnnotationPolicy] != wantWebPolicy || annotations[contract.AnnotationRedirectPorts] != "8080" {
 			t.Errorf("%s: annotations %v", obj.GetKind(), annotations)
 		}
 		if obj.GetKind() == "Deployment" && annotations["prometheus.io/scrape"] != "true" {
 			t.Errorf("Deployment lost its own annotation: %v", annotations)
 		}
 		labels, _, _ := unstructured.NestedStringMap(tmpl, "metadata", "labels")
-		if labels[inject.LabelInjected] != "true" || labels["app"] != "web" {
+		if labels[contract.LabelInjected] != "true" || labels["app"] != "web" {
 			t.Errorf("%s: labels %v", obj.GetKind(), labels)
 		}
 		inits, _, _ := unstructured.NestedSlice(tmpl, "spec", "initContainers")
@@ -236,7 +237,7 @@ func TestInjectCommandInjectsEveryPodTemplate(t *testing.T) {
 			names = append(names, c.(map[string]any)["name"].(string))
 			images = append(images, c.(map[string]any)["image"].(string))
 		}
-		if !cmp.Equal(names, []string{inject.ContainerInit, inject.ContainerSidecar}) || images[1] != "registry.example/cors-sidecar:v9" {
+		if !cmp.Equal(names, []string{contract.ContainerInit, contract.ContainerSidecar}) || images[1] != "registry.example/cors-sidecar:v9" {
 			t.Errorf("%s: init containers %v %v", obj.GetKind(), names, images)
 		}
 		// The app container is exactly as written: no defaulted fields appear.
