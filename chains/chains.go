@@ -27,7 +27,7 @@ const DefaultPlugin = "cors-policy"
 // Plugins is the set of plugin names that mean CORS (the --cors-plugins flag). The zero value
 // is the default set, {DefaultPlugin}.
 type Plugins struct {
-	names []string // sorted, unique; nil: the default set
+	names []string // in the order given, unique; nil: the default set
 }
 
 // NewPlugins returns the set of names; no names means the default set.
@@ -35,12 +35,16 @@ func NewPlugins(names ...string) Plugins {
 	if len(names) == 0 {
 		return Plugins{}
 	}
-	out := slices.Clone(names)
-	slices.Sort(out)
-	return Plugins{names: slices.Compact(out)}
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return Plugins{names: out}
 }
 
-// Names returns the plugin names, sorted.
+// Names returns the plugin names in the order they were given.
 func (p Plugins) Names() []string {
 	if p.names == nil {
 		return []string{DefaultPlugin}
@@ -53,8 +57,8 @@ func (p Plugins) Has(name string) bool {
 	if p.names == nil {
 		return name == DefaultPlugin
 	}
-	_, ok := slices.BinarySearch(p.names, name)
-	return ok
+	// A handful of names: a linear scan beats a map and does not allocate.
+	return slices.Contains(p.names, name)
 }
 
 // String is the set as --cors-plugins spells it: "a,b".

@@ -84,7 +84,7 @@ func TestPlugins(t *testing.T) {
 		t.Errorf("zero Plugins: Has(default)=%v Has(cors-b)=%v String=%q", def.Has(DefaultPlugin), def.Has("cors-b"), def.String())
 	}
 	p := NewPlugins("pipy/cors-2", "cors-b", "cors-b")
-	if p.Has("pipy/cors") || !p.Has("pipy/cors-2") || p.Has(DefaultPlugin) || p.String() != "cors-b,pipy/cors-2" {
+	if p.Has("pipy/cors") || !p.Has("pipy/cors-2") || p.Has(DefaultPlugin) || p.String() != "pipy/cors-2,cors-b" {
 		t.Errorf("NewPlugins: %v", p.Names())
 	}
 	c := chain("web", nil, nil,

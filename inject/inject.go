@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/contract"
 )
@@ -68,8 +69,8 @@ type Result struct {
 // Injector injects pods according to fixed Settings. It holds no cluster state and is safe for
 // concurrent use.
 type Injector struct {
-	settings    Settings
-	corsPlugins map[string]bool
+	settings  Settings
+	selection chains.Selection
 }
 
 // New returns an Injector for valid settings; zero ports and no requests take the defaults.
@@ -89,15 +90,15 @@ func New(s Settings) (*Injector, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("injector settings: %w", err)
 	}
-	in := &Injector{settings: s, corsPlugins: map[string]bool{}}
-	for _, p := range s.CORSPlugins {
-		in.corsPlugins[p] = true
-	}
-	return in, nil
+	return &Injector{settings: s, selection: chains.Selection{Plugins: chains.NewPlugins(s.CORSPlugins...)}}, nil
 }
 
 // Settings returns the settings in effect (defaults applied).
 func (in *Injector) Settings() Settings { return in.settings }
+
+// Selection is the chain selection rule the injector applies, for the callers (Day-2
+// reconciliation) that must agree with it.
+func (in *Injector) Selection() chains.Selection { return in.selection }
 
 // Inject decides whether pod, created in namespace ns, gets the CORS sidecar and, if so, returns
 // the mutated copy. The pod's own namespace field is ignored (admission requests may leave it
@@ -162,7 +163,6 @@ func (in *Injector) triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clus
 	if ns.Labels[contract.LabelNamespaceInject] == contract.NamespaceInjectDisabled {
 		return skipped(NamespaceOptedOut, fmt.Sprintf("namespace %s opts out with the label %s=%s", ns.Name, contract.LabelNamespaceInject, contract.NamespaceInjectDisabled)), true, sel, ns, nil
 	}
-	ns = withNameLabel(ns)
 	sel, err := in.selectChains(meta.Labels, ns, r)
 	if err != nil {
 		return Result{}, true, sel, ns, err

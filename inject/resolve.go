@@ -60,7 +60,6 @@ func (r *Resolution) RedirectPortsValue() string { return contract.FormatPorts(r
 // The pod's own namespace field is ignored (admission requests may leave it empty): ns is the
 // namespace it runs in. Errors come only from the Reader.
 func (in *Injector) Resolve(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader) (*Resolution, error) {
-	ns = withNameLabel(ns)
 	sel, err := in.selectChains(pod.Labels, ns, r)
 	if err != nil {
 		return nil, err
@@ -292,19 +291,4 @@ func portLabel(sp *corev1.ServicePort) string {
 		return fmt.Sprintf("%q (%d)", sp.Name, sp.Port)
 	}
 	return strconv.Itoa(int(sp.Port))
-}
-
-// withNameLabel returns ns with the kubernetes.io/metadata.name label that the API server puts
-// on every namespace, so namespaceSelectors on it behave the same on namespaces read from files.
-// Namespaces from a cluster already have it and are returned as they are.
-func withNameLabel(ns *corev1.Namespace) *corev1.Namespace {
-	if ns.Labels[corev1.LabelMetadataName] == ns.Name {
-		return ns
-	}
-	out := ns.DeepCopy()
-	if out.Labels == nil {
-		out.Labels = map[string]string{}
-	}
-	out.Labels[corev1.LabelMetadataName] = ns.Name
-	return out
 }

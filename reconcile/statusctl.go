@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/util/workqueue"
@@ -40,7 +39,7 @@ type statusReconciler struct {
 }
 
 func (s *statusReconciler) setup(mgr manager.Manager, opts Options) error {
-	m := &mapper{client: s.client, reader: s.reader}
+	m := &mapper{client: s.client, reader: s.reader, selection: s.injector.Selection()}
 	ctrlOpts := controller.Options{SkipNameValidation: &opts.SkipNameValidation}
 	// Our own status writes change no generation, so they do not come back as work.
 	generation := builder.WithPredicates(predicate.GenerationChangedPredicate{})
@@ -91,10 +90,10 @@ func delayed(delay time.Duration, fn handler.MapFunc) handler.EventHandler {
 	}
 }
 
-func (s *statusReconciler) corsPlugins() []string { return s.injector.Settings().CORSPlugins }
+func (s *statusReconciler) corsPlugins() []string { return s.injector.Selection().Plugins.Names() }
 
 func (s *statusReconciler) isCORS(plugin string) bool {
-	return slices.Contains(s.corsPlugins(), plugin)
+	return s.injector.Selection().Plugins.Has(plugin)
 }
 
 // reconcileChain observes one PluginChain and writes its status.
@@ -115,10 +114,7 @@ func (s *statusReconciler) reconcileChain(ctx context.Context, req ctrlreconcile
 
 func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.PluginChain) (chainObservation, error) {
 	o := chainObservation{serverPlugins: s.corsPlugins()}
-	for _, p := range inboundHTTPPlugins(chain) {
-		if !s.isCORS(p) || slices.Contains(o.corsPlugins, p) {
-			continue
-		}
+	for _, p := range s.injector.Selection().Plugins.InboundHTTP(chain) {
 		o.corsPlugins = append(o.corsPlugins, p)
 		plugin, err := s.reader.Plugin(p)
 		if err != nil {
@@ -132,7 +128,7 @@ func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.Plu
 	if len(o.corsPlugins) == 0 || len(o.undeclared) == len(o.corsPlugins) || o.invalid != "" {
 		return o, nil
 	}
-	namespaces, sel := chainScope(chain, s.reader)
+	namespaces, sel := chainScope(s.injector.Selection(), chain, s.reader)
 	o.namespaces = namespaces
 	for _, name := range namespaces {
 		ns, err := s.reader.Namespace(name)
@@ -372,24 +368,12 @@ func (s *statusReconciler) chainsOfPod(ctx context.Context, o client.Object) []c
 		if i < len(own) && c.Spec.Selectors.NamespaceSelector != nil {
 			continue // listed again among the wide ones
 		}
-		if !slices.ContainsFunc(inboundHTTPPlugins(c), s.isCORS) || !matches(c.Spec.Selectors.PodSelector, o.GetLabels(), true) {
-			continue
-		}
-		if c.Spec.Selectors.NamespaceSelector != nil && !matches(c.Spec.Selectors.NamespaceSelector, ns.Labels, false) {
+		if !s.injector.Selection().Acts(c, o.GetLabels(), ns) {
 			continue
 		}
 		out = append(out, requestFor(c))
 	}
 	return out
-}
-
-// matches applies a label selector; nil selects all when nilAll, else nothing.
-func matches(sel *metav1.LabelSelector, set map[string]string, nilAll bool) bool {
-	if sel == nil {
-		return nilAll
-	}
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	return err == nil && s.Matches(labels.Set(set))
 }
 
 func (s *statusReconciler) chainsOfPlugin(m *mapper) handler.MapFunc {
@@ -457,16 +441,11 @@ func (s *statusReconciler) configsOfChain(ctx context.Context, o client.Object) 
 	if !ok {
 		return nil
 	}
-	var plugins []string
-	for _, p := range inboundHTTPPlugins(c) {
-		if s.isCORS(p) {
-			plugins = append(plugins, p)
-		}
-	}
+	plugins := s.injector.Selection().Plugins.InboundHTTP(c)
 	if len(plugins) == 0 {
 		return nil
 	}
-	namespaces, _ := chainScope(c, s.reader)
+	namespaces, _ := chainScope(s.injector.Selection(), c, s.reader)
 	var out []ctrlreconcile.Request
 	for _, ns := range namespaces {
 		out = append(out, s.configsIn(ns, plugins)...)

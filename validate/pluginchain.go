@@ -84,10 +84,10 @@ func (c *collector) validateChains(r clusterstate.Reader, chain *v1alpha1.Plugin
 				continue
 			}
 			seenPlugins[name] = true
-			if !c.opts.IsCORSPlugin(name) {
+			if !c.opts.Plugins.Has(name) {
 				if !warned[name] {
 					warned[name] = true
-					c.warn(pp, "%q is not a CORS plugin (--cors-plugins=%s): cors-webhook ignores it", name, c.opts.corsPluginList())
+					c.warn(pp, "%q is not a CORS plugin (--cors-plugins=%s): cors-webhook ignores it", name, c.opts.Plugins.String())
 				}
 				continue
 			}
@@ -247,7 +247,7 @@ func (c *collector) checkChainConflicts(r clusterstate.Reader, chain *v1alpha1.P
 		if h.conflict {
 			c.add(OriginChainConflict, field.Forbidden(selPath, fmt.Sprintf(
 				"selects the same pods as PluginChain %s, which puts CORS plugin %s in %s where this chain puts %q (e.g. %s): a pod can have only one CORS plugin",
-				other, quoteAll(corsPluginsOf(h.other, c.opts)), v1alpha1.ChainInboundHTTP, corsPlugin, witness)))
+				other, quoteAll(c.opts.Plugins.InboundHTTP(h.other)), v1alpha1.ChainInboundHTTP, corsPlugin, witness)))
 			continue
 		}
 		c.warn(selPath, "overlaps PluginChain %s, which also puts %q in %s (e.g. %s): deleting one of them will not remove CORS from those pods",
@@ -289,7 +289,7 @@ func (cc *chainCheck) candidates() ([]*v1alpha1.PluginChain, error) {
 		return nil, err
 	}
 	for _, ns := range namespaces {
-		if matches(cc.scope.nsSel, namespaceLabels{ns}) {
+		if cc.opts.selection().SelectsNamespace(cc.chain, ns) {
 			if err := addLocal(ns.Name); err != nil {
 				return nil, err
 			}
@@ -311,7 +311,7 @@ func (cc *chainCheck) compare(other *v1alpha1.PluginChain) (hit, conflict bool) 
 			continue
 		}
 		for _, p := range ch.Plugins {
-			if cc.opts.IsCORSPlugin(p) {
+			if cc.opts.Plugins.Has(p) {
 				hasCORS = true
 				conflict = conflict || p != cc.corsPlugin
 			}
@@ -332,7 +332,7 @@ func (cc *chainCheck) namespacesOverlap(other *v1alpha1.PluginChain) bool {
 	case cc.scope.nsSel == nil && theirs == nil:
 		return cc.scope.namespace == other.Namespace
 	case cc.scope.nsSel == nil && cc.ownNS != nil:
-		return selectorMatches(theirs, namespaceLabels{cc.ownNS})
+		return cc.opts.selection().SelectsNamespace(other, cc.ownNS)
 	case cc.scope.nsSel == nil:
 		name := pin(corev1.LabelMetadataName, cc.scope.namespace)
 		return name.jointlyWith(theirs)
@@ -369,7 +369,7 @@ func (cc *chainCheck) witness(other *v1alpha1.PluginChain) (string, error) {
 	var common *corev1.Namespace // the first by name, whatever order the Reader uses
 	for _, ns := range namespaces {
 		if (common == nil || ns.Name < common.Name) &&
-			matches(mine.nsSel, namespaceLabels{ns}) && matches(theirs.nsSel, namespaceLabels{ns}) {
+			cc.opts.selection().SelectsNamespace(cc.chain, ns) && cc.opts.selection().SelectsNamespace(other, ns) {
 			common = ns
 		}
 	}
@@ -395,22 +395,6 @@ func concreteNamespace(name string, exists bool, sel *constraints) string {
 		return fmt.Sprintf("namespace %q", name)
 	}
 	return fmt.Sprintf("namespace %q if labelled %s", name, formatLabels(l))
-}
-
-// corsPluginsOf returns the distinct CORS plugins a chain puts in inbound-http, in order.
-func corsPluginsOf(chain *v1alpha1.PluginChain, opts Options) []string {
-	var out []string
-	for _, ch := range chain.Spec.Chains {
-		if ch.Name != v1alpha1.ChainInboundHTTP {
-			continue
-		}
-		for _, p := range ch.Plugins {
-			if opts.IsCORSPlugin(p) && !slices.Contains(out, p) {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
 }
 
 func quoteAll(names []string) string {

@@ -77,22 +77,18 @@ func RegisterInjectionMetrics() {
 
 const outcomeError = "error"
 
-// InjectionSettings returns the injector settings of opts: Injection, with the CORS plugin
-// names of Validation when Injection names none, so that --cors-plugins means one thing.
+// InjectionSettings returns the injector settings of opts: Injection, with the CORS plugins of
+// Validation when Injection names none, so that --cors-plugins means one thing.
 func (opts Options) InjectionSettings() inject.Settings {
 	s := opts.Injection
 	if len(s.CORSPlugins) == 0 {
-		s.CORSPlugins = opts.Validation.CORSPlugins
+		s.CORSPlugins = opts.Validation.Plugins.Names()
 	}
 	return s
 }
 
 // registerPodInjector mounts the pod injection handler on the manager's webhook server.
-func registerPodInjector(mgr manager.Manager, decoder admission.Decoder, r clusterstate.Reader, opts Options) error {
-	injector, err := inject.New(opts.InjectionSettings())
-	if err != nil {
-		return err
-	}
+func registerPodInjector(mgr manager.Manager, decoder admission.Decoder, r clusterstate.Reader, injector *inject.Injector) error {
 	RegisterInjectionMetrics()
 	indexed, err := NewChainIndexReader(context.Background(), mgr.GetCache(), r, injector)
 	if err != nil {

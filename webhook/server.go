@@ -135,13 +135,22 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One injector, and with it one CORS plugin set, for validation, injection and Day 2.
+	injector, err := inject.New(opts.InjectionSettings())
+	if err != nil {
+		return nil, err
+	}
+	opts.Validation.Plugins = injector.Selection().Plugins
 	RegisterMetrics()
 	decoder := admission.NewDecoder(scheme)
 	registerHandlers(mgr.GetWebhookServer(), decoder, reader, opts)
-	if err := registerPodInjector(mgr, decoder, reader, opts); err != nil {
+	if err := registerPodInjector(mgr, decoder, reader, injector); err != nil {
 		return nil, err
 	}
-	if err := setupReconciler(mgr, reader, opts); err != nil {
+	// The Day-2 controllers read the CacheReader itself, which answers from the informer
+	// stores, not through the pod injector's chain index, which an informer event handler
+	// rebuilds and which could lag behind the event that triggered a reconcile.
+	if err := reconcile.Setup(mgr, injector, reader, opts.Reconcile); err != nil {
 		return nil, err
 	}
 
@@ -163,19 +172,6 @@ func registerHandlers(srv ctrlwebhook.Server, decoder admission.Decoder, r clust
 	srv.Register(ValidatePluginPath, &admission.Webhook{Handler: NewPluginValidator(decoder, opts.Validation)})
 	srv.Register(ValidatePluginChainPath, &admission.Webhook{Handler: NewPluginChainValidator(decoder, r, opts.Validation)})
 	srv.Register(ValidatePluginConfigPath, &admission.Webhook{Handler: NewPluginConfigValidator(decoder, r, opts.Validation)})
-}
-
-// setupReconciler registers the Day-2 controllers (package reconcile). Like every
-// controller-runtime controller, they run in the elected leader only when LeaderElection is on,
-// while admission is served by every replica. They read the CacheReader itself, which answers
-// from the informer stores (not through the pod injector's chain index, which an informer event
-// handler rebuilds and which could lag behind the event that triggered a reconcile).
-func setupReconciler(mgr manager.Manager, r *CacheReader, opts Options) error {
-	injector, err := inject.New(opts.InjectionSettings())
-	if err != nil {
-		return err
-	}
-	return reconcile.Setup(mgr, injector, r, opts.Reconcile)
 }
 
 // cacheSynced is ready once every informer the Reader uses has synced: before that,

@@ -12,15 +12,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/webhook"
 )
 
 func newServeCommand() *cobra.Command {
 	var (
-		opts    webhook.Options
-		zapOpts = zap.Options{}
-		inj     injectorFlags
-		rollout bool
+		opts        webhook.Options
+		corsPlugins []string
+		zapOpts     = zap.Options{}
+		inj         injectorFlags
+		rollout     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -39,10 +41,11 @@ The cluster is reached with --kubeconfig, else $KUBECONFIG, else the in-cluster 
 else ~/.kube/config.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkCORSPlugins(opts.Validation.CORSPlugins); err != nil {
+			if err := checkCORSPlugins(corsPlugins); err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			injection, err := inj.settings(opts.Validation.CORSPlugins)
+			opts.Validation.Plugins = chains.NewPlugins(corsPlugins...)
+			injection, err := inj.settings(corsPlugins)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -72,7 +75,7 @@ else ~/.kube/config.`,
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	f.BoolVar(&opts.Validation.Strict, "strict", false, "reject what would otherwise be security warnings (risky origin matchers, the null origin, credentials for any origin)")
 	f.BoolVar(&rollout, "rollout", true, "roll Deployments, StatefulSets and DaemonSets whose running pods a PluginChain newly selects, or whose policy needs a port their redirect lacks (false: only report it in Events; a workload annotation cors-webhook.io/rollout=false does the same for one workload)")
-	addCORSPluginsFlag(f, &opts.Validation.CORSPlugins)
+	addCORSPluginsFlag(f, &corsPlugins)
 	addInjectorFlags(f, &inj)
 	opts.Certs.AddFlags(f)
 

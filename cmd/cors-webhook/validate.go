@@ -15,16 +15,18 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/validate"
 )
 
 func newValidateCommand() *cobra.Command {
 	var (
-		files     []string
-		output    string
-		namespace string
-		opts      validate.Options
+		files       []string
+		output      string
+		namespace   string
+		opts        validate.Options
+		corsPlugins []string
 	)
 	cmd := &cobra.Command{
 		Use:   "validate -f PATH...",
@@ -43,9 +45,10 @@ input cannot be read or parsed, or on a usage error.`,
 			if output != "text" && output != "json" {
 				return &exitError{code: exitUsage, err: fmt.Errorf("--output must be text or json, not %q", output)}
 			}
-			if err := checkCORSPlugins(opts.CORSPlugins); err != nil {
+			if err := checkCORSPlugins(corsPlugins); err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
+			opts.Plugins = chains.NewPlugins(corsPlugins...)
 			docs, err := readDocuments(files, cmd.InOrStdin())
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
@@ -74,14 +77,14 @@ input cannot be read or parsed, or on a usage error.`,
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	f.StringVarP(&namespace, "namespace", "n", "default", "namespace of namespaced objects that do not set one, as kubectl apply -n")
 	f.BoolVar(&opts.Strict, "strict", false, "reject what would otherwise be security warnings (risky origin matchers, the null origin, credentials for any origin)")
-	addCORSPluginsFlag(f, &opts.CORSPlugins)
+	addCORSPluginsFlag(f, &corsPlugins)
 	return cmd
 }
 
 // addCORSPluginsFlag registers --cors-plugins, which means the same for serve, validate and
 // inject: the plugin names that are CORS plugins.
 func addCORSPluginsFlag(f *pflag.FlagSet, p *[]string) {
-	f.StringSliceVar(p, "cors-plugins", validate.DefaultCORSPlugins, "names of the CORS plugins (Plugin names whose PluginConfigs are CORS configs)")
+	f.StringSliceVar(p, "cors-plugins", []string{chains.DefaultPlugin}, "names of the CORS plugins (Plugin names whose PluginConfigs are CORS configs)")
 }
 
 // checkCORSPlugins rejects a --cors-plugins value that cannot name a Plugin.
