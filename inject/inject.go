@@ -3,6 +3,7 @@ package inject
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -54,8 +55,12 @@ func (o Outcome) Impossible() bool { return o == HostNetwork || o == Collision }
 // Result is the outcome of Inject for one pod.
 type Result struct {
 	Outcome Outcome
-	// Pod is the mutated copy when Outcome is Injected, and nil otherwise: the input pod is
-	// never modified.
+	// Changes are what the injection adds to the pod when Outcome is Injected, and nil
+	// otherwise. The admission handler builds its patch from them and the offline command
+	// applies them to manifests, neither by comparing pods.
+	Changes *Changes
+	// Pod is the input pod with Changes applied when Outcome is Injected, and nil otherwise:
+	// the input pod is never modified.
 	Pod *corev1.Pod
 	// Chains are the PluginChains ("namespace/name") that select the pod with a declared CORS
 	// plugin, once chain matching ran; an event about the pod can point at them.
@@ -134,9 +139,11 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 	if len(res.RedirectPorts) > 0 {
 		ports = "port " + res.RedirectPortsValue()
 	}
+	changes := in.changes(res)
 	return Result{
 		Outcome:    Injected,
-		Pod:        in.mutate(pod, res),
+		Changes:    changes,
+		Pod:        changes.Apply(pod),
 		Chains:     sel.chains,
 		Resolution: res,
 		Reasons: append([]string{fmt.Sprintf("PluginChain %s selects the pod (plugin %s); policy for %d port(s), redirecting %s",
@@ -226,32 +233,58 @@ func hasContainer(pod *corev1.Pod, name string) bool {
 	return false
 }
 
-// mutate returns a copy of pod with the contract of ARCHITECTURE.md section 7 added. It changes
-// metadata.annotations, metadata.labels, spec.initContainers and spec.volumes, and nothing
-// else: the admission handler diffs only those to build its patch (TestInjectChangesOnlyItsFields).
-func (in *Injector) mutate(pod *corev1.Pod, res *Resolution) *corev1.Pod {
+// Changes are what an injection adds to a pod: the pod contract. They touch
+// metadata.annotations, metadata.labels, spec.initContainers and spec.volumes, and nothing else
+// (TestInjectChangesOnlyItsFields).
+type Changes struct {
+	// Annotations and Labels are set on the pod, overwriting values of the same keys.
+	Annotations map[string]string `json:"annotations"`
+	Labels      map[string]string `json:"labels"`
+	// InitContainers go before the pod's own, in this order: the redirect must be in place
+	// before anything listens, and a native sidecar placed before the pod's own init
+	// containers serves them too.
+	InitContainers []corev1.Container `json:"initContainers"`
+	// Volumes go after the pod's own.
+	Volumes []corev1.Volume `json:"volumes"`
+}
+
+// Apply returns a copy of pod with the changes made.
+func (c *Changes) Apply(pod *corev1.Pod) *corev1.Pod {
 	out := pod.DeepCopy()
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
 	}
-	out.Annotations[contract.AnnotationPolicy] = res.PolicyJSON
-	out.Annotations[contract.AnnotationRedirectPorts] = res.RedirectPortsValue()
+	maps.Copy(out.Annotations, c.Annotations)
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}
-	out.Labels[contract.LabelInjected] = "true"
-	out.Spec.Volumes = append(out.Spec.Volumes, in.policyVolume())
-	// Ours go first: the redirect must be in place before anything listens, and a native
-	// sidecar placed before the pod's own init containers serves them too. Without a port to
-	// redirect, cors-init would have nothing to do but hold NET_ADMIN, so it is left out; a
-	// later policy that needs a port makes reconciliation roll the workload.
-	var ours []corev1.Container
-	if len(res.RedirectPorts) > 0 {
-		ours = append(ours, in.initContainer(res.RedirectPorts))
+	maps.Copy(out.Labels, c.Labels)
+	for i := range c.InitContainers {
+		out.Spec.InitContainers = slices.Insert(out.Spec.InitContainers, i, *c.InitContainers[i].DeepCopy())
 	}
-	ours = append(ours, in.sidecarContainer())
-	out.Spec.InitContainers = append(ours, out.Spec.InitContainers...)
+	for i := range c.Volumes {
+		out.Spec.Volumes = append(out.Spec.Volumes, *c.Volumes[i].DeepCopy())
+	}
 	return out
+}
+
+// changes are the pod contract for a resolution. Without a port to redirect, cors-init would
+// have nothing to do but hold NET_ADMIN, so it is left out; a later policy that needs a port
+// makes reconciliation roll the workload.
+func (in *Injector) changes(res *Resolution) *Changes {
+	c := &Changes{
+		Annotations: map[string]string{
+			contract.AnnotationPolicy:        res.PolicyJSON,
+			contract.AnnotationRedirectPorts: res.RedirectPortsValue(),
+		},
+		Labels:  map[string]string{contract.LabelInjected: "true"},
+		Volumes: []corev1.Volume{in.policyVolume()},
+	}
+	if len(res.RedirectPorts) > 0 {
+		c.InitContainers = append(c.InitContainers, in.initContainer(res.RedirectPorts))
+	}
+	c.InitContainers = append(c.InitContainers, in.sidecarContainer())
+	return c
 }
 
 func (in *Injector) policyVolume() corev1.Volume {

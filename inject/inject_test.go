@@ -3,6 +3,7 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -592,6 +593,8 @@ spec:
 		wantRedirect string
 		wantProblem  string
 		wantNote     string
+		wantPorts    []PortPolicy // the structure behind the policy
+		wantInvalid  []string
 	}{
 		{
 			name: "two Services on two ports of one pod",
@@ -606,6 +609,10 @@ spec: {selector: {app: web, tier: front}, ports: [{port: 9000}]}`,
 				corsConfig("admin-cors", "https://admin.example", "admin")},
 			wantPolicy:   policyOf(map[int]string{8080: "https://a.example", 9000: "https://admin.example"}),
 			wantRedirect: "8080,9000",
+			wantPorts: []PortPolicy{
+				{Port: 8080, Applied: ConfigRef{Namespace: "app", Name: "api-cors", Service: "api"}},
+				{Port: 9000, Applied: ConfigRef{Namespace: "app", Name: "admin-cors", Service: "admin"}},
+			},
 		},
 		{
 			name: "named targetPort resolves to the container port of that name",
@@ -616,6 +623,10 @@ spec: {selector: {app: web}, ports: [{name: web, port: 80, targetPort: api}, {na
 				corsConfig("api-cors", "https://a.example", "api")},
 			wantPolicy:   policyOf(map[int]string{8080: "https://a.example", 9090: "https://a.example"}),
 			wantRedirect: "8080,9090",
+			wantPorts: []PortPolicy{
+				{Port: 8080, Applied: ConfigRef{Namespace: "app", Name: "api-cors", Service: "api"}},
+				{Port: 9090, Applied: ConfigRef{Namespace: "app", Name: "api-cors", Service: "api"}},
+			},
 		},
 		{
 			name: "named targetPort this pod does not have",
@@ -627,6 +638,7 @@ spec: {selector: {app: web}, ports: [{name: web, port: 80, targetPort: grpc}, {n
 			wantPolicy:   policyOf(map[int]string{8080: "https://a.example"}),
 			wantRedirect: "8080",
 			wantNote:     `Service api port "web" (80): targetPort "grpc" names no TCP container port of this pod`,
+			wantPorts:    []PortPolicy{{Port: 8080, Applied: ConfigRef{Namespace: "app", Name: "api-cors", Service: "api"}}},
 		},
 		{
 			name: "UDP Service port gets no policy",
@@ -680,6 +692,9 @@ spec: {selector: {app: web}, ports: [{port: 8080, targetPort: api}]}`,
 			wantPolicy:   policyOf(map[int]string{8080: "https://a.example"}),
 			wantRedirect: "8080",
 			wantProblem:  "port 8080 is configured by more than one PluginConfig: app/aa-cors (through Service api-alias) applies, first by namespace/name; ignored: app/zz-cors (through Service api)",
+			wantPorts: []PortPolicy{{Port: 8080,
+				Applied:    ConfigRef{Namespace: "app", Name: "aa-cors", Service: "api-alias"},
+				Overridden: []ConfigRef{{Namespace: "app", Name: "zz-cors", Service: "api"}}}},
 		},
 		{
 			name: "one config through two Services on one port is no conflict",
@@ -693,6 +708,7 @@ spec: {selector: {app: web}, ports: [{port: 8080, targetPort: api}]}`,
 				corsConfig("cors", "https://a.example", "api", "api-alias")},
 			wantPolicy:   policyOf(map[int]string{8080: "https://a.example"}),
 			wantRedirect: "8080",
+			wantPorts:    []PortPolicy{{Port: 8080, Applied: ConfigRef{Namespace: "app", Name: "cors", Service: "api"}}},
 		},
 		{
 			name: "invalid config is ignored and reported",
@@ -709,6 +725,7 @@ spec:
 			wantPolicy:   emptyPolicy,
 			wantRedirect: "",
 			wantProblem:  "PluginConfig app/bad is invalid and is ignored",
+			wantInvalid:  []string{"app/bad"},
 		},
 		{
 			name: "configs that do not apply: other plugin, other kind, other namespace, Service not selecting",
@@ -760,6 +777,26 @@ spec: {plugin: cors-policy, destinationRefs: [{kind: Service, name: api, namespa
 			if notes := strings.Join(res.Notes, "\n"); !strings.Contains(notes, tt.wantNote) {
 				t.Errorf("notes:\n%s\nwant one saying %q", notes, tt.wantNote)
 			}
+			if !reflect.DeepEqual(res.Ports, tt.wantPorts) {
+				t.Errorf("ports\n got %+v\nwant %+v", res.Ports, tt.wantPorts)
+			}
+			var invalid []string
+			for _, c := range res.Invalid {
+				invalid = append(invalid, c.Config.Key())
+			}
+			if !slices.Equal(invalid, tt.wantInvalid) {
+				t.Errorf("invalid configs %v, want %v", invalid, tt.wantInvalid)
+			}
+			for _, p := range tt.wantPorts {
+				if !slices.Contains(res.AppliedPorts(p.Applied.Namespace, p.Applied.Name), p.Port) {
+					t.Errorf("AppliedPorts(%s) lacks %d", p.Applied.Key(), p.Port)
+				}
+				for _, o := range p.Overridden {
+					if !slices.Equal(res.OverriddenPorts(o.Namespace, o.Name), []int32{p.Port}) || len(res.AppliedPorts(o.Namespace, o.Name)) > 0 {
+						t.Errorf("%s: OverriddenPorts %v, AppliedPorts %v", o.Key(), res.OverriddenPorts(o.Namespace, o.Name), res.AppliedPorts(o.Namespace, o.Name))
+					}
+				}
+			}
 			var pp struct{ Version int }
 			if err := json.Unmarshal([]byte(res.PolicyJSON), &pp); err != nil || pp.Version != 1 {
 				t.Errorf("policy JSON %s: %v", res.PolicyJSON, err)
@@ -769,6 +806,12 @@ spec: {plugin: cors-policy, destinationRefs: [{kind: Service, name: api, namespa
 			out := injectInto(t, in, p, append(append([]string(nil), base...), tt.objs...)...)
 			if out.Outcome != Injected {
 				t.Fatalf("outcome %s: %q", out.Outcome, out.Reasons)
+			}
+			if applied := out.Changes.Apply(p); !reflect.DeepEqual(applied, out.Pod) {
+				t.Errorf("Changes.Apply(pod) differs from Result.Pod")
+			}
+			if out.Changes.Annotations[contract.AnnotationPolicy] != tt.wantPolicy || out.Changes.Labels[contract.LabelInjected] != "true" {
+				t.Errorf("changes %+v", out.Changes)
 			}
 			if out.Pod.Annotations[contract.AnnotationPolicy] != tt.wantPolicy || out.Pod.Annotations[contract.AnnotationRedirectPorts] != tt.wantRedirect {
 				t.Errorf("annotations %v", out.Pod.Annotations)

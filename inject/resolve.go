@@ -29,6 +29,12 @@ type Resolution struct {
 	Chains []string
 	// Plugins are the declared CORS plugins they mount, sorted.
 	Plugins []string
+	// Ports say, per configured port (sorted), which PluginConfig applies and which others
+	// were overridden: the structure behind Policy.
+	Ports []PortPolicy
+	// Invalid are the PluginConfigs of the selecting CORS plugins, naming a Service that
+	// selects the pod, that do not decode or compile and are therefore ignored.
+	Invalid []InvalidConfig
 	// Policy is the effective per-port policy; its Ports map is empty, not nil, when no
 	// PluginConfig configures the pod yet (pass-through).
 	Policy cors.PodPolicy
@@ -47,7 +53,55 @@ type Resolution struct {
 	Notes []string
 }
 
-// RedirectPortsValue is the contract.AnnotationRedirectPorts value: RedirectPorts comma-separated.
+// ConfigRef names a PluginConfig, and the Service through which it reaches a pod port.
+type ConfigRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Service   string `json:"service,omitempty"`
+}
+
+// Key is "namespace/name", how messages and statuses name the PluginConfig.
+func (c ConfigRef) Key() string { return c.Namespace + "/" + c.Name }
+
+// PortPolicy is the resolution of one pod port: the PluginConfig whose policy the port gets,
+// and the other PluginConfigs that name a Service reaching the port, which are ignored (the
+// first by namespace/name wins; the validating webhook rejects such overlaps).
+type PortPolicy struct {
+	Port       int32       `json:"port"`
+	Applied    ConfigRef   `json:"applied"`
+	Overridden []ConfigRef `json:"overridden,omitempty"`
+}
+
+// InvalidConfig is a PluginConfig that is ignored because its config is invalid.
+type InvalidConfig struct {
+	Config ConfigRef `json:"config"`
+	Error  string    `json:"error"`
+}
+
+// AppliedPorts are the ports whose policy comes from the PluginConfig namespace/name, sorted.
+func (r *Resolution) AppliedPorts(namespace, name string) []int32 {
+	var out []int32
+	for _, p := range r.Ports {
+		if p.Applied.Namespace == namespace && p.Applied.Name == name {
+			out = append(out, p.Port)
+		}
+	}
+	return out
+}
+
+// OverriddenPorts are the ports where the PluginConfig namespace/name names a Service that
+// reaches the port but another PluginConfig applies, sorted.
+func (r *Resolution) OverriddenPorts(namespace, name string) []int32 {
+	var out []int32
+	for _, p := range r.Ports {
+		if slices.ContainsFunc(p.Overridden, func(c ConfigRef) bool { return c.Namespace == namespace && c.Name == name }) {
+			out = append(out, p.Port)
+		}
+	}
+	return out
+}
+
+// RedirectPortsValue is the contract.AnnotationRedirectPorts value: RedirectPorts as a port list.
 func (r *Resolution) RedirectPortsValue() string { return contract.FormatPorts(r.RedirectPorts) }
 
 // Resolve computes the Resolution of pod in namespace ns: what its cors-webhook.io/policy and
@@ -90,9 +144,8 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 	slices.SortFunc(selecting, func(a, b *corev1.Service) int { return cmp.Compare(a.Name, b.Name) })
 
 	type candidate struct {
-		config  string // namespace/name of the PluginConfig
-		service string
-		policy  *cors.Policy
+		ref    ConfigRef
+		policy *cors.Policy
 	}
 	byPort := map[int32][]candidate{}
 	redirect := map[int32]bool{}
@@ -112,12 +165,13 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 			if !seen {
 				pol, err = compileConfig(pc)
 				if err != nil {
+					res.Invalid = append(res.Invalid, InvalidConfig{Config: ConfigRef{Namespace: pc.Namespace, Name: pc.Name}, Error: err.Error()})
 					res.Problems = append(res.Problems, fmt.Sprintf("PluginConfig %s is invalid and is ignored: %v", key, err))
 				}
 				compiled[key] = pol
 			}
 			if pol != nil {
-				applicable = append(applicable, candidate{config: key, service: svc.Name, policy: pol})
+				applicable = append(applicable, candidate{ref: ConfigRef{Namespace: pc.Namespace, Name: pc.Name, Service: svc.Name}, policy: pol})
 			}
 		}
 		for i := range svc.Spec.Ports {
@@ -143,20 +197,22 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 			continue
 		}
 		slices.SortStableFunc(cands, func(a, b candidate) int {
-			return cmp.Or(cmp.Compare(a.config, b.config), cmp.Compare(a.service, b.service))
+			return cmp.Or(cmp.Compare(a.ref.Key(), b.ref.Key()), cmp.Compare(a.ref.Service, b.ref.Service))
 		})
 		winner := cands[0]
+		pp := PortPolicy{Port: port, Applied: winner.ref}
 		var losers []string
 		for _, c := range cands[1:] {
-			if c.config != winner.config {
-				losers = append(losers, fmt.Sprintf("%s (through Service %s)", c.config, c.service))
+			if c.ref.Key() != winner.ref.Key() && !slices.Contains(pp.Overridden, c.ref) {
+				pp.Overridden = append(pp.Overridden, c.ref)
+				losers = append(losers, fmt.Sprintf("%s (through Service %s)", c.ref.Key(), c.ref.Service))
 			}
 		}
+		res.Ports = append(res.Ports, pp)
 		if len(losers) > 0 {
-			losers = slices.Compact(losers)
 			res.Problems = append(res.Problems, fmt.Sprintf(
 				"port %d is configured by more than one PluginConfig: %s (through Service %s) applies, first by namespace/name; ignored: %s",
-				port, winner.config, winner.service, strings.Join(losers, ", ")))
+				port, winner.ref.Key(), winner.ref.Service, strings.Join(losers, ", ")))
 		}
 		res.Policy.Ports[strconv.Itoa(int(port))] = *winner.policy.Config()
 		redirect[port] = true

@@ -25,7 +25,6 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
-	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/cors"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
@@ -208,8 +207,7 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 	if o.declared = plugin != nil; !o.declared {
 		return o, nil
 	}
-	ours, invalid := compileConfig(cfg)
-	if o.invalid = invalid; invalid != "" {
+	if o.invalid = configError(cfg); o.invalid != "" {
 		return o, nil
 	}
 	var services []*corev1.Service
@@ -234,7 +232,6 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 	if err != nil || ns == nil {
 		return o, err
 	}
-	key := cfg.Namespace + "/" + cfg.Name
 	seen := map[string]bool{}
 	for _, svc := range services {
 		if len(svc.Spec.Selector) == 0 {
@@ -264,9 +261,9 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 				o.notSelected++
 				continue
 			}
-			ports := portsCarrying(res.Policy, ours)
+			ports := res.AppliedPorts(cfg.Namespace, cfg.Name)
 			switch {
-			case len(ports) == 0 && mentions(res.Problems, key):
+			case len(ports) == 0 && len(res.OverriddenPorts(cfg.Namespace, cfg.Name)) > 0:
 				o.overridden++
 			case len(ports) == 0:
 				o.noPort++
@@ -281,47 +278,17 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 	return o, nil
 }
 
-// compileConfig is the normalized CORS config of a PluginConfig, as the pod policy carries it,
-// or why it is invalid.
-func compileConfig(cfg *v1alpha1.PluginConfig) (*v1alpha1.CORSConfig, string) {
+// configError is why a PluginConfig's CORS config is invalid ("" when it is valid).
+func configError(cfg *v1alpha1.PluginConfig) string {
 	path := field.NewPath("spec", "config")
 	decoded, errs := cors.Decode(cfg.Spec.Config.Raw, path)
+	if len(errs) == 0 {
+		_, errs = cors.Compile(decoded, path)
+	}
 	if len(errs) > 0 {
-		return nil, errs.ToAggregate().Error()
+		return errs.ToAggregate().Error()
 	}
-	pol, errs := cors.Compile(decoded, path)
-	if len(errs) > 0 {
-		return nil, errs.ToAggregate().Error()
-	}
-	return pol.Config(), ""
-}
-
-// portsCarrying are the ports of a pod policy whose config is cfg.
-func portsCarrying(p cors.PodPolicy, cfg *v1alpha1.CORSConfig) []int32 {
-	var out []int32
-	for key, c := range p.Ports {
-		if !equalConfig(&c, cfg) {
-			continue
-		}
-		ports, _ := contract.ParsePorts(key)
-		out = append(out, ports...)
-	}
-	return compactSorted(out)
-}
-
-func equalConfig(a, b *v1alpha1.CORSConfig) bool {
-	x, err1 := json.Marshal(a)
-	y, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && string(x) == string(y)
-}
-
-func mentions(problems []string, key string) bool {
-	for _, p := range problems {
-		if strings.Contains(p, key) {
-			return true
-		}
-	}
-	return false
+	return ""
 }
 
 // writeStatus patches status.currentStatus and status.reason when they differ from want, and

@@ -481,7 +481,7 @@ func TestPatchOfInjectedMembersIsThePatchOfThePod(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, b, err := injectedMembers(raw, res.Pod)
+			a, b, err := injectedMembers(raw, res.Changes)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -161,7 +161,7 @@ func injectDocuments(docs []document, namespace string, injector *inject.Injecto
 			}
 			id := fmt.Sprintf("%s %s/%s", w.kind, w.namespace, w.name)
 			if res.Outcome == inject.Injected {
-				if err := applyTemplate(d.Object.Object, w.path, w.pod(), res.Pod); err != nil {
+				if err := applyTemplate(d.Object.Object, w.path, res.Changes); err != nil {
 					return false, fmt.Errorf("%s: %w", d.Where(), err)
 				}
 				fmt.Fprintf(errOut, "%s: injected: %s\n", id, res.Reasons[0])
@@ -233,11 +233,11 @@ func workloadOf(obj runtime.Object) (workload, bool) {
 	return workload{}, false
 }
 
-// applyTemplate writes onto the document's pod template what the injection added (before ->
-// after): new or changed annotations and labels, the init containers and volumes it added. The
+// applyTemplate writes the injection's change set onto the document's pod template: its
+// annotations and labels, its init containers before the template's and its volumes after. The
 // rest of the document is left exactly as it was read, so the output differs from the input
 // only by the injection (no defaulted fields, no creationTimestamp: null).
-func applyTemplate(obj map[string]any, path []string, before, after *corev1.Pod) error {
+func applyTemplate(obj map[string]any, path []string, changes *inject.Changes) error {
 	tmpl := obj
 	if len(path) > 0 {
 		m, found, err := unstructured.NestedMap(obj, path...)
@@ -247,25 +247,23 @@ func applyTemplate(obj map[string]any, path []string, before, after *corev1.Pod)
 		tmpl = m
 	}
 	for _, f := range []struct {
-		name          string
-		before, after map[string]string
-	}{{"annotations", before.Annotations, after.Annotations}, {"labels", before.Labels, after.Labels}} {
-		for k, v := range f.after {
-			if old, ok := f.before[k]; !ok || old != v {
-				if err := unstructured.SetNestedField(tmpl, v, "metadata", f.name, k); err != nil {
-					return err
-				}
+		name string
+		set  map[string]string
+	}{{"annotations", changes.Annotations}, {"labels", changes.Labels}} {
+		for k, v := range f.set {
+			if err := unstructured.SetNestedField(tmpl, v, "metadata", f.name, k); err != nil {
+				return err
 			}
 		}
 	}
-	inits, err := added(after.Spec.InitContainers, before.Spec.InitContainers, func(c corev1.Container) string { return c.Name })
+	inits, err := toUnstructured(changes.InitContainers)
 	if err != nil {
 		return err
 	}
 	if err := prependSlice(tmpl, inits, "spec", "initContainers"); err != nil {
 		return err
 	}
-	vols, err := added(after.Spec.Volumes, before.Spec.Volumes, func(v corev1.Volume) string { return v.Name })
+	vols, err := toUnstructured(changes.Volumes)
 	if err != nil {
 		return err
 	}
@@ -278,18 +276,11 @@ func applyTemplate(obj map[string]any, path []string, before, after *corev1.Pod)
 	return nil
 }
 
-// added returns, as unstructured values, the elements of after whose name is not in before.
-func added[T any](after, before []T, name func(T) string) ([]any, error) {
-	had := map[string]bool{}
-	for _, b := range before {
-		had[name(b)] = true
-	}
-	var out []any
-	for i := range after {
-		if had[name(after[i])] {
-			continue
-		}
-		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&after[i])
+// toUnstructured converts API values for an unstructured document.
+func toUnstructured[T any](items []T) ([]any, error) {
+	out := make([]any, 0, len(items))
+	for i := range items {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&items[i])
 		if err != nil {
 			return nil, err
 		}
