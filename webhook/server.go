@@ -166,12 +166,12 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 	return mgr, nil
 }
 
-// registerHandlers mounts every admission handler on the webhook server; a new webhook is one
-// more Register call here.
+// registerHandlers mounts the validating handler of every kind of validate.Kinds on the
+// webhook server.
 func registerHandlers(srv ctrlwebhook.Server, decoder admission.Decoder, r clusterstate.Reader, opts Options) {
-	srv.Register(ValidatePluginPath, &admission.Webhook{Handler: NewPluginValidator(decoder, opts.Validation)})
-	srv.Register(ValidatePluginChainPath, &admission.Webhook{Handler: NewPluginChainValidator(decoder, r, opts.Validation)})
-	srv.Register(ValidatePluginConfigPath, &admission.Webhook{Handler: NewPluginConfigValidator(decoder, r, opts.Validation)})
+	for _, kind := range validate.Kinds {
+		srv.Register(ValidatePath(kind), &admission.Webhook{Handler: NewValidator(decoder, kind, r, opts.Validation)})
+	}
 }
 
 // cacheSynced is ready once every informer the Reader uses has synced: before that,

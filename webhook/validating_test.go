@@ -170,3 +170,15 @@ type failingReader struct{ clusterstate.Reader }
 func (failingReader) PluginChainsWithNamespaceSelector() ([]*v1alpha1.PluginChain, error) {
 	return nil, errors.New("cache not synced")
 }
+
+func TestValidatePaths(t *testing.T) {
+	want := map[string]string{"Plugin": ValidatePluginPath, "PluginChain": ValidatePluginChainPath, "PluginConfig": ValidatePluginConfigPath}
+	if len(validate.Kinds) != len(want) {
+		t.Fatalf("%d kinds, want %d", len(validate.Kinds), len(want))
+	}
+	for _, k := range validate.Kinds {
+		if got := ValidatePath(k); got != want[k.Name()] {
+			t.Errorf("ValidatePath(%s) = %s, want %s", k.Name(), got, want[k.Name()])
+		}
+	}
+}

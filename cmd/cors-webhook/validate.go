@@ -234,17 +234,15 @@ func validateDocuments(docs []document, namespace string, opts validate.Options)
 	return rep, nil
 }
 
-// validateObject runs the create validation of one decoded object; other kinds need none.
+// validateObject runs the create validation of one decoded object, as the webhook does for its
+// kind; kinds without validation need none.
 func validateObject(r clusterstate.Reader, obj runtime.Object, opts validate.Options) (field.ErrorList, []string) {
-	switch o := obj.(type) {
-	case *v1alpha1.Plugin:
-		return validate.PluginCreate(o, opts)
-	case *v1alpha1.PluginChain:
-		return validate.PluginChainCreate(r, o, opts)
-	case *v1alpha1.PluginConfig:
-		return validate.PluginConfigCreate(r, o, opts)
+	kind, ok := validate.KindNamed(obj.GetObjectKind().GroupVersionKind().Kind)
+	o, isObject := obj.(validate.Object)
+	if !ok || !isObject {
+		return nil, nil
 	}
-	return nil, nil
+	return kind.Create(r, o, opts)
 }
 
 func (o *objectReport) addErrors(errs field.ErrorList) {
@@ -266,7 +264,7 @@ func unsupportedKind(gvk schema.GroupVersionKind) *field.Error {
 	if gvk.Version != v1alpha1.GroupVersion.Version {
 		return field.NotSupported(field.NewPath("apiVersion"), gvk.GroupVersion().String(), []string{v1alpha1.GroupVersion.String()})
 	}
-	return field.NotSupported(field.NewPath("kind"), gvk.Kind, []string{"Plugin", "PluginChain", "PluginConfig"})
+	return field.NotSupported(field.NewPath("kind"), gvk.Kind, validate.KindNames())
 }
 
 var unknownFieldRE = regexp.MustCompile(`^unknown field "(.+)"$`)
