@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,25 +17,7 @@ import (
 // runInject runs `cors-webhook inject ARGS` with stdin and returns its output and exit code.
 func runInject(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
-	root := newRootCommand()
-	var out, errOut bytes.Buffer
-	root.SetIn(strings.NewReader(stdin))
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(append([]string{"inject"}, args...))
-	// As run does: the message of a failing command goes to stderr once.
-	code := exitOK
-	if err := root.Execute(); err != nil {
-		code = exitUsage
-		ee, ok := err.(*exitError)
-		if ok {
-			code = ee.code
-		}
-		if !ok || ee.err != nil {
-			errOut.WriteString("Error: " + err.Error() + "\n")
-		}
-	}
-	return out.String(), errOut.String(), code
+	return runCommand(t, stdin, append([]string{"inject"}, args...)...)
 }
 
 // injectContext is what a GitOps repository holds besides the workloads: the labeled

@@ -61,6 +61,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newValidateCommand(), newInjectCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newValidateCommand(), newInjectCommand(), newDescribeCommand(), newVersionCommand())
 	return root
 }
