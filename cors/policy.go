@@ -66,7 +66,10 @@ type Decision struct {
 }
 
 // Header is one response header to set. Name is lower-case, as the seed shows it.
-type Header struct{ Name, Value string }
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
 
 type matchKind uint8
 

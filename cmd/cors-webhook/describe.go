@@ -70,7 +70,7 @@ Offline, with -f, they are read from manifests as for inject; POD then names a P
 				live = len(files) == 0
 			)
 			if live {
-				pod, r, err = readLive(cmd.Context(), namespace, args[0], injector)
+				pod, r, err = readLive(cmd.Context(), namespace, args[0])
 			} else {
 				pod, r, err = readOffline(files, cmd.InOrStdin(), namespace, args[0])
 			}
@@ -436,7 +436,7 @@ func readOffline(files []string, stdin io.Reader, namespace, name string) (*core
 
 // readLive reads the pod and what its description depends on from the cluster, into a
 // snapshot: the same Reader the offline mode uses.
-func readLive(ctx context.Context, namespace, name string, _ *inject.Injector) (*corev1.Pod, clusterstate.Reader, error) {
+func readLive(ctx context.Context, namespace, name string) (*corev1.Pod, clusterstate.Reader, error) {
 	cfg, err := config.GetConfig()
 	if err != nil {
 		return nil, nil, fmt.Errorf("load kubeconfig: %w", err)
