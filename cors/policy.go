@@ -25,7 +25,6 @@ const (
 	HeaderAllowMethods     = "access-control-allow-methods"
 	HeaderAllowHeaders     = "access-control-allow-headers"
 	HeaderMaxAge           = "access-control-max-age"
-	HeaderVary             = "vary"
 )
 
 // Action is what the sidecar does with a request.

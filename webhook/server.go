@@ -49,8 +49,8 @@ type Options struct {
 	// ProbeAddr is the bind address of /healthz and /readyz ("0" disables them; default ":8081").
 	ProbeAddr string
 
-	// LeaderElection elects one replica for the work that needs a single writer (the
-	// reconciler of a later issue). Admission is served by every replica regardless.
+	// LeaderElection elects one replica for the work that needs a single writer (the Day-2
+	// reconcilers). Admission is served by every replica regardless.
 	LeaderElection bool
 	// LeaderElectionNamespace is where the election lease lives (default: the pod's namespace).
 	LeaderElectionNamespace string

@@ -1,6 +1,6 @@
 // Command cors-webhook is the CORS admission webhook for plugin.flomesh.io resources: `serve` runs
 // the webhook server, `validate` and `inject` run the same checks and mutation offline on files,
-// `version` prints the build.
+// `describe` explains what it does with one pod (live or from files), `version` prints the build.
 package main
 
 import (

@@ -28,8 +28,10 @@ func newServeCommand() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the admission webhook server",
 		Long: `Run the admission webhook server: the validating webhooks of Plugin, PluginChain and
-PluginConfig (CREATE and UPDATE) on the webhook port, /healthz and /readyz on the probe address,
-and Prometheus metrics on the metrics address. Existing objects are read from an informer cache;
+PluginConfig (CREATE and UPDATE) and the mutating webhook of Pod CREATE, which injects the CORS
+sidecar into the pods a PluginChain selects (see --sidecar-image and the other injector
+flags), on the webhook port; /healthz and /readyz on the probe address; and Prometheus metrics
+on the metrics address. Existing objects are read from an informer cache;
 the server reports ready once it has synced.
 
 The server also keeps running pods in step with PluginChains and PluginConfigs (Day 2; with
