@@ -53,14 +53,7 @@ Offline, with -f, they are read from manifests as for inject; POD then names a P
 			if output != "text" && output != "yaml" && output != "json" {
 				return &exitError{code: exitUsage, err: fmt.Errorf("--output must be text, yaml or json, not %q", output)}
 			}
-			if err := checkCORSPlugins(corsPlugins); err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			settings, err := flags.settings(corsPlugins)
-			if err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			injector, err := inject.New(settings)
+			injector, err := flags.injector(corsPlugins)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}

@@ -45,14 +45,7 @@ conflicting, 2 when the input cannot be read or parsed, or on a usage error.`,
   kubectl kustomize overlays/prod | cors-webhook inject -f - --sidecar-image registry.example/cors-sidecar:v1 | kubectl apply -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkCORSPlugins(corsPlugins); err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			settings, err := flags.settings(corsPlugins)
-			if err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			injector, err := inject.New(settings)
+			injector, err := flags.injector(corsPlugins)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -106,6 +99,18 @@ func defaultSidecarImage() string {
 	}
 	repo, _, _ := strings.Cut(inject.DefaultSidecarImage, ":")
 	return repo + ":" + version
+}
+
+// injector is the injector of the flags and --cors-plugins, as the offline commands use it.
+func (fl *injectorFlags) injector(corsPlugins []string) (*inject.Injector, error) {
+	if err := checkCORSPlugins(corsPlugins); err != nil {
+		return nil, err
+	}
+	settings, err := fl.settings(corsPlugins)
+	if err != nil {
+		return nil, err
+	}
+	return inject.New(settings)
 }
 
 // settings turns the flags into injector settings; bad quantities are usage errors.
