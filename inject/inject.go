@@ -248,7 +248,8 @@ type Changes struct {
 	Volumes []corev1.Volume `json:"volumes"`
 }
 
-// Apply returns a copy of pod with the changes made.
+// Apply returns a copy of pod with the changes made. The added containers and volumes share
+// their nested values with c; neither is modified afterwards.
 func (c *Changes) Apply(pod *corev1.Pod) *corev1.Pod {
 	out := pod.DeepCopy()
 	if out.Annotations == nil {
@@ -259,12 +260,8 @@ func (c *Changes) Apply(pod *corev1.Pod) *corev1.Pod {
 		out.Labels = map[string]string{}
 	}
 	maps.Copy(out.Labels, c.Labels)
-	for i := range c.InitContainers {
-		out.Spec.InitContainers = slices.Insert(out.Spec.InitContainers, i, *c.InitContainers[i].DeepCopy())
-	}
-	for i := range c.Volumes {
-		out.Spec.Volumes = append(out.Spec.Volumes, *c.Volumes[i].DeepCopy())
-	}
+	out.Spec.InitContainers = slices.Insert(out.Spec.InitContainers, 0, c.InitContainers...)
+	out.Spec.Volumes = append(out.Spec.Volumes, c.Volumes...)
 	return out
 }
 

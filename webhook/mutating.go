@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -300,24 +301,30 @@ func injectedMembers(raw []byte, changes *inject.Changes) ([]byte, []byte, error
 		prepend bool
 		items   any
 	}{{"initContainers", true, changes.InitContainers}, {"volumes", false, changes.Volumes}} {
-		var own, ours []json.RawMessage
-		if old, ok := original["spec"][m.name]; ok && string(old) != "null" {
-			if err := json.Unmarshal(old, &own); err != nil {
-				return nil, nil, fmt.Errorf("reading the pod's spec.%s: %w", m.name, err)
-			}
-		}
-		b, err := json.Marshal(m.items)
+		ours, err := json.Marshal(m.items)
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := json.Unmarshal(b, &ours); err != nil {
-			return nil, nil, err
+		own := bytes.TrimSpace(original["spec"][m.name])
+		if len(own) == 0 || string(own) == "null" {
+			current["spec"][m.name] = json.RawMessage(ours)
+			continue
 		}
-		if m.prepend {
-			current["spec"][m.name] = append(ours, own...)
-		} else {
-			current["spec"][m.name] = append(own, ours...)
+		if own[0] != '[' || own[len(own)-1] != ']' {
+			return nil, nil, fmt.Errorf("the pod's spec.%s is not a JSON array", m.name)
 		}
+		// Both are JSON arrays: splice the elements, the pod's own kept as they were sent.
+		first, second := ours, []byte(own)
+		if !m.prepend {
+			first, second = second, first
+		}
+		inner := func(a []byte) []byte { return bytes.TrimSpace(a[1 : len(a)-1]) }
+		joined := append([]byte{'['}, inner(first)...)
+		if len(inner(first)) > 0 && len(inner(second)) > 0 {
+			joined = append(joined, ',')
+		}
+		joined = append(append(joined, inner(second)...), ']')
+		current["spec"][m.name] = json.RawMessage(joined)
 	}
 	o, err := json.Marshal(original)
 	if err != nil {
