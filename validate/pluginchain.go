@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
@@ -189,6 +190,9 @@ type chainCheck struct {
 	scope      chainScope
 	// ownNS is the chain's namespace when it has no namespaceSelector and the namespace exists.
 	ownNS *corev1.Namespace
+	// compiled is the chain under the selection rule of package chains, converted once for
+	// the loops over namespaces.
+	compiled *chains.Compiled
 }
 
 // checkChainConflicts compares the chain with every existing chain that can reach the same
@@ -202,7 +206,11 @@ func (c *collector) checkChainConflicts(r clusterstate.Reader, chain *v1alpha1.P
 	if !ok || !scope.pods.satisfiable() || (scope.nsSel != nil && !scope.nsSel.satisfiable()) {
 		return // selects no pod at all: nothing to conflict with
 	}
-	cc := &chainCheck{r: r, chain: chain, corsPlugin: corsPlugin, opts: c.opts, scope: scope}
+	compiled, ok := c.opts.selection().Compile(chain)
+	if !ok {
+		return // the selectors were validated; a chain that does not convert selects nothing
+	}
+	cc := &chainCheck{r: r, chain: chain, corsPlugin: corsPlugin, opts: c.opts, scope: scope, compiled: compiled}
 	selPath := field.NewPath("spec", "selectors")
 	if scope.nsSel == nil {
 		ns, err := r.Namespace(chain.Namespace)
@@ -289,7 +297,7 @@ func (cc *chainCheck) candidates() ([]*v1alpha1.PluginChain, error) {
 		return nil, err
 	}
 	for _, ns := range namespaces {
-		if cc.opts.selection().SelectsNamespace(cc.chain, ns) {
+		if cc.compiled.SelectsNamespace(ns) {
 			if err := addLocal(ns.Name); err != nil {
 				return nil, err
 			}
@@ -367,10 +375,11 @@ func (cc *chainCheck) witness(other *v1alpha1.PluginChain) (string, error) {
 		return "", err
 	}
 	var common *corev1.Namespace // the first by name, whatever order the Reader uses
-	for _, ns := range namespaces {
-		if (common == nil || ns.Name < common.Name) &&
-			cc.opts.selection().SelectsNamespace(cc.chain, ns) && cc.opts.selection().SelectsNamespace(other, ns) {
-			common = ns
+	if otherCompiled, ok := cc.opts.selection().Compile(other); ok {
+		for _, ns := range namespaces {
+			if (common == nil || ns.Name < common.Name) && cc.compiled.SelectsNamespace(ns) && otherCompiled.SelectsNamespace(ns) {
+				common = ns
+			}
 		}
 	}
 	if common != nil {
