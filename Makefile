@@ -78,8 +78,10 @@ verify-generate: generate ## Fail when the committed generated files are stale.
 		git status --porcelain -- api charts/cors-webhook/crds; git diff -- api charts/cors-webhook/crds | head -50; exit 1; fi
 
 .PHONY: lint
-lint: ## gofmt and go vet.
+lint: ## gofmt, go vet, and go.mod/go.sum as go mod tidy leaves them.
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; exit 1; }
+	@cd $(TOOLS_DIR) && $(GO) mod tidy -diff || { echo "$(TOOLS_DIR)/go.mod is not tidy: run 'go mod tidy' there and commit"; exit 1; }
 	$(GO) vet ./...
 	cd $(TOOLS_DIR) && $(GO) vet ./...
 

@@ -13,10 +13,6 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/corsconfig"
 )
 
-// PodPolicyAnnotation is the pod annotation that carries the JSON of a [PodPolicy]. The sidecar
-// reads it through a downwardAPI volume, so a change reaches it without a restart.
-const PodPolicyAnnotation = "cors-webhook.io/policy"
-
 // PodPolicyVersion is the only PodPolicy version this code writes and reads. It lets a newer
 // webhook and an older sidecar (or the reverse) detect that they do not speak the same format
 // instead of misreading it.

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/cors"
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
 	"github.com/cors-webhook/cors-webhook/internal/localcluster"
@@ -110,14 +111,14 @@ func TestMutatingWebhookInjectsTheSeedPods(t *testing.T) {
 				Version int                        `json:"version"`
 				Ports   map[string]json.RawMessage `json:"ports"`
 			}
-			if err := json.Unmarshal([]byte(pod.Annotations[cors.PodPolicyAnnotation]), &policy); err != nil {
-				t.Fatalf("%s: policy annotation %q: %v", pod.Name, pod.Annotations[cors.PodPolicyAnnotation], err)
+			if err := json.Unmarshal([]byte(pod.Annotations[contract.AnnotationPolicy]), &policy); err != nil {
+				t.Fatalf("%s: policy annotation %q: %v", pod.Name, pod.Annotations[contract.AnnotationPolicy], err)
 			}
 			if policy.Version != 1 || len(policy.Ports) != 1 || string(policy.Ports["8080"]) != wantEntry {
-				t.Errorf("%s: policy annotation %s\nwant port 8080: %s", pod.Name, pod.Annotations[cors.PodPolicyAnnotation], wantEntry)
+				t.Errorf("%s: policy annotation %s\nwant port 8080: %s", pod.Name, pod.Annotations[contract.AnnotationPolicy], wantEntry)
 			}
 			// The policy is what the sidecar will load.
-			if _, err := cors.ParsePodPolicy([]byte(pod.Annotations[cors.PodPolicyAnnotation])); err != nil {
+			if _, err := cors.ParsePodPolicy([]byte(pod.Annotations[contract.AnnotationPolicy])); err != nil {
 				t.Errorf("%s: the sidecar would not load the annotation: %v", pod.Name, err)
 			}
 		}
@@ -256,7 +257,7 @@ spec:
 		}
 		pod := waitForPod(t, c, "named", client.MatchingLabels{"app": "web"})
 		want := `{"version":1,"ports":{"8443":{"allowOrigins":[{"exact":"https://web.example"}]}}}`
-		if got := pod.Annotations[cors.PodPolicyAnnotation]; got != want {
+		if got := pod.Annotations[contract.AnnotationPolicy]; got != want {
 			t.Errorf("policy %s, want %s", got, want)
 		}
 		if got := pod.Annotations["cors-webhook.io/redirect-ports"]; got != "8443" {

@@ -10,8 +10,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
-	"github.com/cors-webhook/cors-webhook/inject"
 	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
@@ -75,11 +75,11 @@ spec:
 		}
 		p := pods[0]
 		for _, ic := range p.Spec.InitContainers {
-			if ic.Name == inject.ContainerSidecar {
+			if ic.Name == contract.ContainerSidecar {
 				img = ic.Image
 			}
 		}
-		return p.Annotations[inject.AnnotationSidecarVersion], img, len(pods)
+		return p.Annotations[contract.AnnotationSidecarVersion], img, len(pods)
 	}
 	framework.Eventually(t, 60*time.Second, 200*time.Millisecond, func() (bool, string) {
 		v, img, n := sidecarOf()

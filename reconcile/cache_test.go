@@ -9,7 +9,7 @@ import (
 
 	"k8s.io/utils/ptr"
 
-	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // TestTrimPodKeepsWhatTheReconcilersRead: the facts the reconcilers take from a pod are the
@@ -19,12 +19,12 @@ func TestTrimPodKeepsWhatTheReconcilersRead(t *testing.T) {
 	full := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "web", Namespace: "app", Labels: map[string]string{"app": "web"},
-			Annotations:     map[string]string{inject.AnnotationPolicy: `{"version":1,"ports":{}}`, inject.AnnotationRedirectPorts: "8080"},
+			Annotations:     map[string]string{contract.AnnotationPolicy: `{"version":1,"ports":{}}`, contract.AnnotationRedirectPorts: "8080"},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-1", UID: "u1", Controller: ptr.To(true)}},
 			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 		},
 		Spec: corev1.PodSpec{
-			InitContainers: []corev1.Container{{Name: inject.ContainerSidecar, RestartPolicy: &always, Ports: []corev1.ContainerPort{{Name: "cors-admin", ContainerPort: 15021}}, Args: []string{"proxy"}}},
+			InitContainers: []corev1.Container{{Name: contract.ContainerSidecar, RestartPolicy: &always, Ports: []corev1.ContainerPort{{Name: "cors-admin", ContainerPort: 15021}}, Args: []string{"proxy"}}},
 			Containers: []corev1.Container{{Name: "app", Image: "web:1", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 				Env: []corev1.EnvVar{{Name: "A", Value: "b"}}}},
 			Volumes: []corev1.Volume{{Name: "data"}},

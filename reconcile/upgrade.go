@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
@@ -17,7 +18,7 @@ func outdatedSidecar(pod *corev1.Pod, res *inject.Resolution, in *inject.Injecto
 	if res == nil || !res.Selected || !hasSidecar(&pod.Spec) {
 		return false
 	}
-	return inject.SidecarOutdated(pod.Annotations[inject.AnnotationSidecarVersion], inject.SidecarVersion(in.Settings().SidecarImage))
+	return inject.SidecarOutdated(pod.Annotations[contract.AnnotationSidecarVersion], inject.SidecarVersion(in.Settings().SidecarImage))
 }
 
 // upgradeToken is the rollout token of a sidecar upgrade: the token of the chains' change

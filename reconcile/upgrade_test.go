@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
@@ -19,10 +20,10 @@ func TestOutdatedSidecar(t *testing.T) {
 	pod := func(version string, sidecar bool) *corev1.Pod {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{}}}
 		if version != "" {
-			p.Annotations[inject.AnnotationSidecarVersion] = version
+			p.Annotations[contract.AnnotationSidecarVersion] = version
 		}
 		if sidecar {
-			p.Spec.InitContainers = []corev1.Container{{Name: inject.ContainerSidecar}}
+			p.Spec.InitContainers = []corev1.Container{{Name: contract.ContainerSidecar}}
 		}
 		return p
 	}

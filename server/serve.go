@@ -123,14 +123,20 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	register := func(path string, h admission.Handler) {
 		srv.Register(path, s.closeWhenDraining(&admission.Webhook{Handler: h}))
 	}
-	register(webhook.ValidatePluginPath, webhook.NewPluginValidator(decoder, opts.Validation))
-	register(webhook.ValidatePluginChainPath, webhook.NewPluginChainValidator(decoder, reader, opts.Validation))
-	register(webhook.ValidatePluginConfigPath, webhook.NewPluginConfigValidator(decoder, reader, opts.Validation))
-	injector, err := newPodInjector(mgr, decoder, reader, injectionSettings(opts.Injection, opts.Validation.CORSPlugins))
+	// One injector, and with it one CORS plugin set, for validation and injection.
+	injector, err := inject.New(injectionSettings(opts.Injection, opts.Validation.Plugins.Names()))
 	if err != nil {
 		return nil, err
 	}
-	register(webhook.MutatePodPath, injector)
+	opts.Validation.Plugins = injector.Selection().Plugins
+	for _, kind := range validate.Kinds {
+		register(webhook.ValidatePath(kind), webhook.NewValidator(decoder, kind, reader, opts.Validation))
+	}
+	podInjector, err := newPodInjector(mgr, decoder, reader, injector)
+	if err != nil {
+		return nil, err
+	}
+	register(webhook.MutatePodPath, podInjector)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
@@ -154,11 +160,7 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 
 // newPodInjector is the pod injection handler, reading chains through an index kept by the
 // manager's cache.
-func newPodInjector(mgr manager.Manager, decoder admission.Decoder, r *webhook.CacheReader, settings inject.Settings) (*webhook.PodInjector, error) {
-	injector, err := inject.New(settings)
-	if err != nil {
-		return nil, err
-	}
+func newPodInjector(mgr manager.Manager, decoder admission.Decoder, r *webhook.CacheReader, injector *inject.Injector) (*webhook.PodInjector, error) {
 	webhook.RegisterInjectionMetrics()
 	indexed, err := webhook.NewChainIndexReader(context.Background(), mgr.GetCache(), r, injector)
 	if err != nil {

@@ -45,8 +45,8 @@ func PluginConfigCreate(r clusterstate.Reader, cfg *v1alpha1.PluginConfig, opts 
 	if !pluginOK {
 		return c.result()
 	}
-	if !opts.IsCORSPlugin(plugin) {
-		c.warn(spec.Child("plugin"), "%q is not a CORS plugin (--cors-plugins=%s): cors-webhook ignores this config", plugin, opts.corsPluginList())
+	if !opts.Plugins.Has(plugin) {
+		c.warn(spec.Child("plugin"), "%q is not a CORS plugin (--cors-plugins=%s): cors-webhook ignores this config", plugin, opts.Plugins.String())
 		return c.result()
 	}
 	if declared, err := r.Plugin(plugin); err != nil {

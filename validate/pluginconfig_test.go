@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
@@ -207,7 +208,7 @@ func TestPluginConfigGenericRules(t *testing.T) {
 		{name: "destinationRef of another apiVersion", spec: cfg + "plugin: cors-policy\ndestinationRefs: [{kind: Service, apiVersion: apps/v1, name: pipy-ok}]",
 			errs: []wantErr{{"spec.destinationRefs[0].apiVersion", "Unsupported value"}}},
 		{name: "undeclared CORS plugin", spec: cfg + "plugin: cors-other\ndestinationRefs: [{kind: Service, name: pipy-ok}]",
-			opts: Options{CORSPlugins: []string{"cors-policy", "cors-other"}}, warnings: []string{`spec.plugin: Plugin "cors-other" is not declared`}},
+			opts: Options{Plugins: chains.NewPlugins("cors-policy", "cors-other")}, warnings: []string{`spec.plugin: Plugin "cors-other" is not declared`}},
 		{name: "non-CORS plugin: config not checked", spec: "plugin: rate-limit\nconfig: {anything: [1]}\ndestinationRefs: [{kind: Service, name: pipy-ok}]",
 			warnings: []string{`spec.plugin: "rate-limit" is not a CORS plugin (--cors-plugins=cors-policy)`}},
 		{name: "non-CORS plugin: destinationRefs still checked", spec: "plugin: rate-limit\ndestinationRefs: [{kind: Pod, name: x}]",

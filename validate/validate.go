@@ -20,37 +20,23 @@ import (
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-)
 
-// DefaultCORSPlugins is the default of --cors-plugins: the plugin name the FSM guide declares.
-var DefaultCORSPlugins = []string{"cors-policy"}
+	"github.com/cors-webhook/cors-webhook/chains"
+)
 
 // Options are the server-wide settings validation depends on.
 type Options struct {
-	// CORSPlugins are the names of the CORS plugins (--cors-plugins). Empty means
-	// DefaultCORSPlugins.
-	CORSPlugins []string
+	// Plugins are the CORS plugins (--cors-plugins); the zero value is the default set.
+	Plugins chains.Plugins
 
 	// Strict turns the security warnings (risky origin matchers, the null origin, credentials
 	// for any origin) into errors (--strict).
 	Strict bool
 }
 
-// IsCORSPlugin reports whether a plugin name is one of the CORS plugins.
-func (o Options) IsCORSPlugin(name string) bool {
-	if len(o.CORSPlugins) == 0 {
-		return slices.Contains(DefaultCORSPlugins, name)
-	}
-	return slices.Contains(o.CORSPlugins, name)
-}
-
-func (o Options) corsPluginList() string {
-	list := o.CORSPlugins
-	if len(list) == 0 {
-		list = DefaultCORSPlugins
-	}
-	return strings.Join(list, ",")
-}
+// selection is the chain selection rule of these options, shared with injection and
+// reconciliation through package chains.
+func (o Options) selection() chains.Selection { return chains.Selection{Plugins: o.Plugins} }
 
 // Origins of errors: the rule that produced each error, for metrics (rejections by reason) and
 // tests. Errors without one of these come from generic checks (metadata, label selectors,

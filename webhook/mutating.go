@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -172,7 +173,7 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		}
 		return admission.Allowed(""), outcome
 	}
-	original, current, err := injectedMembers(req.Object.Raw, res.Pod)
+	original, current, err := injectedMembers(req.Object.Raw, res.Changes)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError
 	}
@@ -233,14 +234,14 @@ func decodeMetadata(raw []byte) (*metav1.ObjectMeta, error) {
 }
 
 // injectedMembers returns the parts of a pod that the injection changes, as JSON objects with
-// the pod's own paths: from the pod as the API server sent it (raw), and from the injected pod.
-// inject.Injector.Inject adds to metadata.annotations, metadata.labels, spec.initContainers and
-// spec.volumes and to nothing else (its tests pin that), so the JSON patch between these two
-// documents is the patch between the whole pods, without diffing the rest of the pod: its
-// containers and managedFields are most of its JSON, and comparing them twice was half the
-// cost of an injection. A side benefit: fields of the pod unknown to this build's API types
-// (a newer API server) are not in the diff, so the patch never removes them.
-func injectedMembers(raw []byte, injected *corev1.Pod) ([]byte, []byte, error) {
+// the pod's own paths: as the API server sent them (raw), and with the change set applied.
+// The injection changes metadata.annotations, metadata.labels, spec.initContainers and
+// spec.volumes and nothing else (inject.Changes), so the JSON patch between these two
+// documents is the patch between the whole pods, without decoding or diffing the rest of the
+// pod: its containers and managedFields are most of its JSON. The pod's own entries are kept
+// as raw JSON, so fields unknown to this build's API types (a newer API server) are never in
+// the diff, and the patch never removes them.
+func injectedMembers(raw []byte, changes *inject.Changes) ([]byte, []byte, error) {
 	original := map[string]map[string]json.RawMessage{}
 	iter := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowIterator(raw)
 	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnIterator(iter)
@@ -265,20 +266,55 @@ func injectedMembers(raw []byte, injected *corev1.Pod) ([]byte, []byte, error) {
 	if iter.Error != nil && !errors.Is(iter.Error, io.EOF) {
 		return nil, nil, fmt.Errorf("reading the pod: %w", iter.Error)
 	}
-	// The same members of the injected pod, as json.Marshal of the whole pod writes them
-	// (all four are omitempty).
 	current := map[string]map[string]any{"metadata": {}, "spec": {}}
-	if len(injected.Annotations) > 0 {
-		current["metadata"]["annotations"] = injected.Annotations
+	for _, m := range []struct {
+		name string
+		set  map[string]string
+	}{{"annotations", changes.Annotations}, {"labels", changes.Labels}} {
+		merged := map[string]json.RawMessage{}
+		if old, ok := original["metadata"][m.name]; ok && string(old) != "null" {
+			if err := json.Unmarshal(old, &merged); err != nil {
+				return nil, nil, fmt.Errorf("reading the pod's metadata.%s: %w", m.name, err)
+			}
+		}
+		for k, v := range m.set {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, nil, err
+			}
+			merged[k] = b
+		}
+		current["metadata"][m.name] = merged
 	}
-	if len(injected.Labels) > 0 {
-		current["metadata"]["labels"] = injected.Labels
-	}
-	if len(injected.Spec.InitContainers) > 0 {
-		current["spec"]["initContainers"] = injected.Spec.InitContainers
-	}
-	if len(injected.Spec.Volumes) > 0 {
-		current["spec"]["volumes"] = injected.Spec.Volumes
+	for _, m := range []struct {
+		name    string
+		prepend bool
+		items   any
+	}{{"initContainers", true, changes.InitContainers}, {"volumes", false, changes.Volumes}} {
+		ours, err := json.Marshal(m.items)
+		if err != nil {
+			return nil, nil, err
+		}
+		own := bytes.TrimSpace(original["spec"][m.name])
+		if len(own) == 0 || string(own) == "null" {
+			current["spec"][m.name] = json.RawMessage(ours)
+			continue
+		}
+		if own[0] != '[' || own[len(own)-1] != ']' {
+			return nil, nil, fmt.Errorf("the pod's spec.%s is not a JSON array", m.name)
+		}
+		// Both are JSON arrays: splice the elements, the pod's own kept as they were sent.
+		first, second := ours, []byte(own)
+		if !m.prepend {
+			first, second = second, first
+		}
+		inner := func(a []byte) []byte { return bytes.TrimSpace(a[1 : len(a)-1]) }
+		joined := append([]byte{'['}, inner(first)...)
+		if len(inner(first)) > 0 && len(inner(second)) > 0 {
+			joined = append(joined, ',')
+		}
+		joined = append(append(joined, inner(second)...), ']')
+		current["spec"][m.name] = json.RawMessage(joined)
 	}
 	o, err := json.Marshal(original)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/server"
 )
 
@@ -25,17 +26,20 @@ const defaultShutdownDelay = 10 * time.Second
 
 func newServeCommand() *cobra.Command {
 	var (
-		opts    server.ServeOptions
-		zapOpts = zap.Options{}
-		inj     injectorFlags
+		opts        server.ServeOptions
+		corsPlugins []string
+		zapOpts     = zap.Options{}
+		inj         injectorFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the admission webhook server",
 		Long: `Run the admission webhook server: the validating webhooks of Plugin, PluginChain and
-PluginConfig (CREATE and UPDATE) and the pod injector on the webhook port, /healthz and /readyz
-on the probe address, and Prometheus metrics on the metrics address. Existing objects are read
-from an informer cache of Plugins, PluginChains, PluginConfigs, Services and Namespaces.
+PluginConfig (CREATE and UPDATE) and the mutating webhook of Pod CREATE, which injects the CORS
+sidecar into the pods a PluginChain selects (see --sidecar-image and the other injector
+flags), on the webhook port; /healthz and /readyz on the probe address; and Prometheus metrics
+on the metrics address. Existing objects are read from an informer cache of Plugins,
+PluginChains, PluginConfigs, Services and Namespaces.
 
 Every replica serves on its own: there is no leader election, and nothing here writes to the
 cluster but Events. /readyz passes once the cache has synced and the caBundle of
@@ -49,10 +53,11 @@ The cluster is reached with --kubeconfig, else $KUBECONFIG, else the in-cluster 
 else ~/.kube/config.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkCORSPlugins(opts.Validation.CORSPlugins); err != nil {
+			if err := checkCORSPlugins(corsPlugins); err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			injection, err := inj.settings(opts.Validation.CORSPlugins)
+			opts.Validation.Plugins = chains.NewPlugins(corsPlugins...)
+			injection, err := inj.settings(corsPlugins)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -71,7 +76,7 @@ else ~/.kube/config.`,
 	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", defaultShutdownDelay, "after SIGTERM, keep serving this long with /readyz failing, so that endpoints stop routing here before the listener closes")
 	f.BoolVar(&opts.Validation.Strict, "strict", false, "reject what would otherwise be security warnings (risky origin matchers, the null origin, credentials for any origin)")
 	addProcessFlags(f, &opts.MetricsAddr, &opts.ProbeAddr)
-	addCORSPluginsFlag(f, &opts.Validation.CORSPlugins)
+	addCORSPluginsFlag(f, &corsPlugins)
 	addInjectorFlags(f, &inj)
 	opts.Certs.AddFlags(f)
 	addKubeFlags(f, "serve", &zapOpts)

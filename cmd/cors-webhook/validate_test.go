@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -15,24 +14,7 @@ import (
 // handling errors as run does.
 func runValidate(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	root := newRootCommand()
-	var out, errOut bytes.Buffer
-	root.SetIn(strings.NewReader(stdin))
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(append([]string{"validate"}, args...))
-	code = exitOK
-	if err := root.Execute(); err != nil {
-		code = exitUsage
-		ee, ok := err.(*exitError)
-		if ok {
-			code = ee.code
-		}
-		if !ok || ee.err != nil {
-			errOut.WriteString("Error: " + err.Error() + "\n")
-		}
-	}
-	return out.String(), errOut.String(), code
+	return runCommand(t, stdin, append([]string{"validate"}, args...)...)
 }
 
 // The guide's objects (examples/manifests), as a user's repository would hold them.
