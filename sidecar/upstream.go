@@ -54,22 +54,16 @@ func (u *upConn) closeIfSet() {
 	}
 }
 
-// staleAfter is how long a connection may sit idle before it is checked, with one non-blocking
-// peek, for a close the application sent meanwhile. Checking every reuse would cost a system
-// call per request; an application rarely closes a connection within a second of using it.
-const staleAfter = time.Second
-
 // usable reports whether an idle connection can carry another request: not idle for longer than
-// maxIdle, and (when idle for a while) not closed by the application.
+// maxIdle, and nothing received since its last response, neither buffered nor on the socket.
+// Such bytes are a close, or an application sending more than it was asked for; either way the
+// next response read from it would not be the answer to the next request. The socket check is
+// one non-blocking system call per reuse.
 func (u *upConn) usable(now time.Time, maxIdle time.Duration) bool {
-	idle := now.Sub(u.lastUsed)
-	if maxIdle > 0 && idle > maxIdle {
+	if maxIdle > 0 && now.Sub(u.lastUsed) > maxIdle {
 		return false
 	}
-	if idle < staleAfter {
-		return true
-	}
-	return peerOpen(u.nc)
+	return u.br.Buffered() == 0 && peerOpen(u.nc)
 }
 
 // peerOpen peeks at a connection without blocking: an idle keep-alive connection has nothing to
