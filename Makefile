@@ -67,6 +67,7 @@ lint: ## gofmt and go vet.
 test: tools verify-generate lint ## Unit and end-to-end tests (real kube-apiserver, kubectl, helm, network namespaces).
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
 	$(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
+	$(MAKE) fuzz-ci
 
 .PHONY: unit
 unit: ## Unit tests only (no control plane).
@@ -84,6 +85,17 @@ demo: tools ## The seed guide on an embedded control plane (or on $$KUBECONFIG's
 .PHONY: bench
 bench: ## Go benchmarks.
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+FUZZTIME ?= 10m
+FUZZ_TARGETS = FuzzRequestHead FuzzChunkedBody FuzzResponseHead
+
+.PHONY: fuzz
+fuzz: ## Differential fuzzing of the sidecar's HTTP/1.1 readers against net/http, FUZZTIME (10m) per target.
+	@for t in $(FUZZ_TARGETS); do echo ">> $$t"; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) ./sidecar/ || exit 1; done
+
+.PHONY: fuzz-ci
+fuzz-ci: ## The fuzz targets for a bounded time each, as make test runs them.
+	$(MAKE) fuzz FUZZTIME=20s
 
 .PHONY: bench-sidecar
 bench-sidecar: ## wrk: app direct vs cors-sidecar vs nginx; writes docs/benchmarks.md.

@@ -69,6 +69,7 @@ type response struct {
 	body   bodyKind
 	length int64
 	close  bool // the application closes its connection after it
+	http10 bool
 }
 
 // httpError is a request the proxy rejects itself with a status code.

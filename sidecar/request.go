@@ -57,18 +57,16 @@ func (c *clientConn) parseRequestLine(r *request, line []byte) error {
 	if sp2 <= 0 {
 		return errBadRequest
 	}
-	for _, b := range rest[:sp2] {
-		if b <= ' ' || b == 0x7f {
-			return errBadRequest
-		}
-	}
 	minor, err := parseVersion(rest[sp2+1:])
 	if err != nil {
 		return err
 	}
+	r.method = methodString(line[:sp1])
+	if !validTarget(r.method, rest[:sp2]) {
+		return errBadRequest
+	}
 	r.minor = minor
 	r.close = minor == 0 // unless it asks for keep-alive
-	r.method = methodString(line[:sp1])
 	c.head = append(c.head[:0], line[:len(line)-1]...)
 	c.head = append(c.head, byte('0'+minor), '\r', '\n')
 	return nil
@@ -139,10 +137,13 @@ func (c *clientConn) requestField(r *request, st *headScan, kind headerKind, val
 		}
 		st.sawLength, r.length = true, n
 	case hTransferEncoding:
-		if !lastTokenIs(val, "chunked") {
-			return false, errBadRequest // the body length cannot be determined (RFC 9112 §6.3)
+		switch {
+		case st.sawTE || !lastTokenIs(val, "chunked"):
+			return false, errBadRequest // chunked twice, or the length cannot be determined (RFC 9112 §6.3)
+		case !equalFold(val, "chunked"):
+			return false, errNotImplemented // a coding under chunked (RFC 9112 §6.1)
 		}
-		r.body = bodyChunked
+		st.sawTE, r.body = true, bodyChunked
 	case hConnection:
 		st.connClose = st.connClose || hasToken(val, "close")
 		st.connKeepAlive = st.connKeepAlive || hasToken(val, "keep-alive")
@@ -268,6 +269,50 @@ func nextListItem(list []byte) (item, rest []byte) {
 	}
 	return bytes.Trim(item, " \t"), rest
 }
+
+// validTarget checks the form of a request-target (RFC 9112 §3.2): origin-form, absolute-form,
+// authority-form for CONNECT, asterisk-form for OPTIONS; no whitespace or control bytes, and
+// (like net/http) valid percent-encodings in the path.
+func validTarget(method string, t []byte) bool {
+	for _, b := range t {
+		if b <= ' ' || b == 0x7f {
+			return false
+		}
+	}
+	switch {
+	case method == "CONNECT":
+		return len(t) > 0 && t[0] != '/' && bytes.IndexByte(t, ':') > 0 && validHost(t)
+	case len(t) == 1 && t[0] == '*':
+		return method == "OPTIONS"
+	case len(t) > 0 && t[0] == '/':
+	default:
+		// absolute-form: scheme "://" ...
+		i := bytes.Index(t, []byte("://"))
+		if i <= 0 || !isAlpha(t[0]) {
+			return false
+		}
+		for _, b := range t[1:i] {
+			if !isAlpha(b) && !isDigit(b) && b != '+' && b != '-' && b != '.' {
+				return false
+			}
+		}
+	}
+	path := t
+	if i := bytes.IndexByte(t, '?'); i >= 0 {
+		path = t[:i]
+	}
+	for i := 0; i < len(path); i++ {
+		if path[i] == '%' {
+			if i+2 >= len(path) || !isHex(path[i+1]) || !isHex(path[i+2]) {
+				return false
+			}
+			i += 2
+		}
+	}
+	return true
+}
+
+func isAlpha(b byte) bool { return 'a' <= b|0x20 && b|0x20 <= 'z' }
 
 // validHost reports whether v is a valid Host value: uri-host [ ":" port ] (RFC 9112 §3.2,
 // RFC 3986 §3.2.2), empty included (a request-target without authority).

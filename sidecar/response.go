@@ -35,8 +35,10 @@ func (c *clientConn) readResponseHead(up *upConn, r *request, pol *cors.Policy, 
 		return err
 	}
 	c.out.b = append(c.out.b[:start], dropHopFields(c.out.b[start:], shift(c.spans, -start), c.hop)...)
-	if st.sawLength && st.sawTE {
-		return errMalformed // RFC 9112 §6.3: a smuggling vector; refuse to forward it
+	if st.sawTE && (st.sawLength || res.http10) {
+		// RFC 9112 §6.3: a smuggling vector; and an HTTP/1.0 recipient (net/http included)
+		// ignores chunked. Refuse to forward either.
+		return errMalformed
 	}
 	res.body = responseBody(r, res, st.sawLength)
 	if interim {
@@ -77,7 +79,8 @@ func (c *clientConn) parseStatusLine(res *response, line []byte) error {
 		return errMalformed
 	}
 	res.code = code
-	res.close = line[7] == '0' // HTTP/1.0 closes unless it says keep-alive
+	res.http10 = line[7] == '0'
+	res.close = res.http10 // unless it says keep-alive
 	c.out.str("HTTP/1.1")
 	c.out.b = append(append(c.out.b, line[8:]...), crlf...)
 	return nil
@@ -122,12 +125,12 @@ func (c *clientConn) responseField(res *response, st *headScan, kind headerKind,
 		}
 		st.sawLength, res.length = true, n
 	case hTransferEncoding:
-		st.sawTE = true
-		if lastTokenIs(val, "chunked") {
-			res.body = bodyChunked
-		} else {
-			res.body, res.close = bodyEOF, true // delimited by close
+		// Only chunked alone: a client (net/http among them) may not decode another coding's
+		// framing, and a close-delimited body with a coding is a rarity not worth the ambiguity.
+		if st.sawTE || !equalFold(val, "chunked") {
+			return false, errMalformed
 		}
+		st.sawTE, res.body = true, bodyChunked
 	case hConnection:
 		if hasToken(val, "close") {
 			res.close = true
@@ -161,8 +164,6 @@ func responseBody(r *request, res *response, sawLength bool) bodyKind {
 		return bodyNone
 	case res.body == bodyChunked:
 		return bodyChunked
-	case res.body == bodyEOF:
-		return bodyEOF
 	case sawLength && res.length > 0:
 		return bodyLength
 	case sawLength:

@@ -596,16 +596,22 @@ func (cp *copier) chunkHeader(dst *outBuf, src *bufio.Reader) (int64, error) {
 	return size, dst.write(crlf)
 }
 
-// chunkEnd reads and forwards the CRLF after a chunk's data.
+// chunkEnd reads and forwards the CRLF after a chunk's data (exactly CRLF, as net/http wants).
 func (cp *copier) chunkEnd(dst *outBuf, src *bufio.Reader) error {
-	budget := 2
-	line, err := cp.readChunkLine(dst, src, &budget)
-	if err != nil {
-		return err
+	if src.Buffered() < 2 {
+		if err := dst.flush(); err != nil {
+			return err
+		}
 	}
-	if len(line) != 0 {
+	cp.clock.arm()
+	b, err := src.Peek(2)
+	if err != nil {
+		return chunkErr(err)
+	}
+	if b[0] != '\r' || b[1] != '\n' {
 		return errMalformed
 	}
+	src.Discard(2)
 	return dst.write(crlf)
 }
 
