@@ -98,5 +98,5 @@ fuzz-ci: ## The fuzz targets for a bounded time each, as make test runs them.
 	$(MAKE) fuzz FUZZTIME=20s
 
 .PHONY: bench-sidecar
-bench-sidecar: ## wrk: app direct vs cors-sidecar vs nginx; writes docs/benchmarks.md.
+bench-sidecar: ## wrk: app direct vs cors-sidecar vs nginx and HAProxy; writes docs/benchmarks.md.
 	bash hack/bench-sidecar.sh
