@@ -279,31 +279,40 @@ func validTarget(method string, t []byte) bool {
 			return false
 		}
 	}
+	return validTargetForm(method, t) && validPathEscapes(t)
+}
+
+func validTargetForm(method string, t []byte) bool {
 	switch {
 	case method == "CONNECT":
 		return len(t) > 0 && t[0] != '/' && bytes.IndexByte(t, ':') > 0 && validHost(t)
 	case len(t) == 1 && t[0] == '*':
 		return method == "OPTIONS"
 	case len(t) > 0 && t[0] == '/':
-	default:
-		// absolute-form: scheme "://" ...
-		i := bytes.Index(t, []byte("://"))
-		if i <= 0 || !isAlpha(t[0]) {
+		return true
+	}
+	// absolute-form: scheme "://" ...
+	i := bytes.Index(t, []byte("://"))
+	if i <= 0 || !isAlpha(t[0]) {
+		return false
+	}
+	for _, b := range t[1:i] {
+		if !isAlpha(b) && !isDigit(b) && b != '+' && b != '-' && b != '.' {
 			return false
 		}
-		for _, b := range t[1:i] {
-			if !isAlpha(b) && !isDigit(b) && b != '+' && b != '-' && b != '.' {
-				return false
-			}
-		}
 	}
-	path := t
+	return true
+}
+
+// validPathEscapes checks the percent-encodings of the target's path (net/http rejects a bad
+// one there; the query is left alone, as net/http does).
+func validPathEscapes(t []byte) bool {
 	if i := bytes.IndexByte(t, '?'); i >= 0 {
-		path = t[:i]
+		t = t[:i]
 	}
-	for i := 0; i < len(path); i++ {
-		if path[i] == '%' {
-			if i+2 >= len(path) || !isHex(path[i+1]) || !isHex(path[i+2]) {
+	for i := 0; i < len(t); i++ {
+		if t[i] == '%' {
+			if i+2 >= len(t) || !isHex(t[i+1]) || !isHex(t[i+2]) {
 				return false
 			}
 			i += 2
