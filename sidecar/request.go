@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"unsafe"
@@ -40,7 +41,10 @@ func (c *clientConn) readRequest(r *request) error {
 	c.upgrade = c.upgrade[:0]
 	c.hop = c.hop[:0]
 	c.spans = c.spans[:0]
-	if err := c.readRequestFields(r, &st, &budget); err != nil {
+	err = c.readFields(c.br, &budget, &c.head, errBadRequest, func(kind headerKind, val []byte) (bool, error) {
+		return c.requestField(r, &st, kind, val)
+	})
+	if err != nil {
 		return err
 	}
 	return c.finishRequest(r, &st)
@@ -89,10 +93,12 @@ func parseVersion(v []byte) (int, error) {
 
 func isDigit(b byte) bool { return '0' <= b && b <= '9' }
 
-// readRequestFields reads the field lines up to the empty line.
-func (c *clientConn) readRequestFields(r *request, st *headScan, budget *int) error {
+// readFields reads field lines up to the empty line, hands each to take, and appends the ones
+// it forwards to *out as received, noting where in c.spans. bad is the error for a line that is
+// not a field line.
+func (c *clientConn) readFields(br *bufio.Reader, budget *int, out *[]byte, bad error, take func(headerKind, []byte) (bool, error)) error {
 	for {
-		line, err := readLine(c.br, &c.scratch, budget)
+		line, err := readLine(br, &c.scratch, budget)
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -104,15 +110,15 @@ func (c *clientConn) readRequestFields(r *request, st *headScan, budget *int) er
 		}
 		name, val, ok := splitHeader(line)
 		if !ok {
-			return errBadRequest
+			return bad
 		}
-		forward, err := c.requestField(r, st, classify(name), val)
+		forward, err := take(classify(name), val)
 		if err != nil {
 			return err
 		}
 		if forward {
-			c.spans = append(c.spans, fieldSpan{len(c.head), len(c.head) + len(line) + 2, len(name)})
-			c.head = append(append(c.head, line...), crlf...)
+			c.spans = append(c.spans, fieldSpan{len(*out), len(*out) + len(line) + 2, len(name)})
+			*out = append(append(*out, line...), crlf...)
 		}
 	}
 }
@@ -378,16 +384,4 @@ func isHex(b byte) bool { return isDigit(b) || 'a' <= b && b <= 'f' || 'A' <= b 
 
 // regNameTable marks unreserved and sub-delims (RFC 3986 §2), the bytes of a reg-name besides
 // percent-encodings.
-var regNameTable = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "-._~!$&'()*+,;=" {
-		t[c] = true
-	}
-	return t
-}()
+var regNameTable = alnumTable("-._~!$&'()*+,;=")

@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"bytes"
-	"io"
 
 	"github.com/cors-webhook/cors-webhook/cors"
 )
@@ -31,7 +30,11 @@ func (c *clientConn) readResponseHead(up *upConn, r *request, pol *cors.Policy, 
 	c.hop = c.hop[:0]
 	c.spans = c.spans[:0]
 	var st headScan
-	if err := c.readResponseFields(up, res, &st, &budget, d.Action == cors.Actual && !interim, pol != nil && !interim); err != nil {
+	actual, collectVary := d.Action == cors.Actual && !interim, pol != nil && !interim
+	err = c.readFields(up.br, &budget, &c.out.b, errMalformed, func(kind headerKind, val []byte) (bool, error) {
+		return c.responseField(res, &st, kind, val, actual, collectVary)
+	})
+	if err != nil {
 		return err
 	}
 	c.out.b = append(c.out.b[:start], dropHopFields(c.out.b[start:], shift(c.spans, -start), c.hop)...)
@@ -86,36 +89,9 @@ func (c *clientConn) parseStatusLine(res *response, line []byte) error {
 	return nil
 }
 
-// readResponseFields reads the response's field lines up to the empty line. actual drops the
-// application's CORS fields (the policy's replace them); collectVary gathers Vary into c.vary.
-func (c *clientConn) readResponseFields(up *upConn, res *response, st *headScan, budget *int, actual, collectVary bool) error {
-	for {
-		line, err := readLine(up.br, &c.scratch, budget)
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-		if len(line) == 0 {
-			return nil
-		}
-		name, val, ok := splitHeader(line)
-		if !ok {
-			return errMalformed
-		}
-		forward, err := c.responseField(res, st, classify(name), val, actual, collectVary)
-		if err != nil {
-			return err
-		}
-		if forward {
-			c.spans = append(c.spans, fieldSpan{len(c.out.b), len(c.out.b) + len(line) + 2, len(name)})
-			c.out.b = append(append(c.out.b, line...), crlf...)
-		}
-	}
-}
-
 // responseField takes in one response field and reports whether it is forwarded as received.
+// actual drops the application's CORS fields (the policy's replace them); collectVary gathers
+// Vary into c.vary.
 func (c *clientConn) responseField(res *response, st *headScan, kind headerKind, val []byte, actual, collectVary bool) (bool, error) {
 	switch kind {
 	case hContentLength:

@@ -99,7 +99,10 @@ func splitHeader(line []byte) (name, value []byte, ok bool) {
 }
 
 // tokenTable marks the bytes allowed in an RFC 9110 token.
-var tokenTable = func() (t [256]bool) {
+var tokenTable = alnumTable("!#$%&'*+-.^_`|~")
+
+// alnumTable marks ASCII letters and digits and the bytes of extra.
+func alnumTable(extra string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -107,11 +110,11 @@ var tokenTable = func() (t [256]bool) {
 		t[c] = true
 		t[c-'a'+'A'] = true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
+	for _, c := range extra {
 		t[c] = true
 	}
 	return t
-}()
+}
 
 func isToken(b []byte) bool {
 	if len(b) == 0 {
