@@ -194,6 +194,36 @@ func decodeChunked(in []byte) (data []byte, trailer textproto.MIMEHeader, used i
 	return data, trailer, cr.n - br.Buffered(), nil
 }
 
+// chunkFraming returns the framing lines of a chunked body the proxy forwarded (chunk sizes,
+// which must be bare hex digits, and trailer lines, each with its CRLF), or nil when the body
+// does not have that shape.
+func chunkFraming(b []byte) []byte {
+	framing := []byte{}
+	for {
+		i := bytes.Index(b, crlf)
+		if i <= 0 {
+			return nil
+		}
+		size, digits, err := parseChunkLine(b[:i])
+		if err != nil || len(digits) != i {
+			return nil
+		}
+		framing, b = append(framing, b[:i+2]...), b[i+2:]
+		if size == 0 {
+			break
+		}
+		if int64(len(b)) < size+2 || string(b[size:size+2]) != "\r\n" {
+			return nil
+		}
+		b = b[size+2:]
+	}
+	// The trailer section: the rest, lines ending in CRLF, the last one empty.
+	if !bytes.HasSuffix(b, crlf) {
+		return nil
+	}
+	return append(framing, b...)
+}
+
 func FuzzChunkedBody(f *testing.F) {
 	for _, s := range chunkedSeeds {
 		f.Add([]byte(s))
@@ -214,8 +244,8 @@ func FuzzChunkedBody(f *testing.F) {
 		}
 		used := cr.n - src.Buffered()
 		fwd := sink.buf.Bytes()
-		if hasBareCR(fwd) || bytes.IndexByte(fwd, ';') >= 0 && !bytes.Contains(in, []byte(";")) {
-			t.Fatalf("forwarded %q for %q", fwd, in)
+		if framing := chunkFraming(fwd); framing == nil || hasBareCR(framing) {
+			t.Fatalf("forwarded %q for %q: bad framing %q", fwd, in, framing)
 		}
 		data, trailer, fwdUsed, err := decodeChunked(fwd)
 		if err != nil || fwdUsed != len(fwd) {
