@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net/netip"
 	"unsafe"
 )
 
@@ -297,7 +298,8 @@ func validTargetForm(method string, t []byte) bool {
 	case len(t) > 0 && t[0] == '/':
 		return true
 	}
-	// absolute-form: scheme "://" ...
+	// absolute-form: scheme "://" authority [ path-abempty [ "?" query ] ], the authority a valid
+	// Host (no userinfo: RFC 9110 §4.2.4).
 	i := bytes.Index(t, []byte("://"))
 	if i <= 0 || !isAlpha(t[0]) {
 		return false
@@ -307,7 +309,12 @@ func validTargetForm(method string, t []byte) bool {
 			return false
 		}
 	}
-	return true
+	authority := t[i+3:]
+	if end := bytes.IndexAny(authority, "/?"); end >= 0 {
+		authority = authority[:end]
+	}
+	// net/http's URL parser allows percent-encodings in a host only for non-ASCII bytes: none.
+	return bytes.IndexByte(authority, '%') < 0 && validHost(authority)
 }
 
 // validPathEscapes checks the percent-encodings of the target's path (net/http rejects a bad
@@ -367,17 +374,11 @@ func validHost(v []byte) bool {
 	return true
 }
 
-// validIPLiteral accepts the characters of an IPv6 address or IPvFuture between the brackets.
+// validIPLiteral accepts an IPv6 address between the brackets (IPvFuture is refused, as net/http
+// refuses it).
 func validIPLiteral(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !isHex(c) && c != ':' && c != '.' && !regNameTable[c] {
-			return false
-		}
-	}
-	return true
+	a, err := netip.ParseAddr(string(b))
+	return err == nil && a.Is6() && a.Zone() == ""
 }
 
 func isHex(b byte) bool { return isDigit(b) || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F' }

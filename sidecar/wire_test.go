@@ -56,6 +56,8 @@ func TestValidHost(t *testing.T) {
 		{"u@a", false},
 		{"a:b", false},
 		{"[::1", false},
+		{"[v1.x]", false},
+		{"[1.2.3.4]", false},
 		{"[::1]x", false},
 		{"a%2", false},
 		{"a\x7f", false},
@@ -82,6 +84,11 @@ func TestValidTarget(t *testing.T) {
 		{"GET", "/a\x01", false},
 		{"CONNECT", "/a", false},
 		{"GET", "1ttp://a/", false},
+		{"GET", "aA://#0/", false},
+		{"GET", "http://u@a/", false},
+		{"GET", "http://a%20b/", false},
+		{"GET", "http://[::1]:8080/", true},
+		{"GET", "http://a:80?q", true},
 	} {
 		if got := validTarget(tc.method, []byte(tc.target)); got != tc.ok {
 			t.Errorf("validTarget(%s %q) = %v, want %v", tc.method, tc.target, got, tc.ok)
