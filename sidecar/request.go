@@ -292,7 +292,7 @@ func validTarget(method string, t []byte) bool {
 func validTargetForm(method string, t []byte) bool {
 	switch {
 	case method == "CONNECT":
-		return len(t) > 0 && t[0] != '/' && bytes.IndexByte(t, ':') > 0 && validHost(t)
+		return len(t) > 0 && t[0] != '/' && bytes.IndexByte(t, ':') > 0 && validAuthority(t)
 	case len(t) == 1 && t[0] == '*':
 		return method == "OPTIONS"
 	case len(t) > 0 && t[0] == '/':
@@ -313,8 +313,14 @@ func validTargetForm(method string, t []byte) bool {
 	if end := bytes.IndexAny(authority, "/?"); end >= 0 {
 		authority = authority[:end]
 	}
-	// net/http's URL parser allows percent-encodings in a host only for non-ASCII bytes: none.
-	return bytes.IndexByte(authority, '%') < 0 && validHost(authority)
+	return validAuthority(authority)
+}
+
+// validAuthority checks the authority of an absolute-form or authority-form target: a valid
+// Host without percent-encodings (net/http's URL parser allows them in a host only for
+// non-ASCII bytes).
+func validAuthority(a []byte) bool {
+	return bytes.IndexByte(a, '%') < 0 && validHost(a)
 }
 
 // validPathEscapes checks the percent-encodings of the target's path (net/http rejects a bad

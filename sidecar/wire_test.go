@@ -83,6 +83,7 @@ func TestValidTarget(t *testing.T) {
 		{"GET", "/%zz", false},
 		{"GET", "/a\x01", false},
 		{"CONNECT", "/a", false},
+		{"CONNECT", "%00:", false},
 		{"GET", "1ttp://a/", false},
 		{"GET", "aA://#0/", false},
 		{"GET", "http://u@a/", false},
