@@ -89,6 +89,7 @@ lint: ## gofmt, go vet, and go.mod/go.sum as go mod tidy leaves them.
 test: tools images standins verify-generate lint ## Unit and end-to-end tests (real kube-apiserver, kubectl, helm, network namespaces).
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
 	$(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
+	$(MAKE) fuzz-ci
 
 .PHONY: unit
 unit: ## Unit tests only (no control plane).
@@ -111,6 +112,17 @@ bench: ## Go benchmarks.
 bench-memory: tools ## RSS of serve and controller with 10,000 pods, 1,000 chains, 10,000 Services in a real API server (table for docs/benchmarks.md).
 	$(GO) run ./hack/bench-memory
 
+FUZZTIME ?= 10m
+FUZZ_TARGETS = FuzzRequestHead FuzzChunkedBody FuzzResponseHead
+
+.PHONY: fuzz
+fuzz: ## Differential fuzzing of the sidecar's HTTP/1.1 readers against net/http, FUZZTIME (10m) per target.
+	@for t in $(FUZZ_TARGETS); do echo ">> $$t"; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) ./sidecar/ || exit 1; done
+
+.PHONY: fuzz-ci
+fuzz-ci: ## The fuzz targets for a bounded time each, as make test runs them.
+	$(MAKE) fuzz FUZZTIME=20s
+
 .PHONY: bench-sidecar
-bench-sidecar: ## wrk: app direct vs cors-sidecar vs nginx; writes docs/benchmarks.md.
+bench-sidecar: ## wrk: app direct vs cors-sidecar vs nginx and HAProxy; writes docs/benchmarks.md.
 	bash hack/bench-sidecar.sh
