@@ -30,6 +30,13 @@ TOOL_LDFLAGS := -s -w \
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
+# Images (hack/images, no container engine): tagged with the chart's appVersion, which is what the
+# chart's defaults run.
+IMAGE_TAG        ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' charts/cors-webhook/Chart.yaml)
+IMAGE_REPOSITORY ?= ghcr.io/cors-webhook
+REVISION         ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMAGES_DIR       := $(BIN)/images
+
 .PHONY: help
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,6 +45,19 @@ help: ## List the targets.
 build: ## Build cors-webhook and the static cors-sidecar into bin/.
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/cors-webhook ./cmd/cors-webhook
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/cors-sidecar ./cmd/cors-sidecar
+
+.PHONY: images
+images: ## OCI images of cors-webhook and cors-sidecar (linux/amd64+arm64) in bin/images, no Docker.
+	$(GO) run ./hack/images build -out $(IMAGES_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)" -repository $(IMAGE_REPOSITORY)
+
+.PHONY: push
+push: ## Push the images `make images` built to REGISTRY/NAME:IMAGE_TAG (REGISTRY=host[:port]/path).
+	@if [ -z "$(REGISTRY)" ]; then echo "usage: make push REGISTRY=host[:port]/path (after make images)"; exit 1; fi
+	$(GO) run ./hack/images push -out $(IMAGES_DIR) -registry $(REGISTRY) -tag $(IMAGE_TAG)
+
+.PHONY: standins
+standins: ## Test stand-in images (pause, pipy, curl) as tarballs in bin/images/standins.
+	$(GO) run ./hack/images standins -out $(IMAGES_DIR)/standins
 
 .PHONY: tools
 tools: $(TOOL_BINS) $(RUNTIME_BINS) $(BIN)/coredns ## Build the local control plane, node and CLIs (first time: ~10 minutes on 2 cores).
@@ -78,22 +98,25 @@ verify-generate: generate ## Fail when the committed generated files are stale.
 		git status --porcelain -- api charts/cors-webhook/crds; git diff -- api charts/cors-webhook/crds | head -50; exit 1; fi
 
 .PHONY: lint
-lint: ## gofmt and go vet.
+lint: ## gofmt, go vet, and go.mod/go.sum as go mod tidy leaves them.
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; exit 1; }
+	@cd $(TOOLS_DIR) && $(GO) mod tidy -diff || { echo "$(TOOLS_DIR)/go.mod is not tidy: run 'go mod tidy' there and commit"; exit 1; }
 	$(GO) vet ./...
 	cd $(TOOLS_DIR) && $(GO) vet ./...
 
 .PHONY: test
-test: tools verify-generate lint ## Unit and end-to-end tests (real kube-apiserver, kubectl, helm, network namespaces).
+test: tools images standins verify-generate lint ## Unit and end-to-end tests (real kube-apiserver, kubectl, helm, network namespaces).
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
 	$(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
+	$(MAKE) fuzz-ci
 
 .PHONY: unit
 unit: ## Unit tests only (no control plane).
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
 
 .PHONY: e2e
-e2e: tools ## End-to-end tests only.
+e2e: tools images standins ## End-to-end tests only.
 	$(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
 
 .PHONY: demo
@@ -105,6 +128,21 @@ demo: tools ## The seed guide on an embedded control plane (or on $$KUBECONFIG's
 bench: ## Go benchmarks.
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-memory
+bench-memory: tools ## RSS of serve and controller with 10,000 pods, 1,000 chains, 10,000 Services in a real API server (table for docs/benchmarks.md).
+	$(GO) run ./hack/bench-memory
+
+FUZZTIME ?= 10m
+FUZZ_TARGETS = FuzzRequestHead FuzzChunkedBody FuzzResponseHead
+
+.PHONY: fuzz
+fuzz: ## Differential fuzzing of the sidecar's HTTP/1.1 readers against net/http, FUZZTIME (10m) per target.
+	@for t in $(FUZZ_TARGETS); do echo ">> $$t"; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) ./sidecar/ || exit 1; done
+
+.PHONY: fuzz-ci
+fuzz-ci: ## The fuzz targets for a bounded time each, as make test runs them.
+	$(MAKE) fuzz FUZZTIME=20s
+
 .PHONY: bench-sidecar
-bench-sidecar: ## wrk: app direct vs cors-sidecar vs nginx; writes docs/benchmarks.md.
+bench-sidecar: ## wrk: app direct vs cors-sidecar vs nginx and HAProxy; writes docs/benchmarks.md.
 	bash hack/bench-sidecar.sh

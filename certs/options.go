@@ -2,16 +2,17 @@ package certs
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
 // Mode chooses where the serving certificate comes from.
@@ -38,6 +39,8 @@ const (
 type Options struct {
 	// Mode is cert-manager (the default when empty) or self-signed.
 	Mode Mode
+	// CertDir is where cert-manager mode's tls.crt is (the webhook server's --cert-dir).
+	CertDir string
 
 	// The rest is for self-signed mode.
 
@@ -69,14 +72,14 @@ type Options struct {
 // AddFlags registers the --cert-mode flag and the self-signed mode's flags.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar((*string)(&o.Mode), "cert-mode", string(ModeCertManager),
-		`where the serving certificate comes from: "cert-manager" (tls.crt/tls.key in --cert-dir, e.g. cert-manager's mounted Secret, reloaded on change) or "self-signed" (built-in CA kept in --cert-secret, caBundle patched by the leader)`)
+		`where the serving certificate comes from: "cert-manager" (tls.crt/tls.key in --cert-dir, e.g. cert-manager's mounted Secret, reloaded on change) or "self-signed" (built-in CA kept in --cert-secret, caBundle patched by the controller's leader)`)
 	fs.StringVar(&o.SecretName, "cert-secret", "", "self-signed: name of the Secret holding the CA and the serving certificate")
 	fs.StringVar(&o.SecretNamespace, "cert-secret-namespace", "", "self-signed: namespace of --cert-secret (default: $POD_NAMESPACE, else the in-cluster namespace)")
 	fs.StringVar(&o.ServiceName, "cert-service", "", "self-signed: the webhook Service, whose in-cluster DNS names the certificate covers")
 	fs.StringVar(&o.ClusterDomain, "cert-cluster-domain", DefaultClusterDomain, "self-signed: the cluster's DNS domain")
 	fs.StringSliceVar(&o.Hosts, "cert-hosts", nil, "self-signed: more DNS names or IP addresses for the serving certificate")
-	fs.StringVar(&o.MutatingWebhookConfiguration, "mutating-webhook-configuration", "", "self-signed: the MutatingWebhookConfiguration whose caBundle the leader keeps")
-	fs.StringVar(&o.ValidatingWebhookConfiguration, "validating-webhook-configuration", "", "self-signed: the ValidatingWebhookConfiguration whose caBundle the leader keeps")
+	fs.StringVar(&o.MutatingWebhookConfiguration, "mutating-webhook-configuration", "", "the MutatingWebhookConfiguration whose caBundle must trust the serving certificate (serve: readiness; self-signed controller: kept current)")
+	fs.StringVar(&o.ValidatingWebhookConfiguration, "validating-webhook-configuration", "", "the ValidatingWebhookConfiguration whose caBundle must trust the serving certificate (serve: readiness; self-signed controller: kept current)")
 	fs.DurationVar(&o.CertValidity, "cert-validity", DefaultCertValidity, "self-signed: lifetime of the serving certificate (renewed when a third is left)")
 	fs.DurationVar(&o.CAValidity, "ca-validity", DefaultCAValidity, "self-signed: lifetime of the CA (renewed when a third is left)")
 	fs.DurationVar(&o.PropagationDelay, "ca-propagation-delay", DefaultPropagationDelay, "self-signed: how long a new CA is in the caBundle before the serving certificate moves to it")
@@ -174,9 +177,9 @@ type Source interface {
 	// ConfigureTLS is a webhook server TLS option: it sets the minimum version and, unless
 	// the certificate comes from files, the certificate callback.
 	ConfigureTLS(*tls.Config)
-	// Setup adds what the source runs (informers, the leader's rotation, readiness checks)
-	// to the manager.
-	Setup(mgr manager.Manager) error
+	// ServingCertificate is the certificate served now, for the readiness check that it is
+	// trusted by the webhook configurations.
+	ServingCertificate() (*x509.Certificate, error)
 }
 
 // New returns the Source of the options' mode; call Complete first.
@@ -187,15 +190,28 @@ func New(o Options) (Source, error) {
 	if o.Mode == ModeSelfSigned {
 		return NewSelfSigned(o)
 	}
-	return files{}, nil
+	return files{dir: o.CertDir}, nil
 }
 
 // files is cert-manager mode: controller-runtime's webhook server already watches tls.crt and
 // tls.key in its CertDir (certwatcher) when no certificate callback is set.
-type files struct{}
+type files struct{ dir string }
 
-func (files) ConfigureTLS(c *tls.Config)  { MinTLS12(c) }
-func (files) Setup(manager.Manager) error { return nil }
+func (files) ConfigureTLS(c *tls.Config) { MinTLS12(c) }
+
+// ServingCertificate reads tls.crt as the certwatcher does: the file is the served certificate
+// once the watcher has seen it, a moment after a renewal.
+func (f files) ServingCertificate() (*x509.Certificate, error) {
+	b, err := os.ReadFile(filepath.Join(f.dir, KeyTLSCert))
+	if err != nil {
+		return nil, err
+	}
+	leaf := parseCerts(b)
+	if len(leaf) == 0 {
+		return nil, fmt.Errorf("%s holds no certificate", filepath.Join(f.dir, KeyTLSCert))
+	}
+	return leaf[0], nil
+}
 
 // MinTLS12 is a TLS option that refuses anything older than TLS 1.2.
 func MinTLS12(c *tls.Config) {

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -15,21 +15,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
 // FieldOwner is the field manager of the Secret and caBundle writes.
 const FieldOwner = "cors-webhook-certs"
 
-// SelfSigned is the self-signed mode's Source. Every replica serves the certificate of the one
-// Secret, watched through an informer restricted to that Secret's name (so the service account
-// needs no list access to other Secrets); the leader also keeps the Secret's content and the
-// webhook configurations' caBundle current.
+// SelfSigned is the self-signed mode's Source. Every serve replica serves the certificate of the
+// one Secret, watched through an informer restricted to that Secret's name (so the service
+// account needs no list access to other Secrets); the controller's leader keeps the Secret's
+// content and the webhook configurations' caBundle current (SetupRotation).
 type SelfSigned struct {
 	opts  Options
 	hosts []string
@@ -75,61 +73,29 @@ func (s *SelfSigned) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, err
 	return nil, errors.New("no serving certificate yet: waiting for Secret " + s.opts.SecretNamespace + "/" + s.opts.SecretName)
 }
 
-// Setup starts the Secret's informer with the manager (every replica), registers the leader's
-// rotation (leader election only) and a readiness check that passes once a certificate is
-// loaded.
-func (s *SelfSigned) Setup(mgr manager.Manager) error {
-	byName := func(name string) fields.Selector { return fields.OneTermEqualSelector("metadata.name", name) }
-	byObject := map[client.Object]cache.ByObject{
-		&corev1.Secret{}: {
-			Namespaces: map[string]cache.Config{s.opts.SecretNamespace: {}},
-			Field:      byName(s.opts.SecretName),
-		},
-	}
-	// One informer per webhook configuration kind, restricted to the one name (list and watch
-	// with a metadata.name field selector are authorized by RBAC resourceNames).
-	if name := s.opts.MutatingWebhookConfiguration; name != "" {
-		byObject[&admissionregistrationv1.MutatingWebhookConfiguration{}] = cache.ByObject{Field: byName(name)}
-	}
-	if name := s.opts.ValidatingWebhookConfiguration; name != "" {
-		byObject[&admissionregistrationv1.ValidatingWebhookConfiguration{}] = cache.ByObject{Field: byName(name)}
-	}
-	c, err := cache.New(mgr.GetConfig(), cache.Options{
-		HTTPClient:       mgr.GetHTTPClient(),
-		Scheme:           mgr.GetScheme(),
-		Mapper:           mgr.GetRESTMapper(),
-		ByObject:         byObject,
-		DefaultTransform: cache.TransformStripManagedFields(),
-	})
+// ServingCertificate implements Source.
+func (s *SelfSigned) ServingCertificate() (*x509.Certificate, error) {
+	c, err := s.GetCertificate(nil)
 	if err != nil {
-		return fmt.Errorf("certificate cache: %w", err)
+		return nil, err
 	}
-	s.cache = c
-	// Added as the manager's other caches are, so it runs in every replica (a cache with
-	// per-object namespaces would otherwise count as leader-only) and starts before the
-	// runnables that read it.
-	if err := mgr.Add(replicaCache{c}); err != nil {
-		return err
-	}
+	return c.Leaf, nil
+}
+
+// watchSecret feeds the served certificate from the Secret's informer in c, and wakes the
+// rotator (if any) on every change.
+func (s *SelfSigned) watchSecret(c cache.Cache) error {
 	inf, err := c.GetInformer(context.Background(), &corev1.Secret{})
 	if err != nil {
 		return fmt.Errorf("informer of the certificate Secret: %w", err)
 	}
-	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.load(obj); s.trigger() },
 		UpdateFunc: func(_, obj any) { s.load(obj); s.trigger() },
 		// A deleted Secret keeps the last certificate served; the leader recreates it.
 		DeleteFunc: func(any) { s.trigger() },
-	}); err != nil {
-		return err
-	}
-	if err := mgr.Add(&rotator{s: s, reader: mgr.GetAPIReader(), writer: mgr.GetClient()}); err != nil {
-		return err
-	}
-	return mgr.AddReadyzCheck("serving-certificate", func(*http.Request) error {
-		_, err := s.GetCertificate(nil)
-		return err
 	})
+	return err
 }
 
 // replicaCache puts a cache in the manager's cache group: started in every replica, first.

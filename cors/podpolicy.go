@@ -13,10 +13,6 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/corsconfig"
 )
 
-// PodPolicyAnnotation is the pod annotation that carries the JSON of a [PodPolicy]. The sidecar
-// reads it through a downwardAPI volume, so a change reaches it without a restart.
-const PodPolicyAnnotation = "cors-webhook.io/policy"
-
 // PodPolicyVersion is the only PodPolicy version this code writes and reads. It lets a newer
 // webhook and an older sidecar (or the reverse) detect that they do not speak the same format
 // instead of misreading it.
@@ -77,24 +73,36 @@ func (p PodPolicy) Marshal() ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// ParsePodPolicy strictly decodes a pod policy and compiles every port's config; it is how the
-// sidecar loads its policy file. Unknown fields, an unknown version, a bad port key (not a
-// canonical decimal in 1..65535) and config errors are all errors; config errors name the port
-// through their field path (ports[8080].allowOrigins...). Strictness here means a sidecar never
-// runs with half a policy: on error it keeps its previous one. The result maps port to compiled
-// policy; it is empty, not nil, for a policy without ports.
+// ParsePodPolicy is DecodePodPolicy without the list of ignored fields.
 func ParsePodPolicy(data []byte) (map[uint16]*Policy, error) {
+	ports, _, err := DecodePodPolicy(data)
+	return ports, err
+}
+
+// DecodePodPolicy decodes a pod policy and compiles every port's config; it is how the sidecar
+// loads its policy file. A version other than PodPolicyVersion, a bad port key (not a canonical
+// decimal in 1..65535) and config errors are errors; config errors name the port through their
+// field path (ports[8080].allowOrigins...). On error a sidecar keeps its previous policy, so it
+// never runs with half of one.
+//
+// Version 1 is forward compatible: a newer webhook may add fields to it (a change that old
+// sidecars must not misread takes version 2, which they refuse). Fields this build does not
+// know, at the top, in a port's config or in an origin matcher, are skipped and returned as
+// ignored (their field paths), for the caller to log; an old sidecar restarted after an
+// upgrade of the webhook therefore still loads its policy. The result maps port to compiled
+// policy; it is empty, not nil, for a policy without ports.
+func DecodePodPolicy(data []byte) (_ map[uint16]*Policy, ignored []string, _ error) {
 	switch k := jsonKind(data); {
 	case k == kindNone || k == kindNull:
-		return nil, errors.New("cors: pod policy is empty")
+		return nil, nil, errors.New("cors: pod policy is empty")
 	case !json.Valid(data):
-		return nil, errors.New("cors: pod policy is not valid JSON")
+		return nil, nil, errors.New("cors: pod policy is not valid JSON")
 	case k != kindObject:
-		return nil, fmt.Errorf("cors: pod policy must be a JSON object, got %s", k)
+		return nil, nil, fmt.Errorf("cors: pod policy must be a JSON object, got %s", k)
 	}
 	members, errs := objectMembers(data, nil, false)
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("cors: pod policy: %w", errs.ToAggregate())
+		return nil, nil, fmt.Errorf("cors: pod policy: %w", errs.ToAggregate())
 	}
 	var (
 		version    int
@@ -105,55 +113,57 @@ func ParsePodPolicy(data []byte) (map[uint16]*Policy, error) {
 		switch m.name {
 		case "version":
 			if jsonKind(m.raw) != kindNumber {
-				return nil, fmt.Errorf("cors: pod policy: version must be an integer, got %s", jsonKind(m.raw))
+				return nil, nil, fmt.Errorf("cors: pod policy: version must be an integer, got %s", jsonKind(m.raw))
 			}
 			n, err := strconv.Atoi(string(bytes.TrimSpace(m.raw)))
 			if err != nil {
-				return nil, fmt.Errorf("cors: pod policy: version %s is not an integer", bytes.TrimSpace(m.raw))
+				return nil, nil, fmt.Errorf("cors: pod policy: version %s is not an integer", bytes.TrimSpace(m.raw))
 			}
 			version, hasVersion = n, true
 		case "ports":
 			portsRaw = m.raw
 		default:
-			return nil, fmt.Errorf("cors: pod policy: %w", unknownField(field.NewPath(m.name), m.name, []string{"ports", "version"}))
+			ignored = append(ignored, m.name)
 		}
 	}
 	if !hasVersion {
-		return nil, errors.New("cors: pod policy: version is missing")
+		return nil, nil, errors.New("cors: pod policy: version is missing")
 	}
 	if version != PodPolicyVersion {
-		return nil, fmt.Errorf("cors: pod policy version %d is not supported (this build reads version %d)", version, PodPolicyVersion)
+		return nil, nil, fmt.Errorf("cors: pod policy version %d is not supported (this build reads version %d)", version, PodPolicyVersion)
 	}
 	out := map[uint16]*Policy{}
 	switch jsonKind(portsRaw) {
 	case kindNone, kindNull:
-		return out, nil
+		return out, ignored, nil
 	case kindObject:
 	default:
-		return nil, fmt.Errorf("cors: pod policy: ports must be an object, got %s", jsonKind(portsRaw))
+		return nil, nil, fmt.Errorf("cors: pod policy: ports must be an object, got %s", jsonKind(portsRaw))
 	}
 	portsPath := field.NewPath("ports")
 	ports, errs := objectMembers(portsRaw, portsPath, true)
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("cors: pod policy: %w", errs.ToAggregate())
+		return nil, nil, fmt.Errorf("cors: pod policy: %w", errs.ToAggregate())
 	}
 	for _, m := range ports {
 		port, err := parsePort(m.name)
 		if err != nil {
-			return nil, fmt.Errorf("cors: pod policy: %w", err)
+			return nil, nil, fmt.Errorf("cors: pod policy: %w", err)
 		}
 		path := portsPath.Key(m.name)
-		cfg, errs := Decode(m.raw, path)
+		known, skipped := knownConfigFields(m.raw, path)
+		ignored = append(ignored, skipped...)
+		cfg, errs := Decode(known, path)
 		if len(errs) == 0 {
 			var pol *Policy
 			pol, errs = Compile(cfg, path)
 			out[port] = pol
 		}
 		if len(errs) > 0 {
-			return nil, fmt.Errorf("cors: pod policy: %w", errs.ToAggregate())
+			return nil, nil, fmt.Errorf("cors: pod policy: %w", errs.ToAggregate())
 		}
 	}
-	return out, nil
+	return out, ignored, nil
 }
 
 // parsePort accepts exactly the canonical decimal form of a port in 1..65535, so that one port
@@ -164,4 +174,73 @@ func parsePort(key string) (uint16, error) {
 		return 0, fmt.Errorf("port key %q is not a port number in 1..65535", key)
 	}
 	return uint16(n), nil
+}
+
+// knownConfigFields returns a port's config without the fields Decode does not know (in the
+// config and in its allowOrigins matchers), and their paths. What is not an object, or not
+// valid, is returned as it is, for Decode to report.
+func knownConfigFields(raw []byte, p *field.Path) (json.RawMessage, []string) {
+	members, errs := objectMembers(raw, p, false)
+	if len(errs) > 0 {
+		return raw, nil
+	}
+	var (
+		kept    []member
+		ignored []string
+	)
+	for _, m := range members {
+		if !slices.Contains(configFields, m.name) {
+			ignored = append(ignored, p.Child(m.name).String())
+			continue
+		}
+		if m.name == fieldAllowOrigins && jsonKind(m.raw) == kindArray {
+			var items []json.RawMessage
+			if json.Unmarshal(m.raw, &items) == nil {
+				for i, item := range items {
+					if jsonKind(item) != kindObject {
+						continue
+					}
+					ip := p.Child(m.name).Index(i)
+					matcher, merrs := objectMembers(item, ip, false)
+					if len(merrs) > 0 {
+						continue
+					}
+					var known []member
+					for _, mm := range matcher {
+						if slices.Contains(matcherFields, mm.name) {
+							known = append(known, mm)
+						} else {
+							ignored = append(ignored, ip.Child(mm.name).String())
+						}
+					}
+					items[i] = joinMembers(known)
+				}
+				if b, err := json.Marshal(items); err == nil {
+					m.raw = b
+				}
+			}
+		}
+		kept = append(kept, m)
+	}
+	if len(ignored) == 0 {
+		return raw, nil
+	}
+	return joinMembers(kept), ignored
+}
+
+// joinMembers writes members back as a JSON object, in their order.
+func joinMembers(members []member) json.RawMessage {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, m := range members {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		name, _ := json.Marshal(m.name)
+		b.Write(name)
+		b.WriteByte(':')
+		b.Write(m.raw)
+	}
+	b.WriteByte('}')
+	return b.Bytes()
 }

@@ -2,6 +2,7 @@ package cors
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,13 +112,11 @@ func TestParsePodPolicyErrors(t *testing.T) {
 		{"unknown version", `{"version":2,"ports":{}}`, "version 2 is not supported"},
 		{"version not a number", `{"version":"1","ports":{}}`, "version must be an integer"},
 		{"fractional version", `{"version":1.0,"ports":{}}`, "not an integer"},
-		{"unknown field", `{"version":1,"port":{}}`, `unknown field "port", did you mean "ports"?`},
 		{"ports not an object", `{"version":1,"ports":[]}`, "ports must be an object"},
 		{"port 0", `{"version":1,"ports":{"0":{"allowOrigins":[{"exact":"x"}]}}}`, `port key "0"`},
 		{"port out of range", `{"version":1,"ports":{"70000":{"allowOrigins":[{"exact":"x"}]}}}`, `port key "70000"`},
 		{"port with sign", `{"version":1,"ports":{"+80":{"allowOrigins":[{"exact":"x"}]}}}`, `port key "+80"`},
 		{"duplicate port", `{"version":1,"ports":{"80":{"allowOrigins":[{"exact":"x"}]},"80":{"allowOrigins":[{"exact":"y"}]}}}`, "ports[80]: Duplicate value"},
-		{"unknown config field names the port", `{"version":1,"ports":{"8080":{"allowOrigins":[{"exact":"x"}],"maxage":1}}}`, `ports[8080].maxage: Invalid value: unknown field "maxage", did you mean "maxAge"?`},
 		{"config that does not compile names the port", `{"version":1,"ports":{"8080":{"allowOrigins":[]}}}`, "ports[8080].allowOrigins: Required value"},
 		{"null config", `{"version":1,"ports":{"8080":null}}`, "ports[8080]: Required value"},
 	}
@@ -141,5 +140,43 @@ func TestParsePodPolicyAcceptsUnnormalizedConfigs(t *testing.T) {
 	}
 	if got := pols[8080].AppendHeaders(nil, pols[8080].Decide("OPTIONS", "x")); got[len(got)-1] != (Header{HeaderMaxAge, "172800"}) {
 		t.Errorf("headers = %v", got)
+	}
+}
+
+// TestDecodePodPolicyForwardCompatible: version 1 may grow fields; a sidecar that predates them
+// loads the policy without them and names what it skipped, while version 2 is refused.
+func TestDecodePodPolicyForwardCompatible(t *testing.T) {
+	plain := `{"version":1,"ports":{"8080":{"allowOrigins":[{"exact":"https://a.example"}],"maxAge":60}}}`
+	for _, tt := range []struct {
+		name, in string
+		ignored  []string
+	}{
+		{"nothing unknown", plain, nil},
+		{"top-level field", `{"version":1,"generation":7,"ports":{"8080":{"allowOrigins":[{"exact":"https://a.example"}],"maxAge":60}}}`, []string{"generation"}},
+		{"config field", `{"version":1,"ports":{"8080":{"allowPrivateNetwork":true,"allowOrigins":[{"exact":"https://a.example"}],"maxAge":60}}}`, []string{"ports[8080].allowPrivateNetwork"}},
+		{"matcher field", `{"version":1,"ports":{"8080":{"allowOrigins":[{"exact":"https://a.example","caseInsensitive":true}],"maxAge":60}}}`, []string{"ports[8080].allowOrigins[0].caseInsensitive"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ignored, err := DecodePodPolicy([]byte(tt.in))
+			if err != nil {
+				t.Fatalf("DecodePodPolicy: %v", err)
+			}
+			if !slices.Equal(ignored, tt.ignored) {
+				t.Fatalf("ignored %q, want %q", ignored, tt.ignored)
+			}
+			pol := got[8080]
+			if pol == nil {
+				t.Fatal("no policy for port 8080")
+			}
+			if d := pol.Decide("GET", "https://a.example"); d.Action != Actual {
+				t.Fatalf("the known part of the policy is not in force: %+v", d)
+			}
+			if d := pol.Decide("GET", "https://b.example"); d.Action == Actual {
+				t.Fatalf("an origin the policy does not allow is allowed: %+v", d)
+			}
+		})
+	}
+	if _, _, err := DecodePodPolicy([]byte(`{"version":2,"generation":7,"ports":{}}`)); err == nil || !strings.Contains(err.Error(), "version 2 is not supported") {
+		t.Fatalf("version 2: err %v, want it refused", err)
 	}
 }

@@ -25,7 +25,6 @@ const (
 	HeaderAllowMethods     = "access-control-allow-methods"
 	HeaderAllowHeaders     = "access-control-allow-headers"
 	HeaderMaxAge           = "access-control-max-age"
-	HeaderVary             = "vary"
 )
 
 // Action is what the sidecar does with a request.
@@ -66,7 +65,10 @@ type Decision struct {
 }
 
 // Header is one response header to set. Name is lower-case, as the seed shows it.
-type Header struct{ Name, Value string }
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
 
 type matchKind uint8
 

@@ -12,14 +12,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/api/corsconfig"
-	"github.com/cors-webhook/cors-webhook/internal/seedtest"
+	"github.com/cors-webhook/cors-webhook/examples"
 )
 
-// The seed's PluginConfig and expected responses (package seedtest keeps the copies).
-const (
-	seedPluginConfigYAML = seedtest.PluginConfigYAML
-	seedGetOriginBBB     = seedtest.GetOriginBBB
-	seedOptionsOriginBBB = seedtest.OptionsOriginBBB
+// The guide's PluginConfig and expected responses (examples/).
+var (
+	seedPluginConfigYAML = examples.Manifest(examples.PluginConfig)
+	seedGetOriginBBB     = examples.Expected(examples.GetOriginBBB)
+	seedOptionsOriginBBB = examples.Expected(examples.OptionsOriginBBB)
 )
 
 // seedConfigJSON returns spec.config of the seed PluginConfig as the apiserver would hand it to

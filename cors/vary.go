@@ -6,7 +6,7 @@ import "strings"
 //
 // Responses of a port with a CORS policy differ by Origin (allowed or not, and the echoed
 // value), so a shared cache must key on it or it would serve one origin's answer to another
-// (ARCHITECTURE 5.4; the one intended difference from FSM). existing is the response's current
+// (docs/design.md section 5, point 4; the one intended difference from FSM). existing is the response's current
 // Vary value, with several Vary lines joined by ", ". It is returned as it is when it already
 // lists Origin (case-insensitively) or "*" (which varies on everything); otherwise Origin is
 // added: "Origin" for an empty value, else existing + ", Origin". MergeVary allocates only when

@@ -63,8 +63,9 @@ func TestCertsSelfSignedRotation(t *testing.T) {
 		"--set", "plugin.declare=true",
 		"--set", "webhook.devURL=https://"+lb.addr,
 		// A short CA propagation delay keeps the test fast; the flag comes from the chart.
-		"--set", "extraArgs={--ca-propagation-delay=2s}")
+		"--set", "controller.extraArgs={--ca-propagation-delay=2s}")
 
+	ctrl := helmStartController(t, c, bin, ns, name+"-controller")
 	a := helmStartServe(t, c, bin, ns, name, helmFreePort(t))
 	lb.add(a.addr)
 	bundle := helmWaitCABundle(t, c, name, nil)
@@ -90,7 +91,10 @@ func TestCertsSelfSignedRotation(t *testing.T) {
 			}
 		}
 		if !strings.Contains(b.log.String(), "serving certificate loaded") || strings.Contains(b.log.String(), "keeping the webhook certificate as leader") {
-			t.Fatalf("the second replica must load the certificate as a follower")
+			t.Fatalf("the second replica must load the certificate from the Secret")
+		}
+		if !strings.Contains(ctrl.Log.String(), "keeping the webhook certificate as leader") {
+			t.Fatalf("the controller must keep the certificate")
 		}
 	})
 	lb.add(b.addr)
@@ -170,7 +174,7 @@ func certsCertManagerFlow(t *testing.T, c *framework.Cluster, chart, bin string)
 		"--set", fmt.Sprintf("webhook.devURL=https://127.0.0.1:%d", port))
 	helmCheckObjectsExist(t, c, rel)
 	helmCheckPodSecurity(t, c, ns, name)
-	helmCheckRBAC(t, c, ns, name, "cert-manager")
+	rbacCheckRights(t, c, ns, name, "cert-manager")
 
 	cl := certsClient(t, c)
 	var caCrt, servingCrt cmapi.Certificate
@@ -212,6 +216,7 @@ func certsCertManagerFlow(t *testing.T, c *framework.Cluster, chart, bin string)
 
 	certDir := t.TempDir()
 	certsWriteMount(t, certDir, serving)
+	helmStartController(t, c, bin, ns, name+"-controller")
 	srv := helmStartServe(t, c, bin, ns, name, port, "--cert-dir="+certDir)
 	first := helmCheckServedBy(t, srv.addr, bundle)
 	helmCheckAdmission(t, c, "helm-app-certmanager")

@@ -37,14 +37,14 @@ const (
 
 // TestDayTwoSeedGuideInItsOwnOrder replays the seed guide in the order it is written: the
 // workloads first, then the Plugin, the PluginChain and the PluginConfig. Admission cannot
-// inject pods that already run; the reconciler of `cors-webhook serve` rolls the pipy-ok
+// inject pods that already run; the reconciler of `cors-webhook controller` rolls the pipy-ok
 // Deployments so that their new pods get the sidecar, keeps the policy of running pods in step
 // with later edits, and reports what each chain and config does in its status.
 //
 // No kubelet runs here: a test goroutine marks pods Ready through the status subresource, as a
 // kubelet would (dayTwoKubelet), so that Deployment rollouts complete.
 func TestDayTwoSeedGuideInItsOwnOrder(t *testing.T) {
-	seed := filepath.Join(mustSeedDir(t), "manifests")
+	seed := filepath.Join(mustExamplesDir(t), "manifests")
 	bin := framework.BuildBinary(t, "./cmd/cors-webhook")
 	c := framework.Start(t, localcluster.Options{
 		ControllerManager: true,
@@ -53,6 +53,7 @@ func TestDayTwoSeedGuideInItsOwnOrder(t *testing.T) {
 		},
 	})
 	startServe(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
+	startController(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
 	ctx := t.Context()
 	dayTwoKubelet(t, c, "curl", "pipy", "manual")
 	rolls := dayTwoRecordRollouts(t, c, "curl", "pipy")
@@ -240,7 +241,8 @@ func TestDayTwoPolicyPropagation200Pods(t *testing.T) {
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{podInjectionWebhook()},
 		},
 	})
-	srv := startServe(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
+	startServe(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
+	srv := startController(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e")
 	res := c.KubectlStdin(t, fmt.Sprintf(`
 apiVersion: v1
 kind: Namespace

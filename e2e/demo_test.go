@@ -32,7 +32,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustSeedDir(t)
+	mustExamplesDir(t)
 	bin := framework.BuildBinary(t, "./hack/demo")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)

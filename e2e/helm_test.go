@@ -90,7 +90,7 @@ func TestHelmLint(t *testing.T) {
 	})
 
 	t.Run("the schema rejects wrong values", func(t *testing.T) {
-		for _, set := range []string{"certs.mode=vault", "webhook.failurePolicy=Maybe", "webhook.timeoutSeconds=31", "replicaCount=0", "webhook.devURL=http://127.0.0.1:9443", "unknownValue=1"} {
+		for _, set := range []string{"certs.mode=vault", "webhook.failurePolicy=Maybe", "webhook.timeoutSeconds=31", "webhook.podFailurePolicy=Maybe", "webhook.podTimeoutSeconds=0", "replicaCount=0", "webhook.devURL=http://127.0.0.1:9443", "unknownValue=1"} {
 			if res := helmRun(t, nil, "template", "x", chart, "--set", set); res.ExitCode == 0 {
 				t.Errorf("helm template --set %s succeeded", set)
 			}
@@ -125,8 +125,21 @@ func TestHelmLint(t *testing.T) {
 			for _, w := range vwc.Webhooks {
 				hooks = append(hooks, hook{w.Name, w.ClientConfig, w.SideEffects, w.MatchPolicy, w.NamespaceSelector, w.ObjectSelector})
 			}
+			for _, w := range vwc.Webhooks {
+				// An unvalidated config must not get in while the webhook is down.
+				if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Fail || w.TimeoutSeconds == nil || *w.TimeoutSeconds != 10 {
+					t.Errorf("%s: failurePolicy %v, timeoutSeconds %v; want Fail, 10", w.Name, ptrString(w.FailurePolicy), ptrString(w.TimeoutSeconds))
+				}
+			}
 			for _, w := range mwc.Webhooks {
 				hooks = append(hooks, hook{w.Name, w.ClientConfig, w.SideEffects, w.MatchPolicy, w.NamespaceSelector, w.ObjectSelector})
+				// The pod webhook fails open, quickly; the reconciler is the backstop.
+				if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Ignore || w.TimeoutSeconds == nil || *w.TimeoutSeconds != 3 {
+					t.Errorf("%s: failurePolicy %v, timeoutSeconds %v; want Ignore, 3", w.Name, ptrString(w.FailurePolicy), ptrString(w.TimeoutSeconds))
+				}
+				if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
+					t.Errorf("%s: reinvocationPolicy %v, want IfNeeded (docs/injection.md)", w.Name, ptrString(w.ReinvocationPolicy))
+				}
 				if w.ObjectSelector == nil || !strings.Contains(w.ObjectSelector.String(), "cors-webhook.io/ignore") {
 					t.Errorf("%s: the pod webhook must skip the webhook's own pods: %v", w.Name, w.ObjectSelector)
 				}
@@ -177,8 +190,11 @@ func TestHelm(t *testing.T) {
 			"--set", fmt.Sprintf("webhook.devURL=https://127.0.0.1:%d", port))
 		helmCheckObjectsExist(t, c, rel)
 		helmCheckPodSecurity(t, c, ns, fullname)
-		helmCheckRBAC(t, c, ns, fullname, "self-signed")
+		helmCheckPodSecurity(t, c, ns, fullname+"-controller")
+		rbacCheckRights(t, c, ns, fullname, "self-signed")
 
+		// The controller issues the certificate; serve is ready once caBundle trusts it.
+		helmStartController(t, c, bin, ns, fullname+"-controller")
 		srv := helmStartServe(t, c, bin, ns, fullname, port)
 		bundle := helmWaitCABundle(t, c, fullname, nil)
 		secret := &corev1.Secret{}
@@ -290,78 +306,38 @@ func helmCheckPodSecurity(t *testing.T, c *framework.Cluster, ns, deployment str
 
 func ptrTo[T any](v T) *T { return &v }
 
-// helmCheckRBAC asks the API server what the chart's service account may do: exactly what the
-// server needs, and nothing more.
-func helmCheckRBAC(t *testing.T, c *framework.Cluster, ns, fullname, mode string) {
+// ptrString prints a pointer's value, or "<nil>".
+func ptrString[T any](p *T) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprint(*p)
+}
+
+// helmStartController runs `cors-webhook controller` as a pod of the controller Deployment
+// would (see helmStartServe), and stops it when the test ends.
+func helmStartController(t *testing.T, c *framework.Cluster, bin, ns, deployment string, extra ...string) *localcluster.Server {
 	t.Helper()
-	sa := "system:serviceaccount:" + ns + ":" + fullname
-	type q struct {
-		args []string
-		want bool
+	srv, err := c.StartController(context.Background(), localcluster.ControllerOptions{
+		Binary: bin, Namespace: ns, Deployment: deployment, ExtraArgs: extra,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	yes := func(args ...string) q { return q{args, true} }
-	no := func(args ...string) q { return q{args, false} }
-	queries := []q{
-		// Admission and Day-2 reads, cluster-wide.
-		yes("list", "plugins.plugin.flomesh.io"), yes("watch", "pluginchains.plugin.flomesh.io", "-A"),
-		yes("get", "pluginconfigs.plugin.flomesh.io", "-n", "anywhere"),
-		yes("patch", "pluginconfigs.plugin.flomesh.io", "--subresource=status", "-n", "anywhere"),
-		yes("patch", "pluginchains.plugin.flomesh.io", "--subresource=status", "-n", "anywhere"),
-		no("update", "pluginconfigs.plugin.flomesh.io", "--subresource=status", "-n", "anywhere"),
-		no("patch", "plugins.plugin.flomesh.io", "--subresource=status"),
-		yes("list", "namespaces"), yes("watch", "services", "-A"), yes("get", "pods", "-n", "anywhere"),
-		yes("patch", "pods", "-n", "anywhere"),
-		yes("patch", "deployments.apps", "-n", "anywhere"), yes("patch", "statefulsets.apps", "-n", "anywhere"),
-		yes("patch", "daemonsets.apps", "-n", "anywhere"), yes("watch", "deployments.apps", "-A"),
-		yes("list", "replicasets.apps", "-A"), no("patch", "replicasets.apps", "-n", "anywhere"),
-		yes("create", "events", "-n", "anywhere"), yes("patch", "events.events.k8s.io", "-n", "anywhere"),
-		// Leader election.
-		yes("create", "leases.coordination.k8s.io", "-n", ns),
-		yes("update", "leases.coordination.k8s.io/cors-webhook.cors-webhook.io", "-n", ns),
-		no("update", "leases.coordination.k8s.io/somebody-elses", "-n", ns),
-		no("get", "leases.coordination.k8s.io", "-n", "kube-system"),
-		// Never.
-		no("*", "*"), no("get", "secrets", "-A"), no("list", "secrets", "-n", ns), no("get", "secrets/other", "-n", ns),
-		no("create", "secrets", "-n", ns), no("delete", "secrets", "-n", ns), no("get", "configmaps", "-n", ns),
-		no("update", "plugins.plugin.flomesh.io"), no("create", "pluginconfigs.plugin.flomesh.io", "-n", "anywhere"),
-		no("delete", "pluginchains.plugin.flomesh.io", "-n", "anywhere"),
-		no("create", "pods", "-n", "anywhere"), no("delete", "pods", "-n", "anywhere"), no("update", "pods", "-n", "anywhere"),
-		no("update", "deployments.apps", "-n", "anywhere"), no("create", "deployments.apps", "-n", "anywhere"),
-		no("delete", "deployments.apps", "-n", "anywhere"),
-		no("patch", "services", "-n", "anywhere"), no("patch", "namespaces"), no("list", "nodes"),
-		no("create", "validatingwebhookconfigurations.admissionregistration.k8s.io"),
-		no("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/somebody-elses"),
-		no("delete", "mutatingwebhookconfigurations.admissionregistration.k8s.io/"+fullname),
-		no("impersonate", "users"), no("bind", "clusterroles.rbac.authorization.k8s.io"), no("escalate", "roles.rbac.authorization.k8s.io", "-n", ns),
-		no("create", "serviceaccounts/token", "-n", ns),
-	}
-	secret := "secrets/" + fullname + "-tls"
-	hookRules := []q{
-		q{[]string{"get", "validatingwebhookconfigurations.admissionregistration.k8s.io/" + fullname}, mode == "self-signed"},
-		q{[]string{"patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/" + fullname}, mode == "self-signed"},
-		q{[]string{"patch", "mutatingwebhookconfigurations.admissionregistration.k8s.io/" + fullname}, mode == "self-signed"},
-		q{[]string{"watch", "mutatingwebhookconfigurations.admissionregistration.k8s.io/" + fullname}, mode == "self-signed"},
-		q{[]string{"get", secret, "-n", ns}, mode == "self-signed"},
-		q{[]string{"watch", secret, "-n", ns}, mode == "self-signed"},
-		q{[]string{"update", secret, "-n", ns}, mode == "self-signed"},
-		no("delete", secret, "-n", ns), no("get", secret, "-n", "default"),
-	}
-	queries = append(queries, hookRules...)
-	var wrong []string
-	for _, qu := range queries {
-		args := append(append([]string{"auth", "can-i"}, qu.args...), "--as="+sa)
-		res := c.Kubectl(t, args...)
-		got := res.ExitCode == 0
-		if res.ExitCode > 1 {
-			t.Fatalf("kubectl %s: exit %d\n%s", strings.Join(args, " "), res.ExitCode, res.Output())
+	helmStopOnCleanup(t, srv, "cors-webhook controller "+deployment)
+	return srv
+}
+
+// helmStopOnCleanup stops a local process when the test ends, with its log when it failed.
+func helmStopOnCleanup(t *testing.T, srv *localcluster.Server, what string) {
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Log(err)
 		}
-		if got != qu.want {
-			wrong = append(wrong, fmt.Sprintf("can-i %s = %s, want %v", strings.Join(qu.args, " "), strings.TrimSpace(res.Stdout), qu.want))
+		if t.Failed() {
+			t.Logf("log of %s (without probe noise):\n%s", what, helmTail(srv.QuietLog(), 80))
 		}
-	}
-	if len(wrong) > 0 {
-		t.Errorf("service account %s (%s mode):\n  %s", sa, mode, strings.Join(wrong, "\n  "))
-	}
+	})
 }
 
 // helmServer is `cors-webhook serve` run locally with the Deployment's arguments and

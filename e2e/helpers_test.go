@@ -11,11 +11,11 @@ import (
 	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
-func mustSeedDir(t testing.TB) string {
+func mustExamplesDir(t testing.TB) string {
 	t.Helper()
-	dir, err := localcluster.SeedDir()
+	dir, err := localcluster.ExamplesDir()
 	if err != nil {
-		t.Fatalf("the seed guide's files are needed: %v", err)
+		t.Fatalf("the examples are needed: %v", err)
 	}
 	return dir
 }

@@ -22,8 +22,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
-	"github.com/cors-webhook/cors-webhook/inject"
 	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 	"github.com/cors-webhook/cors-webhook/sidecar/redirect"
 )
@@ -38,7 +38,7 @@ const (
 // in the guide's order, and its two curl commands run literally with kubectl exec through
 // cluster DNS and the Service VIP.
 func TestGuideOnARealNode(t *testing.T) {
-	seed := mustSeedDir(t)
+	seed := mustExamplesDir(t)
 	images := guideImages(t)
 	n := framework.StartNode(t, localcluster.NodeOptions{Images: images})
 	c := n.Cluster
@@ -162,8 +162,8 @@ func TestGuideOnARealNode(t *testing.T) {
 
 	t.Run("admin-port probes", func(t *testing.T) {
 		for _, pod := range pipyPods {
-			for _, path := range []string{inject.StartupPath, inject.ReadinessPath} {
-				url := fmt.Sprintf("http://%s:%d%s", pod.Status.PodIP, inject.DefaultAdminPort, path)
+			for _, path := range []string{contract.StartupPath, contract.ReadinessPath} {
+				url := fmt.Sprintf("http://%s:%d%s", pod.Status.PodIP, contract.DefaultAdminPort, path)
 				res := c.Kubectl(t, "exec", curlPod.Name, "-n", "curl", "-c", "curl", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url)
 				if strings.TrimSpace(res.Stdout) != "200" {
 					t.Errorf("%s: %q %s", url, res.Stdout, res.Stderr)
@@ -349,18 +349,18 @@ func assertInjectedPod(t *testing.T, pod *corev1.Pod) {
 	for i := range pod.Status.InitContainerStatuses {
 		s := &pod.Status.InitContainerStatuses[i]
 		switch s.Name {
-		case inject.ContainerInit:
+		case contract.ContainerInit:
 			init = s
-		case inject.ContainerSidecar:
+		case contract.ContainerSidecar:
 			side = s
 		}
 	}
 	if init == nil || init.State.Terminated == nil || init.State.Terminated.ExitCode != 0 || init.State.Terminated.Reason != "Completed" {
-		t.Errorf("%s: %s did not complete: %+v", pod.Name, inject.ContainerInit, init)
+		t.Errorf("%s: %s did not complete: %+v", pod.Name, contract.ContainerInit, init)
 		return
 	}
 	if side == nil || side.State.Running == nil || !side.Ready || side.Started == nil || !*side.Started {
-		t.Errorf("%s: %s is not running and ready: %+v", pod.Name, inject.ContainerSidecar, side)
+		t.Errorf("%s: %s is not running and ready: %+v", pod.Name, contract.ContainerSidecar, side)
 		return
 	}
 	if !side.State.Running.StartedAt.After(init.State.Terminated.FinishedAt.Add(-time.Second)) {

@@ -19,7 +19,7 @@ import (
 // kubectl, unchanged, and reads them back: every field the guide sets must come back as written,
 // so FSM manifests work against our CRDs.
 func TestSeedManifestsRoundTrip(t *testing.T) {
-	seed := mustSeedDir(t)
+	seed := mustExamplesDir(t)
 	c := framework.Start(t, localcluster.Options{})
 
 	c.MustKubectl(t, "apply", "-f", filepath.Join(seed, "manifests", "ns.yaml"))

@@ -71,7 +71,7 @@ type sidecarEnv struct {
 }
 
 func startSidecarEnv(t *testing.T) *sidecarEnv {
-	env := &sidecarEnv{seedDir: mustSeedDir(t), bin: framework.BuildBinary(t, "./cmd/cors-sidecar")}
+	env := &sidecarEnv{seedDir: mustExamplesDir(t), bin: framework.BuildBinary(t, "./cmd/cors-sidecar")}
 	env.pod = newNetNS(t, "pipy")
 	env.client = newNetNS(t, "curl")
 	linkNetNS(t, env.pod, sidecarPodIP+"/30", env.client, "10.200.0.2/30")
@@ -189,7 +189,7 @@ func (env *sidecarEnv) testNonMatching(t *testing.T) {
 	}
 }
 
-// testOrigins checks the seed's regex, exact and prefix entries as ARCHITECTURE section 5 says.
+// testOrigins checks the seed's regex, exact and prefix entries as docs/design.md section 5 says.
 func (env *sidecarEnv) testOrigins(t *testing.T) {
 	for _, tc := range []struct {
 		origin string
@@ -662,7 +662,7 @@ func parseHTTPDump(s string) (httpDump, error) {
 	return d, nil
 }
 
-// compareToSeed applies ARCHITECTURE section 5's contract: the status and every header value of
+// compareToSeed applies docs/design.md section 5's contract: the status and every header value of
 // the expected response, content-length included; order may differ, and date, vary and server
 // may differ or be added (vary must name Origin); no other header may be added; same body.
 func compareToSeed(got, want httpDump) []string {

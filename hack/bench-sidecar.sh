@@ -2,14 +2,16 @@
 # Benchmark of the CORS sidecar (make bench-sidecar).
 #
 # On this machine, in one run, wrk measures the same stand-in application (nginx answering the
-# seed's 20-byte body) three ways: directly, through cors-sidecar, and through nginx configured
-# as a CORS reverse proxy with the same policy (hack/bench-sidecar-nginx.conf.tmpl), each with a
-# matching Origin and with none. It reports requests/s and p50/p99 latency at WRK_CONNS
-# connections, p50/p99 at 1 connection (the latency a proxy adds, without queueing), and the
-# proxies' RSS under load, and writes them to the "## Sidecar" section of docs/benchmarks.md.
+# seed's 20-byte body) four ways: directly, through cors-sidecar, and through nginx and HAProxy
+# configured as CORS reverse proxies with the same policy (hack/bench-sidecar-nginx.conf.tmpl,
+# hack/bench-sidecar-haproxy.cfg.tmpl), each with a matching Origin and with none. It reports
+# requests/s, p50/p99 latency and CPU per request (the proxy's own utime+stime over the requests
+# it served) at WRK_CONNS connections, p50/p99 at 1 connection (the latency a proxy adds, without
+# queueing), and the proxies' RSS under load, and writes them to the "## Sidecar" section of
+# docs/benchmarks.md.
 #
-# Needs wrk and nginx (the Debian packages wrk and nginx-light; installed here if missing, which
-# needs root). Knobs: BENCH_DURATION (default 10s), WRK_THREADS (1), WRK_CONNS (32),
+# Needs wrk, nginx and haproxy (the Debian packages wrk, nginx-light and haproxy; installed here
+# if missing, which needs root). Knobs: BENCH_DURATION (default 10s), WRK_THREADS (1), WRK_CONNS (32),
 # BENCH_ROUNDS (3; rounds interleave the targets and each keeps its best), BENCH_DOC (docs/benchmarks.md; "-" prints only).
 set -euo pipefail
 
@@ -24,16 +26,19 @@ APP_PORT=18481
 NGINX_PORT=18482
 SIDECAR_PORT=18483
 ADMIN_PORT=18484
+HAPROXY_PORT=18485
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 WORK=$(mktemp -d /tmp/bench-sidecar.XXXXXX)
 PIDS=()
@@ -53,6 +58,7 @@ render() { # template, output
 }
 render hack/bench-sidecar-app.conf.tmpl "$WORK/app.conf"
 render hack/bench-sidecar-nginx.conf.tmpl "$WORK/cors.conf"
+sed -e "s#@DIR@#$WORK#g; s#@PROXY_PORT@#$HAPROXY_PORT#g; s#@APP_PORT@#$APP_PORT#g" hack/bench-sidecar-haproxy.cfg.tmpl >"$WORK/haproxy.cfg"
 
 # The seed's PluginConfig as the injector writes it into the pod policy, on the app's port.
 cat >"$WORK/policy.json" <<EOF
@@ -63,19 +69,22 @@ EOF
 APP_PID=$!
 "$NGINX" -c "$WORK/cors.conf" -p "$WORK" & PIDS+=($!)
 NGINX_CORS_PID=$!
+"$HAPROXY" -db -f "$WORK/haproxy.cfg" 2>"$WORK/haproxy.err" & PIDS+=($!)
+HAPROXY_PID=$!
 "$WORK/cors-sidecar" proxy --inbound-port $SIDECAR_PORT --admin-port $ADMIN_PORT \
   --policy-file "$WORK/policy.json" --upstream 127.0.0.1:$APP_PORT --log-level warn 2>"$WORK/sidecar.log" & PIDS+=($!)
 SIDECAR_PID=$!
 
 for i in $(seq 100); do
   if curl -fs -o /dev/null http://127.0.0.1:$APP_PORT/ && curl -fs -o /dev/null http://127.0.0.1:$NGINX_PORT/ &&
+    curl -fs -o /dev/null http://127.0.0.1:$HAPROXY_PORT/ &&
     curl -fs -o /dev/null http://127.0.0.1:$ADMIN_PORT/readyz; then break; fi
   [ "$i" = 100 ] && { echo "servers did not start" >&2; cat "$WORK"/*.err "$WORK/sidecar.log" >&2; exit 1; }
   sleep 0.1
 done
 
-# Both proxies must answer the same way before they are compared.
-for port in $NGINX_PORT $SIDECAR_PORT; do
+# The proxies must answer the same way before they are compared.
+for port in $NGINX_PORT $HAPROXY_PORT $SIDECAR_PORT; do
   got=$(curl -si http://127.0.0.1:$port/ -H 'Origin: http://www.bbb.com' | tr -d '\r' | tr 'A-Z' 'a-z')
   grep -q '^access-control-allow-origin: http://www.bbb.com$' <<<"$got" || { echo "port $port: no CORS on a match:" >&2; echo "$got" >&2; exit 1; }
   got=$(curl -si -X OPTIONS http://127.0.0.1:$port/ -H 'Origin: http://www.bbb.com' | tr -d '\r' | tr 'A-Z' 'a-z')
@@ -128,28 +137,30 @@ run() {
 declare -A R
 SIDECAR_RSS_MAX=0
 NGINX_RSS_MAX=0
+proxy_pid() { case $1 in sidecar) echo $SIDECAR_PID ;; nginx) echo $NGINX_CORS_PID ;; haproxy) echo $HAPROXY_PID ;; esac; }
 echo "measuring: wrk -t$THREADS -c$CONNS -d$DURATION, then -c1; $ROUNDS interleaved round(s), best kept" >&2
-# Rounds are interleaved (app, sidecar, nginx, app, ...) so that a burst of load from elsewhere on
+# Rounds are interleaved (app, sidecar, nginx, haproxy, app, ...) so that a burst of load from elsewhere on
 # the machine hits all targets alike; each target keeps its best round (interference only slows).
 for round in $(seq "$ROUNDS"); do
 for conns in "$CONNS" 1; do
   for origin in "http://www.bbb.com" ""; do
-    for target in app sidecar nginx; do
-      case $target in app) port=$APP_PORT ;; sidecar) port=$SIDECAR_PORT ;; nginx) port=$NGINX_PORT ;; esac
+    for target in app sidecar nginx haproxy; do
+      case $target in app) port=$APP_PORT ;; sidecar) port=$SIDECAR_PORT ;; nginx) port=$NGINX_PORT ;; haproxy) port=$HAPROXY_PORT ;; esac
       key="$target|${origin:-none}|$conns"
-      if [ "$target" = sidecar ]; then
-        ( # sample the RSS while wrk runs; the file keeps the maximum over all rounds
-          max=$(cat "$WORK/sidecar.rss" 2>/dev/null || echo 0); while kill -0 $SIDECAR_PID 2>/dev/null; do r=$(rss_kib $SIDECAR_PID); [ "$r" -gt "$max" ] && max=$r && echo $max >"$WORK/sidecar.rss"; sleep 0.2; done
-        ) & sampler=$!
-      elif [ "$target" = nginx ]; then
-        (
-          max=$(cat "$WORK/nginx.rss" 2>/dev/null || echo 0); while kill -0 $NGINX_CORS_PID 2>/dev/null; do r=$(nginx_rss_kib $NGINX_CORS_PID); [ "$r" -gt "$max" ] && max=$r && echo $max >"$WORK/nginx.rss"; sleep 0.2; done
+      if [ "$target" != app ]; then
+        ( # sample the RSS (master + workers) while wrk runs; the file keeps the maximum over all rounds
+          # (written by rename: the sampler is killed at any point)
+          pid=$(proxy_pid $target); f="$WORK/$target.rss"; max=$(cat "$f" 2>/dev/null || echo 0)
+          while kill -0 "$pid" 2>/dev/null; do
+            r=$(nginx_rss_kib "$pid"); [ "$r" -gt "${max:-0}" ] && max=$r && echo $max >"$f.$BASHPID" && mv "$f.$BASHPID" "$f"; sleep 0.2
+          done
         ) & sampler=$!
       fi
       case $target in
         app) pids="$APP_PID $(pgrep -P $APP_PID)" ;;
         sidecar) pids=$SIDECAR_PID ;;
         nginx) pids="$NGINX_CORS_PID $(pgrep -P $NGINX_CORS_PID)" ;;
+        haproxy) pids=$HAPROXY_PID ;; # one process, its threads included
       esac
       # shellcheck disable=SC2086 # pids is a list
       got=$(run "$target" "$port" "$origin" "$conns" $pids)
@@ -163,6 +174,8 @@ done
 SIDECAR_RSS_MAX=$(cat "$WORK/sidecar.rss" 2>/dev/null || echo 0)
 SIDECAR_HWM=$(hwm_kib $SIDECAR_PID)
 NGINX_RSS_MAX=$(cat "$WORK/nginx.rss" 2>/dev/null || echo 0)
+HAPROXY_RSS_MAX=$(cat "$WORK/haproxy.rss" 2>/dev/null || echo 0)
+HAPROXY_THREADS=$(awk '/^Threads:/ {print $2}' /proc/$HAPROXY_PID/status 2>/dev/null || echo "?")
 NGINX_WORKERS=$(pgrep -c -P $NGINX_CORS_PID || echo "?")
 
 f() { echo "$1" | cut -d' ' -f"$2"; }
@@ -173,27 +186,45 @@ S_RPS=$(f "${R[sidecar|http://www.bbb.com|$CONNS]}" 1)
 N_RPS=$(f "${R[nginx|http://www.bbb.com|$CONNS]}" 1)
 S_RPS_NONE=$(f "${R[sidecar|none|$CONNS]}" 1)
 N_RPS_NONE=$(f "${R[nginx|none|$CONNS]}" 1)
+# The next aim, against the best peer (the proxy with more requests/s) per Origin case:
+# >= 1.10x its requests/s and <= 0.90x its CPU per request.
+best_peer() { # origin -> the peer with more requests/s
+  if [ "$(f "${R[haproxy|$1|$CONNS]}" 1)" -gt "$(f "${R[nginx|$1|$CONNS]}" 1)" ]; then echo haproxy; else echo nginx; fi
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+aim_row() { # origin -> a table row for the next aim
+  local o=$1 peer s p rr cr
+  peer=$(best_peer "$o"); s=${R[sidecar|$o|$CONNS]}; p=${R[$peer|$o|$CONNS]}
+  rr=$(ratio "$(f "$s" 1)" "$(f "$p" 1)"); cr=$(ratio "$(f "$s" 4)" "$(f "$p" 4)")
+  local met; met=$(awk -v r="$rr" -v c="$cr" 'BEGIN { print (r >= 1.10 && c <= 0.90) ? 1 : 0 }')
+  echo "| next aim: >= 1.10x the best peer's requests/s and <= 0.90x its CPU per request (Origin $o) | vs $peer: ${rr}x requests/s ($(f "$s" 1) vs $(f "$p" 1)), ${cr}x CPU per request ($(f "$s" 4) vs $(f "$p" 4) µs) | $(verdict "$met") |"
+}
+H_RPS=$(f "${R[haproxy|http://www.bbb.com|$CONNS]}" 1)
+H_RPS_NONE=$(f "${R[haproxy|none|$CONNS]}" 1)
 A_P50_1=$(f "${R[app|http://www.bbb.com|1]}" 2)
 S_P50_1=$(f "${R[sidecar|http://www.bbb.com|1]}" 2)
 N_P50_1=$(f "${R[nginx|http://www.bbb.com|1]}" 2)
 ADDED=$((S_P50_1 - A_P50_1))
 ADDED_NGINX=$((N_P50_1 - A_P50_1))
 verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "**not met**"; fi; }
-THROUGHPUT_MET=$([ "$S_RPS" -ge "$N_RPS" ] && echo 1 || echo 0)
-THROUGHPUT_NONE_MET=$([ "$S_RPS_NONE" -ge "$N_RPS_NONE" ] && echo 1 || echo 0)
+THROUGHPUT_MET=$([ "$S_RPS" -ge "$N_RPS" ] && [ "$S_RPS" -ge "$H_RPS" ] && echo 1 || echo 0)
+THROUGHPUT_NONE_MET=$([ "$S_RPS_NONE" -ge "$N_RPS_NONE" ] && [ "$S_RPS_NONE" -ge "$H_RPS_NONE" ] && echo 1 || echo 0)
 LATENCY_MET=$([ "$ADDED" -lt 100 ] && echo 1 || echo 0)
 RSS_MET=$([ "$SIDECAR_RSS_MAX" -lt $((15 * 1024)) ] && echo 1 || echo 0)
+
+target_name() { case $1 in app) echo "app directly" ;; sidecar) echo "cors-sidecar" ;; nginx) echo "nginx CORS proxy" ;; haproxy) echo "HAProxy CORS proxy" ;; esac; }
 
 section=$(mktemp)
 {
   echo "## Sidecar"
   echo
   echo "\`make bench-sidecar\` (hack/bench-sidecar.sh), $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r), $(go env GOVERSION),"
-  echo "$($NGINX -v 2>&1 | sed 's/.*version: //'), $(wrk -v 2>&1 | head -1 | awk '{print "wrk " $2}'). One machine, one run: wrk, the application and the"
+  echo "$($NGINX -v 2>&1 | sed 's/.*version: //'), HAProxy $($HAPROXY -v 2>&1 | head -1 | awk '{print $3}'), $(wrk -v 2>&1 | head -1 | awk '{print "wrk " $2}'). One machine, one run: wrk, the application and the"
   echo "proxy share the $(nproc) cores. The application is nginx (1 worker) answering the seed's 20-byte body; the"
-  echo "CORS nginx runs $NGINX_WORKERS workers (\`worker_processes auto\`, upstream keepalive), cors-sidecar its default"
+  echo "CORS nginx runs $NGINX_WORKERS workers (\`worker_processes auto\`, upstream keepalive), the CORS HAProxy $HAPROXY_THREADS threads"
+  echo "(its default; \`http-reuse always\`), cors-sidecar its default"
   echo "GOMAXPROCS, in explicit mode (\`--upstream\`; not measured here: the transparent mode's one getsockopt"
-  echo "per connection and the kernel's NAT connection tracking, which any redirecting sidecar pays). Both"
+  echo "per connection and the kernel's NAT connection tracking, which any redirecting sidecar pays). All"
   echo "proxies apply the seed policy; the matching Origin is \`http://www.bbb.com\`."
   echo
   echo "Throughput, \`wrk -t$THREADS -c$CONNS -d$DURATION\` (best of $ROUNDS interleaved rounds):"
@@ -201,9 +232,9 @@ section=$(mktemp)
   echo "| target | Origin | requests/s | p50 | p99 | CPU per request |"
   echo "|---|---|---:|---:|---:|---:|"
   for origin in "http://www.bbb.com" none; do
-    for target in app sidecar nginx; do
+    for target in app sidecar nginx haproxy; do
       v=${R[$target|$origin|$CONNS]}
-      name=$target; [ $target = app ] && name="app directly"; [ $target = sidecar ] && name="cors-sidecar"; [ $target = nginx ] && name="nginx CORS proxy"
+      name=$(target_name $target)
       echo "| $name | $origin | $(f "$v" 1) | $(us "$(f "$v" 2)") | $(us "$(f "$v" 3)") | $(f "$v" 4) µs |"
     done
   done
@@ -216,22 +247,24 @@ section=$(mktemp)
   echo "| target | Origin | requests/s | p50 | p99 |"
   echo "|---|---|---:|---:|---:|"
   for origin in "http://www.bbb.com" none; do
-    for target in app sidecar nginx; do
+    for target in app sidecar nginx haproxy; do
       v=${R[$target|$origin|1]}
-      name=$target; [ $target = app ] && name="app directly"; [ $target = sidecar ] && name="cors-sidecar"; [ $target = nginx ] && name="nginx CORS proxy"
+      name=$(target_name $target)
       echo "| $name | $origin | $(f "$v" 1) | $(us "$(f "$v" 2)") | $(us "$(f "$v" 3)") |"
     done
   done
   echo
   echo "Memory: cors-sidecar RSS under load peaked at $(mib "$SIDECAR_RSS_MAX") (sampled every 0.2 s; VmHWM"
-  echo "$(mib "$SIDECAR_HWM")); the CORS nginx (master + workers) at $(mib "$NGINX_RSS_MAX"). Static binary (\`-s -w\`):"
+  echo "$(mib "$SIDECAR_HWM")); the CORS nginx (master + workers) at $(mib "$NGINX_RSS_MAX"), the CORS HAProxy at $(mib "$HAPROXY_RSS_MAX"). Static binary (\`-s -w\`):"
   echo "$(mib $((BIN_SIZE / 1024)))."
   echo
   echo "| aim | measured | |"
   echo "|---|---|---|"
-  echo "| throughput through the sidecar at least nginx's | $S_RPS vs $N_RPS req/s with a matching Origin, $S_RPS_NONE vs $N_RPS_NONE without | $(verdict $THROUGHPUT_MET) / $(verdict $THROUGHPUT_NONE_MET) |"
+  echo "| throughput through the sidecar at least nginx's and HAProxy's | $S_RPS vs $N_RPS / $H_RPS req/s with a matching Origin, $S_RPS_NONE vs $N_RPS_NONE / $H_RPS_NONE without | $(verdict $THROUGHPUT_MET) / $(verdict $THROUGHPUT_NONE_MET) |"
   echo "| added p50 latency under 100 µs | $ADDED µs at 1 connection ($(us "$S_P50_1") vs $(us "$A_P50_1") direct; nginx adds $ADDED_NGINX µs) | $(verdict $LATENCY_MET) |"
   echo "| RSS under 15 MiB under load | $(mib "$SIDECAR_RSS_MAX") | $(verdict $RSS_MET) |"
+  aim_row "http://www.bbb.com"
+  aim_row none
   echo
 } >"$section"
 

@@ -1,5 +1,5 @@
 // Package inject decides which pods get the CORS sidecar and builds what the injection adds: the
-// pod contract of ARCHITECTURE.md section 7.
+// pod contract of docs/design.md section 7.
 //
 // It is a pure function over objects: a pod, its namespace, a [clusterstate.Reader] over
 // PluginChains, PluginConfigs, Services and Plugins, and the injector [Settings]. The admission
@@ -13,15 +13,16 @@
 //
 //  1. opt-outs: the pod annotation cors-webhook.io/inject: "false", the namespace label
 //     cors-webhook.io/inject=disabled;
-//  2. chain matching: a PluginChain selects the pod (a nil namespaceSelector means the chain's
-//     own namespace only) and mounts a declared CORS plugin in inbound-http, through a
-//     [ChainIndex] when the Reader keeps one;
+//  2. chain matching: a PluginChain selects the pod by the rule of package chains (which
+//     validation and reconciliation share) and mounts a declared CORS plugin in inbound-http,
+//     through a [ChainIndex] when the Reader keeps one;
 //  3. idempotency: a pod that already has the cors-sidecar container is left alone;
 //  4. hostNetwork pods are never injected (redirecting the node's traffic is not ours to do);
 //  5. policy resolution: Services of the pod's namespace that select it, the PluginConfigs of the
 //     CORS plugin naming them, and each Service port's targetPort give the per-port policy;
 //  6. collision checks: the sidecar's ports, container and volume names must be free;
-//  7. the mutation itself.
+//  7. the mutation itself, returned as a change set ([Changes]) with the per-port structure of
+//     the policy ([Resolution.Ports]), so that callers build on values rather than re-diffing.
 //
 // Steps 1 and 2 need only the pod's metadata: [Injector.Triage] runs them alone, so that the
 // admission handler decodes the whole pod only for the pods a chain selects.

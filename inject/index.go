@@ -6,9 +6,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
@@ -42,12 +42,7 @@ type IndexedChains interface {
 	CORSChainIndex() (*ChainIndex, error)
 }
 
-type indexedChain struct {
-	chain *v1alpha1.PluginChain
-	// pods and namespaces are the compiled selectors; nil pods selects every pod, nil
-	// namespaces means "the chain's own namespace only".
-	pods, namespaces labels.Selector
-}
+type indexedChain = chains.Compiled
 
 // anchored files chains by one label requirement of their podSelector.
 type anchored struct {
@@ -58,25 +53,19 @@ type anchored struct {
 // IndexChains builds the index of chains (the cluster's PluginChains, in any order) for in's
 // CORS plugins. Chains that mount no CORS plugin in inbound-http are left out; chains with an
 // invalid selector select nothing, as with the apimachinery conversion.
-func (in *Injector) IndexChains(chains []*v1alpha1.PluginChain) *ChainIndex {
+func (in *Injector) IndexChains(list []*v1alpha1.PluginChain) *ChainIndex {
 	ix := &ChainIndex{owner: in, own: map[string]*anchored{}}
 	ownEntries := map[string][]*indexedChain{}
 	var wideEntries []*indexedChain
-	for _, c := range chains {
-		if !in.mountsCORS(c) {
+	for _, c := range list {
+		if !in.selection.Plugins.Mounts(c) {
 			continue
 		}
-		e := &indexedChain{chain: c}
-		var err error
-		if ps := c.Spec.Selectors.PodSelector; ps != nil {
-			if e.pods, err = metav1.LabelSelectorAsSelector(ps); err != nil {
-				continue
-			}
+		e, ok := in.selection.Compile(c)
+		if !ok {
+			continue
 		}
-		if nss := c.Spec.Selectors.NamespaceSelector; nss != nil {
-			if e.namespaces, err = metav1.LabelSelectorAsSelector(nss); err != nil {
-				continue
-			}
+		if !e.OwnNamespaceOnly() {
 			wideEntries = append(wideEntries, e)
 			continue
 		}
@@ -120,7 +109,7 @@ func newAnchored(entries []*indexedChain) *anchored {
 	type pair struct{ key, value string }
 	freq := map[pair]int{}
 	for _, e := range entries {
-		for _, an := range anchorsOf(e.chain.Spec.Selectors.PodSelector) {
+		for _, an := range anchorsOf(e.Chain.Spec.Selectors.PodSelector) {
 			for _, v := range an.values {
 				freq[pair{an.key, v}]++
 			}
@@ -129,7 +118,7 @@ func newAnchored(entries []*indexedChain) *anchored {
 	for _, e := range entries {
 		var best *anchor
 		bestCost := 0
-		ans := anchorsOf(e.chain.Spec.Selectors.PodSelector)
+		ans := anchorsOf(e.Chain.Spec.Selectors.PodSelector)
 		for i := range ans {
 			cost := 0
 			for _, v := range ans[i].values {
@@ -180,11 +169,8 @@ func (in *Injector) selectIndexed(ix *ChainIndex, podLabels map[string]string, n
 }
 
 func (in *Injector) visitIndexed(e *indexedChain, podLabels map[string]string, ns *corev1.Namespace, sel *selection, r clusterstate.Reader) error {
-	if e.pods != nil && !e.pods.Matches(labels.Set(podLabels)) {
+	if !e.Selects(podLabels, ns) {
 		return nil
 	}
-	if e.namespaces != nil && !e.namespaces.Matches(labels.Set(ns.Labels)) {
-		return nil
-	}
-	return in.addChain(sel, e.chain, r)
+	return in.addChain(sel, e.Chain, r)
 }

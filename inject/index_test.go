@@ -104,11 +104,11 @@ func TestChainIndexAgreesWithListing(t *testing.T) {
 		for p := range 40 {
 			ns, _ := snap.Namespace(nsNames[rng.IntN(len(nsNames))])
 			podLabels := randomLabels()
-			want, err := in.selectChains(podLabels, withNameLabel(ns), snap)
+			want, err := in.selectChains(podLabels, ns, snap)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := in.selectChains(podLabels, withNameLabel(ns), indexed)
+			got, err := in.selectChains(podLabels, ns, indexed)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package inject
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -12,7 +13,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // Outcome is what Inject did with a pod, in words fit for a metric label.
@@ -52,8 +55,12 @@ func (o Outcome) Impossible() bool { return o == HostNetwork || o == Collision }
 // Result is the outcome of Inject for one pod.
 type Result struct {
 	Outcome Outcome
-	// Pod is the mutated copy when Outcome is Injected, and nil otherwise: the input pod is
-	// never modified.
+	// Changes are what the injection adds to the pod when Outcome is Injected, and nil
+	// otherwise. The admission handler builds its patch from them and the offline command
+	// applies them to manifests, neither by comparing pods.
+	Changes *Changes
+	// Pod is the input pod with Changes applied when Outcome is Injected, and nil otherwise:
+	// the input pod is never modified.
 	Pod *corev1.Pod
 	// Chains are the PluginChains ("namespace/name") that select the pod with a declared CORS
 	// plugin, once chain matching ran; an event about the pod can point at them.
@@ -67,8 +74,8 @@ type Result struct {
 // Injector injects pods according to fixed Settings. It holds no cluster state and is safe for
 // concurrent use.
 type Injector struct {
-	settings    Settings
-	corsPlugins map[string]bool
+	settings  Settings
+	selection chains.Selection
 }
 
 // New returns an Injector for valid settings; zero ports and no requests take the defaults.
@@ -88,15 +95,15 @@ func New(s Settings) (*Injector, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("injector settings: %w", err)
 	}
-	in := &Injector{settings: s, corsPlugins: map[string]bool{}}
-	for _, p := range s.CORSPlugins {
-		in.corsPlugins[p] = true
-	}
-	return in, nil
+	return &Injector{settings: s, selection: chains.Selection{Plugins: chains.NewPlugins(s.CORSPlugins...)}}, nil
 }
 
 // Settings returns the settings in effect (defaults applied).
 func (in *Injector) Settings() Settings { return in.settings }
+
+// Selection is the chain selection rule the injector applies, for the callers (Day-2
+// reconciliation) that must agree with it.
+func (in *Injector) Selection() chains.Selection { return in.selection }
 
 // Inject decides whether pod, created in namespace ns, gets the CORS sidecar and, if so, returns
 // the mutated copy. The pod's own namespace field is ignored (admission requests may leave it
@@ -106,8 +113,8 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 	if err != nil || done {
 		return early, err
 	}
-	if hasContainer(pod, ContainerSidecar) {
-		return skipped(AlreadyInjected, "the pod already has the "+ContainerSidecar+" container"), nil
+	if hasContainer(pod, contract.ContainerSidecar) {
+		return skipped(AlreadyInjected, "the pod already has the "+contract.ContainerSidecar+" container"), nil
 	}
 	chains := strings.Join(sel.chains, ", ")
 	if pod.Spec.HostNetwork {
@@ -132,9 +139,11 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 	if len(res.RedirectPorts) > 0 {
 		ports = "port " + res.RedirectPortsValue()
 	}
+	changes := in.changes(res)
 	return Result{
 		Outcome:    Injected,
-		Pod:        in.mutate(pod, res),
+		Changes:    changes,
+		Pod:        changes.Apply(pod),
 		Chains:     sel.chains,
 		Resolution: res,
 		Reasons: append([]string{fmt.Sprintf("PluginChain %s selects the pod (plugin %s); policy for %d port(s), redirecting %s",
@@ -153,15 +162,14 @@ func (in *Injector) Triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clus
 
 func (in *Injector) triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clusterstate.Reader) (Result, bool, selection, *corev1.Namespace, error) {
 	var sel selection
-	if v, ok := meta.Annotations[AnnotationInject]; ok {
+	if v, ok := meta.Annotations[contract.AnnotationInject]; ok {
 		if b, err := strconv.ParseBool(v); err == nil && !b {
-			return skipped(PodOptedOut, fmt.Sprintf("the pod opts out with the annotation %s=%q", AnnotationInject, v)), true, sel, ns, nil
+			return skipped(PodOptedOut, fmt.Sprintf("the pod opts out with the annotation %s=%q", contract.AnnotationInject, v)), true, sel, ns, nil
 		}
 	}
-	if ns.Labels[LabelNamespaceInject] == NamespaceInjectDisabled {
-		return skipped(NamespaceOptedOut, fmt.Sprintf("namespace %s opts out with the label %s=%s", ns.Name, LabelNamespaceInject, NamespaceInjectDisabled)), true, sel, ns, nil
+	if ns.Labels[contract.LabelNamespaceInject] == contract.NamespaceInjectDisabled {
+		return skipped(NamespaceOptedOut, fmt.Sprintf("namespace %s opts out with the label %s=%s", ns.Name, contract.LabelNamespaceInject, contract.NamespaceInjectDisabled)), true, sel, ns, nil
 	}
-	ns = withNameLabel(ns)
 	sel, err := in.selectChains(meta.Labels, ns, r)
 	if err != nil {
 		return Result{}, true, sel, ns, err
@@ -191,14 +199,14 @@ func (in *Injector) collisions(pod *corev1.Pod, redirect []int32) []string {
 	visit := func(cs []corev1.Container) {
 		for i := range cs {
 			c := &cs[i]
-			if c.Name == ContainerInit || c.Name == ContainerSidecar {
+			if c.Name == contract.ContainerInit || c.Name == contract.ContainerSidecar {
 				out = append(out, "the pod already has a container named "+c.Name)
 			}
 			for _, p := range c.Ports {
 				if what, ok := ours[p.ContainerPort]; ok {
 					out = append(out, fmt.Sprintf("container %s declares port %d, the sidecar's %s", c.Name, p.ContainerPort, what))
 				}
-				if p.Name == PortNameInbound || p.Name == PortNameAdmin {
+				if p.Name == contract.PortNameInbound || p.Name == contract.PortNameAdmin {
 					out = append(out, fmt.Sprintf("container %s declares a port named %s, which the sidecar uses", c.Name, p.Name))
 				}
 			}
@@ -207,8 +215,8 @@ func (in *Injector) collisions(pod *corev1.Pod, redirect []int32) []string {
 	visit(pod.Spec.InitContainers)
 	visit(pod.Spec.Containers)
 	for _, v := range pod.Spec.Volumes {
-		if v.Name == VolumePolicy {
-			out = append(out, "the pod already has a volume named "+VolumePolicy)
+		if v.Name == contract.VolumePolicy {
+			out = append(out, "the pod already has a volume named "+contract.VolumePolicy)
 		}
 	}
 	return out
@@ -225,41 +233,65 @@ func hasContainer(pod *corev1.Pod, name string) bool {
 	return false
 }
 
-// mutate returns a copy of pod with the contract of ARCHITECTURE.md section 7 added. It changes
-// metadata.annotations, metadata.labels, spec.initContainers and spec.volumes, and nothing
-// else: the admission handler diffs only those to build its patch (TestInjectChangesOnlyItsFields).
-func (in *Injector) mutate(pod *corev1.Pod, res *Resolution) *corev1.Pod {
+// Changes are what an injection adds to a pod: the pod contract. They touch
+// metadata.annotations, metadata.labels, spec.initContainers and spec.volumes, and nothing else
+// (TestInjectChangesOnlyItsFields).
+type Changes struct {
+	// Annotations and Labels are set on the pod, overwriting values of the same keys.
+	Annotations map[string]string `json:"annotations"`
+	Labels      map[string]string `json:"labels"`
+	// InitContainers go before the pod's own, in this order: the redirect must be in place
+	// before anything listens, and a native sidecar placed before the pod's own init
+	// containers serves them too.
+	InitContainers []corev1.Container `json:"initContainers"`
+	// Volumes go after the pod's own.
+	Volumes []corev1.Volume `json:"volumes"`
+}
+
+// Apply returns a copy of pod with the changes made. The added containers and volumes share
+// their nested values with c; neither is modified afterwards.
+func (c *Changes) Apply(pod *corev1.Pod) *corev1.Pod {
 	out := pod.DeepCopy()
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
 	}
-	out.Annotations[AnnotationPolicy] = res.PolicyJSON
-	out.Annotations[AnnotationRedirectPorts] = res.RedirectPortsValue()
+	maps.Copy(out.Annotations, c.Annotations)
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}
-	out.Labels[LabelInjected] = "true"
-	out.Spec.Volumes = append(out.Spec.Volumes, in.policyVolume())
-	// Ours go first: the redirect must be in place before anything listens, and a native
-	// sidecar placed before the pod's own init containers serves them too. Without a port to
-	// redirect, cors-init would have nothing to do but hold NET_ADMIN, so it is left out; a
-	// later policy that needs a port makes reconciliation roll the workload.
-	var ours []corev1.Container
-	if len(res.RedirectPorts) > 0 {
-		ours = append(ours, in.initContainer(res.RedirectPorts))
-	}
-	ours = append(ours, in.sidecarContainer())
-	out.Spec.InitContainers = append(ours, out.Spec.InitContainers...)
+	maps.Copy(out.Labels, c.Labels)
+	out.Spec.InitContainers = slices.Insert(out.Spec.InitContainers, 0, c.InitContainers...)
+	out.Spec.Volumes = append(out.Spec.Volumes, c.Volumes...)
 	return out
+}
+
+// changes are the pod contract for a resolution. Without a port to redirect, cors-init would
+// have nothing to do but hold NET_ADMIN, so it is left out; a later policy that needs a port
+// makes reconciliation roll the workload.
+func (in *Injector) changes(res *Resolution) *Changes {
+	c := &Changes{
+		Annotations: map[string]string{
+			contract.AnnotationPolicy:         res.PolicyJSON,
+			contract.AnnotationRedirectPorts:  res.RedirectPortsValue(),
+			contract.AnnotationSidecarVersion: SidecarVersion(in.settings.SidecarImage),
+		},
+		Labels:  map[string]string{contract.LabelInjected: "true"},
+		Volumes: []corev1.Volume{in.policyVolume()},
+	}
+	if len(res.RedirectPorts) > 0 {
+		c.InitContainers = append(c.InitContainers, in.initContainer(res.RedirectPorts))
+	}
+	c.InitContainers = append(c.InitContainers, in.sidecarContainer())
+	return c
 }
 
 func (in *Injector) policyVolume() corev1.Volume {
 	return corev1.Volume{
-		Name: VolumePolicy,
+		Name: contract.VolumePolicy,
 		VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 			Items: []corev1.DownwardAPIVolumeFile{{
-				Path:     policyFileName,
-				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + AnnotationPolicy + "']"},
+				Path:     contract.PolicyFileName,
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + contract.AnnotationPolicy + "']"},
 			}},
 		}},
 	}
@@ -269,10 +301,10 @@ func (in *Injector) policyVolume() corev1.Volume {
 // namespace, and nothing else.
 func (in *Injector) initContainer(redirect []int32) corev1.Container {
 	return corev1.Container{
-		Name:            ContainerInit,
+		Name:            contract.ContainerInit,
 		Image:           in.settings.SidecarImage,
 		ImagePullPolicy: in.settings.SidecarImagePullPolicy,
-		Args:            []string{"redirect", "--proxy-port", port(in.settings.InboundPort), "--ports", joinPorts(redirect)},
+		Args:            []string{"redirect", "--proxy-port", port(in.settings.InboundPort), "--ports", contract.FormatPorts(redirect)},
 		Resources:       corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser:                ptr.To[int64](0),
@@ -295,22 +327,22 @@ func (in *Injector) sidecarContainer() corev1.Container {
 		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(in.settings.AdminPort)}}
 	}
 	return corev1.Container{
-		Name:            ContainerSidecar,
+		Name:            contract.ContainerSidecar,
 		Image:           in.settings.SidecarImage,
 		ImagePullPolicy: in.settings.SidecarImagePullPolicy,
 		Args: []string{"proxy",
 			"--inbound-port", port(in.settings.InboundPort),
 			"--admin-port", port(in.settings.AdminPort),
-			"--policy-file", PolicyFile},
+			"--policy-file", contract.PolicyFile},
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		Ports: []corev1.ContainerPort{
-			{Name: PortNameInbound, ContainerPort: in.settings.InboundPort, Protocol: corev1.ProtocolTCP},
-			{Name: PortNameAdmin, ContainerPort: in.settings.AdminPort, Protocol: corev1.ProtocolTCP},
+			{Name: contract.PortNameInbound, ContainerPort: in.settings.InboundPort, Protocol: corev1.ProtocolTCP},
+			{Name: contract.PortNameAdmin, ContainerPort: in.settings.AdminPort, Protocol: corev1.ProtocolTCP},
 		},
 		Resources:      corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()},
-		VolumeMounts:   []corev1.VolumeMount{{Name: VolumePolicy, MountPath: PolicyDir, ReadOnly: true}},
-		StartupProbe:   &corev1.Probe{ProbeHandler: probe(StartupPath), PeriodSeconds: 1, FailureThreshold: 30},
-		ReadinessProbe: &corev1.Probe{ProbeHandler: probe(ReadinessPath), PeriodSeconds: 5, FailureThreshold: 3},
+		VolumeMounts:   []corev1.VolumeMount{{Name: contract.VolumePolicy, MountPath: contract.PolicyDir, ReadOnly: true}},
+		StartupProbe:   &corev1.Probe{ProbeHandler: probe(contract.StartupPath), PeriodSeconds: 1, FailureThreshold: 30},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: probe(contract.ReadinessPath), PeriodSeconds: 5, FailureThreshold: 3},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser:                ptr.To(SidecarUID),
 			RunAsGroup:               ptr.To(SidecarUID),

@@ -3,6 +3,7 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -15,9 +16,10 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
-// The seed guide's objects (../shared/seed/manifests), as the tests' baseline cluster.
+// The guide's objects (examples/manifests), as the tests' baseline cluster.
 const (
 	seedPlugin = `
 kind: Plugin
@@ -188,13 +190,13 @@ func TestInjectSeed(t *testing.T) {
 		t.Fatalf("outcome %s, reasons %q", res.Outcome, res.Reasons)
 	}
 	got := res.Pod
-	if a := got.Annotations[AnnotationPolicy]; a != seedPolicy {
+	if a := got.Annotations[contract.AnnotationPolicy]; a != seedPolicy {
 		t.Errorf("policy annotation\n got %s\nwant %s", a, seedPolicy)
 	}
-	if a := got.Annotations[AnnotationRedirectPorts]; a != "8080" {
+	if a := got.Annotations[contract.AnnotationRedirectPorts]; a != "8080" {
 		t.Errorf("redirect ports %q, want 8080", a)
 	}
-	if got.Labels[LabelInjected] != "true" || got.Labels["app"] != "pipy-ok" {
+	if got.Labels[contract.LabelInjected] != "true" || got.Labels["app"] != "pipy-ok" {
 		t.Errorf("labels %v", got.Labels)
 	}
 	if got.GenerateName != "pipy-ok-v1-7d9f-" || got.Name != "" {
@@ -204,7 +206,7 @@ func TestInjectSeed(t *testing.T) {
 		t.Errorf("chains %v", res.Resolution.Chains)
 	}
 
-	// The whole added spec, as the contract of ARCHITECTURE.md section 7 spells it.
+	// The whole added spec, as the contract of docs/design.md section 7 spells it.
 	wantInit := `
 - name: cors-init
   image: example.com/cors-sidecar:test
@@ -246,7 +248,7 @@ func TestInjectSeed(t *testing.T) {
 	if diff := cmp.Diff(want, got.Spec.InitContainers); diff != "" {
 		t.Errorf("init containers (-want +got):\n%s", diff)
 	}
-	wantVolume := corev1.Volume{Name: VolumePolicy, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+	wantVolume := corev1.Volume{Name: contract.VolumePolicy, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 		Items: []corev1.DownwardAPIVolumeFile{{Path: "policy.json", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['cors-webhook.io/policy']"}}},
 	}}}
 	if diff := cmp.Diff([]corev1.Volume{wantVolume}, got.Spec.Volumes); diff != "" {
@@ -275,7 +277,7 @@ func TestInjectIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.PolicyJSON != first.Pod.Annotations[AnnotationPolicy] || res.RedirectPortsValue() != first.Pod.Annotations[AnnotationRedirectPorts] {
+	if res.PolicyJSON != first.Pod.Annotations[contract.AnnotationPolicy] || res.RedirectPortsValue() != first.Pod.Annotations[contract.AnnotationRedirectPorts] {
 		t.Errorf("Resolve of the injected pod: %s / %s", res.PolicyJSON, res.RedirectPortsValue())
 	}
 }
@@ -591,6 +593,8 @@ spec:
 		wantRedirect string
 		wantProblem  string
 		wantNote     string
+		wantPorts    []PortPolicy // the structure behind the policy
+		wantInvalid  []string
 	}{
 		{
 			name: "two Services on two ports of one pod",
@@ -605,6 +609,10 @@ spec: {selector: {app: web, tier: front}, ports: [{port: 9000}]}`,
 				corsConfig("admin-cors", "https://admin.example", "admin")},
 			wantPolicy:   policyOf(map[int]string{8080: "https://a.example", 9000: "https://admin.example"}),
 			wantRedirect: "8080,9000",
+			wantPorts: []PortPolicy{
+				{Port: 8080, Applied: ConfigRef{Namespace: "app", Name: "api-cors", Service: "api"}},
+				{Port: 9000, Applied: ConfigRef{Namespace: "app", Name: "admin-cors", Service: "admin"}},
+			},
 		},
 		{
 			name: "named targetPort resolves to the container port of that name",
@@ -615,6 +623,10 @@ spec: {selector: {app: web}, ports: [{name: web, port: 80, targetPort: api}, {na
 				corsConfig("api-cors", "https://a.example", "api")},
 			wantPolicy:   policyOf(map[int]string{8080: "https://a.example", 9090: "https://a.example"}),
 			wantRedirect: "8080,9090",
+			wantPorts: []PortPolicy{
+				{Port: 8080, Applied: ConfigRef{Namespace: "app", Name: "api-cors", Service: "api"}},
+				{Port: 9090, Applied: ConfigRef{Namespace: "app", Name: "api-cors", Service: "api"}},
+			},
 		},
 		{
 			name: "named targetPort this pod does not have",
@@ -626,6 +638,7 @@ spec: {selector: {app: web}, ports: [{name: web, port: 80, targetPort: grpc}, {n
 			wantPolicy:   policyOf(map[int]string{8080: "https://a.example"}),
 			wantRedirect: "8080",
 			wantNote:     `Service api port "web" (80): targetPort "grpc" names no TCP container port of this pod`,
+			wantPorts:    []PortPolicy{{Port: 8080, Applied: ConfigRef{Namespace: "app", Name: "api-cors", Service: "api"}}},
 		},
 		{
 			name: "UDP Service port gets no policy",
@@ -660,7 +673,7 @@ spec:
 		},
 		{
 			name:         "inbound-ports annotation adds ports; bad entries are reported",
-			annotations:  map[string]string{AnnotationInboundPorts: " 8081, 70000 ,x,"},
+			annotations:  map[string]string{contract.AnnotationInboundPorts: " 8081, 70000 ,x,"},
 			wantPolicy:   emptyPolicy,
 			wantRedirect: "8081",
 			wantProblem:  `annotation cors-webhook.io/inbound-ports: "70000" is not a port number in 1..65535; ignored`,
@@ -679,6 +692,9 @@ spec: {selector: {app: web}, ports: [{port: 8080, targetPort: api}]}`,
 			wantPolicy:   policyOf(map[int]string{8080: "https://a.example"}),
 			wantRedirect: "8080",
 			wantProblem:  "port 8080 is configured by more than one PluginConfig: app/aa-cors (through Service api-alias) applies, first by namespace/name; ignored: app/zz-cors (through Service api)",
+			wantPorts: []PortPolicy{{Port: 8080,
+				Applied:    ConfigRef{Namespace: "app", Name: "aa-cors", Service: "api-alias"},
+				Overridden: []ConfigRef{{Namespace: "app", Name: "zz-cors", Service: "api"}}}},
 		},
 		{
 			name: "one config through two Services on one port is no conflict",
@@ -692,6 +708,7 @@ spec: {selector: {app: web}, ports: [{port: 8080, targetPort: api}]}`,
 				corsConfig("cors", "https://a.example", "api", "api-alias")},
 			wantPolicy:   policyOf(map[int]string{8080: "https://a.example"}),
 			wantRedirect: "8080",
+			wantPorts:    []PortPolicy{{Port: 8080, Applied: ConfigRef{Namespace: "app", Name: "cors", Service: "api"}}},
 		},
 		{
 			name: "invalid config is ignored and reported",
@@ -708,6 +725,7 @@ spec:
 			wantPolicy:   emptyPolicy,
 			wantRedirect: "",
 			wantProblem:  "PluginConfig app/bad is invalid and is ignored",
+			wantInvalid:  []string{"app/bad"},
 		},
 		{
 			name: "configs that do not apply: other plugin, other kind, other namespace, Service not selecting",
@@ -759,6 +777,26 @@ spec: {plugin: cors-policy, destinationRefs: [{kind: Service, name: api, namespa
 			if notes := strings.Join(res.Notes, "\n"); !strings.Contains(notes, tt.wantNote) {
 				t.Errorf("notes:\n%s\nwant one saying %q", notes, tt.wantNote)
 			}
+			if !reflect.DeepEqual(res.Ports, tt.wantPorts) {
+				t.Errorf("ports\n got %+v\nwant %+v", res.Ports, tt.wantPorts)
+			}
+			var invalid []string
+			for _, c := range res.Invalid {
+				invalid = append(invalid, c.Config.Key())
+			}
+			if !slices.Equal(invalid, tt.wantInvalid) {
+				t.Errorf("invalid configs %v, want %v", invalid, tt.wantInvalid)
+			}
+			for _, p := range tt.wantPorts {
+				if !slices.Contains(res.AppliedPorts(p.Applied.Namespace, p.Applied.Name), p.Port) {
+					t.Errorf("AppliedPorts(%s) lacks %d", p.Applied.Key(), p.Port)
+				}
+				for _, o := range p.Overridden {
+					if !slices.Equal(res.OverriddenPorts(o.Namespace, o.Name), []int32{p.Port}) || len(res.AppliedPorts(o.Namespace, o.Name)) > 0 {
+						t.Errorf("%s: OverriddenPorts %v, AppliedPorts %v", o.Key(), res.OverriddenPorts(o.Namespace, o.Name), res.AppliedPorts(o.Namespace, o.Name))
+					}
+				}
+			}
 			var pp struct{ Version int }
 			if err := json.Unmarshal([]byte(res.PolicyJSON), &pp); err != nil || pp.Version != 1 {
 				t.Errorf("policy JSON %s: %v", res.PolicyJSON, err)
@@ -769,7 +807,13 @@ spec: {plugin: cors-policy, destinationRefs: [{kind: Service, name: api, namespa
 			if out.Outcome != Injected {
 				t.Fatalf("outcome %s: %q", out.Outcome, out.Reasons)
 			}
-			if out.Pod.Annotations[AnnotationPolicy] != tt.wantPolicy || out.Pod.Annotations[AnnotationRedirectPorts] != tt.wantRedirect {
+			if applied := out.Changes.Apply(p); !reflect.DeepEqual(applied, out.Pod) {
+				t.Errorf("Changes.Apply(pod) differs from Result.Pod")
+			}
+			if out.Changes.Annotations[contract.AnnotationPolicy] != tt.wantPolicy || out.Changes.Labels[contract.LabelInjected] != "true" {
+				t.Errorf("changes %+v", out.Changes)
+			}
+			if out.Pod.Annotations[contract.AnnotationPolicy] != tt.wantPolicy || out.Pod.Annotations[contract.AnnotationRedirectPorts] != tt.wantRedirect {
 				t.Errorf("annotations %v", out.Pod.Annotations)
 			}
 			// cors-init redirects exactly those ports, and is left out when there are none.
@@ -778,10 +822,10 @@ spec: {plugin: cors-policy, destinationRefs: [{kind: Service, name: api, namespa
 				names = append(names, c.Name)
 			}
 			if tt.wantRedirect == "" {
-				if !slices.Equal(names, []string{ContainerSidecar}) {
-					t.Errorf("init containers %v, want only %s", names, ContainerSidecar)
+				if !slices.Equal(names, []string{contract.ContainerSidecar}) {
+					t.Errorf("init containers %v, want only %s", names, contract.ContainerSidecar)
 				}
-			} else if args := out.Pod.Spec.InitContainers[0].Args; !slices.Equal(names, []string{ContainerInit, ContainerSidecar}) || args[len(args)-1] != tt.wantRedirect {
+			} else if args := out.Pod.Spec.InitContainers[0].Args; !slices.Equal(names, []string{contract.ContainerInit, contract.ContainerSidecar}) || args[len(args)-1] != tt.wantRedirect {
 				t.Errorf("init containers %v, cors-init args %q", names, args)
 			}
 		})
@@ -882,7 +926,7 @@ func TestInjectPutsOursBeforeThePodsInitContainers(t *testing.T) {
 	for _, c := range res.Pod.Spec.InitContainers {
 		names = append(names, c.Name)
 	}
-	if want := []string{ContainerInit, ContainerSidecar, "migrate"}; !slices.Equal(names, want) {
+	if want := []string{contract.ContainerInit, contract.ContainerSidecar, "migrate"}; !slices.Equal(names, want) {
 		t.Errorf("init containers %v, want %v", names, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/cors"
 )
 
@@ -28,14 +29,20 @@ type Resolution struct {
 	Chains []string
 	// Plugins are the declared CORS plugins they mount, sorted.
 	Plugins []string
+	// Ports say, per configured port (sorted), which PluginConfig applies and which others
+	// were overridden: the structure behind Policy.
+	Ports []PortPolicy
+	// Invalid are the PluginConfigs of the selecting CORS plugins, naming a Service that
+	// selects the pod, that do not decode or compile and are therefore ignored.
+	Invalid []InvalidConfig
 	// Policy is the effective per-port policy; its Ports map is empty, not nil, when no
 	// PluginConfig configures the pod yet (pass-through).
 	Policy cors.PodPolicy
-	// PolicyJSON is Policy marshalled: the value of the AnnotationPolicy annotation.
+	// PolicyJSON is Policy marshalled: the value of the contract.AnnotationPolicy annotation.
 	PolicyJSON string
 	// RedirectPorts are the ports cors-init redirects to the sidecar, sorted: the ports with a
 	// policy, the target ports of selecting Services whose port says HTTP, and the ports of
-	// the AnnotationInboundPorts annotation.
+	// the contract.AnnotationInboundPorts annotation.
 	RedirectPorts []int32
 	// Problems are errors in the inputs that the validating webhook would have rejected
 	// (invalid or conflicting PluginConfigs, a malformed annotation). Resolution still
@@ -46,8 +53,56 @@ type Resolution struct {
 	Notes []string
 }
 
-// RedirectPortsValue is the AnnotationRedirectPorts value: RedirectPorts comma-separated.
-func (r *Resolution) RedirectPortsValue() string { return joinPorts(r.RedirectPorts) }
+// ConfigRef names a PluginConfig, and the Service through which it reaches a pod port.
+type ConfigRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Service   string `json:"service,omitempty"`
+}
+
+// Key is "namespace/name", how messages and statuses name the PluginConfig.
+func (c ConfigRef) Key() string { return c.Namespace + "/" + c.Name }
+
+// PortPolicy is the resolution of one pod port: the PluginConfig whose policy the port gets,
+// and the other PluginConfigs that name a Service reaching the port, which are ignored (the
+// first by namespace/name wins; the validating webhook rejects such overlaps).
+type PortPolicy struct {
+	Port       int32       `json:"port"`
+	Applied    ConfigRef   `json:"applied"`
+	Overridden []ConfigRef `json:"overridden,omitempty"`
+}
+
+// InvalidConfig is a PluginConfig that is ignored because its config is invalid.
+type InvalidConfig struct {
+	Config ConfigRef `json:"config"`
+	Error  string    `json:"error"`
+}
+
+// AppliedPorts are the ports whose policy comes from the PluginConfig namespace/name, sorted.
+func (r *Resolution) AppliedPorts(namespace, name string) []int32 {
+	var out []int32
+	for _, p := range r.Ports {
+		if p.Applied.Namespace == namespace && p.Applied.Name == name {
+			out = append(out, p.Port)
+		}
+	}
+	return out
+}
+
+// OverriddenPorts are the ports where the PluginConfig namespace/name names a Service that
+// reaches the port but another PluginConfig applies, sorted.
+func (r *Resolution) OverriddenPorts(namespace, name string) []int32 {
+	var out []int32
+	for _, p := range r.Ports {
+		if slices.ContainsFunc(p.Overridden, func(c ConfigRef) bool { return c.Namespace == namespace && c.Name == name }) {
+			out = append(out, p.Port)
+		}
+	}
+	return out
+}
+
+// RedirectPortsValue is the contract.AnnotationRedirectPorts value: RedirectPorts as a port list.
+func (r *Resolution) RedirectPortsValue() string { return contract.FormatPorts(r.RedirectPorts) }
 
 // Resolve computes the Resolution of pod in namespace ns: what its cors-webhook.io/policy and
 // cors-webhook.io/redirect-ports annotations should be now. Day-2 reconciliation calls it for
@@ -59,7 +114,6 @@ func (r *Resolution) RedirectPortsValue() string { return joinPorts(r.RedirectPo
 // The pod's own namespace field is ignored (admission requests may leave it empty): ns is the
 // namespace it runs in. Errors come only from the Reader.
 func (in *Injector) Resolve(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader) (*Resolution, error) {
-	ns = withNameLabel(ns)
 	sel, err := in.selectChains(pod.Labels, ns, r)
 	if err != nil {
 		return nil, err
@@ -90,9 +144,8 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 	slices.SortFunc(selecting, func(a, b *corev1.Service) int { return cmp.Compare(a.Name, b.Name) })
 
 	type candidate struct {
-		config  string // namespace/name of the PluginConfig
-		service string
-		policy  *cors.Policy
+		ref    ConfigRef
+		policy *cors.Policy
 	}
 	byPort := map[int32][]candidate{}
 	redirect := map[int32]bool{}
@@ -112,12 +165,13 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 			if !seen {
 				pol, err = compileConfig(pc)
 				if err != nil {
+					res.Invalid = append(res.Invalid, InvalidConfig{Config: ConfigRef{Namespace: pc.Namespace, Name: pc.Name}, Error: err.Error()})
 					res.Problems = append(res.Problems, fmt.Sprintf("PluginConfig %s is invalid and is ignored: %v", key, err))
 				}
 				compiled[key] = pol
 			}
 			if pol != nil {
-				applicable = append(applicable, candidate{config: key, service: svc.Name, policy: pol})
+				applicable = append(applicable, candidate{ref: ConfigRef{Namespace: pc.Namespace, Name: pc.Name, Service: svc.Name}, policy: pol})
 			}
 		}
 		for i := range svc.Spec.Ports {
@@ -143,20 +197,22 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 			continue
 		}
 		slices.SortStableFunc(cands, func(a, b candidate) int {
-			return cmp.Or(cmp.Compare(a.config, b.config), cmp.Compare(a.service, b.service))
+			return cmp.Or(cmp.Compare(a.ref.Key(), b.ref.Key()), cmp.Compare(a.ref.Service, b.ref.Service))
 		})
 		winner := cands[0]
+		pp := PortPolicy{Port: port, Applied: winner.ref}
 		var losers []string
 		for _, c := range cands[1:] {
-			if c.config != winner.config {
-				losers = append(losers, fmt.Sprintf("%s (through Service %s)", c.config, c.service))
+			if c.ref.Key() != winner.ref.Key() && !slices.Contains(pp.Overridden, c.ref) {
+				pp.Overridden = append(pp.Overridden, c.ref)
+				losers = append(losers, fmt.Sprintf("%s (through Service %s)", c.ref.Key(), c.ref.Service))
 			}
 		}
+		res.Ports = append(res.Ports, pp)
 		if len(losers) > 0 {
-			losers = slices.Compact(losers)
 			res.Problems = append(res.Problems, fmt.Sprintf(
 				"port %d is configured by more than one PluginConfig: %s (through Service %s) applies, first by namespace/name; ignored: %s",
-				port, winner.config, winner.service, strings.Join(losers, ", ")))
+				port, winner.ref.Key(), winner.ref.Service, strings.Join(losers, ", ")))
 		}
 		res.Policy.Ports[strconv.Itoa(int(port))] = *winner.policy.Config()
 		redirect[port] = true
@@ -166,9 +222,9 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 			" configures a Service that selects this pod yet: its policy is empty (pass-through) until one does")
 	}
 
-	extra, problems := parsePorts(pod.Annotations[AnnotationInboundPorts])
-	for _, p := range problems {
-		res.Problems = append(res.Problems, fmt.Sprintf("annotation %s: %s", AnnotationInboundPorts, p))
+	extra, bad := contract.ParsePorts(pod.Annotations[contract.AnnotationInboundPorts])
+	for _, b := range bad {
+		res.Problems = append(res.Problems, fmt.Sprintf("annotation %s: %v; ignored", contract.AnnotationInboundPorts, b))
 	}
 	for _, p := range extra {
 		redirect[p] = true
@@ -243,7 +299,7 @@ func namedPort(pod *corev1.Pod, name string) (int32, bool) {
 	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		if c.Name == ContainerSidecar || c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		if c.Name == contract.ContainerSidecar || c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
 			continue
 		}
 		if p, ok := findPort(c.Ports, name); ok {
@@ -291,49 +347,4 @@ func portLabel(sp *corev1.ServicePort) string {
 		return fmt.Sprintf("%q (%d)", sp.Name, sp.Port)
 	}
 	return strconv.Itoa(int(sp.Port))
-}
-
-// parsePorts reads a comma-separated port list; bad entries are reported and skipped.
-func parsePorts(v string) ([]int32, []string) {
-	var ports []int32
-	var problems []string
-	for _, f := range strings.Split(v, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := strconv.ParseUint(f, 10, 16)
-		if err != nil || n == 0 {
-			problems = append(problems, fmt.Sprintf("%q is not a port number in 1..65535; ignored", f))
-			continue
-		}
-		ports = append(ports, int32(n))
-	}
-	return ports, problems
-}
-
-func joinPorts(ports []int32) string {
-	var b strings.Builder
-	for i, p := range ports {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(int(p)))
-	}
-	return b.String()
-}
-
-// withNameLabel returns ns with the kubernetes.io/metadata.name label that the API server puts
-// on every namespace, so namespaceSelectors on it behave the same on namespaces read from files.
-// Namespaces from a cluster already have it and are returned as they are.
-func withNameLabel(ns *corev1.Namespace) *corev1.Namespace {
-	if ns.Labels[corev1.LabelMetadataName] == ns.Name {
-		return ns
-	}
-	out := ns.DeepCopy()
-	if out.Labels == nil {
-		out.Labels = map[string]string{}
-	}
-	out.Labels[corev1.LabelMetadataName] = ns.Name
-	return out
 }

@@ -9,70 +9,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/cors-webhook/cors-webhook/cors"
-)
-
-// Keys of the pod contract (ARCHITECTURE.md section 7). They are the interface between the
-// webhook, the sidecar, Day-2 reconciliation and the users who opt out, so they live in one place.
-const (
-	// AnnotationPolicy carries the pod's effective per-port policy (cors.PodPolicy JSON). The
-	// sidecar reads it through a downwardAPI volume, so reconciliation can change it in place.
-	AnnotationPolicy = cors.PodPolicyAnnotation
-	// AnnotationRedirectPorts records the ports cors-init redirected to the sidecar, sorted and
-	// comma-separated, so reconciliation can tell when a new policy needs a port the running pod
-	// does not redirect (and roll its workload).
-	AnnotationRedirectPorts = "cors-webhook.io/redirect-ports"
-	// AnnotationInboundPorts lets a pod name extra HTTP ports to redirect (comma-separated), for
-	// ports that no Service marks as HTTP but that a later PluginConfig may configure.
-	AnnotationInboundPorts = "cors-webhook.io/inbound-ports"
-	// AnnotationInject set to "false" on a pod opts it out of injection.
-	AnnotationInject = "cors-webhook.io/inject"
-	// LabelInjected marks injected pods, so they can be listed and watched cheaply.
-	LabelInjected = "cors-webhook.io/injected"
-	// LabelNamespaceInject set to NamespaceInjectDisabled on a namespace opts all its pods out.
-	// The same label also keeps the webhook from being called there (see the chart's
-	// namespaceSelector), so this check is a second line of defence.
-	LabelNamespaceInject = "cors-webhook.io/inject"
-	// NamespaceInjectDisabled is the LabelNamespaceInject value that opts a namespace out.
-	NamespaceInjectDisabled = "disabled"
-)
-
-// Names of what the injection adds to a pod. They are fixed, so that the injection can recognise
-// its own work (idempotency) and refuse to overwrite somebody else's container or volume.
-const (
-	// ContainerInit is the init container that installs the redirect rules.
-	ContainerInit = "cors-init"
-	// ContainerSidecar is the native sidecar running the CORS proxy.
-	ContainerSidecar = "cors-sidecar"
-	// VolumePolicy is the downwardAPI volume exposing AnnotationPolicy to the sidecar.
-	VolumePolicy = "cors-webhook-policy"
-	// PolicyDir is where VolumePolicy is mounted in the sidecar.
-	PolicyDir = "/etc/cors-webhook"
-	// PolicyFile is the sidecar's --policy-file: the volume item of AnnotationPolicy.
-	PolicyFile = PolicyDir + "/" + policyFileName
-	// PortNameInbound and PortNameAdmin name the sidecar's container ports (at most 15
-	// characters, unique in the pod).
-	PortNameInbound = "cors-inbound"
-	PortNameAdmin   = "cors-admin"
-	// ReadinessPath is the sidecar admin endpoint of the readiness probe: 200 once a policy
-	// is loaded, so the pod receives traffic only when the sidecar enforces its policy.
-	ReadinessPath = "/readyz"
-	// StartupPath is the sidecar admin endpoint of the startup probe: 200 once the process
-	// serves. Until it answers, the kubelet holds back the containers after the sidecar.
-	StartupPath = "/healthz"
-
-	policyFileName = "policy.json"
+	"github.com/cors-webhook/cors-webhook/chains"
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // Defaults of the injector settings, also the defaults of the `serve` and `inject` flags.
 const (
 	DefaultSidecarImage  = "ghcr.io/cors-webhook/cors-sidecar:latest"
-	DefaultInboundPort   = 15003
-	DefaultAdminPort     = 15021
 	DefaultCPURequest    = "10m"
 	DefaultMemoryRequest = "32Mi"
-	// DefaultCORSPlugin is the plugin name of the seed guide (FSM's cors-policy).
-	DefaultCORSPlugin = "cors-policy"
 	// SidecarUID is the user the sidecar runs as: non-root (distroless "nonroot"), so the
 	// container passes the restricted Pod Security Standard.
 	SidecarUID int64 = 65532
@@ -100,13 +45,13 @@ type Settings struct {
 func DefaultSettings() Settings {
 	return Settings{
 		SidecarImage: DefaultSidecarImage,
-		InboundPort:  DefaultInboundPort,
-		AdminPort:    DefaultAdminPort,
+		InboundPort:  contract.DefaultInboundPort,
+		AdminPort:    contract.DefaultAdminPort,
 		Requests: corev1.ResourceList{
 			corev1.ResourceCPU:    resource.MustParse(DefaultCPURequest),
 			corev1.ResourceMemory: resource.MustParse(DefaultMemoryRequest),
 		},
-		CORSPlugins: []string{DefaultCORSPlugin},
+		CORSPlugins: []string{chains.DefaultPlugin},
 	}
 }
 

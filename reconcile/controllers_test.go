@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
@@ -138,8 +140,8 @@ func podRequest(pod *corev1.Pod) ctrlreconcile.Request {
 func TestPodReconcilerPatchesThePolicy(t *testing.T) {
 	s := newSeedCluster(t)
 	d, rs, pod := s.deployment(t, true)
-	want := pod.Annotations[inject.AnnotationPolicy]
-	pod.Annotations[inject.AnnotationPolicy] = emptyPolicy // what it got before the config existed
+	want := pod.Annotations[contract.AnnotationPolicy]
+	pod.Annotations[contract.AnnotationPolicy] = emptyPolicy // what it got before the config existed
 	cl := fakeClient(t, d, rs, pod)
 	ch := make(chan event.TypedGenericEvent[workloadKey], 4)
 	r := &podReconciler{client: cl, reader: s.reader, injector: s.injector, recorder: events.NewFakeRecorder(4), rollouts: ch, notes: newNoteLog()}
@@ -151,8 +153,8 @@ func TestPodReconcilerPatchesThePolicy(t *testing.T) {
 	if err := cl.Get(context.Background(), client.ObjectKeyFromObject(pod), got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Annotations[inject.AnnotationPolicy] != want {
-		t.Errorf("policy %s, want %s", got.Annotations[inject.AnnotationPolicy], want)
+	if got.Annotations[contract.AnnotationPolicy] != want {
+		t.Errorf("policy %s, want %s", got.Annotations[contract.AnnotationPolicy], want)
 	}
 	if len(ch) != 0 {
 		t.Errorf("an injected pod redirecting its policy's port was handed to the rollout controller")
@@ -388,4 +390,39 @@ type countingStatus struct {
 func (s *countingStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 	s.c.statusPatches++
 	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+}
+
+// TestConfigStatusComesFromTheResolution: which PluginConfig applies to a port and which is
+// overridden comes from the injector's per-port structure, not from its messages nor from
+// comparing configs: two configs with the same CORS config and names that prefix each other
+// (pipy/cors, pipy/cors-2) are told apart.
+func TestConfigStatusComesFromTheResolution(t *testing.T) {
+	s := newSeedCluster(t)
+	d, rs, pod := s.deployment(t, true)
+	chain := s.chain()
+	first, second := s.config(), s.config()
+	first.Name, second.Name = "cors", "cors-2"
+	plugin := &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "cors-policy"}}
+	svcs, _ := s.reader.ServicesInNamespace("pipy")
+	reader := clusterstate.NewSnapshot(s.ns, chain, first, second, svcs[0], plugin)
+	cl := fakeClient(t, d, rs, pod, chain, first, second)
+	r := &statusReconciler{client: cl, reader: reader, injector: s.injector}
+	ctx := context.Background()
+	a, err := r.observeConfig(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.observeConfig(ctx, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.applied != 1 || a.overridden != 0 || !slices.Equal(a.ports, []int32{8080}) {
+		t.Errorf("pipy/cors: applied %d, overridden %d, ports %v; want applied on 8080", a.applied, a.overridden, a.ports)
+	}
+	if b.applied != 0 || b.overridden != 1 {
+		t.Errorf("pipy/cors-2: applied %d, overridden %d; want overridden", b.applied, b.overridden)
+	}
+	if st := configStatus(second.Spec.Plugin, b); !strings.Contains(st.Reason, "another PluginConfig configures the same port") {
+		t.Errorf("pipy/cors-2 status %+v", st)
+	}
 }

@@ -1,6 +1,6 @@
 // Package reconcile is Day 2 of the CORS sidecar: the controllers of `cors-webhook serve` that keep
 // running pods in step with PluginChains, PluginConfigs, Plugins, Services and Namespaces
-// (ARCHITECTURE.md section 6, last point). Admission injects a pod once, when it is created; the
+// (docs/design.md section 6, last point). Admission injects a pod once, when it is created; the
 // seed guide creates its workloads before the chain and the config, and users edit PluginConfigs
 // later, so admission alone cannot keep its promise.
 //

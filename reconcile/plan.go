@@ -15,11 +15,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/cors"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
-// Keys this package adds to the contract of ARCHITECTURE.md section 7.
+// Keys this package adds to the contract of docs/design.md section 7.
 const (
 	// AnnotationRestartedAt is the pod-template annotation that rolls a workload. Its value is
 	// a hash of what the new pods will get (see rolloutToken), not a time: the same change
@@ -61,14 +62,14 @@ type podFacts struct {
 // factsOf reads the facts of pod, in namespace ns.
 func factsOf(pod *corev1.Pod, ns *corev1.Namespace) podFacts {
 	f := podFacts{injected: hasSidecar(&pod.Spec), hostNetwork: pod.Spec.HostNetwork}
-	f.policy, f.hasPolicy = pod.Annotations[inject.AnnotationPolicy]
-	f.redirect = parsePorts(pod.Annotations[inject.AnnotationRedirectPorts])
-	if v, ok := pod.Annotations[inject.AnnotationInject]; ok {
+	f.policy, f.hasPolicy = pod.Annotations[contract.AnnotationPolicy]
+	f.redirect, _ = contract.ParsePorts(pod.Annotations[contract.AnnotationRedirectPorts])
+	if v, ok := pod.Annotations[contract.AnnotationInject]; ok {
 		if b, err := strconv.ParseBool(v); err == nil && !b {
 			f.optedOut = true
 		}
 	}
-	if ns != nil && ns.Labels[inject.LabelNamespaceInject] == inject.NamespaceInjectDisabled {
+	if ns != nil && ns.Labels[contract.LabelNamespaceInject] == contract.NamespaceInjectDisabled {
 		f.optedOut = true
 	}
 	return f
@@ -77,7 +78,7 @@ func factsOf(pod *corev1.Pod, ns *corev1.Namespace) podFacts {
 func hasSidecar(spec *corev1.PodSpec) bool {
 	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
 		for i := range cs {
-			if cs[i].Name == inject.ContainerSidecar {
+			if cs[i].Name == contract.ContainerSidecar {
 				return true
 			}
 		}
@@ -95,6 +96,9 @@ const (
 	// rollMissingPorts: the pod's policy configures a port that its cors-init did not
 	// redirect, so the sidecar never sees that port's traffic.
 	rollMissingPorts
+	// rollOutdatedSidecar: the pod runs an older sidecar than the configured image
+	// (Options.RollOutdatedSidecars; see outdatedSidecar).
+	rollOutdatedSidecar
 )
 
 func (r rollReason) String() string {
@@ -103,6 +107,8 @@ func (r rollReason) String() string {
 		return "not-injected"
 	case rollMissingPorts:
 		return "missing-ports"
+	case rollOutdatedSidecar:
+		return "outdated-sidecar"
 	}
 	return "none"
 }
@@ -154,19 +160,6 @@ func missingPorts(policy cors.PodPolicy, redirect []int32) []int32 {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// parsePorts reads a redirect-ports annotation; entries that are not ports are skipped (the
-// injector writes only ports, so a bad entry was typed by hand and redirects nothing).
-func parsePorts(v string) []int32 {
-	var out []int32
-	for _, f := range strings.Split(v, ",") {
-		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
-		if err == nil && n > 0 {
-			out = append(out, int32(n))
-		}
-	}
-	return compactSorted(out)
 }
 
 // rolloutToken is the AnnotationRestartedAt value for rolling a workload whose new pods will get
@@ -254,8 +247,12 @@ type rolloutFacts struct {
 	// need counts the pods that need replacing, by reason; chains are the PluginChains behind
 	// it and missing the policy ports the running pods do not redirect.
 	notInjected, missingPorts int
-	chains                    []string
-	missing                   []int32
+	// outdated counts the pods with an older sidecar (RollOutdatedSidecars), sidecarVersion
+	// is the configured one.
+	outdated       int
+	sidecarVersion string
+	chains         []string
+	missing        []int32
 
 	// templateOK: a new pod from the current template would be injected (the injector says
 	// so); otherwise templateWhy says why not, and rolling would not help.
@@ -275,7 +272,7 @@ type rolloutFacts struct {
 	settle            time.Duration
 }
 
-func (f *rolloutFacts) needing() int { return f.notInjected + f.missingPorts }
+func (f *rolloutFacts) needing() int { return f.notInjected + f.missingPorts + f.outdated }
 
 type rolloutAction int
 
@@ -355,17 +352,12 @@ func (f *rolloutFacts) needWhy() string {
 		parts = append(parts, fmt.Sprintf("%d pod(s) run without the CORS sidecar", f.notInjected))
 	}
 	if f.missingPorts > 0 {
-		parts = append(parts, fmt.Sprintf("%d pod(s) do not redirect port %s that their policy now configures", f.missingPorts, joinPorts(f.missing)))
+		parts = append(parts, fmt.Sprintf("%d pod(s) do not redirect port %s that their policy now configures", f.missingPorts, contract.FormatPorts(f.missing)))
+	}
+	if f.outdated > 0 {
+		parts = append(parts, fmt.Sprintf("%d pod(s) run a sidecar older than version %s", f.outdated, f.sidecarVersion))
 	}
 	return fmt.Sprintf("PluginChain %s selects pods of %s: %s", strings.Join(f.chains, ", "), f.ref, strings.Join(parts, "; "))
-}
-
-func joinPorts(ports []int32) string {
-	s := make([]string, len(ports))
-	for i, p := range ports {
-		s[i] = strconv.Itoa(int(p))
-	}
-	return strings.Join(s, ",")
 }
 
 // union merges sorted-or-not string sets into a sorted set.

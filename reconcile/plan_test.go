@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/cors"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
@@ -28,7 +29,7 @@ func resolution(t *testing.T, ports ...string) *inject.Resolution {
 		t.Fatal(err)
 	}
 	return &inject.Resolution{Selected: true, Chains: []string{"pipy/cors-policy-chain"}, Plugins: []string{"cors-policy"},
-		Policy: pol, PolicyJSON: string(raw), RedirectPorts: parsePorts(strings.Join(ports, ","))}
+		Policy: pol, PolicyJSON: string(raw), RedirectPorts: mustPorts(strings.Join(ports, ","))}
 }
 
 func TestPlanPod(t *testing.T) {
@@ -88,7 +89,7 @@ func TestPlanPod(t *testing.T) {
 }
 
 func TestFactsOf(t *testing.T) {
-	sidecar := corev1.Container{Name: inject.ContainerSidecar}
+	sidecar := corev1.Container{Name: contract.ContainerSidecar}
 	tests := []struct {
 		name string
 		pod  *corev1.Pod
@@ -98,23 +99,23 @@ func TestFactsOf(t *testing.T) {
 		{name: "plain pod", pod: &corev1.Pod{}, ns: &corev1.Namespace{}, want: podFacts{}},
 		{name: "injected pod",
 			pod: &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{inject.AnnotationPolicy: "{}", inject.AnnotationRedirectPorts: "9090,8080"}},
+				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{contract.AnnotationPolicy: "{}", contract.AnnotationRedirectPorts: "9090,8080"}},
 				Spec:       corev1.PodSpec{InitContainers: []corev1.Container{sidecar}},
 			},
 			want: podFacts{injected: true, policy: "{}", hasPolicy: true, redirect: []int32{8080, 9090}}},
 		{name: "pod opt-out",
-			pod:  &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{inject.AnnotationInject: "False"}}},
+			pod:  &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{contract.AnnotationInject: "False"}}},
 			want: podFacts{optedOut: true}},
 		{name: "an opt-in annotation is no opt-out",
-			pod:  &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{inject.AnnotationInject: "true"}}},
+			pod:  &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{contract.AnnotationInject: "true"}}},
 			want: podFacts{}},
 		{name: "namespace opt-out",
 			pod:  &corev1.Pod{},
-			ns:   &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{inject.LabelNamespaceInject: inject.NamespaceInjectDisabled}}},
+			ns:   &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{contract.LabelNamespaceInject: contract.NamespaceInjectDisabled}}},
 			want: podFacts{optedOut: true}},
 		{name: "hostNetwork, and redirect ports typed by hand",
 			pod: &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{inject.AnnotationRedirectPorts: " 8080, x, 0, 8080"}},
+				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{contract.AnnotationRedirectPorts: " 8080, x, 0, 8080"}},
 				Spec:       corev1.PodSpec{HostNetwork: true},
 			},
 			want: podFacts{hostNetwork: true, redirect: []int32{8080}}},
@@ -329,4 +330,12 @@ func TestDecideRollout(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustPorts(list string) []int32 {
+	ports, bad := contract.ParsePorts(list)
+	if len(bad) > 0 {
+		panic(bad)
+	}
+	return ports
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,7 +26,9 @@ import (
 	ctrlreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
@@ -40,10 +41,12 @@ type podReconciler struct {
 	recorder events.EventRecorder
 	rollouts chan<- event.TypedGenericEvent[workloadKey]
 	notes    *noteLog
+	// rollOutdated is Options.RollOutdatedSidecars.
+	rollOutdated bool
 }
 
 func (r *podReconciler) setup(mgr manager.Manager, opts Options) error {
-	m := &mapper{client: r.client, reader: r.reader}
+	m := &mapper{client: r.client, reader: r.reader, selection: r.injector.Selection()}
 	return builder.ControllerManagedBy(mgr).
 		Named(ControllerPodPolicy).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.PodWorkers, SkipNameValidation: &opts.SkipNameValidation}).
@@ -98,6 +101,9 @@ func (r *podReconciler) Reconcile(ctx context.Context, req ctrlreconcile.Request
 		return ctrlreconcile.Result{}, err
 	}
 	plan := planPod(factsOf(pod, ns), res)
+	if r.rollOutdated && plan.roll == rollNone && outdatedSidecar(pod, res, r.injector) {
+		plan.roll = rollOutdatedSidecar
+	}
 	if plan.patch {
 		if err := patchPolicy(ctx, r.client, pod, plan.policy); err != nil {
 			return ctrlreconcile.Result{}, client.IgnoreNotFound(err)
@@ -135,7 +141,9 @@ func (p podPlan) describe() string {
 	case rollNotInjected:
 		return "it was created without the CORS sidecar"
 	case rollMissingPorts:
-		return fmt.Sprintf("its policy now configures port %s, which its cors-init did not redirect", joinPorts(p.missing))
+		return fmt.Sprintf("its policy now configures port %s, which its cors-init did not redirect", contract.FormatPorts(p.missing))
+	case rollOutdatedSidecar:
+		return "it runs an older sidecar than the configured image"
 	}
 	return "nothing"
 }
@@ -148,7 +156,7 @@ func active(pod *corev1.Pod) bool {
 // patchPolicy sets the policy annotation with a merge patch that touches nothing else.
 func patchPolicy(ctx context.Context, c client.Client, pod *corev1.Pod, policy string) error {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"annotations": map[string]string{inject.AnnotationPolicy: policy},
+		"annotations": map[string]string{contract.AnnotationPolicy: policy},
 	}})
 	if err != nil {
 		return err
@@ -175,7 +183,7 @@ func workloadOf(ctx context.Context, c client.Client, pod *corev1.Pod) (workload
 	case kindStatefulSet, kindDaemonSet:
 		return workloadKey{Kind: ref.Kind, Namespace: pod.Namespace, Name: ref.Name}, "", nil
 	case kindReplicaSet:
-		rs := &appsv1.ReplicaSet{}
+		rs := replicaSetMetadata()
 		if err := c.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, rs); err != nil {
 			// The cache may not have the ReplicaSet yet: retry with backoff.
 			return workloadKey{}, "", fmt.Errorf("reading the pod's ReplicaSet %s: %w", ref.Name, err)
@@ -207,8 +215,9 @@ func chainRef(chains []string) runtime.Object {
 // mapper turns changes of the objects a pod's policy depends on into the pods (or other
 // objects) to look at again, reading the cache.
 type mapper struct {
-	client client.Client
-	reader clusterstate.Reader
+	client    client.Client
+	reader    clusterstate.Reader
+	selection chains.Selection
 }
 
 // podsOfChain: the pods a PluginChain's selectors match (for an update, controller-runtime
@@ -218,7 +227,7 @@ func (m *mapper) podsOfChain(ctx context.Context, o client.Object) []ctrlreconci
 	if !ok {
 		return nil
 	}
-	namespaces, sel := chainScope(c, m.reader)
+	namespaces, sel := chainScope(m.selection, c, m.reader)
 	var out []ctrlreconcile.Request
 	for _, ns := range namespaces {
 		out = append(out, m.pods(ctx, ns, sel)...)
@@ -245,7 +254,7 @@ func (m *mapper) chainsMounting(ctx context.Context, plugin string) []*v1alpha1.
 	}
 	var out []*v1alpha1.PluginChain
 	for i := range list.Items {
-		if slices.Contains(inboundHTTPPlugins(&list.Items[i]), plugin) {
+		if slices.Contains(m.selection.Plugins.InboundHTTP(&list.Items[i]), plugin) {
 			out = append(out, &list.Items[i])
 		}
 	}
@@ -255,7 +264,7 @@ func (m *mapper) chainsMounting(ctx context.Context, plugin string) []*v1alpha1.
 // injectedPodsInNamespace: PluginConfigs and Services change the policy of the injected pods of
 // their namespace only (pods without the sidecar are rolled because of a chain, not of them).
 func (m *mapper) injectedPodsInNamespace(ctx context.Context, o client.Object) []ctrlreconcile.Request {
-	return m.pods(ctx, o.GetNamespace(), labels.SelectorFromSet(labels.Set{inject.LabelInjected: "true"}))
+	return m.pods(ctx, o.GetNamespace(), labels.SelectorFromSet(labels.Set{contract.LabelInjected: "true"}))
 }
 
 // podsOfNamespace: a namespace's labels decide which chains reach its pods.
@@ -276,48 +285,19 @@ func (m *mapper) pods(ctx context.Context, namespace string, sel labels.Selector
 	return out
 }
 
-// chainScope is what a chain's selectors reach: the namespaces (a nil namespaceSelector means
-// the chain's own namespace only, ARCHITECTURE.md section 6) and the pod selector. Invalid
-// selectors select nothing, as in injection.
-func chainScope(c *v1alpha1.PluginChain, r clusterstate.Reader) ([]string, labels.Selector) {
-	pods := labels.Everything()
-	if ps := c.Spec.Selectors.PodSelector; ps != nil {
-		s, err := metav1.LabelSelectorAsSelector(ps)
-		if err != nil {
+// chainScope is what a chain's selectors reach, by the rule of package chains: the namespaces
+// and the pod selector to list its pods with in each. Invalid selectors select nothing.
+func chainScope(sel chains.Selection, c *v1alpha1.PluginChain, r clusterstate.Reader) ([]string, labels.Selector) {
+	compiled, ok := sel.Compile(c)
+	if !ok {
+		return nil, labels.Nothing()
+	}
+	var all []*corev1.Namespace
+	if !compiled.OwnNamespaceOnly() {
+		var err error
+		if all, err = r.Namespaces(); err != nil {
 			return nil, labels.Nothing()
 		}
-		pods = s
 	}
-	nss := c.Spec.Selectors.NamespaceSelector
-	if nss == nil {
-		return []string{c.Namespace}, pods
-	}
-	sel, err := metav1.LabelSelectorAsSelector(nss)
-	if err != nil {
-		return nil, labels.Nothing()
-	}
-	all, err := r.Namespaces()
-	if err != nil {
-		return nil, labels.Nothing()
-	}
-	var out []string
-	for _, ns := range all {
-		if sel.Matches(labels.Set(ns.Labels)) {
-			out = append(out, ns.Name)
-		}
-	}
-	slices.Sort(out)
-	return out, pods
-}
-
-// inboundHTTPPlugins are the plugins a chain mounts in inbound-http, the only mount point
-// where this product acts.
-func inboundHTTPPlugins(c *v1alpha1.PluginChain) []string {
-	var out []string
-	for _, ch := range c.Spec.Chains {
-		if ch.Name == v1alpha1.ChainInboundHTTP {
-			out = append(out, ch.Plugins...)
-		}
-	}
-	return out
+	return compiled.Namespaces(all), compiled.PodSelector()
 }

@@ -120,6 +120,9 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, key workloadKey) (ctr
 			return ctrlreconcile.Result{}, err
 		}
 		plan := planPod(factsOf(pod, ns), res)
+		if r.opts.RollOutdatedSidecars && plan.roll == rollNone && outdatedSidecar(pod, res, r.injector) {
+			plan.roll = rollOutdatedSidecar
+		}
 		switch plan.roll {
 		case rollNone:
 			continue
@@ -128,6 +131,8 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, key workloadKey) (ctr
 		case rollMissingPorts:
 			f.missingPorts++
 			f.missing = unionPorts(f.missing, plan.missing)
+		case rollOutdatedSidecar:
+			f.outdated++
 		}
 		f.chains = union(f.chains, res.Chains)
 	}
@@ -137,13 +142,19 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, key workloadKey) (ctr
 	}
 	if f.templateOK = ir.Outcome == inject.Injected; f.templateOK {
 		f.desired = rolloutToken(ir.Resolution, tmpl)
+		if f.outdated > 0 {
+			// A new sidecar version is a change of its own: the token of an earlier rollout
+			// for the same chains must not make this one look done.
+			f.sidecarVersion = inject.SidecarVersion(r.injector.Settings().SidecarImage)
+			f.desired = upgradeToken(f.desired, f.sidecarVersion)
+		}
 	} else {
 		f.templateWhy = strings.Join(ir.Reasons, "; ")
 	}
 	f.current = tmpl.Annotations[AnnotationRestartedAt]
 	switch {
 	case r.opts.DisableRollout:
-		f.disabledBy = "cors-webhook serve --rollout=false"
+		f.disabledBy = "cors-webhook controller --rollout=false"
 	case optedOutOfRollout(obj):
 		f.disabledBy = fmt.Sprintf("the annotation %s=%q on the %s", AnnotationRollout, obj.GetAnnotations()[AnnotationRollout], key.Kind)
 	}
@@ -219,8 +230,8 @@ func (r *rolloutReconciler) load(ctx context.Context, key workloadKey) (client.O
 func (r *rolloutReconciler) podsOf(ctx context.Context, key workloadKey, uid types.UID) ([]corev1.Pod, error) {
 	owners := []types.UID{uid}
 	if key.Kind == kindDeployment {
-		var sets appsv1.ReplicaSetList
-		if err := r.client.List(ctx, &sets, client.InNamespace(key.Namespace), client.MatchingFields{IndexController: string(uid)}); err != nil {
+		sets := replicaSetMetadataList()
+		if err := r.client.List(ctx, sets, client.InNamespace(key.Namespace), client.MatchingFields{IndexController: string(uid)}); err != nil {
 			return nil, err
 		}
 		owners = owners[:0]

@@ -24,9 +24,14 @@ import (
 
 // Options configure the reconciler. The zero value of each field is its default.
 type Options struct {
-	// DisableRollout keeps the reconciler from patching workloads (`serve --rollout=false`);
+	// DisableRollout keeps the reconciler from patching workloads (`controller --rollout=false`);
 	// the Events on them then say what to do. Policy annotations and statuses stay current.
 	DisableRollout bool
+
+	// RollOutdatedSidecars makes the reconciler roll the workloads whose injected pods run a
+	// sidecar older than the configured image (`controller --roll-outdated-sidecars`), so an
+	// upgrade reaches running pods; rate limits and the settle delay apply as for any rollout.
+	RollOutdatedSidecars bool
 
 	// RolloutSettle is how long a needed rollout waits before it happens, so that a burst of
 	// changes (a chain and its config applied together, as the seed guide does) rolls a
@@ -138,6 +143,7 @@ func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader
 	pods := &podReconciler{
 		client: mgr.GetClient(), reader: r, injector: injector,
 		recorder: recorder, rollouts: rollouts, notes: newNoteLog(),
+		rollOutdated: opts.RollOutdatedSidecars,
 	}
 	if err := pods.setup(mgr, opts); err != nil {
 		return fmt.Errorf("setting up %s: %w", ControllerPodPolicy, err)
@@ -159,7 +165,7 @@ func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader
 }
 
 func addIndexes(ctx context.Context, mgr manager.Manager) error {
-	for _, obj := range []client.Object{&corev1.Pod{}, &appsv1.ReplicaSet{}} {
+	for _, obj := range []client.Object{&corev1.Pod{}, replicaSetMetadata()} {
 		if err := mgr.GetFieldIndexer().IndexField(ctx, obj, IndexController, controllerUID); err != nil {
 			return fmt.Errorf("indexing %T by controller: %w", obj, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // Values of status.currentStatus of PluginChains and PluginConfigs: one word, what the object
@@ -158,7 +159,7 @@ func configStatus(plugin string, o configObservation) v1alpha1.PluginStatus {
 			"configures %s: applied on %d pod(s), %d waiting for the sidecar (their workloads roll, or the pods must be recreated: see their Events)", svc, o.applied, o.waiting), extra)}
 	case o.applied > 0:
 		return v1alpha1.PluginStatus{CurrentStatus: StatusActive, Reason: sentence(fmt.Sprintf(
-			"configures %s: port %s of %d pod(s)", svc, joinPorts(o.ports), o.applied), extra)}
+			"configures %s: port %s of %d pod(s)", svc, contract.FormatPorts(o.ports), o.applied), extra)}
 	case o.overridden > 0:
 		return v1alpha1.PluginStatus{CurrentStatus: StatusOverridden, Reason: sentence("configures "+svc, extra)}
 	case o.notSelected > 0:

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/util/workqueue"
@@ -39,7 +38,7 @@ type statusReconciler struct {
 }
 
 func (s *statusReconciler) setup(mgr manager.Manager, opts Options) error {
-	m := &mapper{client: s.client, reader: s.reader}
+	m := &mapper{client: s.client, reader: s.reader, selection: s.injector.Selection()}
 	ctrlOpts := controller.Options{SkipNameValidation: &opts.SkipNameValidation}
 	// Our own status writes change no generation, so they do not come back as work.
 	generation := builder.WithPredicates(predicate.GenerationChangedPredicate{})
@@ -90,10 +89,10 @@ func delayed(delay time.Duration, fn handler.MapFunc) handler.EventHandler {
 	}
 }
 
-func (s *statusReconciler) corsPlugins() []string { return s.injector.Settings().CORSPlugins }
+func (s *statusReconciler) corsPlugins() []string { return s.injector.Selection().Plugins.Names() }
 
 func (s *statusReconciler) isCORS(plugin string) bool {
-	return slices.Contains(s.corsPlugins(), plugin)
+	return s.injector.Selection().Plugins.Has(plugin)
 }
 
 // reconcileChain observes one PluginChain and writes its status.
@@ -114,10 +113,7 @@ func (s *statusReconciler) reconcileChain(ctx context.Context, req ctrlreconcile
 
 func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.PluginChain) (chainObservation, error) {
 	o := chainObservation{serverPlugins: s.corsPlugins()}
-	for _, p := range inboundHTTPPlugins(chain) {
-		if !s.isCORS(p) || slices.Contains(o.corsPlugins, p) {
-			continue
-		}
+	for _, p := range s.injector.Selection().Plugins.InboundHTTP(chain) {
 		o.corsPlugins = append(o.corsPlugins, p)
 		plugin, err := s.reader.Plugin(p)
 		if err != nil {
@@ -131,7 +127,7 @@ func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.Plu
 	if len(o.corsPlugins) == 0 || len(o.undeclared) == len(o.corsPlugins) || o.invalid != "" {
 		return o, nil
 	}
-	namespaces, sel := chainScope(chain, s.reader)
+	namespaces, sel := chainScope(s.injector.Selection(), chain, s.reader)
 	o.namespaces = namespaces
 	for _, name := range namespaces {
 		ns, err := s.reader.Namespace(name)
@@ -211,8 +207,7 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 	if o.declared = plugin != nil; !o.declared {
 		return o, nil
 	}
-	ours, invalid := compileConfig(cfg)
-	if o.invalid = invalid; invalid != "" {
+	if o.invalid = configError(cfg); o.invalid != "" {
 		return o, nil
 	}
 	var services []*corev1.Service
@@ -237,7 +232,6 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 	if err != nil || ns == nil {
 		return o, err
 	}
-	key := cfg.Namespace + "/" + cfg.Name
 	seen := map[string]bool{}
 	for _, svc := range services {
 		if len(svc.Spec.Selector) == 0 {
@@ -267,9 +261,9 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 				o.notSelected++
 				continue
 			}
-			ports := portsCarrying(res.Policy, ours)
+			ports := res.AppliedPorts(cfg.Namespace, cfg.Name)
 			switch {
-			case len(ports) == 0 && mentions(res.Problems, key):
+			case len(ports) == 0 && len(res.OverriddenPorts(cfg.Namespace, cfg.Name)) > 0:
 				o.overridden++
 			case len(ports) == 0:
 				o.noPort++
@@ -284,46 +278,17 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 	return o, nil
 }
 
-// compileConfig is the normalized CORS config of a PluginConfig, as the pod policy carries it,
-// or why it is invalid.
-func compileConfig(cfg *v1alpha1.PluginConfig) (*v1alpha1.CORSConfig, string) {
+// configError is why a PluginConfig's CORS config is invalid ("" when it is valid).
+func configError(cfg *v1alpha1.PluginConfig) string {
 	path := field.NewPath("spec", "config")
 	decoded, errs := cors.Decode(cfg.Spec.Config.Raw, path)
+	if len(errs) == 0 {
+		_, errs = cors.Compile(decoded, path)
+	}
 	if len(errs) > 0 {
-		return nil, errs.ToAggregate().Error()
+		return errs.ToAggregate().Error()
 	}
-	pol, errs := cors.Compile(decoded, path)
-	if len(errs) > 0 {
-		return nil, errs.ToAggregate().Error()
-	}
-	return pol.Config(), ""
-}
-
-// portsCarrying are the ports of a pod policy whose config is cfg.
-func portsCarrying(p cors.PodPolicy, cfg *v1alpha1.CORSConfig) []int32 {
-	var out []int32
-	for key, c := range p.Ports {
-		if !equalConfig(&c, cfg) {
-			continue
-		}
-		out = append(out, parsePorts(key)...)
-	}
-	return compactSorted(out)
-}
-
-func equalConfig(a, b *v1alpha1.CORSConfig) bool {
-	x, err1 := json.Marshal(a)
-	y, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && string(x) == string(y)
-}
-
-func mentions(problems []string, key string) bool {
-	for _, p := range problems {
-		if strings.Contains(p, key) {
-			return true
-		}
-	}
-	return false
+	return ""
 }
 
 // writeStatus patches status.currentStatus and status.reason when they differ from want, and
@@ -370,24 +335,12 @@ func (s *statusReconciler) chainsOfPod(ctx context.Context, o client.Object) []c
 		if i < len(own) && c.Spec.Selectors.NamespaceSelector != nil {
 			continue // listed again among the wide ones
 		}
-		if !slices.ContainsFunc(inboundHTTPPlugins(c), s.isCORS) || !matches(c.Spec.Selectors.PodSelector, o.GetLabels(), true) {
-			continue
-		}
-		if c.Spec.Selectors.NamespaceSelector != nil && !matches(c.Spec.Selectors.NamespaceSelector, ns.Labels, false) {
+		if !s.injector.Selection().Acts(c, o.GetLabels(), ns) {
 			continue
 		}
 		out = append(out, requestFor(c))
 	}
 	return out
-}
-
-// matches applies a label selector; nil selects all when nilAll, else nothing.
-func matches(sel *metav1.LabelSelector, set map[string]string, nilAll bool) bool {
-	if sel == nil {
-		return nilAll
-	}
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	return err == nil && s.Matches(labels.Set(set))
 }
 
 func (s *statusReconciler) chainsOfPlugin(m *mapper) handler.MapFunc {
@@ -455,16 +408,11 @@ func (s *statusReconciler) configsOfChain(ctx context.Context, o client.Object) 
 	if !ok {
 		return nil
 	}
-	var plugins []string
-	for _, p := range inboundHTTPPlugins(c) {
-		if s.isCORS(p) {
-			plugins = append(plugins, p)
-		}
-	}
+	plugins := s.injector.Selection().Plugins.InboundHTTP(c)
 	if len(plugins) == 0 {
 		return nil
 	}
-	namespaces, _ := chainScope(c, s.reader)
+	namespaces, _ := chainScope(s.injector.Selection(), c, s.reader)
 	var out []ctrlreconcile.Request
 	for _, ns := range namespaces {
 		out = append(out, s.configsIn(ns, plugins)...)

@@ -2,6 +2,8 @@ package sidecar
 
 import (
 	"net/http"
+
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // AdminHandler serves the admin port:
@@ -13,11 +15,11 @@ import (
 // draining may be nil.
 func AdminHandler(store *PolicyStore, m *Metrics, draining func() bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+contract.StartupPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+contract.ReadinessPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		switch {
 		case draining != nil && draining():

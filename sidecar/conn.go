@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/cors-webhook/cors-webhook/cors"
 )
@@ -70,6 +69,7 @@ type response struct {
 	body   bodyKind
 	length int64
 	close  bool // the application closes its connection after it
+	http10 bool
 }
 
 // httpError is a request the proxy rejects itself with a status code.
@@ -99,6 +99,9 @@ type clientConn struct {
 	origin  []byte // the request's Origin value; request.origin points into it
 	upgrade []byte // the request's Upgrade value
 	vary    []byte // the response's Vary values, joined
+	hop     []byte // the Connection values of the head being read, joined
+	spans   []fieldSpan
+	clock   bodyClock
 	hdrs    [cors.MaxHeaders]cors.Header
 	req     request
 	res     response
@@ -134,10 +137,7 @@ func (c *clientConn) serve() {
 		// The idle deadline is only moved when it is more than a second behind, which saves a
 		// timer update on most requests of a busy connection.
 		c.now = time.Now()
-		if want := c.now.Add(c.p.cfg.IdleTimeout); c.idleDeadline.IsZero() || want.Sub(c.idleDeadline) > time.Second {
-			c.nc.SetReadDeadline(want)
-			c.idleDeadline = want
-		}
+		c.armIdle(first)
 		c.state.Store(stateIdle)
 		if c.p.draining.Load() {
 			return
@@ -163,6 +163,56 @@ func (c *clientConn) serve() {
 		if !c.handle() {
 			return
 		}
+		c.trim()
+	}
+}
+
+// Buffers larger than these are dropped between requests rather than kept for the connection's
+// lifetime: one large request head must not cost every idle connection that much.
+const (
+	maxKeptHead    = maxInlineBody + 4<<10
+	maxKeptScratch = 4 << 10
+	maxKeptOut     = 8 << 10
+)
+
+// trim lets go of large buffers before the connection waits for its next request.
+func (c *clientConn) trim() {
+	if cap(c.head) > maxKeptHead {
+		c.head = nil
+	}
+	if cap(c.scratch) > maxKeptScratch {
+		c.scratch = nil
+	}
+	if cap(c.out.b) > maxKeptOut {
+		c.out.b = nil
+	}
+	if cap(c.origin) > maxKeptScratch {
+		c.origin = nil
+	}
+	if cap(c.upgrade)+cap(c.vary)+cap(c.hop) > maxKeptScratch {
+		c.upgrade, c.vary, c.hop = nil, nil, nil
+	}
+	if cap(c.spans) > 64 {
+		c.spans = nil
+	}
+	c.cp.release()
+	if u := c.up; u != nil && cap(u.out.b) > maxKeptOut {
+		u.out.b = nil
+	}
+}
+
+// armIdle sets the deadline for the next request's first byte: the header timeout for the
+// first request of a connection (a client that connects and stays silent is not idle, it is
+// slow), the idle timeout between requests.
+func (c *clientConn) armIdle(first bool) {
+	if first {
+		c.nc.SetReadDeadline(c.now.Add(c.p.cfg.HeaderTimeout))
+		c.idleDeadline = time.Time{}
+		return
+	}
+	if want := c.now.Add(c.p.cfg.IdleTimeout); c.idleDeadline.IsZero() || want.Sub(c.idleDeadline) > time.Second {
+		c.nc.SetReadDeadline(want)
+		c.idleDeadline = want
 	}
 }
 
@@ -215,8 +265,10 @@ func (c *clientConn) handle() bool {
 		c.reject(err)
 		return false
 	}
-	if r.body != bodyNone || r.upgrade {
-		c.nc.SetReadDeadline(time.Time{}) // bodies and tunnels are not bounded by the header timeout
+	if r.body != bodyNone {
+		// The body has its own deadline, extended as it arrives (a tunnel clears it).
+		c.clock = bodyClock{nc: c.nc, start: time.Now(), timeout: c.p.cfg.BodyTimeout}
+		c.clock.arm()
 		c.idleDeadline = time.Time{}
 	}
 	pol := c.p.policies.Lookup(c.t.port)
@@ -228,139 +280,13 @@ func (c *clientConn) handle() bool {
 	return c.forward(r, pol, d)
 }
 
-// readRequest reads a request head, fills r, and builds the head to send upstream in c.head:
-// the request line and headers as received, minus Connection, Keep-Alive, Proxy-Connection,
-// HTTP2-Settings and (unless the upgrade is forwarded) Upgrade, which are hop-by-hop.
-func (c *clientConn) readRequest(r *request) error {
-	*r = request{}
-	budget := c.p.cfg.MaxHeaderBytes
-	line, err := readLine(c.br, &c.scratch, &budget)
-	if err != nil {
-		return err
-	}
-	sp1 := bytes.IndexByte(line, ' ')
-	if sp1 <= 0 || !isToken(line[:sp1]) {
-		return errBadRequest
-	}
-	rest := line[sp1+1:]
-	sp2 := bytes.IndexByte(rest, ' ')
-	if sp2 <= 0 {
-		return errBadRequest
-	}
-	switch ver := rest[sp2+1:]; string(ver) {
-	case "HTTP/1.1":
-		r.minor = 1
-	case "HTTP/1.0":
-		r.minor = 0
-		r.close = true // unless it asks for keep-alive
-	default:
-		if bytes.HasPrefix(ver, []byte("HTTP/")) {
-			return errVersion
-		}
-		return errBadRequest
-	}
-	for _, b := range rest[:sp2] {
-		if b <= ' ' || b == 0x7f {
-			return errBadRequest
-		}
-	}
-	r.method = methodString(line[:sp1])
-	c.head = append(append(c.head[:0], line...), crlf...)
-
-	var (
-		sawOrigin, sawLength, connClose, connKeepAlive, connUpgrade bool
-	)
-	c.upgrade = c.upgrade[:0]
-	for {
-		line, err = readLine(c.br, &c.scratch, &budget)
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-		if len(line) == 0 {
-			break
-		}
-		name, val, ok := splitHeader(line)
-		if !ok {
-			return errBadRequest
-		}
-		switch classify(name) {
-		case hOrigin:
-			if !sawOrigin {
-				sawOrigin = true
-				c.origin = append(c.origin[:0], val...)
-			}
-		case hContentLength:
-			n := parseContentLength(val)
-			if n < 0 || sawLength && n != r.length {
-				return errBadRequest
-			}
-			sawLength, r.length = true, n
-		case hTransferEncoding:
-			if !lastTokenIs(val, "chunked") {
-				// The body length cannot be determined (RFC 9112 6.3).
-				return errBadRequest
-			}
-			r.body = bodyChunked
-		case hConnection:
-			connClose = connClose || hasToken(val, "close")
-			connKeepAlive = connKeepAlive || hasToken(val, "keep-alive")
-			connUpgrade = connUpgrade || hasToken(val, "upgrade")
-			continue
-		case hKeepAlive, hProxyConnection, hHTTP2Settings:
-			continue
-		case hUpgrade:
-			if len(c.upgrade) > 0 {
-				c.upgrade = append(c.upgrade, ", "...)
-			}
-			c.upgrade = append(c.upgrade, val...)
-			continue
-		case hExpect:
-			if equalFold(val, "100-continue") {
-				r.expect = true
-			}
-		}
-		c.head = append(append(c.head, line...), crlf...)
-	}
-	if !sawOrigin {
-		c.origin = c.origin[:0]
-	}
-	if r.body == bodyChunked {
-		if sawLength || r.minor == 0 {
-			return errBadRequest // smuggling vector, or chunked from an HTTP/1.0 client
-		}
-	} else if sawLength && r.length > 0 {
-		r.body = bodyLength
-	}
-	switch {
-	case connClose:
-		r.close = true
-	case r.minor == 0 && connKeepAlive:
-		r.close = false
-	}
-	if connUpgrade && len(c.upgrade) > 0 && !equalFold(c.upgrade, "h2c") && r.minor == 1 {
-		r.upgrade = true
-		c.head = append(c.head, "Upgrade: "...)
-		c.head = append(c.head, c.upgrade...)
-		c.head = append(c.head, "\r\nConnection: Upgrade\r\n"...)
-	} else if r.minor == 0 {
-		// Keep the application connection reusable for HTTP/1.0 clients too.
-		c.head = append(c.head, "Connection: keep-alive\r\n"...)
-	}
-	c.head = append(c.head, crlf...)
-	if len(c.origin) > 0 {
-		r.origin = unsafe.String(unsafe.SliceData(c.origin), len(c.origin))
-	}
-	return nil
-}
-
 // reject answers a request the proxy could not read.
 func (c *clientConn) reject(err error) {
 	var he *httpError
 	switch {
 	case errors.As(err, &he):
+	case err == errMalformed:
+		he = errBadRequest // a request body with malformed framing
 	case err == errHeaderTooLarge:
 		he = &httpError{431, "Request Header Fields Too Large"}
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -483,6 +409,7 @@ func (c *clientConn) forward(r *request, pol *cors.Policy, d cors.Decision) bool
 		n := len(c.head)
 		c.head = slices.Grow(c.head, int(r.length))[:n+int(r.length)]
 		if _, err := io.ReadFull(c.br, c.head[n:]); err != nil {
+			c.reject(err)
 			return false
 		}
 		inlined = true
@@ -500,101 +427,38 @@ func (c *clientConn) forward(r *request, pol *cors.Policy, d cors.Decision) bool
 	}
 }
 
+// exchange is one request/response exchange on an application connection.
+type exchange struct {
+	up          *upConn
+	r           *request
+	pol         *cors.Policy
+	d           cors.Decision
+	inlined     bool // the request (head and body) is in c.head
+	replayable  bool // inlined on a reused connection: it may be sent again on a fresh one
+	bodyPending bool // the body still has to be streamed from the client
+}
+
 // exchange runs one request/response exchange on up. retry means nothing was received from a
 // reused connection that turned out closed, and the request may be sent again on a new one.
 func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.Decision, inlined bool) (keep, retry bool) {
-	replayable := inlined && up.reused
-	bodyPending := !inlined // the body still has to be streamed from the client
-
-	var err error
-	if inlined {
-		_, err = up.nc.Write(c.head)
-		if err != nil {
+	x := &exchange{up: up, r: r, pol: pol, d: d, inlined: inlined, replayable: inlined && up.reused, bodyPending: !inlined}
+	if err := c.sendRequest(x); err != nil {
+		if x.inlined {
 			up.close()
-			if replayable && isStaleConnErr(err) {
+			if x.replayable && isStaleConnErr(err) {
 				return false, true // the write failed: the application cannot have seen it
 			}
 			return c.badGateway(r, pol, d, true, err), false
 		}
-	} else {
-		err = up.out.write(c.head)
-		if err == nil && !r.expect {
-			err = c.sendBody(up, r)
-			bodyPending = false
-		}
-		if err == nil {
-			err = up.out.flush()
-		}
-		if err != nil {
-			up.close()
-			return c.badGateway(r, pol, d, false, err), false
-		}
+		return c.failBody(up, r, pol, d, err), false
 	}
-
-	// Read the response head, passing 1xx interim responses on to the client.
 	c.vary = c.vary[:0]
-	if r.expect && bodyPending {
-		up.nc.SetReadDeadline(time.Now().Add(expectContinueTimeout))
+	if done, keep, retry := c.readFinalHead(x); done {
+		return keep, retry
 	}
-	first := true
-	for {
-		_, err = up.br.Peek(1)
-		if err != nil && bodyPending && errors.Is(err, os.ErrDeadlineExceeded) {
-			// No "100 Continue": send the body anyway.
-			up.nc.SetReadDeadline(time.Time{})
-			if err = c.sendBody(up, r); err == nil {
-				err = up.out.flush()
-			}
-			bodyPending = false
-			if err == nil {
-				continue
-			}
-		}
-		if err != nil {
-			up.close()
-			if first && replayable && isStaleConnErr(err) && isIdempotent(r.method) {
-				return false, true
-			}
-			return c.badGateway(r, pol, d, !bodyPending, err), false
-		}
-		first = false
-		mark := len(c.out.b)
-		if err = c.readResponseHead(up, r, pol, d, bodyPending); err != nil {
-			up.close()
-			c.out.b = c.out.b[:mark]
-			return c.badGateway(r, pol, d, !bodyPending, err), false
-		}
-		code := c.res.code
-		if code >= 200 || code == 101 {
-			break
-		}
-		// An interim response: forward it (HTTP/1.1 clients only) and read on.
-		if r.minor == 0 {
-			c.out.b = c.out.b[:mark]
-		} else if err = c.out.flush(); err != nil {
-			up.close()
-			return false, false
-		}
-		if code == 100 && bodyPending {
-			up.nc.SetReadDeadline(time.Time{})
-			if err = c.sendBody(up, r); err == nil {
-				err = up.out.flush()
-			}
-			bodyPending = false
-			if err != nil {
-				up.close()
-				return false, false
-			}
-		}
-	}
-	if bodyPending {
-		up.nc.SetReadDeadline(time.Time{})
-	}
-	res := &c.res
 	up.lastUsed = c.now
-
-	if res.code == 101 || isConnectTunnel(r, res.code) {
-		if res.code == 101 && !r.upgrade {
+	if code := c.res.code; code == 101 || isConnectTunnel(r, code) {
+		if code == 101 && !r.upgrade {
 			up.close()
 			c.out.b = c.out.b[:0]
 			return c.badGateway(r, pol, d, true, errors.New("101 Switching Protocols to a request without Upgrade")), false
@@ -602,9 +466,97 @@ func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.D
 		c.tunnel(up)
 		return false, false
 	}
+	return c.relayBody(x), false
+}
 
-	// A final response. The head (connection header included) is in c.out; send the body.
-	keep = !r.close && !bodyPending && res.body != bodyEOF && !c.p.draining.Load()
+// sendRequest sends the request head, and the body unless it waits for "100 Continue".
+func (c *clientConn) sendRequest(x *exchange) error {
+	if x.inlined {
+		_, err := x.up.nc.Write(c.head)
+		return err
+	}
+	err := x.up.out.write(c.head)
+	if err == nil && !x.r.expect {
+		err = c.sendBody(x.up, x.r)
+		x.bodyPending = false
+	}
+	if err == nil {
+		err = x.up.out.flush()
+	}
+	return err
+}
+
+// readFinalHead reads response heads up to the final one (or a 101), passing 1xx interim
+// responses on to the client and sending a waiting body on "100 Continue" (or when none comes in
+// time). done means the exchange ended here, with keep and retry its result.
+func (c *clientConn) readFinalHead(x *exchange) (done, keep, retry bool) {
+	up, r := x.up, x.r
+	if r.expect && x.bodyPending {
+		up.nc.SetReadDeadline(time.Now().Add(expectContinueTimeout))
+	}
+	for first := true; ; first = false {
+		_, err := up.br.Peek(1)
+		if err != nil && x.bodyPending && errors.Is(err, os.ErrDeadlineExceeded) {
+			// No "100 Continue": send the body anyway.
+			if err = c.sendPendingBody(x); err != nil {
+				return true, c.failBody(up, r, x.pol, x.d, err), false
+			}
+			continue
+		}
+		if err != nil {
+			up.close()
+			if first && x.replayable && isStaleConnErr(err) && isIdempotent(r.method) {
+				return true, false, true
+			}
+			return true, c.badGateway(r, x.pol, x.d, !x.bodyPending, err), false
+		}
+		mark := len(c.out.b)
+		if err = c.readResponseHead(up, r, x.pol, x.d, x.bodyPending); err != nil {
+			up.close()
+			c.out.b = c.out.b[:mark]
+			return true, c.badGateway(r, x.pol, x.d, !x.bodyPending, err), false
+		}
+		code := c.res.code
+		if code >= 200 || code == 101 {
+			if x.bodyPending {
+				up.nc.SetReadDeadline(time.Time{})
+			}
+			return false, false, false
+		}
+		// An interim response: forward it (HTTP/1.1 clients only) and read on.
+		if r.minor == 0 {
+			c.out.b = c.out.b[:mark]
+		} else if err = c.out.flush(); err != nil {
+			up.close()
+			return true, false, false
+		}
+		if code == 100 && x.bodyPending {
+			if err = c.sendPendingBody(x); err != nil {
+				return true, c.failBody(up, r, x.pol, x.d, err), false
+			}
+		}
+	}
+}
+
+// sendPendingBody sends the body a request with "Expect: 100-continue" held back.
+func (c *clientConn) sendPendingBody(x *exchange) error {
+	x.up.nc.SetReadDeadline(time.Time{})
+	x.bodyPending = false
+	err := c.sendBody(x.up, x.r)
+	if err == nil {
+		err = x.up.out.flush()
+	}
+	return err
+}
+
+// relayBody sends a final response's body (its head is in c.out) and keeps the application
+// connection for the next request when it can carry one: only when nothing but this response
+// came from it, since bytes after a complete response would otherwise be served as the answer
+// to the next request (RFC 9112 §9.3; net/http closes such connections too).
+func (c *clientConn) relayBody(x *exchange) bool {
+	up, r, res := x.up, x.r, &c.res
+	keep := !r.close && !x.bodyPending && res.body != bodyEOF && !c.p.draining.Load()
+	var err error
 	switch res.body {
 	case bodyLength:
 		err = c.cp.copyN(&c.out, up.br, res.length)
@@ -616,148 +568,51 @@ func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.D
 	if err == nil {
 		err = c.out.flush()
 	}
-	if err != nil || res.close || res.body == bodyEOF || bodyPending {
+	if err != nil || res.close || res.body == bodyEOF || x.bodyPending || up.br.Buffered() > 0 {
 		up.close()
 	} else {
 		up.reused = true
 		c.up = up
 	}
-	return err == nil && keep, false
+	return err == nil && keep
 }
 
-// sendBody streams the request body to the application with its framing.
+// sendBody streams the request body to the application with its framing. A failure on the
+// client's side (malformed framing, the body timeout) is returned as a clientError.
 func (c *clientConn) sendBody(up *upConn, r *request) error {
+	c.cp.clock = &c.clock
+	defer func() { c.cp.clock = nil }()
+	var err error
 	switch r.body {
 	case bodyLength:
-		return c.cp.copyN(&up.out, c.br, r.length)
+		err = c.cp.copyN(&up.out, c.br, r.length)
 	case bodyChunked:
-		return c.cp.copyChunked(&up.out, c.br)
+		err = c.cp.copyChunked(&up.out, c.br)
 	}
-	return nil
+	if err == errMalformed || errors.Is(err, os.ErrDeadlineExceeded) {
+		return &clientError{err}
+	}
+	return err
 }
 
-// readResponseHead reads a response head from the application into c.res and appends the head
-// for the client to c.out: the status line as HTTP/1.1, the headers minus the hop-by-hop ones,
-// for an actual CORS request the CORS headers (replacing any the application set), Vary when a
-// policy is active, and the proxy's own Connection header. Interim (1xx) responses are copied
-// without additions.
-func (c *clientConn) readResponseHead(up *upConn, r *request, pol *cors.Policy, d cors.Decision, bodyPending bool) error {
-	res := &c.res
-	*res = response{}
-	budget := c.p.cfg.MaxHeaderBytes
-	line, err := readLine(up.br, &c.scratch, &budget)
-	if err != nil {
-		return err
-	}
-	// "HTTP/1.x NNN reason"
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
-		return errMalformed
-	}
-	code := 0
-	for _, b := range line[9:12] {
-		if b < '0' || b > '9' {
-			return errMalformed
-		}
-		code = code*10 + int(b-'0')
-	}
-	if len(line) > 12 && line[12] != ' ' || code < 100 {
-		return errMalformed
-	}
-	res.code = code
-	res.close = line[7] == '0' // HTTP/1.0 closes unless it says keep-alive
-	interim := code < 200 && code != 101
-	actual := d.Action == cors.Actual && !interim
+// clientError is a request body the client got wrong (or sent too slowly): the answer is 400 or
+// 408 from the proxy, not 502.
+type clientError struct{ err error }
 
-	c.out.str("HTTP/1.1")
-	c.out.b = append(append(c.out.b, line[8:]...), crlf...)
-	sawLength, chunked := false, false
-	for {
-		line, err = readLine(up.br, &c.scratch, &budget)
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-		if len(line) == 0 {
-			break
-		}
-		name, val, ok := splitHeader(line)
-		if !ok {
-			return errMalformed
-		}
-		switch classify(name) {
-		case hContentLength:
-			n := parseContentLength(val)
-			if n < 0 || sawLength && n != res.length {
-				return errMalformed
-			}
-			sawLength, res.length = true, n
-		case hTransferEncoding:
-			chunked = lastTokenIs(val, "chunked")
-			if !chunked {
-				res.close = true // delimited by close
-			}
-		case hConnection:
-			if hasToken(val, "close") {
-				res.close = true
-			} else if hasToken(val, "keep-alive") {
-				res.close = false
-			}
-			if code != 101 {
-				continue
-			}
-		case hUpgrade:
-			if code != 101 {
-				continue
-			}
-		case hKeepAlive, hProxyConnection:
-			continue
-		case hVary:
-			if pol != nil && !interim {
-				if len(c.vary) > 0 {
-					c.vary = append(c.vary, ", "...)
-				}
-				c.vary = append(c.vary, val...)
-				continue
-			}
-		case hAllowOrigin, hAllowCredentials, hExposeHeaders:
-			if actual {
-				continue // the policy's values replace the application's
-			}
-		}
-		c.out.b = append(append(c.out.b, line...), crlf...)
+func (e *clientError) Error() string { return e.err.Error() }
+func (e *clientError) Unwrap() error { return e.err }
+
+// failBody answers a request whose body failed: the client's fault gets 400 or 408 and the
+// connection closes; an upstream failure is 502.
+func (c *clientConn) failBody(up *upConn, r *request, pol *cors.Policy, d cors.Decision, err error) bool {
+	up.close()
+	var ce *clientError
+	if errors.As(err, &ce) {
+		c.out.b = c.out.b[:0]
+		c.reject(ce.err)
+		return false
 	}
-	if sawLength && chunked {
-		return errMalformed // RFC 9112 6.3: a smuggling vector; refuse to forward it
-	}
-	switch {
-	case interim || code == 204 || code == 304 || r.method == "HEAD" || isConnectTunnel(r, code):
-		res.body = bodyNone
-	case chunked:
-		res.body = bodyChunked
-	case sawLength:
-		res.body = bodyLength
-		if res.length == 0 {
-			res.body = bodyNone
-		}
-	case code == 101:
-		res.body = bodyNone
-	default:
-		res.body = bodyEOF
-	}
-	if interim {
-		c.out.b = append(c.out.b, crlf...)
-		return nil
-	}
-	c.writeCORS(pol, d)
-	if code == 101 || isConnectTunnel(r, code) {
-		c.out.b = append(c.out.b, crlf...) // the connection becomes a tunnel: no Connection header of ours
-		return nil
-	}
-	keep := !r.close && !bodyPending && res.body != bodyEOF && !c.p.draining.Load()
-	c.connHeader(keep)
-	return nil
+	return c.badGateway(r, pol, d, false, err)
 }
 
 // isConnectTunnel reports whether a response turns the connection into a tunnel: a 2xx answer

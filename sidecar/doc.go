@@ -8,9 +8,17 @@
 // place: one goroutine per client connection reads a request head, decides from the method and
 // the Origin header, and either answers a preflight itself or writes the head to an upstream
 // connection pinned to that client connection, then streams the bodies with their framing
-// (content-length, chunked, or until close) without parsing them. Only the headers the proxy
-// must act on are parsed: framing, Connection and its hop-by-hop friends, Origin, Expect,
-// Upgrade and, on responses, Vary and the access-control-* headers it overrides. WebSocket (and
+// (content-length, chunked, or until close). Only the headers the proxy must act on are parsed:
+// framing, Host, Connection (and the fields it names) and its hop-by-hop friends, Origin,
+// Expect, Upgrade and, on responses, Vary and the access-control-* headers it overrides.
+//
+// What it forwards is held to RFC 9112 in both directions, since the proxy is where a
+// disagreement between two parsers would become request smuggling or a response served to the
+// wrong client: a message with ambiguous framing, an invalid request line, Host or field line is
+// refused (400 to a client, 502 for an application); chunk extensions are checked and dropped,
+// trailers checked as field lines; an application connection goes back to the pool only if
+// nothing but the complete response came from it. The differential fuzz targets (fuzz_test.go)
+// compare these readers with net/http's, and the conformance test runs one row per RFC rule. WebSocket (and
 // any other HTTP/1.1 Upgrade) is tunnelled after the upstream's 101; HTTP/2 with prior knowledge
 // (h2c) is detected by its preface and handed to net/http's HTTP/2 server, which forwards with
 // httputil.ReverseProxy over h2c. "Upgrade: h2c" (deprecated by RFC 9113) is ignored and the

@@ -130,12 +130,17 @@ func (w *Watcher) Reload() bool {
 		return false
 	}
 	w.last = data
-	ports, err := cors.ParsePodPolicy(data)
+	ports, ignored, err := cors.DecodePodPolicy(data)
 	if err != nil {
 		w.Metrics.reloadErrors.Add(1)
 		w.Log.Error("invalid policy file; keeping the current policy", "path", w.Path, "err", err,
 			"loaded", w.Store.Loaded())
 		return false
+	}
+	if len(ignored) > 0 {
+		// A newer webhook wrote fields this sidecar predates (policy version 1 is forward
+		// compatible); said once per policy content.
+		w.Log.Info("policy has fields this sidecar does not know; ignoring them", "path", w.Path, "fields", ignored)
 	}
 	w.Store.Store(ports)
 	w.Metrics.reloads.Add(1)

@@ -154,3 +154,35 @@ func TestMetricsText(t *testing.T) {
 		t.Error("ports not sorted")
 	}
 }
+
+// TestWatcherPolicyVersions: a sidecar loads a version-1 policy that carries a field it does
+// not know (a newer webhook wrote it), saying so once in its log, and refuses version 2,
+// keeping the policy it has.
+func TestWatcherPolicyVersions(t *testing.T) {
+	dir := t.TempDir()
+	var log strings.Builder
+	w := &Watcher{
+		Path: filepath.Join(dir, "policy.json"), Store: &PolicyStore{}, Metrics: &Metrics{},
+		Log: slog.New(slog.NewTextHandler(&log, nil)),
+	}
+	newer := `{"version":1,"ports":{"8080":{"allowOrigins":[{"exact":"http://one.example"}],"allowPrivateNetwork":true}}}`
+	writeProjected(t, dir, "policy.json", newer)
+	if !w.Reload() || !allows(w.Store, 8080, "http://one.example") {
+		t.Fatalf("a version-1 policy with an unknown field was not loaded; log:\n%s", log.String())
+	}
+	if n := strings.Count(log.String(), "ignoring them"); n != 1 || !strings.Contains(log.String(), "ports[8080].allowPrivateNetwork") {
+		t.Fatalf("want one log line naming the ignored field, got %d:\n%s", n, log.String())
+	}
+	writeProjected(t, dir, "policy.json", newer+" ") // same policy, new bytes: parsed again
+	w.Reload()
+	writeProjected(t, dir, "policy.json", `{"version":2,"ports":{"8080":{"allowOrigins":[{"exact":"http://two.example"}]}}}`)
+	if w.Reload() {
+		t.Fatal("a version-2 policy was loaded")
+	}
+	if !allows(w.Store, 8080, "http://one.example") || allows(w.Store, 8080, "http://two.example") {
+		t.Fatal("a refused policy replaced the one in force")
+	}
+	if !strings.Contains(log.String(), "version 2 is not supported") {
+		t.Fatalf("the refusal is not logged:\n%s", log.String())
+	}
+}

@@ -26,6 +26,10 @@ type Config struct {
 	// HeaderTimeout bounds reading a request head once its first byte arrived (slow clients get
 	// 408). Default 10s.
 	HeaderTimeout time.Duration
+	// BodyTimeout bounds reading a request body: the body must arrive within BodyTimeout plus
+	// one second per minBodyRate bytes received, so a large upload at a sane rate passes and a
+	// trickle is cut off. Default 60s.
+	BodyTimeout time.Duration
 	// IdleTimeout closes a client keep-alive connection that sends no new request. Default 120s.
 	IdleTimeout time.Duration
 	// DialTimeout bounds connecting to the application. Default 5s.
@@ -45,6 +49,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HeaderTimeout <= 0 {
 		c.HeaderTimeout = 10 * time.Second
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 60 * time.Second
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 120 * time.Second

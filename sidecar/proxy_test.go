@@ -24,7 +24,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/cors"
 )
 
-// seedConfig is the seed's PluginConfig.spec.config (plugin_cors.md), normalized.
+// seedConfig is the guide's PluginConfig.spec.config (examples/manifests/cors-policy-config.yaml), normalized.
 const seedConfig = `{"allowCredentials":true,"allowHeaders":["X-Foo-Bar-1"],"allowMethods":["POST","GET","PATCH","DELETE"],` +
 	`"allowOrigins":[{"regex":"http.*://www.test.cn"},{"exact":"http://www.aaa.com"},{"prefix":"http://www.bbb.com"}],` +
 	`"exposeHeaders":["Content-Encoding","Kuma-Revision"],"maxAge":86400}`
@@ -263,7 +263,7 @@ func TestSeedRequests(t *testing.T) {
 	}
 }
 
-// TestOrigins walks the seed's three matchers (ARCHITECTURE section 5) through the proxy.
+// TestOrigins walks the seed's three matchers (docs/design.md section 5) through the proxy.
 func TestOrigins(t *testing.T) {
 	hs := newHarness(t, http.HandlerFunc(pipyOK), true)
 	rc := dialRaw(t, hs.addr)

@@ -18,6 +18,11 @@ type upConn struct {
 	addr     string
 	lastUsed time.Time
 	reused   bool // it has carried a request before: a failure may be a stale keep-alive
+
+	raw     syscall.RawConn // for peerOpen
+	peekFn  func(fd uintptr) bool
+	peekBuf [1]byte
+	open    bool
 }
 
 // bufio readers and the large copy buffers are pooled: a keep-alive connection keeps its own
@@ -54,44 +59,41 @@ func (u *upConn) closeIfSet() {
 	}
 }
 
-// staleAfter is how long a connection may sit idle before it is checked, with one non-blocking
-// peek, for a close the application sent meanwhile. Checking every reuse would cost a system
-// call per request; an application rarely closes a connection within a second of using it.
-const staleAfter = time.Second
-
 // usable reports whether an idle connection can carry another request: not idle for longer than
-// maxIdle, and (when idle for a while) not closed by the application.
+// maxIdle, and nothing received since its last response, neither buffered nor on the socket.
+// Such bytes are a close, or an application sending more than it was asked for; either way the
+// next response read from it would not be the answer to the next request. The socket check is
+// one non-blocking system call per reuse.
 func (u *upConn) usable(now time.Time, maxIdle time.Duration) bool {
-	idle := now.Sub(u.lastUsed)
-	if maxIdle > 0 && idle > maxIdle {
+	if maxIdle > 0 && now.Sub(u.lastUsed) > maxIdle {
 		return false
 	}
-	if idle < staleAfter {
-		return true
-	}
-	return peerOpen(u.nc)
+	return u.br.Buffered() == 0 && u.peerOpen()
 }
 
-// peerOpen peeks at a connection without blocking: an idle keep-alive connection has nothing to
-// read, so data, EOF or an error all mean it cannot be reused.
-func peerOpen(nc net.Conn) bool {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
+// peerOpen peeks at the connection without blocking: an idle keep-alive connection has nothing
+// to read, so data, EOF or an error all mean it cannot be reused. The raw connection and the
+// callback are made once per connection, so the check allocates nothing.
+func (u *upConn) peerOpen() bool {
+	if u.raw == nil {
+		sc, ok := u.nc.(syscall.Conn)
+		if !ok {
+			return true
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		u.raw, u.peekFn = raw, u.peek
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	open := false
-	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		_ = n
-		open = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
-		return true // never wait
-	})
-	return err == nil && open
+	u.open = false
+	return u.raw.Read(u.peekFn) == nil && u.open
+}
+
+func (u *upConn) peek(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), u.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	u.open = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+	return true // never wait
 }
 
 // pool keeps idle upstream connections per address. Client connections pin an upstream

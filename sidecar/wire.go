@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"time"
 )
 
 // This file holds the HTTP/1.1 wire helpers of the fast path: line reading with a size budget,
@@ -98,7 +99,10 @@ func splitHeader(line []byte) (name, value []byte, ok bool) {
 }
 
 // tokenTable marks the bytes allowed in an RFC 9110 token.
-var tokenTable = func() (t [256]bool) {
+var tokenTable = alnumTable("!#$%&'*+-.^_`|~")
+
+// alnumTable marks ASCII letters and digits and the bytes of extra.
+func alnumTable(extra string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -106,11 +110,11 @@ var tokenTable = func() (t [256]bool) {
 		t[c] = true
 		t[c-'a'+'A'] = true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
+	for _, c := range extra {
 		t[c] = true
 	}
 	return t
-}()
+}
 
 func isToken(b []byte) bool {
 	if len(b) == 0 {
@@ -161,6 +165,7 @@ const (
 	hExposeHeaders
 	hTE
 	hTrailer
+	hHost
 )
 
 func classify(name []byte) headerKind {
@@ -170,8 +175,11 @@ func classify(name []byte) headerKind {
 			return hTE
 		}
 	case 4:
-		if equalFold(name, "vary") {
+		switch {
+		case equalFold(name, "vary"):
 			return hVary
+		case equalFold(name, "host"):
+			return hHost
 		}
 	case 6:
 		switch {
@@ -266,30 +274,110 @@ func hasToken(list []byte, lower string) bool {
 	return false
 }
 
-// parseChunkSize parses the size of a chunk-size line (hex digits, then optional extensions).
-func parseChunkSize(line []byte) (int64, error) {
-	if i := bytes.IndexByte(line, ';'); i >= 0 {
-		line = line[:i]
+// parseChunkLine parses a chunk-size line: the size in hex digits, then chunk extensions, which
+// must follow their grammar (RFC 9112 §7.1.1) and are then ignored. It returns the size and its
+// digits, the line to forward.
+func parseChunkLine(line []byte) (size int64, digits []byte, err error) {
+	n := 0
+	for n < len(line) && isHex(line[n]) {
+		n++
 	}
-	line = bytes.TrimRight(line, " \t")
-	if len(line) == 0 || len(line) > 15 {
-		return 0, errMalformed
+	if n == 0 || n > 15 || !validChunkExt(line[n:]) {
+		return 0, nil, errMalformed
 	}
-	var n int64
-	for _, c := range line {
+	for _, c := range line[:n] {
 		switch {
-		case '0' <= c && c <= '9':
+		case c <= '9':
 			c -= '0'
-		case 'a' <= c && c <= 'f':
+		case c >= 'a':
 			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
 		default:
-			return 0, errMalformed
+			c -= 'A' - 10
 		}
-		n = n<<4 | int64(c)
+		size = size<<4 | int64(c)
 	}
-	return n, nil
+	return size, line[:n], nil
+}
+
+// validChunkExt checks chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),
+// the name a token and the value a token or a quoted-string. Trailing whitespace after the size
+// is tolerated, as net/http does.
+func validChunkExt(ext []byte) bool {
+	for {
+		ext = trimBWS(ext)
+		if len(ext) == 0 {
+			return true
+		}
+		if ext[0] != ';' {
+			return false
+		}
+		ext = trimBWS(ext[1:])
+		n := tokenLen(ext)
+		if n == 0 {
+			return false
+		}
+		ext = trimBWS(ext[n:])
+		if len(ext) == 0 || ext[0] != '=' {
+			continue
+		}
+		ext = trimBWS(ext[1:])
+		if len(ext) > 0 && ext[0] == '"' {
+			n = quotedLen(ext)
+		} else {
+			n = tokenLen(ext)
+		}
+		if n <= 0 {
+			return false
+		}
+		ext = ext[n:]
+	}
+}
+
+func trimBWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	return b
+}
+
+// tokenLen is the length of the token that b starts with.
+func tokenLen(b []byte) int {
+	n := 0
+	for n < len(b) && tokenTable[b[n]] {
+		n++
+	}
+	return n
+}
+
+// quotedLen is the length of the quoted-string (RFC 9110 §5.6.4) that b starts with, or -1.
+func quotedLen(b []byte) int {
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1
+		case c == '\\':
+			i++
+			if i == len(b) || !isFieldVChar(b[i]) && b[i] != ' ' && b[i] != '\t' {
+				return -1
+			}
+		case !isFieldVChar(c) && c != ' ' && c != '\t':
+			return -1
+		}
+	}
+	return -1
+}
+
+// isFieldVChar reports whether c is a VCHAR or obs-text.
+func isFieldVChar(c byte) bool { return c > ' ' && c != 0x7f }
+
+// validReason checks a reason-phrase: *( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4).
+func validReason(b []byte) bool {
+	for _, c := range b {
+		if !isFieldVChar(c) && c != ' ' && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 // methodString returns the method as a string, without allocating for the registered methods.
@@ -356,8 +444,35 @@ func (o *outBuf) str(s string) { o.b = append(o.b, s...) }
 // any read that may block, so that a streamed response (server-sent events, a slow upload)
 // never waits in the proxy's buffer while the proxy waits for more input.
 type copier struct {
-	big     []byte // lazily taken from bigPool for large bodies
-	scratch []byte // long chunk lines
+	big     []byte     // lazily taken from bigPool for large bodies
+	scratch []byte     // long chunk lines
+	clock   *bodyClock // set while a request body is read from the client
+}
+
+// minBodyRate is the slowest rate (bytes per second) at which a request body keeps extending
+// its read deadline beyond Config.BodyTimeout.
+const minBodyRate = 4 << 10
+
+// bodyClock bounds reading a request body: it must arrive by start + timeout, plus one second
+// per minBodyRate bytes received.
+type bodyClock struct {
+	nc      net.Conn
+	start   time.Time
+	timeout time.Duration
+	n       int64
+}
+
+// arm sets the read deadline for the next (possibly blocking) read.
+func (b *bodyClock) arm() {
+	if b != nil {
+		b.nc.SetReadDeadline(b.start.Add(b.timeout + time.Duration(b.n)*(time.Second/minBodyRate)))
+	}
+}
+
+func (b *bodyClock) count(n int) {
+	if b != nil {
+		b.n += int64(n)
+	}
 }
 
 // copyN copies exactly n bytes.
@@ -370,6 +485,7 @@ func (cp *copier) copyN(dst *outBuf, src *bufio.Reader, n int64) error {
 				return err
 			}
 			src.Discard(k)
+			cp.clock.count(k)
 			n -= int64(k)
 			continue
 		}
@@ -378,7 +494,9 @@ func (cp *copier) copyN(dst *outBuf, src *bufio.Reader, n int64) error {
 		}
 		buf := cp.buffer()
 		buf = buf[:min(int64(len(buf)), n)]
+		cp.clock.arm()
 		k, err := src.Read(buf) // reads straight into buf when it is larger than src's buffer
+		cp.clock.count(k)
 		if k > 0 {
 			if werr := dst.write(buf[:k]); werr != nil {
 				return werr
@@ -428,71 +546,105 @@ func (cp *copier) copyEOF(dst *outBuf, src *bufio.Reader) error {
 // maxChunkLine bounds a chunk-size line (with extensions) and the trailer section.
 const maxChunkLine = 8 << 10
 
-// copyChunked copies a chunked body verbatim (sizes, extensions, data and trailers), parsing only
-// what it needs to find the end.
+// copyChunked copies a chunked body (RFC 9112 §7.1): each chunk's size without its extensions
+// (checked, then dropped: a recipient ignores unknown ones), its data, and the trailer fields,
+// each checked as a field line. Anything else is errMalformed, raised before it is forwarded.
 func (cp *copier) copyChunked(dst *outBuf, src *bufio.Reader) error {
 	for {
-		if src.Buffered() == 0 {
-			if err := dst.flush(); err != nil {
-				return err
-			}
-		}
-		budget := maxChunkLine
-		line, err := readLine(src, &cp.scratch, &budget)
+		size, err := cp.chunkHeader(dst, src)
 		if err != nil {
-			return chunkErr(err)
-		}
-		size, err := parseChunkSize(line)
-		if err != nil {
-			return err
-		}
-		if err := dst.write(line); err != nil {
-			return err
-		}
-		if err := dst.write(crlf); err != nil {
 			return err
 		}
 		if size == 0 {
-			budget = maxChunkLine
-			for {
-				if src.Buffered() == 0 {
-					if err := dst.flush(); err != nil {
-						return err
-					}
-				}
-				line, err := readLine(src, &cp.scratch, &budget)
-				if err != nil {
-					return chunkErr(err)
-				}
-				if err := dst.write(line); err != nil {
-					return err
-				}
-				if err := dst.write(crlf); err != nil {
-					return err
-				}
-				if len(line) == 0 {
-					return nil
-				}
-			}
+			return cp.trailers(dst, src)
 		}
 		if err := cp.copyN(dst, src, size); err != nil {
 			return err
 		}
-		if src.Buffered() == 0 {
-			if err := dst.flush(); err != nil {
+		if err := cp.chunkEnd(dst, src); err != nil {
+			return err
+		}
+	}
+}
+
+// readChunkLine reads one line of chunked framing, flushing dst first when the read may block.
+func (cp *copier) readChunkLine(dst *outBuf, src *bufio.Reader, budget *int) ([]byte, error) {
+	if src.Buffered() == 0 {
+		if err := dst.flush(); err != nil {
+			return nil, err
+		}
+	}
+	cp.clock.arm()
+	line, err := readLine(src, &cp.scratch, budget)
+	if err != nil {
+		return nil, chunkErr(err)
+	}
+	return line, nil
+}
+
+// chunkHeader reads and forwards a chunk-size line.
+func (cp *copier) chunkHeader(dst *outBuf, src *bufio.Reader) (int64, error) {
+	budget := maxChunkLine
+	line, err := cp.readChunkLine(dst, src, &budget)
+	if err != nil {
+		return 0, err
+	}
+	size, digits, err := parseChunkLine(line)
+	if err != nil {
+		return 0, err
+	}
+	if err := dst.write(digits); err != nil {
+		return 0, err
+	}
+	return size, dst.write(crlf)
+}
+
+// chunkEnd reads and forwards the CRLF after a chunk's data (exactly CRLF, as net/http wants).
+func (cp *copier) chunkEnd(dst *outBuf, src *bufio.Reader) error {
+	if src.Buffered() < 2 {
+		if err := dst.flush(); err != nil {
+			return err
+		}
+	}
+	cp.clock.arm()
+	b, err := src.Peek(2)
+	if err != nil {
+		return chunkErr(err)
+	}
+	if b[0] != '\r' || b[1] != '\n' {
+		return errMalformed
+	}
+	src.Discard(2)
+	return dst.write(crlf)
+}
+
+// trailers reads and forwards the trailer section and the final CRLF. Trailer fields are field
+// lines (RFC 9112 §7.1.2), and never the framing or routing fields (RFC 9110 §6.5.1).
+func (cp *copier) trailers(dst *outBuf, src *bufio.Reader) error {
+	budget := maxChunkLine
+	for {
+		line, err := cp.readChunkLine(dst, src, &budget)
+		if err != nil {
+			return err
+		}
+		if len(line) > 0 {
+			name, _, ok := splitHeader(line)
+			if !ok {
+				return errMalformed
+			}
+			switch classify(name) {
+			case hContentLength, hTransferEncoding, hTrailer, hHost:
+				return errMalformed
+			}
+			if err := dst.write(line); err != nil {
 				return err
 			}
 		}
-		budget = 2
-		line, err = readLine(src, &cp.scratch, &budget)
-		if err != nil {
-			return chunkErr(err)
-		}
-		if len(line) != 0 {
-			return errMalformed
-		}
 		if err := dst.write(crlf); err != nil {
 			return err
+		}
+		if len(line) == 0 {
+			return nil
 		}
 	}
 }

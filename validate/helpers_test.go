@@ -11,13 +11,13 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
-	"github.com/cors-webhook/cors-webhook/internal/seedtest"
+	"github.com/cors-webhook/cors-webhook/examples"
 )
 
-// The seed's objects (package seedtest keeps the copies).
-const (
-	seedChainYAML  = seedtest.PluginChainYAML
-	seedConfigYAML = seedtest.PluginConfigYAML
+// The guide's objects (examples/).
+var (
+	seedChainYAML  = examples.Manifest(examples.PluginChain)
+	seedConfigYAML = examples.Manifest(examples.PluginConfig)
 )
 
 func mustYAML[T any](t testing.TB, y string) *T {

@@ -20,14 +20,17 @@ func PluginCreate(p *v1alpha1.Plugin, opts Options) (field.ErrorList, []string) 
 		c.add(OriginPlugin, field.Invalid(spec.Child("priority"), p.Spec.Priority,
 			"must fit in a 32-bit float, as FSM stores it"))
 	}
-	if !opts.IsCORSPlugin(p.Name) {
+	if len(p.Spec.Script) > MaxScriptBytes {
+		c.add(OriginLimit, field.TooLong(spec.Child("pipyscript"), "", MaxScriptBytes))
+	}
+	if !opts.Plugins.Has(p.Name) {
 		if p.Spec.Script == "" {
 			c.add(OriginPlugin, field.Required(spec.Child("pipyscript"),
-				"a non-CORS plugin needs its script (only the CORS plugins "+opts.corsPluginList()+" may leave it empty)"))
+				"a non-CORS plugin needs its script (only the CORS plugins "+opts.Plugins.String()+" may leave it empty)"))
 		}
 		c.warn(field.NewPath("metadata", "name"),
 			"%q is not a CORS plugin (--cors-plugins=%s): cors-webhook ignores it; only FSM would run its script",
-			p.Name, opts.corsPluginList())
+			p.Name, opts.Plugins.String())
 	}
 	return c.result()
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
@@ -68,6 +69,9 @@ func (c *collector) validateChains(r clusterstate.Reader, chain *v1alpha1.Plugin
 		if len(ch.Plugins) == 0 {
 			c.add(OriginChain, field.Required(p.Child("plugins"), "at least one plugin is required"))
 		}
+		if len(ch.Plugins) > MaxChainPlugins {
+			c.add(OriginLimit, field.TooMany(p.Child("plugins"), len(ch.Plugins), MaxChainPlugins))
+		}
 		seenPlugins := map[string]bool{}
 		for j, name := range ch.Plugins {
 			pp := p.Child("plugins").Index(j)
@@ -84,10 +88,10 @@ func (c *collector) validateChains(r clusterstate.Reader, chain *v1alpha1.Plugin
 				continue
 			}
 			seenPlugins[name] = true
-			if !c.opts.IsCORSPlugin(name) {
+			if !c.opts.Plugins.Has(name) {
 				if !warned[name] {
 					warned[name] = true
-					c.warn(pp, "%q is not a CORS plugin (--cors-plugins=%s): cors-webhook ignores it", name, c.opts.corsPluginList())
+					c.warn(pp, "%q is not a CORS plugin (--cors-plugins=%s): cors-webhook ignores it", name, c.opts.Plugins.String())
 				}
 				continue
 			}
@@ -189,6 +193,9 @@ type chainCheck struct {
 	scope      chainScope
 	// ownNS is the chain's namespace when it has no namespaceSelector and the namespace exists.
 	ownNS *corev1.Namespace
+	// compiled is the chain under the selection rule of package chains, converted once for
+	// the loops over namespaces.
+	compiled *chains.Compiled
 }
 
 // checkChainConflicts compares the chain with every existing chain that can reach the same
@@ -202,7 +209,11 @@ func (c *collector) checkChainConflicts(r clusterstate.Reader, chain *v1alpha1.P
 	if !ok || !scope.pods.satisfiable() || (scope.nsSel != nil && !scope.nsSel.satisfiable()) {
 		return // selects no pod at all: nothing to conflict with
 	}
-	cc := &chainCheck{r: r, chain: chain, corsPlugin: corsPlugin, opts: c.opts, scope: scope}
+	compiled, ok := c.opts.selection().Compile(chain)
+	if !ok {
+		return // the selectors were validated; a chain that does not convert selects nothing
+	}
+	cc := &chainCheck{r: r, chain: chain, corsPlugin: corsPlugin, opts: c.opts, scope: scope, compiled: compiled}
 	selPath := field.NewPath("spec", "selectors")
 	if scope.nsSel == nil {
 		ns, err := r.Namespace(chain.Namespace)
@@ -247,7 +258,7 @@ func (c *collector) checkChainConflicts(r clusterstate.Reader, chain *v1alpha1.P
 		if h.conflict {
 			c.add(OriginChainConflict, field.Forbidden(selPath, fmt.Sprintf(
 				"selects the same pods as PluginChain %s, which puts CORS plugin %s in %s where this chain puts %q (e.g. %s): a pod can have only one CORS plugin",
-				other, quoteAll(corsPluginsOf(h.other, c.opts)), v1alpha1.ChainInboundHTTP, corsPlugin, witness)))
+				other, quoteAll(c.opts.Plugins.InboundHTTP(h.other)), v1alpha1.ChainInboundHTTP, corsPlugin, witness)))
 			continue
 		}
 		c.warn(selPath, "overlaps PluginChain %s, which also puts %q in %s (e.g. %s): deleting one of them will not remove CORS from those pods",
@@ -289,7 +300,7 @@ func (cc *chainCheck) candidates() ([]*v1alpha1.PluginChain, error) {
 		return nil, err
 	}
 	for _, ns := range namespaces {
-		if matches(cc.scope.nsSel, namespaceLabels{ns}) {
+		if cc.compiled.SelectsNamespace(ns) {
 			if err := addLocal(ns.Name); err != nil {
 				return nil, err
 			}
@@ -311,7 +322,7 @@ func (cc *chainCheck) compare(other *v1alpha1.PluginChain) (hit, conflict bool) 
 			continue
 		}
 		for _, p := range ch.Plugins {
-			if cc.opts.IsCORSPlugin(p) {
+			if cc.opts.Plugins.Has(p) {
 				hasCORS = true
 				conflict = conflict || p != cc.corsPlugin
 			}
@@ -332,7 +343,7 @@ func (cc *chainCheck) namespacesOverlap(other *v1alpha1.PluginChain) bool {
 	case cc.scope.nsSel == nil && theirs == nil:
 		return cc.scope.namespace == other.Namespace
 	case cc.scope.nsSel == nil && cc.ownNS != nil:
-		return selectorMatches(theirs, namespaceLabels{cc.ownNS})
+		return cc.opts.selection().SelectsNamespace(other, cc.ownNS)
 	case cc.scope.nsSel == nil:
 		name := pin(corev1.LabelMetadataName, cc.scope.namespace)
 		return name.jointlyWith(theirs)
@@ -367,10 +378,11 @@ func (cc *chainCheck) witness(other *v1alpha1.PluginChain) (string, error) {
 		return "", err
 	}
 	var common *corev1.Namespace // the first by name, whatever order the Reader uses
-	for _, ns := range namespaces {
-		if (common == nil || ns.Name < common.Name) &&
-			matches(mine.nsSel, namespaceLabels{ns}) && matches(theirs.nsSel, namespaceLabels{ns}) {
-			common = ns
+	if otherCompiled, ok := cc.opts.selection().Compile(other); ok {
+		for _, ns := range namespaces {
+			if (common == nil || ns.Name < common.Name) && cc.compiled.SelectsNamespace(ns) && otherCompiled.SelectsNamespace(ns) {
+				common = ns
+			}
 		}
 	}
 	if common != nil {
@@ -395,22 +407,6 @@ func concreteNamespace(name string, exists bool, sel *constraints) string {
 		return fmt.Sprintf("namespace %q", name)
 	}
 	return fmt.Sprintf("namespace %q if labelled %s", name, formatLabels(l))
-}
-
-// corsPluginsOf returns the distinct CORS plugins a chain puts in inbound-http, in order.
-func corsPluginsOf(chain *v1alpha1.PluginChain, opts Options) []string {
-	var out []string
-	for _, ch := range chain.Spec.Chains {
-		if ch.Name != v1alpha1.ChainInboundHTTP {
-			continue
-		}
-		for _, p := range ch.Plugins {
-			if opts.IsCORSPlugin(p) && !slices.Contains(out, p) {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
 }
 
 func quoteAll(names []string) string {

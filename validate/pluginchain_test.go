@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
@@ -34,7 +35,7 @@ func corsChain(t testing.TB, ns, name, plugin, podSelector, namespaceSelector st
 	return chainIn(t, ns, name, spec)
 }
 
-var twoCORSPlugins = Options{CORSPlugins: []string{"cors-policy", "cors-b"}}
+var twoCORSPlugins = Options{Plugins: chains.NewPlugins("cors-policy", "cors-b")}
 
 func TestPluginChainSeed(t *testing.T) {
 	r := clusterstate.NewSnapshot(corsPlugin("cors-policy"), fsmNamespace("pipy"), fsmNamespace("curl"))

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -112,86 +111,6 @@ func (r *keyReq) restrictIn(values []string) {
 		return
 	}
 	r.in = intersectSorted(r.in, values)
-}
-
-// labelGetter reads the labels of one object.
-type labelGetter interface {
-	get(key string) (string, bool)
-}
-
-// labelMap is a plain label set.
-type labelMap map[string]string
-
-func (m labelMap) get(key string) (string, bool) { v, ok := m[key]; return v, ok }
-
-// namespaceLabels are a namespace's labels plus kubernetes.io/metadata.name, which the
-// apiserver sets on every namespace (objects read from files may lack it).
-type namespaceLabels struct{ ns *corev1.Namespace }
-
-func (n namespaceLabels) get(key string) (string, bool) {
-	if key == corev1.LabelMetadataName {
-		return n.ns.Name, true
-	}
-	v, ok := n.ns.Labels[key]
-	return v, ok
-}
-
-// matches reports whether a concrete label set satisfies the constraints, with the semantics of
-// labels.Selector.Matches.
-func matches[L labelGetter](c *constraints, l L) bool {
-	for i := range c.reqs {
-		r := &c.reqs[i]
-		v, has := l.get(r.key)
-		switch {
-		case r.absent && has:
-			return false
-		case (r.exists || r.hasIn) && !has:
-			return false
-		case r.hasIn && !containsSorted(r.in, v):
-			return false
-		case has && containsSorted(r.notIn, v):
-			return false
-		}
-	}
-	return true
-}
-
-// selectorMatches is matches for a selector that is not compiled, without allocating: the
-// common case of comparing many stored selectors with one namespace. A nil or empty selector
-// matches everything; a structurally invalid one nothing (as LabelSelectorAsSelector fails).
-func selectorMatches[L labelGetter](sel *metav1.LabelSelector, l L) bool {
-	if sel == nil {
-		return true
-	}
-	for k, want := range sel.MatchLabels {
-		if v, ok := l.get(k); !ok || v != want {
-			return false
-		}
-	}
-	for _, e := range sel.MatchExpressions {
-		v, has := l.get(e.Key)
-		switch e.Operator {
-		case metav1.LabelSelectorOpIn:
-			if len(e.Values) == 0 || !has || !slices.Contains(e.Values, v) {
-				return false
-			}
-		case metav1.LabelSelectorOpNotIn:
-			if len(e.Values) == 0 || (has && slices.Contains(e.Values, v)) {
-				return false
-			}
-		case metav1.LabelSelectorOpExists:
-			if len(e.Values) > 0 || !has {
-				return false
-			}
-		case metav1.LabelSelectorOpDoesNotExist:
-			if len(e.Values) > 0 || has {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // jointlyWith decides whether some label set satisfies both c, which must be satisfiable on its

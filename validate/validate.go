@@ -5,7 +5,7 @@
 // The functions are pure over their inputs: existing objects are read through a
 // clusterstate.Reader, which is the webhook server's informer cache in admission and an
 // in-memory snapshot of files in the offline `cors-webhook validate` command, so both give the
-// same answers. The rules are those of ARCHITECTURE sections 3, 4 and 8 (see docs/validation.md).
+// same answers. The rules are those of docs/design.md sections 3, 4 and 8 (see docs/validation.md).
 //
 // Errors carry an Origin naming the rule that produced them (see the Origin* constants), so
 // that metrics and tests can tell rules apart without parsing messages.
@@ -20,37 +20,23 @@ import (
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-)
 
-// DefaultCORSPlugins is the default of --cors-plugins: the plugin name the FSM guide declares.
-var DefaultCORSPlugins = []string{"cors-policy"}
+	"github.com/cors-webhook/cors-webhook/chains"
+)
 
 // Options are the server-wide settings validation depends on.
 type Options struct {
-	// CORSPlugins are the names of the CORS plugins (--cors-plugins). Empty means
-	// DefaultCORSPlugins.
-	CORSPlugins []string
+	// Plugins are the CORS plugins (--cors-plugins); the zero value is the default set.
+	Plugins chains.Plugins
 
 	// Strict turns the security warnings (risky origin matchers, the null origin, credentials
 	// for any origin) into errors (--strict).
 	Strict bool
 }
 
-// IsCORSPlugin reports whether a plugin name is one of the CORS plugins.
-func (o Options) IsCORSPlugin(name string) bool {
-	if len(o.CORSPlugins) == 0 {
-		return slices.Contains(DefaultCORSPlugins, name)
-	}
-	return slices.Contains(o.CORSPlugins, name)
-}
-
-func (o Options) corsPluginList() string {
-	list := o.CORSPlugins
-	if len(list) == 0 {
-		list = DefaultCORSPlugins
-	}
-	return strings.Join(list, ",")
-}
+// selection is the chain selection rule of these options, shared with injection and
+// reconciliation through package chains.
+func (o Options) selection() chains.Selection { return chains.Selection{Plugins: o.Plugins} }
 
 // Origins of errors: the rule that produced each error, for metrics (rejections by reason) and
 // tests. Errors without one of these come from generic checks (metadata, label selectors,
@@ -66,15 +52,31 @@ const (
 	OriginPlugin          = "plugin"          // Plugin declaration
 	OriginMetadata        = "metadata"        // object metadata (names)
 	OriginStrict          = "strict"          // a security warning turned into an error by Strict
+	OriginLimit           = "limit"           // a size limit (see MaxConfigBytes and the other limits)
 )
 
+// Reasons lists every value Reason can return for the validation of a PluginConfig,
+// PluginChain or Plugin: the Origin* constants and the field error types of generic checks.
+// Metrics create every label value from the start with it.
+var Reasons = []string{
+	OriginCORSConfig, OriginOrigin, OriginDestinationRefs, OriginChain, OriginSelector,
+	OriginChainConflict, OriginConfigConflict, OriginPlugin, OriginMetadata, OriginStrict, OriginLimit,
+	"notfound", "required", "duplicate", "invalid", "notsupported", "forbidden", "toolong", "toomany",
+	"toofew", "tooshort", "typeinvalid", "internalerror", "other",
+}
+
 // Reason is the short, bounded name of the rule behind an error, for metrics labels: its Origin
-// when set, else its type ("FieldValueInvalid" becomes "invalid").
+// when it is one of the Origin* constants, else its type ("FieldValueInvalid" becomes
+// "invalid"); always one of Reasons ("other" for anything else).
 func Reason(e *field.Error) string {
-	if e.Origin != "" {
-		return e.Origin
+	r := e.Origin
+	if r == "" {
+		r = strings.ToLower(strings.TrimPrefix(string(e.Type), "FieldValue"))
 	}
-	return strings.ToLower(strings.TrimPrefix(string(e.Type), "FieldValue"))
+	if !slices.Contains(Reasons, r) {
+		return "other"
+	}
+	return r
 }
 
 // collector gathers the errors and warnings of one object.

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -43,11 +43,14 @@ const MutatePodPath = "/mutate-v1-pod"
 const EventReasonInjectionSkipped = "CORSInjectionSkipped"
 
 var (
-	// Injections counts pod admissions by outcome (inject.Outcome: "injected", "not-selected",
-	// "host-network", "collision", ...), plus "error" when the request could not be handled.
+	// Injections counts pod admissions by outcome: "patched" (the sidecar patch was returned),
+	// why not (inject.Outcome: "not-selected", "host-network", "collision", ...), or "error"
+	// when the request could not be handled. "patched" is not "injected": the API server may
+	// still refuse the pod (a later webhook, Pod Security, a quota, its size) or the request was
+	// a dry run; the pods that exist with the sidecar carry the label cors-webhook.io/injected.
 	Injections = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cors_webhook_pod_injections_total",
-		Help: "Pod admissions of the mutating webhook, by outcome (injected, or why not).",
+		Help: "Pod admissions of the mutating webhook, by outcome (patched, or why not; a patched pod may still be refused by the API server).",
 	}, []string{"outcome"})
 
 	// InjectionDuration is the time the pod handler takes, from decoding the pod to building
@@ -69,7 +72,7 @@ func RegisterInjectionMetrics() {
 	registerInjectionMetrics.Do(func() {
 		metrics.Registry.MustRegister(Injections, InjectionDuration)
 		for _, o := range inject.Outcomes {
-			Injections.WithLabelValues(string(o))
+			Injections.WithLabelValues(admissionOutcome(o))
 		}
 		Injections.WithLabelValues(outcomeError)
 	})
@@ -77,32 +80,16 @@ func RegisterInjectionMetrics() {
 
 const outcomeError = "error"
 
-// InjectionSettings returns the injector settings of opts: Injection, with the CORS plugin
-// names of Validation when Injection names none, so that --cors-plugins means one thing.
-func (opts Options) InjectionSettings() inject.Settings {
-	s := opts.Injection
-	if len(s.CORSPlugins) == 0 {
-		s.CORSPlugins = opts.Validation.CORSPlugins
-	}
-	return s
-}
+// outcomePatched is the label of an admission answered with the sidecar patch.
+const outcomePatched = "patched"
 
-// registerPodInjector mounts the pod injection handler on the manager's webhook server.
-func registerPodInjector(mgr manager.Manager, decoder admission.Decoder, r clusterstate.Reader, opts Options) error {
-	injector, err := inject.New(opts.InjectionSettings())
-	if err != nil {
-		return err
+// admissionOutcome is the Injections label of an injection outcome: what the webhook did,
+// which for inject.Injected is returning a patch.
+func admissionOutcome(o inject.Outcome) string {
+	if o == inject.Injected {
+		return outcomePatched
 	}
-	RegisterInjectionMetrics()
-	indexed, err := NewChainIndexReader(context.Background(), mgr.GetCache(), r, injector)
-	if err != nil {
-		return err
-	}
-	h := NewPodInjector(decoder, indexed, injector)
-	h.APIReader = mgr.GetAPIReader()
-	h.Recorder = mgr.GetEventRecorder("cors-webhook")
-	mgr.GetWebhookServer().Register(MutatePodPath, &admission.Webhook{Handler: h})
-	return nil
+	return string(o)
 }
 
 // PodInjector is the admission handler of Pod CREATE: decode, call the pure functions of
@@ -164,7 +151,7 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError
 	}
 	if done {
-		return admission.Allowed(""), string(early.Outcome)
+		return admission.Allowed(""), admissionOutcome(early.Outcome)
 	}
 	pod := &corev1.Pod{}
 	if err := h.decoder.Decode(req, pod); err != nil {
@@ -175,7 +162,7 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError
 	}
-	outcome := string(res.Outcome)
+	outcome := admissionOutcome(res.Outcome)
 	if res.Outcome.Impossible() {
 		// sideEffects: None promises that a dry run changes nothing: no event then.
 		h.reportSkipped(ctx, req.Namespace, pod, res, req.DryRun == nil || !*req.DryRun)
@@ -186,7 +173,7 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		}
 		return admission.Allowed(""), outcome
 	}
-	original, current, err := injectedMembers(req.Object.Raw, res.Pod)
+	original, current, err := injectedMembers(req.Object.Raw, res.Changes)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError
 	}
@@ -247,14 +234,14 @@ func decodeMetadata(raw []byte) (*metav1.ObjectMeta, error) {
 }
 
 // injectedMembers returns the parts of a pod that the injection changes, as JSON objects with
-// the pod's own paths: from the pod as the API server sent it (raw), and from the injected pod.
-// inject.Injector.Inject adds to metadata.annotations, metadata.labels, spec.initContainers and
-// spec.volumes and to nothing else (its tests pin that), so the JSON patch between these two
-// documents is the patch between the whole pods, without diffing the rest of the pod: its
-// containers and managedFields are most of its JSON, and comparing them twice was half the
-// cost of an injection. A side benefit: fields of the pod unknown to this build's API types
-// (a newer API server) are not in the diff, so the patch never removes them.
-func injectedMembers(raw []byte, injected *corev1.Pod) ([]byte, []byte, error) {
+// the pod's own paths: as the API server sent them (raw), and with the change set applied.
+// The injection changes metadata.annotations, metadata.labels, spec.initContainers and
+// spec.volumes and nothing else (inject.Changes), so the JSON patch between these two
+// documents is the patch between the whole pods, without decoding or diffing the rest of the
+// pod: its containers and managedFields are most of its JSON. The pod's own entries are kept
+// as raw JSON, so fields unknown to this build's API types (a newer API server) are never in
+// the diff, and the patch never removes them.
+func injectedMembers(raw []byte, changes *inject.Changes) ([]byte, []byte, error) {
 	original := map[string]map[string]json.RawMessage{}
 	iter := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowIterator(raw)
 	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnIterator(iter)
@@ -279,20 +266,55 @@ func injectedMembers(raw []byte, injected *corev1.Pod) ([]byte, []byte, error) {
 	if iter.Error != nil && !errors.Is(iter.Error, io.EOF) {
 		return nil, nil, fmt.Errorf("reading the pod: %w", iter.Error)
 	}
-	// The same members of the injected pod, as json.Marshal of the whole pod writes them
-	// (all four are omitempty).
 	current := map[string]map[string]any{"metadata": {}, "spec": {}}
-	if len(injected.Annotations) > 0 {
-		current["metadata"]["annotations"] = injected.Annotations
+	for _, m := range []struct {
+		name string
+		set  map[string]string
+	}{{"annotations", changes.Annotations}, {"labels", changes.Labels}} {
+		merged := map[string]json.RawMessage{}
+		if old, ok := original["metadata"][m.name]; ok && string(old) != "null" {
+			if err := json.Unmarshal(old, &merged); err != nil {
+				return nil, nil, fmt.Errorf("reading the pod's metadata.%s: %w", m.name, err)
+			}
+		}
+		for k, v := range m.set {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, nil, err
+			}
+			merged[k] = b
+		}
+		current["metadata"][m.name] = merged
 	}
-	if len(injected.Labels) > 0 {
-		current["metadata"]["labels"] = injected.Labels
-	}
-	if len(injected.Spec.InitContainers) > 0 {
-		current["spec"]["initContainers"] = injected.Spec.InitContainers
-	}
-	if len(injected.Spec.Volumes) > 0 {
-		current["spec"]["volumes"] = injected.Spec.Volumes
+	for _, m := range []struct {
+		name    string
+		prepend bool
+		items   any
+	}{{"initContainers", true, changes.InitContainers}, {"volumes", false, changes.Volumes}} {
+		ours, err := json.Marshal(m.items)
+		if err != nil {
+			return nil, nil, err
+		}
+		own := bytes.TrimSpace(original["spec"][m.name])
+		if len(own) == 0 || string(own) == "null" {
+			current["spec"][m.name] = json.RawMessage(ours)
+			continue
+		}
+		if own[0] != '[' || own[len(own)-1] != ']' {
+			return nil, nil, fmt.Errorf("the pod's spec.%s is not a JSON array", m.name)
+		}
+		// Both are JSON arrays: splice the elements, the pod's own kept as they were sent.
+		first, second := ours, []byte(own)
+		if !m.prepend {
+			first, second = second, first
+		}
+		inner := func(a []byte) []byte { return bytes.TrimSpace(a[1 : len(a)-1]) }
+		joined := append([]byte{'['}, inner(first)...)
+		if len(inner(first)) > 0 && len(inner(second)) > 0 {
+			joined = append(joined, ',')
+		}
+		joined = append(append(joined, inner(second)...), ']')
+		current["spec"][m.name] = json.RawMessage(joined)
 	}
 	o, err := json.Marshal(original)
 	if err != nil {

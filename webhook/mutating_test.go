@@ -31,6 +31,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
@@ -160,7 +161,7 @@ func applyPatch(t testing.TB, req admission.Request, resp admission.Response) *c
 
 func TestPodInjectorPatchesAReplicaSetPod(t *testing.T) {
 	h := newTestInjector(t, seedSnapshot())
-	before := testutil.ToFloat64(Injections.WithLabelValues(string(inject.Injected)))
+	before := testutil.ToFloat64(Injections.WithLabelValues(outcomePatched))
 	req := podReview(t, replicaSetPod(map[string]string{"app": "pipy-ok", "version": "v1"}), admissionv1.Create)
 	resp := h.Handle(context.Background(), req)
 	if !resp.Allowed || resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
@@ -168,19 +169,19 @@ func TestPodInjectorPatchesAReplicaSetPod(t *testing.T) {
 	}
 	got := applyPatch(t, req, resp)
 	want := `{"version":1,"ports":{"8080":{"allowOrigins":[{"prefix":"http://www.bbb.com"}],"maxAge":86400}}}`
-	if a := got.Annotations[inject.AnnotationPolicy]; a != want {
+	if a := got.Annotations[contract.AnnotationPolicy]; a != want {
 		t.Errorf("policy annotation %s, want %s", a, want)
 	}
-	if got.Labels[inject.LabelInjected] != "true" || got.Annotations[inject.AnnotationRedirectPorts] != "8080" {
+	if got.Labels[contract.LabelInjected] != "true" || got.Annotations[contract.AnnotationRedirectPorts] != "8080" {
 		t.Errorf("labels %v annotations %v", got.Labels, got.Annotations)
 	}
-	if len(got.Spec.InitContainers) != 2 || got.Spec.InitContainers[0].Name != inject.ContainerInit || got.Spec.InitContainers[1].Name != inject.ContainerSidecar {
+	if len(got.Spec.InitContainers) != 2 || got.Spec.InitContainers[0].Name != contract.ContainerInit || got.Spec.InitContainers[1].Name != contract.ContainerSidecar {
 		t.Errorf("init containers %+v", got.Spec.InitContainers)
 	}
 	if got.GenerateName != "pipy-ok-v1-5d8f7c9b6-" || got.Name != "" || len(got.OwnerReferences) != 1 {
 		t.Errorf("metadata changed: %+v", got.ObjectMeta)
 	}
-	if d := testutil.ToFloat64(Injections.WithLabelValues(string(inject.Injected))) - before; d != 1 {
+	if d := testutil.ToFloat64(Injections.WithLabelValues(outcomePatched)) - before; d != 1 {
 		t.Errorf("injected counter moved by %v", d)
 	}
 
@@ -228,7 +229,7 @@ func TestPodInjectorLeavesOtherPodsAlone(t *testing.T) {
 		}(), outcome: string(inject.PodOptedOut)},
 		{name: "opted-out pod", req: func() admission.Request {
 			p := replicaSetPod(map[string]string{"app": "pipy-ok"})
-			p.Annotations = map[string]string{inject.AnnotationInject: "false"}
+			p.Annotations = map[string]string{contract.AnnotationInject: "false"}
 			return podReview(t, p, admissionv1.Create)
 		}(), outcome: string(inject.PodOptedOut)},
 	}
@@ -339,7 +340,7 @@ func TestDecodeMetadata(t *testing.T) {
 		replicaSetPod(map[string]string{"app": "pipy-ok", "kubernetes.io/ünïcode": "v"}),
 		func() *corev1.Pod {
 			p := replicaSetPod(nil)
-			p.Annotations = map[string]string{inject.AnnotationInject: "false", "json": `{"a":[1,"}"]}`}
+			p.Annotations = map[string]string{contract.AnnotationInject: "false", "json": `{"a":[1,"}"]}`}
 			return p
 		}(),
 	} {
@@ -480,7 +481,7 @@ func TestPatchOfInjectedMembersIsThePatchOfThePod(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, b, err := injectedMembers(raw, res.Pod)
+			a, b, err := injectedMembers(raw, res.Changes)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -60,7 +60,7 @@ type CacheReader struct {
 var _ clusterstate.Reader = (*CacheReader)(nil)
 
 // NewCacheReader creates (or finds) the informers of c (normally mgr.GetCache()) for
-// CachedKinds and adds the indexes above. Call it before the cache starts, as NewManager does,
+// CachedKinds and adds the indexes above. Call it before the cache starts, as package server does,
 // so that the informers start and sync with the cache rather than on the first admission.
 // Several readers over one cache share the indexes.
 func NewCacheReader(ctx context.Context, c cache.Informers) (*CacheReader, error) {

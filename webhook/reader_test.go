@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/validate"
 )
@@ -236,7 +237,7 @@ func clusterOf10k() []client.Object {
 // namespaces through the server's cache-backed Reader (see docs/benchmarks.md).
 func BenchmarkPluginChainCreate(b *testing.B) {
 	r := newCacheReader(b, startCache(b, clusterOf10k()...))
-	opts := validate.Options{CORSPlugins: []string{"cors-policy", "cors-b"}}
+	opts := validate.Options{Plugins: chains.NewPlugins("cors-policy", "cors-b")}
 	inInfo := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"new-app"}}}}
 	cases := []struct {
 		name       string

@@ -3,12 +3,12 @@ package webhook
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -19,63 +19,59 @@ import (
 
 // Paths of the validating webhooks, in controller-runtime's naming scheme; the
 // ValidatingWebhookConfiguration (chart, e2e) points at them.
+// They equal ValidatePath of their kind (TestValidatePaths).
 const (
 	ValidatePluginPath       = "/validate-plugin-flomesh-io-v1alpha1-plugin"
 	ValidatePluginChainPath  = "/validate-plugin-flomesh-io-v1alpha1-pluginchain"
 	ValidatePluginConfigPath = "/validate-plugin-flomesh-io-v1alpha1-pluginconfig"
 )
 
+// ValidatePath is the path of the validating webhook of a kind of validate.Kinds.
+func ValidatePath(kind validate.Kind) string {
+	return "/validate-plugin-flomesh-io-v1alpha1-" + strings.ToLower(kind.Name())
+}
+
 // NewPluginValidator returns the admission handler of Plugins.
 func NewPluginValidator(decoder admission.Decoder, opts validate.Options) admission.Handler {
-	return newValidator(decoder, "Plugin",
-		func() *v1alpha1.Plugin { return &v1alpha1.Plugin{} },
-		func(p *v1alpha1.Plugin) (field.ErrorList, []string) { return validate.PluginCreate(p, opts) },
-		func(p, old *v1alpha1.Plugin) (field.ErrorList, []string) { return validate.PluginUpdate(p, old, opts) })
+	return newKindValidator(decoder, "Plugin", nil, opts)
 }
 
 // NewPluginChainValidator returns the admission handler of PluginChains, reading existing
 // objects from r.
 func NewPluginChainValidator(decoder admission.Decoder, r clusterstate.Reader, opts validate.Options) admission.Handler {
-	return newValidator(decoder, "PluginChain",
-		func() *v1alpha1.PluginChain { return &v1alpha1.PluginChain{} },
-		func(c *v1alpha1.PluginChain) (field.ErrorList, []string) {
-			return validate.PluginChainCreate(r, c, opts)
-		},
-		func(c, old *v1alpha1.PluginChain) (field.ErrorList, []string) {
-			return validate.PluginChainUpdate(r, c, old, opts)
-		})
+	return newKindValidator(decoder, "PluginChain", r, opts)
 }
 
 // NewPluginConfigValidator returns the admission handler of PluginConfigs, reading existing
 // objects from r.
 func NewPluginConfigValidator(decoder admission.Decoder, r clusterstate.Reader, opts validate.Options) admission.Handler {
-	return newValidator(decoder, "PluginConfig",
-		func() *v1alpha1.PluginConfig { return &v1alpha1.PluginConfig{} },
-		func(c *v1alpha1.PluginConfig) (field.ErrorList, []string) {
-			return validate.PluginConfigCreate(r, c, opts)
-		},
-		func(c, old *v1alpha1.PluginConfig) (field.ErrorList, []string) {
-			return validate.PluginConfigUpdate(r, c, old, opts)
-		})
+	return newKindValidator(decoder, "PluginConfig", r, opts)
 }
 
-// newValidator is the one thin handler behind the three kinds: decode, call the pure
-// validation, translate. DELETE (and CONNECT) is always allowed, so that deleting is never
-// blocked by a rule, even if the webhook configuration is widened to those operations.
-func newValidator[T client.Object](
-	decoder admission.Decoder,
-	kind string,
-	newObj func() T,
-	create func(T) (field.ErrorList, []string),
-	update func(obj, old T) (field.ErrorList, []string),
-) admission.Handler {
+func newKindValidator(decoder admission.Decoder, name string, r clusterstate.Reader, opts validate.Options) admission.Handler {
+	kind, ok := validate.KindNamed(name)
+	if !ok {
+		panic("no validation of kind " + name)
+	}
+	return NewValidator(decoder, kind, r, opts)
+}
+
+// NewValidator is the one thin handler behind every kind of validate.Kinds: decode, call the
+// pure validation, translate. DELETE (and CONNECT) is always allowed, so that deleting is
+// never blocked by a rule, even if the webhook configuration is widened to those operations.
+//
+// It is not admission.WithValidator: that handler cannot count decoding failures by kind,
+// default the namespace of an object sent without one, nor answer 500 for a store error
+// while keeping validation a pure function returning field errors and warnings.
+func NewValidator(decoder admission.Decoder, kind validate.Kind, r clusterstate.Reader, opts validate.Options) admission.Handler {
+	name := kind.Name()
 	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 		if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 			return admission.Allowed("")
 		}
-		obj := newObj()
+		obj := kind.New()
 		if err := decoder.Decode(req, obj); err != nil {
-			Rejections.WithLabelValues(kind, "decode").Inc()
+			Rejections.WithLabelValues(name, reasonDecode).Inc()
 			return admission.Errored(http.StatusBadRequest, err)
 		}
 		if obj.GetNamespace() == "" && req.Namespace != "" {
@@ -86,18 +82,18 @@ func newValidator[T client.Object](
 			warnings []string
 		)
 		if req.Operation == admissionv1.Update {
-			old := newObj()
+			old := kind.New()
 			if err := decoder.DecodeRaw(req.OldObject, old); err != nil {
-				Rejections.WithLabelValues(kind, "decode").Inc()
+				Rejections.WithLabelValues(name, reasonDecode).Inc()
 				return admission.Errored(http.StatusBadRequest, err)
 			}
-			errs, warnings = update(obj, old)
+			errs, warnings = kind.Update(r, obj, old, opts)
 		} else {
-			errs, warnings = create(obj)
+			errs, warnings = kind.Create(r, obj, opts)
 		}
-		resp := respond(ctx, schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: kind},
+		resp := respond(ctx, schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: name},
 			schema.GroupResource{Group: req.Resource.Group, Resource: req.Resource.Resource}, obj.GetName(), errs)
-		Warnings.WithLabelValues(kind).Add(float64(len(warnings)))
+		Warnings.WithLabelValues(name).Add(float64(len(warnings)))
 		return resp.WithWarnings(warnings...)
 	})
 }
@@ -118,18 +114,15 @@ func respond(ctx context.Context, gk schema.GroupKind, gr schema.GroupResource, 
 	}
 	if len(internal) > 0 {
 		logf.FromContext(ctx).Error(internal.ToAggregate(), "validation could not read the cluster state", "kind", gk.Kind, "name", name)
-		Rejections.WithLabelValues(gk.Kind, "internal").Inc()
+		Rejections.WithLabelValues(gk.Kind, reasonInternal).Inc()
 		return admission.Errored(http.StatusInternalServerError, internal.ToAggregate())
 	}
-	reasons := map[string]bool{}
 	onlyConflicts := true
 	for _, e := range errs {
-		reasons[validate.Reason(e)] = true
 		onlyConflicts = onlyConflicts && (e.Origin == validate.OriginChainConflict || e.Origin == validate.OriginConfigConflict)
 	}
-	for r := range reasons {
-		Rejections.WithLabelValues(gk.Kind, r).Inc()
-	}
+	// Once per request, so that the counter's sum is the number of rejected requests.
+	Rejections.WithLabelValues(gk.Kind, validate.Reason(errs[0])).Inc()
 	var status *apierrors.StatusError
 	if onlyConflicts {
 		status = apierrors.NewForbidden(gr, name, errs.ToAggregate())

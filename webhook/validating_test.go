@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/validate"
 )
@@ -58,7 +59,7 @@ func TestValidatingHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	decoder := admission.NewDecoder(scheme)
-	opts := validate.Options{CORSPlugins: []string{"cors-policy", "cors-b"}}
+	opts := validate.Options{Plugins: chains.NewPlugins("cors-policy", "cors-b")}
 	existing := chain("pipy", "existing", "cors-b", selector(map[string]string{"app": "a"}), nil)
 	r := clusterstate.NewSnapshot(
 		&v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "cors-policy"}},
@@ -168,4 +169,16 @@ type failingReader struct{ clusterstate.Reader }
 
 func (failingReader) PluginChainsWithNamespaceSelector() ([]*v1alpha1.PluginChain, error) {
 	return nil, errors.New("cache not synced")
+}
+
+func TestValidatePaths(t *testing.T) {
+	want := map[string]string{"Plugin": ValidatePluginPath, "PluginChain": ValidatePluginChainPath, "PluginConfig": ValidatePluginConfigPath}
+	if len(validate.Kinds) != len(want) {
+		t.Fatalf("%d kinds, want %d", len(validate.Kinds), len(want))
+	}
+	for _, k := range validate.Kinds {
+		if got := ValidatePath(k); got != want[k.Name()] {
+			t.Errorf("ValidatePath(%s) = %s, want %s", k.Name(), got, want[k.Name()])
+		}
+	}
 }

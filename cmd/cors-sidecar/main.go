@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +27,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/sidecar"
 	"github.com/cors-webhook/cors-webhook/sidecar/redirect"
 )
@@ -39,16 +41,6 @@ const (
 	exitUsage = 2
 )
 
-const usage = `cors-sidecar: the CORS sidecar of cors-webhook
-
-Usage:
-  cors-sidecar proxy    --policy-file FILE [--inbound-port 15003] [--admin-port 15021] [--upstream HOST:PORT] [flags]
-  cors-sidecar redirect --ports PORT[,PORT...] [--proxy-port 15003] [--dry-run] [--cleanup]
-  cors-sidecar version
-
-Run "cors-sidecar COMMAND --help" for the flags of a command.
-`
-
 // version is set with -ldflags "-X main.version=...".
 var version = ""
 
@@ -56,26 +48,77 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// exitCode carries a command's exit status out of cobra; err, when set, is printed once.
+type exitCode struct {
+	code int
+	err  error
+}
+
+func (e *exitCode) Error() string {
+	if e.err == nil {
+		return "exit status " + strconv.Itoa(e.code)
+	}
+	return e.err.Error()
+}
+
+func usageError(format string, args ...any) error {
+	return &exitCode{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "proxy":
-		return runProxy(args[1:], stderr)
-	case "redirect":
-		return runRedirect(args[1:], stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, versionString())
+	root := newRootCommand(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
 		return exitOK
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
-		return exitUsage
 	}
+	var ec *exitCode
+	if errors.As(err, &ec) {
+		if ec.err != nil {
+			fmt.Fprintln(stderr, "Error:", ec.err)
+		}
+		return ec.code
+	}
+	fmt.Fprintln(stderr, "Error:", err)
+	return exitUsage
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cors-sidecar",
+		Short: "The CORS sidecar of cors-webhook: the proxy and the redirect of the injected pods",
+		Example: `  cors-sidecar proxy    --policy-file FILE [--inbound-port 15003] [--admin-port 15021] [--upstream HOST:PORT]
+  cors-sidecar redirect --ports PORT[,PORT...] [--proxy-port 15003] [--dry-run] [--cleanup]
+  cors-sidecar version`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		// Without a command there is nothing to do: say how to use it, as a usage error.
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(stderr)
+			_ = cmd.Usage()
+			return &exitCode{code: exitUsage}
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitCode{code: exitUsage, err: err} })
+	root.AddCommand(newProxyCommand(stderr), newRedirectCommand(stdout, stderr), &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  noArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), versionString()) },
+	})
+	root.Version = versionString()
+	return root
+}
+
+// noArgs rejects stray arguments: every input of these commands is a flag.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError("unexpected arguments: %s", strings.Join(args, " "))
+	}
+	return nil
 }
 
 func versionString() string {
@@ -88,28 +131,6 @@ func versionString() string {
 	return "dev"
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("cors-sidecar "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-// parseFlags parses and rejects stray arguments; it returns an exit code when the command
-// should stop (help asked, bad usage).
-func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
-		}
-		return exitUsage, false
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return exitUsage, false
-	}
-	return 0, true
-}
-
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
@@ -118,41 +139,60 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-func runProxy(args []string, stderr io.Writer) int {
-	fs := newFlagSet("proxy", stderr)
-	var (
-		inboundPort  = fs.Uint("inbound-port", 15003, "port of the proxy's listener (on all addresses), where the redirect sends inbound connections")
-		adminPort    = fs.Uint("admin-port", 15021, "port of /healthz, /readyz and /metrics (on all addresses); 0 disables it")
-		policyFile   = fs.String("policy-file", "", "the pod policy JSON file {\"version\":1,\"ports\":{...}} (a downwardAPI volume item); watched for changes")
-		upstream     = fs.String("upstream", "", "explicit mode: forward every connection to HOST:PORT and apply the policy of PORT (no redirect rules needed)")
-		maxHeader    = fs.Int("max-header-bytes", 64<<10, "largest request line plus headers accepted (431 beyond)")
-		headerTO     = fs.Duration("header-timeout", 10*time.Second, "time allowed to send a request head once it started (408 beyond)")
-		idleTO       = fs.Duration("idle-timeout", 120*time.Second, "close client keep-alive connections idle for longer")
-		dialTO       = fs.Duration("dial-timeout", 5*time.Second, "time allowed to connect to the application")
-		upIdleTO     = fs.Duration("upstream-idle-timeout", 30*time.Second, "retire application keep-alive connections idle for longer")
-		drainTO      = fs.Duration("drain-timeout", 25*time.Second, "on SIGTERM, time allowed for in-flight requests before connections are closed")
-		pollInterval = fs.Duration("policy-poll-interval", 5*time.Second, "re-read the policy file at this interval too, in case a change event is missed")
-		logLevel     = fs.String("log-level", "info", "debug, info, warn or error")
-	)
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
+// proxyFlags are the flags of `proxy`.
+type proxyFlags struct {
+	inboundPort, adminPort                              uint
+	policyFile, upstream, logLevel                      string
+	maxHeader                                           int
+	headerTO, idleTO, dialTO, upIdleTO, drainTO, pollTO time.Duration
+}
+
+func newProxyCommand(stderr io.Writer) *cobra.Command {
+	var fl proxyFlags
+	cmd := &cobra.Command{
+		Use:   "proxy --policy-file FILE",
+		Short: "Run the CORS proxy in front of the application (the injected native sidecar)",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if code := runProxy(fl, stderr); code != exitOK {
+				return &exitCode{code: code}
+			}
+			return nil
+		},
 	}
-	log, err := newLogger(stderr, *logLevel)
+	f := cmd.Flags()
+	f.UintVar(&fl.inboundPort, "inbound-port", contract.DefaultInboundPort, "port of the proxy's listener (on all addresses), where the redirect sends inbound connections")
+	f.UintVar(&fl.adminPort, "admin-port", contract.DefaultAdminPort, "port of /healthz, /readyz and /metrics (on all addresses); 0 disables it")
+	f.StringVar(&fl.policyFile, "policy-file", "", "the pod policy JSON file {\"version\":1,\"ports\":{...}} (a downwardAPI volume item); watched for changes")
+	f.StringVar(&fl.upstream, "upstream", "", "explicit mode: forward every connection to HOST:PORT and apply the policy of PORT (no redirect rules needed)")
+	f.IntVar(&fl.maxHeader, "max-header-bytes", 64<<10, "largest request line plus headers accepted (431 beyond)")
+	f.DurationVar(&fl.headerTO, "header-timeout", 10*time.Second, "time allowed to send a request head once it started (408 beyond)")
+	f.DurationVar(&fl.idleTO, "idle-timeout", 120*time.Second, "close client keep-alive connections idle for longer")
+	f.DurationVar(&fl.dialTO, "dial-timeout", 5*time.Second, "time allowed to connect to the application")
+	f.DurationVar(&fl.upIdleTO, "upstream-idle-timeout", 30*time.Second, "retire application keep-alive connections idle for longer")
+	f.DurationVar(&fl.drainTO, "drain-timeout", 25*time.Second, "on SIGTERM, time allowed for in-flight requests before connections are closed")
+	f.DurationVar(&fl.pollTO, "policy-poll-interval", 5*time.Second, "re-read the policy file at this interval too, in case a change event is missed")
+	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runProxy(fl proxyFlags, stderr io.Writer) int {
+	log, err := newLogger(stderr, fl.logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
 	switch {
-	case *policyFile == "":
+	case fl.policyFile == "":
 		fmt.Fprintln(stderr, "--policy-file is required")
 		return exitUsage
-	case *inboundPort == 0 || *inboundPort > 65535:
+	case fl.inboundPort == 0 || fl.inboundPort > 65535:
 		fmt.Fprintln(stderr, "--inbound-port must be in 1..65535")
 		return exitUsage
-	case *adminPort > 65535:
+	case fl.adminPort > 65535:
 		fmt.Fprintln(stderr, "--admin-port must be in 0..65535")
 		return exitUsage
-	case *adminPort == *inboundPort:
+	case fl.adminPort == fl.inboundPort:
 		fmt.Fprintln(stderr, "--admin-port and --inbound-port must differ")
 		return exitUsage
 	}
@@ -160,12 +200,12 @@ func runProxy(args []string, stderr io.Writer) int {
 	store := &sidecar.PolicyStore{}
 	metrics := &sidecar.Metrics{}
 	proxy, err := sidecar.New(sidecar.Config{
-		Upstream:            *upstream,
-		MaxHeaderBytes:      *maxHeader,
-		HeaderTimeout:       *headerTO,
-		IdleTimeout:         *idleTO,
-		DialTimeout:         *dialTO,
-		UpstreamIdleTimeout: *upIdleTO,
+		Upstream:            fl.upstream,
+		MaxHeaderBytes:      fl.maxHeader,
+		HeaderTimeout:       fl.headerTO,
+		IdleTimeout:         fl.idleTO,
+		DialTimeout:         fl.dialTO,
+		UpstreamIdleTimeout: fl.upIdleTO,
 		Log:                 log,
 	}, store, metrics)
 	if err != nil {
@@ -173,16 +213,16 @@ func runProxy(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	listeners, err := listenAll(int(*inboundPort))
+	listeners, err := listenAll(int(fl.inboundPort))
 	if err != nil {
-		log.Error("cannot listen", "port", *inboundPort, "err", err)
+		log.Error("cannot listen", "port", fl.inboundPort, "err", err)
 		return exitFail
 	}
 	var admin *http.Server
 	var adminLns []net.Listener
-	if *adminPort != 0 {
-		if adminLns, err = listenAll(int(*adminPort)); err != nil {
-			log.Error("cannot listen on the admin port", "port", *adminPort, "err", err)
+	if fl.adminPort != 0 {
+		if adminLns, err = listenAll(int(fl.adminPort)); err != nil {
+			log.Error("cannot listen on the admin port", "port", fl.adminPort, "err", err)
 			return exitFail
 		}
 		admin = &http.Server{
@@ -195,7 +235,7 @@ func runProxy(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
-	watcher := &sidecar.Watcher{Path: *policyFile, Store: store, Metrics: metrics, Log: log, Interval: *pollInterval}
+	watcher := &sidecar.Watcher{Path: fl.policyFile, Store: store, Metrics: metrics, Log: log, Interval: fl.pollTO}
 	watchDone := make(chan struct{})
 	go func() { watcher.Run(watchCtx); close(watchDone) }()
 
@@ -214,22 +254,22 @@ func runProxy(args []string, stderr io.Writer) int {
 		go admin.Serve(ln)
 	}
 	mode := "transparent"
-	if *upstream != "" {
-		mode = "explicit upstream " + *upstream
+	if fl.upstream != "" {
+		mode = "explicit upstream " + fl.upstream
 	}
-	log.Info("cors-sidecar proxy started", "version", versionString(), "inbound_port", *inboundPort,
-		"admin_port", *adminPort, "mode", mode, "policy_file", *policyFile)
+	log.Info("cors-sidecar proxy started", "version", versionString(), "inbound_port", fl.inboundPort,
+		"admin_port", fl.adminPort, "mode", mode, "policy_file", fl.policyFile)
 
 	code := exitOK
 	select {
 	case <-ctx.Done():
-		log.Info("signal received; draining", "timeout", *drainTO)
+		log.Info("signal received; draining", "timeout", fl.drainTO)
 	case err := <-serveErr:
 		log.Error("listener failed; shutting down", "err", err)
 		code = exitFail
 	}
 	stop()
-	drainCtx, cancel := context.WithTimeout(context.Background(), *drainTO)
+	drainCtx, cancel := context.WithTimeout(context.Background(), fl.drainTO)
 	defer cancel()
 	start := time.Now()
 	if err := proxy.Shutdown(drainCtx); err != nil {
@@ -247,14 +287,6 @@ func runProxy(args []string, stderr io.Writer) int {
 	return code
 }
 
-func joinPorts(ports []uint16) string {
-	s := make([]string, len(ports))
-	for i, p := range ports {
-		s[i] = strconv.Itoa(int(p))
-	}
-	return strings.Join(s, ",")
-}
-
 // listenAll listens on the port on all IPv4 addresses and, when the host has IPv6, on all IPv6
 // addresses (IPV6_V6ONLY, so that SO_ORIGINAL_DST is asked in the connection's own family).
 func listenAll(port int) ([]net.Listener, error) {
@@ -270,45 +302,60 @@ func listenAll(port int) ([]net.Listener, error) {
 	return lns, nil
 }
 
-func runRedirect(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("redirect", stderr)
+func newRedirectCommand(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		proxyPort = fs.Uint("proxy-port", 15003, "the proxy's inbound port, where connections are redirected")
-		ports     = fs.String("ports", "", "comma-separated application ports whose inbound TCP connections are redirected")
-		table     = fs.String("table", redirect.DefaultTable, "the nftables table (family inet) holding the rules")
-		dryRun    = fs.Bool("dry-run", false, "print the rules (nft syntax) instead of installing them")
-		cleanup   = fs.Bool("cleanup", false, "remove the rules (the whole table) instead of installing them")
+		proxyPort       uint
+		ports, table    string
+		dryRun, cleanup bool
 	)
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
+	cmd := &cobra.Command{
+		Use:   "redirect --ports PORT[,PORT...]",
+		Short: "Install the nftables rules that redirect inbound TCP of the ports to the proxy (the injected init container)",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if code := runRedirect(proxyPort, ports, table, dryRun, cleanup, stdout, stderr); code != exitOK {
+				return &exitCode{code: code}
+			}
+			return nil
+		},
 	}
-	if *cleanup {
-		if *dryRun {
-			fmt.Fprintf(stdout, "delete table inet %s\n", *table)
+	f := cmd.Flags()
+	f.UintVar(&proxyPort, "proxy-port", contract.DefaultInboundPort, "the proxy's inbound port, where connections are redirected")
+	f.StringVar(&ports, "ports", "", "comma-separated application ports whose inbound TCP connections are redirected")
+	f.StringVar(&table, "table", redirect.DefaultTable, "the nftables table (family inet) holding the rules")
+	f.BoolVar(&dryRun, "dry-run", false, "print the rules (nft syntax) instead of installing them")
+	f.BoolVar(&cleanup, "cleanup", false, "remove the rules (the whole table) instead of installing them")
+	return cmd
+}
+
+func runRedirect(proxyPort uint, ports, table string, dryRun, cleanup bool, stdout, stderr io.Writer) int {
+	if cleanup {
+		if dryRun {
+			fmt.Fprintf(stdout, "delete table inet %s\n", table)
 			return exitOK
 		}
-		if err := redirect.Cleanup(*table); err != nil {
+		if err := redirect.Cleanup(table); err != nil {
 			fmt.Fprintln(stderr, "cors-sidecar redirect:", err)
 			return exitFail
 		}
-		fmt.Fprintf(stdout, "removed table inet %s\n", *table)
+		fmt.Fprintf(stdout, "removed table inet %s\n", table)
 		return exitOK
 	}
-	list, err := redirect.ParsePorts(*ports)
+	list, err := redirect.ParsePorts(ports)
 	if err != nil {
 		fmt.Fprintln(stderr, "--ports:", err)
 		return exitUsage
 	}
-	if *proxyPort == 0 || *proxyPort > 65535 {
+	if proxyPort == 0 || proxyPort > 65535 {
 		fmt.Fprintln(stderr, "--proxy-port must be in 1..65535")
 		return exitUsage
 	}
-	rules := redirect.Rules{Table: *table, ProxyPort: uint16(*proxyPort), Ports: list}
+	rules := redirect.Rules{Table: table, ProxyPort: uint16(proxyPort), Ports: list}
 	if err := rules.Validate(); err != nil {
 		fmt.Fprintln(stderr, "cors-sidecar redirect:", err)
 		return exitUsage
 	}
-	if *dryRun {
+	if dryRun {
 		fmt.Fprint(stdout, rules)
 		return exitOK
 	}
@@ -317,6 +364,6 @@ func runRedirect(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "installed table inet %s: inbound TCP to ports %s redirected to :%d\n",
-		rules.Table, joinPorts(list), rules.ProxyPort)
+		rules.Table, contract.FormatPorts(list), rules.ProxyPort)
 	return exitOK
 }

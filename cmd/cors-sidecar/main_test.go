@@ -23,7 +23,7 @@ func TestRun(t *testing.T) {
 		{"proxy same ports", []string{"proxy", "--policy-file", "x", "--inbound-port", "1", "--admin-port", "1"}, exitUsage, "", "must differ"},
 		{"proxy bad upstream", []string{"proxy", "--policy-file", "x", "--upstream", "nohost"}, exitUsage, "", "upstream"},
 		{"proxy stray argument", []string{"proxy", "--policy-file", "x", "extra"}, exitUsage, "", "unexpected arguments"},
-		{"proxy unknown flag", []string{"proxy", "--policy", "x"}, exitUsage, "", "flag provided but not defined"},
+		{"proxy unknown flag", []string{"proxy", "--policy", "x"}, exitUsage, "", "unknown flag: --policy"},
 		{"redirect dry run", []string{"redirect", "--ports", "8081,8080", "--dry-run"}, exitOK,
 			"elements = { 8080, 8081 }", ""},
 		{"redirect dry run proxy port", []string{"redirect", "--ports", "8080", "--proxy-port", "16000", "--dry-run"}, exitOK,

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
@@ -44,14 +45,7 @@ conflicting, 2 when the input cannot be read or parsed, or on a usage error.`,
   kubectl kustomize overlays/prod | cors-webhook inject -f - --sidecar-image registry.example/cors-sidecar:v1 | kubectl apply -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkCORSPlugins(corsPlugins); err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			settings, err := flags.settings(corsPlugins)
-			if err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			injector, err := inject.New(settings)
+			injector, err := flags.injector(corsPlugins)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -92,8 +86,8 @@ type injectorFlags struct {
 func addInjectorFlags(f *pflag.FlagSet, fl *injectorFlags) {
 	f.StringVar(&fl.image, "sidecar-image", defaultSidecarImage(), "image of the injected cors-init and cors-sidecar containers (entrypoint: cors-sidecar)")
 	f.StringVar(&fl.pullPolicy, "sidecar-image-pull-policy", "", "imagePullPolicy of the injected containers: Always, IfNotPresent or Never (default: Kubernetes' default for the tag)")
-	f.Int32Var(&fl.inboundPort, "inbound-port", inject.DefaultInboundPort, "port of the sidecar that redirected traffic reaches; must not be used by the application")
-	f.Int32Var(&fl.adminPort, "admin-port", inject.DefaultAdminPort, "port of the sidecar's readiness endpoint; must not be used by the application")
+	f.Int32Var(&fl.inboundPort, "inbound-port", contract.DefaultInboundPort, "port of the sidecar that redirected traffic reaches; must not be used by the application")
+	f.Int32Var(&fl.adminPort, "admin-port", contract.DefaultAdminPort, "port of the sidecar's readiness endpoint; must not be used by the application")
 	f.StringVar(&fl.cpuRequest, "sidecar-cpu-request", inject.DefaultCPURequest, "CPU request of each injected container")
 	f.StringVar(&fl.memoryRequest, "sidecar-memory-request", inject.DefaultMemoryRequest, "memory request of each injected container")
 }
@@ -105,6 +99,18 @@ func defaultSidecarImage() string {
 	}
 	repo, _, _ := strings.Cut(inject.DefaultSidecarImage, ":")
 	return repo + ":" + version
+}
+
+// injector is the injector of the flags and --cors-plugins, as the offline commands use it.
+func (fl *injectorFlags) injector(corsPlugins []string) (*inject.Injector, error) {
+	if err := checkCORSPlugins(corsPlugins); err != nil {
+		return nil, err
+	}
+	settings, err := fl.settings(corsPlugins)
+	if err != nil {
+		return nil, err
+	}
+	return inject.New(settings)
 }
 
 // settings turns the flags into injector settings; bad quantities are usage errors.
@@ -160,7 +166,7 @@ func injectDocuments(docs []document, namespace string, injector *inject.Injecto
 			}
 			id := fmt.Sprintf("%s %s/%s", w.kind, w.namespace, w.name)
 			if res.Outcome == inject.Injected {
-				if err := applyTemplate(d.Object.Object, w.path, w.pod(), res.Pod); err != nil {
+				if err := applyTemplate(d.Object.Object, w.path, res.Changes); err != nil {
 					return false, fmt.Errorf("%s: %w", d.Where(), err)
 				}
 				fmt.Fprintf(errOut, "%s: injected: %s\n", id, res.Reasons[0])
@@ -232,11 +238,11 @@ func workloadOf(obj runtime.Object) (workload, bool) {
 	return workload{}, false
 }
 
-// applyTemplate writes onto the document's pod template what the injection added (before ->
-// after): new or changed annotations and labels, the init containers and volumes it added. The
+// applyTemplate writes the injection's change set onto the document's pod template: its
+// annotations and labels, its init containers before the template's and its volumes after. The
 // rest of the document is left exactly as it was read, so the output differs from the input
 // only by the injection (no defaulted fields, no creationTimestamp: null).
-func applyTemplate(obj map[string]any, path []string, before, after *corev1.Pod) error {
+func applyTemplate(obj map[string]any, path []string, changes *inject.Changes) error {
 	tmpl := obj
 	if len(path) > 0 {
 		m, found, err := unstructured.NestedMap(obj, path...)
@@ -246,25 +252,23 @@ func applyTemplate(obj map[string]any, path []string, before, after *corev1.Pod)
 		tmpl = m
 	}
 	for _, f := range []struct {
-		name          string
-		before, after map[string]string
-	}{{"annotations", before.Annotations, after.Annotations}, {"labels", before.Labels, after.Labels}} {
-		for k, v := range f.after {
-			if old, ok := f.before[k]; !ok || old != v {
-				if err := unstructured.SetNestedField(tmpl, v, "metadata", f.name, k); err != nil {
-					return err
-				}
+		name string
+		set  map[string]string
+	}{{"annotations", changes.Annotations}, {"labels", changes.Labels}} {
+		for k, v := range f.set {
+			if err := unstructured.SetNestedField(tmpl, v, "metadata", f.name, k); err != nil {
+				return err
 			}
 		}
 	}
-	inits, err := added(after.Spec.InitContainers, before.Spec.InitContainers, func(c corev1.Container) string { return c.Name })
+	inits, err := toUnstructured(changes.InitContainers)
 	if err != nil {
 		return err
 	}
 	if err := prependSlice(tmpl, inits, "spec", "initContainers"); err != nil {
 		return err
 	}
-	vols, err := added(after.Spec.Volumes, before.Spec.Volumes, func(v corev1.Volume) string { return v.Name })
+	vols, err := toUnstructured(changes.Volumes)
 	if err != nil {
 		return err
 	}
@@ -277,18 +281,11 @@ func applyTemplate(obj map[string]any, path []string, before, after *corev1.Pod)
 	return nil
 }
 
-// added returns, as unstructured values, the elements of after whose name is not in before.
-func added[T any](after, before []T, name func(T) string) ([]any, error) {
-	had := map[string]bool{}
-	for _, b := range before {
-		had[name(b)] = true
-	}
-	var out []any
-	for i := range after {
-		if had[name(after[i])] {
-			continue
-		}
-		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&after[i])
+// toUnstructured converts API values for an unstructured document.
+func toUnstructured[T any](items []T) ([]any, error) {
+	out := make([]any, 0, len(items))
+	for i := range items {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&items[i])
 		if err != nil {
 			return nil, err
 		}

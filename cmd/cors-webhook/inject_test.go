@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,31 +10,14 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
 // runInject runs `cors-webhook inject ARGS` with stdin and returns its output and exit code.
 func runInject(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
-	root := newRootCommand()
-	var out, errOut bytes.Buffer
-	root.SetIn(strings.NewReader(stdin))
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(append([]string{"inject"}, args...))
-	// As run does: the message of a failing command goes to stderr once.
-	code := exitOK
-	if err := root.Execute(); err != nil {
-		code = exitUsage
-		ee, ok := err.(*exitError)
-		if ok {
-			code = ee.code
-		}
-		if !ok || ee.err != nil {
-			errOut.WriteString("Error: " + err.Error() + "\n")
-		}
-	}
-	return out.String(), errOut.String(), code
+	return runCommand(t, stdin, append([]string{"inject"}, args...)...)
 }
 
 // injectContext is what a GitOps repository holds besides the workloads: the labeled
@@ -220,14 +202,14 @@ func TestInjectCommandInjectsEveryPodTemplate(t *testing.T) {
 			tmpl, _, _ = unstructured.NestedMap(obj.Object, path...)
 		}
 		annotations, _, _ := unstructured.NestedStringMap(tmpl, "metadata", "annotations")
-		if annotations[inject.AnnotationPolicy] != wantWebPolicy || annotations[inject.AnnotationRedirectPorts] != "8080" {
+		if annotations[contract.AnnotationPolicy] != wantWebPolicy || annotations[contract.AnnotationRedirectPorts] != "8080" {
 			t.Errorf("%s: annotations %v", obj.GetKind(), annotations)
 		}
 		if obj.GetKind() == "Deployment" && annotations["prometheus.io/scrape"] != "true" {
 			t.Errorf("Deployment lost its own annotation: %v", annotations)
 		}
 		labels, _, _ := unstructured.NestedStringMap(tmpl, "metadata", "labels")
-		if labels[inject.LabelInjected] != "true" || labels["app"] != "web" {
+		if labels[contract.LabelInjected] != "true" || labels["app"] != "web" {
 			t.Errorf("%s: labels %v", obj.GetKind(), labels)
 		}
 		inits, _, _ := unstructured.NestedSlice(tmpl, "spec", "initContainers")
@@ -236,7 +218,7 @@ func TestInjectCommandInjectsEveryPodTemplate(t *testing.T) {
 			names = append(names, c.(map[string]any)["name"].(string))
 			images = append(images, c.(map[string]any)["image"].(string))
 		}
-		if !cmp.Equal(names, []string{inject.ContainerInit, inject.ContainerSidecar}) || images[1] != "registry.example/cors-sidecar:v9" {
+		if !cmp.Equal(names, []string{contract.ContainerInit, contract.ContainerSidecar}) || images[1] != "registry.example/cors-sidecar:v9" {
 			t.Errorf("%s: init containers %v %v", obj.GetKind(), names, images)
 		}
 		// The app container is exactly as written: no defaulted fields appear.

@@ -1,6 +1,7 @@
 // Command cors-webhook is the CORS admission webhook for plugin.flomesh.io resources: `serve` runs
-// the webhook server, `validate` and `inject` run the same checks and mutation offline on files,
-// `version` prints the build.
+// the admission webhook server, `controller` the leader-elected Day-2 reconcilers and built-in
+// CA, `validate` and `inject` run the same checks and mutation offline on files, `describe`
+// explains what it does with one pod (live or from files), `version` prints the build.
 package main
 
 import (
@@ -61,6 +62,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newValidateCommand(), newInjectCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newControllerCommand(), newValidateCommand(), newInjectCommand(), newDescribeCommand(), newVersionCommand())
 	return root
 }

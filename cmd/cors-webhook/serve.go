@@ -1,64 +1,71 @@
 package main
 
 import (
+	"context"
 	goflag "flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/cors-webhook/cors-webhook/webhook"
+	"github.com/cors-webhook/cors-webhook/chains"
+	"github.com/cors-webhook/cors-webhook/server"
 )
+
+// defaultShutdownDelay is longer than the time endpoints and API servers take to stop routing
+// to a terminating pod in a healthy cluster (a few seconds).
+const defaultShutdownDelay = 10 * time.Second
 
 func newServeCommand() *cobra.Command {
 	var (
-		opts    webhook.Options
-		zapOpts = zap.Options{}
-		inj     injectorFlags
-		rollout bool
+		opts        server.ServeOptions
+		corsPlugins []string
+		zapOpts     = zap.Options{}
+		inj         injectorFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the admission webhook server",
 		Long: `Run the admission webhook server: the validating webhooks of Plugin, PluginChain and
-PluginConfig (CREATE and UPDATE) on the webhook port, /healthz and /readyz on the probe address,
-and Prometheus metrics on the metrics address. Existing objects are read from an informer cache;
-the server reports ready once it has synced.
+PluginConfig (CREATE and UPDATE) and the mutating webhook of Pod CREATE, which injects the CORS
+sidecar into the pods a PluginChain selects (see --sidecar-image and the other injector
+flags), on the webhook port; /healthz and /readyz on the probe address; and Prometheus metrics
+on the metrics address. Existing objects are read from an informer cache of Plugins,
+PluginChains, PluginConfigs, Services and Namespaces.
 
-The server also keeps running pods in step with PluginChains and PluginConfigs (Day 2; with
---leader-elect, in the elected leader only): it patches the policy annotation of injected pods, rolls the Deployments,
-StatefulSets and DaemonSets whose pods a chain newly selects (--rollout), and writes the status
-of PluginChains and PluginConfigs.
+Every replica serves on its own: there is no leader election, and nothing here writes to the
+cluster but Events. /readyz passes once the cache has synced and the caBundle of
+--validating-webhook-configuration and --mutating-webhook-configuration (when named) trusts the
+serving certificate. On SIGTERM the server keeps serving for --shutdown-delay with /readyz
+failing, then stops.
+
+Running pods are kept in step with PluginChains by ` + "`cors-webhook controller`" + `.
 
 The cluster is reached with --kubeconfig, else $KUBECONFIG, else the in-cluster configuration,
 else ~/.kube/config.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkCORSPlugins(opts.Validation.CORSPlugins); err != nil {
+			if err := checkCORSPlugins(corsPlugins); err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			injection, err := inj.settings(opts.Validation.CORSPlugins)
+			opts.Validation.Plugins = chains.NewPlugins(corsPlugins...)
+			injection, err := inj.settings(corsPlugins)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
 			opts.Injection = injection
-			opts.Reconcile.DisableRollout = !rollout
-			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-			cfg, err := config.GetConfig()
-			if err != nil {
-				return &exitError{code: exitUsage, err: fmt.Errorf("load kubeconfig: %w", err)}
+			if opts.ShutdownDelay < 0 {
+				return &exitError{code: exitUsage, err: fmt.Errorf("--shutdown-delay must not be negative")}
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if err := webhook.Run(ctx, cfg, opts); err != nil {
-				return &exitError{code: exitInvalid, err: err}
-			}
-			return nil
+			return runProcess(cmd, &zapOpts, func(ctx context.Context, cfg *rest.Config) error { return server.RunServe(ctx, cfg, opts) })
 		},
 	}
 	f := cmd.Flags()
@@ -66,20 +73,91 @@ else ~/.kube/config.`,
 	f.IntVar(&opts.Port, "port", 9443, "port of the webhook server")
 	f.StringVar(&opts.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the serving certificate as tls.crt and tls.key (reloaded on change)")
 	f.BoolVar(&opts.EnableHTTP2, "enable-http2", false, "also serve HTTP/2 on the webhook port")
-	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `address of the Prometheus /metrics endpoint ("0" disables it)`)
-	f.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", `address of /healthz and /readyz ("0" disables them)`)
-	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas for single-writer work (admission is served by every replica)")
-	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
+	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", defaultShutdownDelay, "after SIGTERM, keep serving this long with /readyz failing, so that endpoints stop routing here before the listener closes")
 	f.BoolVar(&opts.Validation.Strict, "strict", false, "reject what would otherwise be security warnings (risky origin matchers, the null origin, credentials for any origin)")
-	f.BoolVar(&rollout, "rollout", true, "roll Deployments, StatefulSets and DaemonSets whose running pods a PluginChain newly selects, or whose policy needs a port their redirect lacks (false: only report it in Events; a workload annotation cors-webhook.io/rollout=false does the same for one workload)")
-	addCORSPluginsFlag(f, &opts.Validation.CORSPlugins)
+	addProcessFlags(f, &opts.MetricsAddr, &opts.ProbeAddr)
+	addCORSPluginsFlag(f, &corsPlugins)
 	addInjectorFlags(f, &inj)
 	opts.Certs.AddFlags(f)
+	addKubeFlags(f, "serve", &zapOpts)
+	return cmd
+}
 
-	// --kubeconfig is controller-runtime's own flag, so its config loading rules apply as is.
-	gofs := goflag.NewFlagSet("serve", goflag.ContinueOnError)
+func newControllerCommand() *cobra.Command {
+	var (
+		opts    server.ControllerOptions
+		zapOpts = zap.Options{}
+		inj     injectorFlags
+		rollout bool
+	)
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the controller: Day-2 reconcilers and the built-in CA",
+		Long: `Run the controller, which keeps running pods in step with PluginChains and PluginConfigs
+(Day 2): it patches the policy annotation of injected pods, rolls the Deployments, StatefulSets
+and DaemonSets whose pods a chain newly selects (--rollout), and writes the status of
+PluginChains and PluginConfigs. In self-signed certificate mode it also creates and renews the
+webhook's CA and serving certificate and writes the caBundle of the webhook configurations.
+
+With --leader-elect, only the elected replica does this work; admission (` + "`cors-webhook serve`" + `)
+never depends on it. The injector flags must equal serve's, so both compute the same policies.
+
+The cluster is reached with --kubeconfig, else $KUBECONFIG, else the in-cluster configuration,
+else ~/.kube/config.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkCORSPlugins(opts.CORSPlugins); err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			injection, err := inj.settings(opts.CORSPlugins)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			opts.Injection = injection
+			opts.Reconcile.DisableRollout = !rollout
+			return runProcess(cmd, &zapOpts, func(ctx context.Context, cfg *rest.Config) error { return server.RunController(ctx, cfg, opts) })
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas; only the leader reconciles and rotates certificates")
+	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
+	f.BoolVar(&opts.Reconcile.RollOutdatedSidecars, "roll-outdated-sidecars", false, "roll Deployments, StatefulSets and DaemonSets whose injected pods carry an older cors-webhook.io/sidecar-version than --sidecar-image's, so that a sidecar upgrade reaches running pods")
+	f.BoolVar(&rollout, "rollout", true, "roll Deployments, StatefulSets and DaemonSets whose running pods a PluginChain newly selects, or whose policy needs a port their redirect lacks (false: only report it in Events; a workload annotation cors-webhook.io/rollout=false does the same for one workload)")
+	addProcessFlags(f, &opts.MetricsAddr, &opts.ProbeAddr)
+	addCORSPluginsFlag(f, &opts.CORSPlugins)
+	addInjectorFlags(f, &inj)
+	opts.Certs.AddFlags(f)
+	addKubeFlags(f, "controller", &zapOpts)
+	return cmd
+}
+
+func addProcessFlags(f *pflag.FlagSet, metrics, probe *string) {
+	f.StringVar(metrics, "metrics-bind-address", ":8080", `address of the Prometheus /metrics endpoint ("0" disables it)`)
+	f.StringVar(probe, "health-probe-bind-address", ":8081", `address of /healthz and /readyz ("0" disables them)`)
+}
+
+// addKubeFlags adds --kubeconfig (controller-runtime's own flag, so its config loading rules
+// apply as is) and the zap logging flags.
+func addKubeFlags(f *pflag.FlagSet, name string, zapOpts *zap.Options) {
+	gofs := goflag.NewFlagSet(name, goflag.ContinueOnError)
 	config.RegisterFlags(gofs)
 	zapOpts.BindFlags(gofs)
 	f.AddGoFlagSet(gofs)
-	return cmd
+}
+
+// runProcess sets the logger, loads the kubeconfig and runs until SIGTERM or Ctrl-C; a second
+// signal kills the process at once.
+func runProcess(cmd *cobra.Command, zapOpts *zap.Options, run func(context.Context, *rest.Config) error) error {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zapOpts)))
+	cfg, err := config.GetConfig()
+	if err != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("load kubeconfig: %w", err)}
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	go func() { <-ctx.Done(); stop() }()
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		return &exitError{code: exitInvalid, err: err}
+	}
+	return nil
 }

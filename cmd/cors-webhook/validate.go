@@ -15,16 +15,18 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/validate"
 )
 
 func newValidateCommand() *cobra.Command {
 	var (
-		files     []string
-		output    string
-		namespace string
-		opts      validate.Options
+		files       []string
+		output      string
+		namespace   string
+		opts        validate.Options
+		corsPlugins []string
 	)
 	cmd := &cobra.Command{
 		Use:   "validate -f PATH...",
@@ -43,9 +45,10 @@ input cannot be read or parsed, or on a usage error.`,
 			if output != "text" && output != "json" {
 				return &exitError{code: exitUsage, err: fmt.Errorf("--output must be text or json, not %q", output)}
 			}
-			if err := checkCORSPlugins(opts.CORSPlugins); err != nil {
+			if err := checkCORSPlugins(corsPlugins); err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
+			opts.Plugins = chains.NewPlugins(corsPlugins...)
 			docs, err := readDocuments(files, cmd.InOrStdin())
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
@@ -74,14 +77,14 @@ input cannot be read or parsed, or on a usage error.`,
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	f.StringVarP(&namespace, "namespace", "n", "default", "namespace of namespaced objects that do not set one, as kubectl apply -n")
 	f.BoolVar(&opts.Strict, "strict", false, "reject what would otherwise be security warnings (risky origin matchers, the null origin, credentials for any origin)")
-	addCORSPluginsFlag(f, &opts.CORSPlugins)
+	addCORSPluginsFlag(f, &corsPlugins)
 	return cmd
 }
 
 // addCORSPluginsFlag registers --cors-plugins, which means the same for serve, validate and
 // inject: the plugin names that are CORS plugins.
 func addCORSPluginsFlag(f *pflag.FlagSet, p *[]string) {
-	f.StringSliceVar(p, "cors-plugins", validate.DefaultCORSPlugins, "names of the CORS plugins (Plugin names whose PluginConfigs are CORS configs)")
+	f.StringSliceVar(p, "cors-plugins", []string{chains.DefaultPlugin}, "names of the CORS plugins (Plugin names whose PluginConfigs are CORS configs)")
 }
 
 // checkCORSPlugins rejects a --cors-plugins value that cannot name a Plugin.
@@ -231,17 +234,15 @@ func validateDocuments(docs []document, namespace string, opts validate.Options)
 	return rep, nil
 }
 
-// validateObject runs the create validation of one decoded object; other kinds need none.
+// validateObject runs the create validation of one decoded object, as the webhook does for its
+// kind; kinds without validation need none.
 func validateObject(r clusterstate.Reader, obj runtime.Object, opts validate.Options) (field.ErrorList, []string) {
-	switch o := obj.(type) {
-	case *v1alpha1.Plugin:
-		return validate.PluginCreate(o, opts)
-	case *v1alpha1.PluginChain:
-		return validate.PluginChainCreate(r, o, opts)
-	case *v1alpha1.PluginConfig:
-		return validate.PluginConfigCreate(r, o, opts)
+	kind, ok := validate.KindNamed(obj.GetObjectKind().GroupVersionKind().Kind)
+	o, isObject := obj.(validate.Object)
+	if !ok || !isObject {
+		return nil, nil
 	}
-	return nil, nil
+	return kind.Create(r, o, opts)
 }
 
 func (o *objectReport) addErrors(errs field.ErrorList) {
@@ -263,7 +264,7 @@ func unsupportedKind(gvk schema.GroupVersionKind) *field.Error {
 	if gvk.Version != v1alpha1.GroupVersion.Version {
 		return field.NotSupported(field.NewPath("apiVersion"), gvk.GroupVersion().String(), []string{v1alpha1.GroupVersion.String()})
 	}
-	return field.NotSupported(field.NewPath("kind"), gvk.Kind, []string{"Plugin", "PluginChain", "PluginConfig"})
+	return field.NotSupported(field.NewPath("kind"), gvk.Kind, validate.KindNames())
 }
 
 var unknownFieldRE = regexp.MustCompile(`^unknown field "(.+)"$`)

@@ -1,42 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/cors-webhook/cors-webhook/internal/seedtest"
+	"github.com/cors-webhook/cors-webhook/examples"
 )
 
 // runValidate runs `cors-webhook validate ARGS` with stdin and returns its output and exit code,
 // handling errors as run does.
 func runValidate(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	root := newRootCommand()
-	var out, errOut bytes.Buffer
-	root.SetIn(strings.NewReader(stdin))
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(append([]string{"validate"}, args...))
-	code = exitOK
-	if err := root.Execute(); err != nil {
-		code = exitUsage
-		ee, ok := err.(*exitError)
-		if ok {
-			code = ee.code
-		}
-		if !ok || ee.err != nil {
-			errOut.WriteString("Error: " + err.Error() + "\n")
-		}
-	}
-	return out.String(), errOut.String(), code
+	return runCommand(t, stdin, append([]string{"validate"}, args...)...)
 }
 
-// The seed guide's objects (../shared/seed/manifests), as a user's repository would hold them.
-const (
+// The guide's objects (examples/manifests), as a user's repository would hold them.
+var (
 	seedNamespaces = `
 apiVersion: v1
 kind: Namespace
@@ -54,8 +36,8 @@ spec:
   priority: 165
   pipyscript: "(() => 0)()"
 `
-	seedChain    = "\n" + seedtest.PluginChainYAML
-	seedConfig   = "\n" + seedtest.PluginConfigYAML
+	seedChain    = "\n" + examples.Manifest(examples.PluginChain)
+	seedConfig   = "\n" + examples.Manifest(examples.PluginConfig)
 	seedServices = `
 apiVersion: v1
 kind: Service

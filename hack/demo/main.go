@@ -1,4 +1,4 @@
-// Command demo walks through the seed guide (FSM's "CORS via plugins", ../shared/seed) end to
+// Command demo walks through FSM's "CORS via plugins" guide (its manifests in examples/) end to
 // end on one machine: it is what `make demo` runs.
 //
 // By default it brings up a one-node cluster on this machine (internal/localcluster's real
@@ -120,7 +120,7 @@ func (d *demo) run() error {
 	if d.repo, err = localcluster.RepoRoot(); err != nil {
 		return err
 	}
-	if d.seed, err = localcluster.SeedDir(); err != nil {
+	if d.seed, err = localcluster.ExamplesDir(); err != nil {
 		return err
 	}
 	binDir, err := localcluster.BinDir()

@@ -162,7 +162,7 @@ func (d *demo) step2Install() error {
 		return err
 	}
 
-	// The leader of the webhook creates its CA and writes it into both configurations.
+	// The controller's leader creates the webhook's CA and writes it into both configurations.
 	if err := d.waitFor("the webhook's CA in both webhook configurations (caBundle)", 60*time.Second, d.caBundlesFilled); err != nil {
 		return err
 	}

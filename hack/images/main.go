@@ -37,7 +37,7 @@ func run(args []string) error {
 	tag := fs.String("tag", "", "image tag (the chart's appVersion)")
 	version := fs.String("version", "", "version stamped into the binaries and the annotations (default: -tag)")
 	revision := fs.String("revision", "", "commit the images are built from")
-	repository := fs.String("repository", "ghcr.io/cors-webhook", "repository the tarballs are named in (REPOSITORY/NAME:TAG)")
+	repository := fs.String("repository", imagebuild.DefaultRepository, "repository the tarballs are named in (REPOSITORY/NAME:TAG)")
 	registry := fs.String("registry", "", "push: host[:port]/path to push REGISTRY/NAME:TAG to")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -65,6 +65,17 @@ func run(args []string) error {
 				return err
 			}
 			fmt.Printf("%s %s/%s:%s %s\n", imagebuild.LayoutDir(*out, pi.Name), *repository, pi.Name, *tag, d)
+			for _, p := range imagebuild.Platforms {
+				img, err := imagebuild.PlatformImage(idx, p)
+				if err != nil {
+					return err
+				}
+				compressed, uncompressed, err := imagebuild.Sizes(img)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("  %s: %.1f MiB compressed, %.1f MiB uncompressed\n", p, mib(compressed), mib(uncompressed))
+			}
 		}
 	case "push":
 		if *registry == "" || *tag == "" {
@@ -90,3 +101,5 @@ func run(args []string) error {
 	}
 	return nil
 }
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }

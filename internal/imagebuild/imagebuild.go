@@ -281,3 +281,29 @@ func Pull(ctx context.Context, ref string, opts ...name.Option) (v1.ImageIndex, 
 	}
 	return remote.Index(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
 }
+
+// Sizes are the bytes of img's layers as a registry stores them (compressed) and as a node
+// unpacks them (uncompressed).
+func Sizes(img v1.Image) (compressed, uncompressed int64, err error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, l := range layers {
+		n, err := l.Size()
+		if err != nil {
+			return 0, 0, err
+		}
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return 0, 0, err
+		}
+		u, err := io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return 0, 0, err
+		}
+		compressed, uncompressed = compressed+n, uncompressed+u
+	}
+	return compressed, uncompressed, nil
+}

@@ -18,6 +18,10 @@ var Platforms = []v1.Platform{
 	{OS: "linux", Architecture: "arm64"},
 }
 
+// DefaultRepository is where releases push the product images (REPOSITORY/NAME:appVersion):
+// the chart's default image references.
+const DefaultRepository = "ghcr.io/cors-webhook"
+
 // Source is the repository the product images name in their source annotation.
 const Source = "https://github.com/cors-webhook/cors-webhook"
 

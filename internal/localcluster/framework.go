@@ -101,15 +101,16 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// SeedDir is the seed guide's folder, ../shared/seed beside the repository.
-func SeedDir() (string, error) {
+// ExamplesDir is the repository's examples/ folder: the guide's manifests (manifests/) and
+// expected responses (expected/), as files for kubectl and helm.
+func ExamplesDir() (string, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(filepath.Dir(root), "shared", "seed")
+	dir := filepath.Join(root, "examples")
 	if _, err := os.Stat(filepath.Join(dir, "manifests")); err != nil {
-		return "", fmt.Errorf("seed manifests not found: %w", err)
+		return "", fmt.Errorf("examples not found: %w", err)
 	}
 	return dir, nil
 }

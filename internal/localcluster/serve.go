@@ -36,6 +36,9 @@ type ServeOptions struct {
 	ProbeAddr string
 	// MetricsAddr is where /metrics listens (default "0": off).
 	MetricsAddr string
+	// ShutdownDelay replaces the Deployment's --shutdown-delay (default 0: a local process
+	// has no endpoints to drain, and tests stop servers often).
+	ShutdownDelay time.Duration
 	// ExtraArgs come after every other flag, so they override the Deployment's.
 	ExtraArgs []string
 	// Output also receives the server's log (optional).
@@ -44,9 +47,32 @@ type ServeOptions struct {
 	ReadyTimeout time.Duration
 }
 
-// Server is `cors-webhook serve` run on this machine in place of a webhook pod.
+// ControllerOptions say which installed Deployment `cors-webhook controller` stands in for.
+// See Cluster.StartController.
+type ControllerOptions struct {
+	// Binary is the cors-webhook binary to run.
+	Binary string
+	// Namespace and Deployment name the chart's controller Deployment whose container is run.
+	Namespace, Deployment string
+	// Name is the pod name the process stands in for: its leader election identity starts
+	// with it (default "<Deployment>-local").
+	Name string
+	// ProbeAddr is where /healthz and /readyz listen (default: a free port on 127.0.0.1).
+	ProbeAddr string
+	// MetricsAddr is where /metrics listens (default "0": off).
+	MetricsAddr string
+	// ExtraArgs come after every other flag, so they override the Deployment's.
+	ExtraArgs []string
+	// Output also receives the controller's log (optional).
+	Output io.Writer
+	// ReadyTimeout bounds the wait for /readyz (default 60s).
+	ReadyTimeout time.Duration
+}
+
+// Server is `cors-webhook serve` or `cors-webhook controller` run on this machine in place of
+// a pod.
 type Server struct {
-	Addr        string // host:port of the webhook server
+	Addr        string // host:port of the webhook server (serve only)
 	ProbeAddr   string
 	MetricsAddr string
 	// Args are the arguments it runs with (the Deployment's, resolved, then the overrides).
@@ -54,8 +80,9 @@ type Server struct {
 	// Log is everything the server printed.
 	Log *SyncBuffer
 
-	cmd  *exec.Cmd
-	done chan struct{}
+	cmd     *exec.Cmd
+	done    chan struct{}
+	command string
 }
 
 // StartServe runs the webhook server as a pod of the installed Deployment would run: the
@@ -65,57 +92,106 @@ type Server struct {
 // flags (plus opts.ExtraArgs). It waits until /readyz passes; on error the server is stopped
 // and the error carries the end of its log.
 func (c *Cluster) StartServe(ctx context.Context, opts ServeOptions) (*Server, error) {
-	dep := &appsv1.Deployment{}
-	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: opts.Namespace, Name: opts.Deployment}, dep); err != nil {
-		return nil, fmt.Errorf("the release's Deployment: %w", err)
-	}
-	args, env, err := DeploymentServeCommand(dep, fmt.Sprintf("%s-local-%d", opts.Deployment, opts.Port))
+	probe, metrics, err := localAddrs(opts.ProbeAddr, opts.MetricsAddr)
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig, err := c.ServiceAccountKubeconfig(opts.Namespace, dep.Spec.Template.Spec.ServiceAccountName)
+	return c.startDeployment(ctx, deploymentProcess{
+		binary: opts.Binary, namespace: opts.Namespace, deployment: opts.Deployment, command: "serve",
+		podName: fmt.Sprintf("%s-local-%d", opts.Deployment, opts.Port),
+		overrides: []string{
+			"--host=127.0.0.1", fmt.Sprintf("--port=%d", opts.Port),
+			"--metrics-bind-address=" + metrics, "--health-probe-bind-address=" + probe,
+			"--shutdown-delay=" + opts.ShutdownDelay.String(),
+		},
+		extra: opts.ExtraArgs, output: opts.Output, readyTimeout: opts.ReadyTimeout,
+		server: &Server{Addr: fmt.Sprintf("127.0.0.1:%d", opts.Port), ProbeAddr: probe, MetricsAddr: metrics},
+	})
+}
+
+// StartController runs the controller as a pod of the installed controller Deployment would,
+// as StartServe does for serve (the container's args and env, the Deployment's service
+// account), overriding only the probe and metrics addresses and the kubeconfig. It waits until
+// /readyz passes (its caches synced; it may not hold the lease yet).
+func (c *Cluster) StartController(ctx context.Context, opts ControllerOptions) (*Server, error) {
+	probe, metrics, err := localAddrs(opts.ProbeAddr, opts.MetricsAddr)
 	if err != nil {
 		return nil, err
 	}
-	probe := opts.ProbeAddr
+	name := opts.Name
+	if name == "" {
+		name = opts.Deployment + "-local"
+	}
+	return c.startDeployment(ctx, deploymentProcess{
+		binary: opts.Binary, namespace: opts.Namespace, deployment: opts.Deployment, command: "controller",
+		podName:   name,
+		overrides: []string{"--metrics-bind-address=" + metrics, "--health-probe-bind-address=" + probe},
+		extra:     opts.ExtraArgs, output: opts.Output, readyTimeout: opts.ReadyTimeout,
+		server: &Server{ProbeAddr: probe, MetricsAddr: metrics},
+	})
+}
+
+// FreePort is a free TCP port on 127.0.0.1, for a server to listen on.
+func FreePort() (int, error) { return freePort() }
+
+// localAddrs defaults the probe address to a free loopback port and metrics to off.
+func localAddrs(probe, metrics string) (string, string, error) {
 	if probe == "" {
 		port, err := freePort()
 		if err != nil {
-			return nil, err
+			return "", "", err
 		}
 		probe = fmt.Sprintf("127.0.0.1:%d", port)
 	}
-	metrics := opts.MetricsAddr
 	if metrics == "" {
 		metrics = "0"
 	}
-	args = append(args,
-		"--host=127.0.0.1", fmt.Sprintf("--port=%d", opts.Port),
-		"--metrics-bind-address="+metrics, "--health-probe-bind-address="+probe,
-		"--kubeconfig="+kubeconfig)
-	args = append(args, opts.ExtraArgs...)
+	return probe, metrics, nil
+}
 
-	s := &Server{
-		Addr: fmt.Sprintf("127.0.0.1:%d", opts.Port), ProbeAddr: probe, MetricsAddr: metrics,
-		Args: args, Log: &SyncBuffer{}, done: make(chan struct{}),
+// deploymentProcess is a process run from a Deployment's container.
+type deploymentProcess struct {
+	binary, namespace, deployment, command, podName string
+	overrides, extra                                []string
+	output                                          io.Writer
+	readyTimeout                                    time.Duration
+	server                                          *Server
+}
+
+func (c *Cluster) startDeployment(ctx context.Context, p deploymentProcess) (*Server, error) {
+	dep := &appsv1.Deployment{}
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: p.namespace, Name: p.deployment}, dep); err != nil {
+		return nil, fmt.Errorf("the release's Deployment %s: %w", p.deployment, err)
 	}
-	s.cmd = exec.Command(opts.Binary, args...)
+	args, env, err := DeploymentCommand(dep, p.podName, p.command)
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig, err := c.ServiceAccountKubeconfig(p.namespace, dep.Spec.Template.Spec.ServiceAccountName)
+	if err != nil {
+		return nil, err
+	}
+	args = append(append(append(args, p.overrides...), "--kubeconfig="+kubeconfig), p.extra...)
+
+	s := p.server
+	s.Args, s.Log, s.done, s.command = args, &SyncBuffer{}, make(chan struct{}), p.command
+	s.cmd = exec.Command(p.binary, args...)
 	s.cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "KUBECONFIG=") || strings.HasPrefix(kv, "POD_NAMESPACE=")
 	}), env...)
 	var out io.Writer = s.Log
-	if opts.Output != nil {
-		out = io.MultiWriter(s.Log, opts.Output)
+	if p.output != nil {
+		out = io.MultiWriter(s.Log, p.output)
 	}
 	s.cmd.Stdout, s.cmd.Stderr = out, out
 	// A Ctrl-C in the terminal reaches the caller, which stops the server with SIGTERM.
 	s.cmd.SysProcAttr = ChildProcAttr()
 	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s serve: %w", opts.Binary, err)
+		return nil, fmt.Errorf("starting %s %s: %w", p.binary, p.command, err)
 	}
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
 
-	timeout := opts.ReadyTimeout
+	timeout := p.readyTimeout
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
@@ -135,7 +211,7 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 	for {
 		select {
 		case <-s.done:
-			return fmt.Errorf("cors-webhook serve %s exited (%s):\n%s", strings.Join(s.Args, " "), s.cmd.ProcessState, Tail(s.QuietLog(), 80))
+			return fmt.Errorf("cors-webhook %s exited (%s):\n%s", strings.Join(s.Args, " "), s.cmd.ProcessState, Tail(s.QuietLog(), 80))
 		default:
 		}
 		if resp, err := hc.Get("http://" + s.ProbeAddr + "/readyz"); err == nil {
@@ -146,18 +222,18 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cors-webhook serve not ready (%w):\n%s", ctx.Err(), Tail(s.QuietLog(), 80))
+			return fmt.Errorf("cors-webhook %s not ready (%w):\n%s", s.command, ctx.Err(), Tail(s.QuietLog(), 80))
 		case <-tick.C:
 		}
 	}
 }
 
-// DeploymentServeCommand resolves the first container of dep as the kubelet would for a pod
-// named podName: env values from the downward API (metadata.namespace, metadata.name,
+// DeploymentCommand resolves the first container of dep as the kubelet would for a pod named
+// podName: env values from the downward API (metadata.namespace, metadata.name,
 // limits.memory) and $(VAR) references in args. It fails unless the container runs
-// `cors-webhook serve` (the image's entrypoint with no command override). env is in KEY=VALUE
-// form.
-func DeploymentServeCommand(dep *appsv1.Deployment, podName string) (args, env []string, err error) {
+// `cors-webhook <command>` (the image's entrypoint with no command override). env is in
+// KEY=VALUE form.
+func DeploymentCommand(dep *appsv1.Deployment, podName, command string) (args, env []string, err error) {
 	if len(dep.Spec.Template.Spec.Containers) == 0 {
 		return nil, nil, fmt.Errorf("deployment %s/%s has no container", dep.Namespace, dep.Name)
 	}
@@ -188,11 +264,28 @@ func DeploymentServeCommand(dep *appsv1.Deployment, podName string) (args, env [
 			return m
 		}))
 	}
-	if len(ctr.Command) != 0 || len(args) == 0 || args[0] != "serve" {
-		return nil, nil, fmt.Errorf("the Deployment does not run `cors-webhook serve`: command %v args %v", ctr.Command, ctr.Args)
+	if len(ctr.Command) != 0 || len(args) == 0 || args[0] != command {
+		return nil, nil, fmt.Errorf("the Deployment %s does not run `cors-webhook %s`: command %v args %v", dep.Name, command, ctr.Command, ctr.Args)
 	}
 	return args, env, nil
 }
+
+// Kill ends the process at once (SIGKILL), as a lost node would, and waits for it.
+func (s *Server) Kill() error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	<-s.done
+	return nil
+}
+
+// Pid is the process id (for its /proc figures).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
 // Done is closed when the server has exited.
 func (s *Server) Done() <-chan struct{} { return s.done }
@@ -213,7 +306,7 @@ func (s *Server) Stop() error {
 	case <-time.After(15 * time.Second):
 		_ = s.cmd.Process.Kill()
 		<-s.done
-		return errors.New("cors-webhook serve did not stop within 15s of SIGTERM; killed")
+		return fmt.Errorf("cors-webhook %s did not stop within 15s of SIGTERM; killed", s.command)
 	}
 }
 

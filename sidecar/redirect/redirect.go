@@ -19,6 +19,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // Names of what Install creates. The table is ours alone, so installing and removing it never
@@ -87,20 +89,15 @@ func isIdent(s string) bool {
 // ParsePorts parses a comma-separated list of ports ("8080,8443"); duplicates are dropped and
 // the result is sorted.
 func ParsePorts(s string) ([]uint16, error) {
-	var out []uint16
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := strconv.ParseUint(f, 10, 16)
-		if err != nil || n == 0 {
-			return nil, fmt.Errorf("port %q is not a number in 1..65535", f)
-		}
-		out = append(out, uint16(n))
+	ports, bad := contract.ParsePorts(s)
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("port %w", bad[0])
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	out := make([]uint16, len(ports))
+	for i, p := range ports {
+		out[i] = uint16(p)
+	}
+	return out, nil
 }
 
 // String renders the rules in nft syntax, exactly as `nft list table inet <table>` shows them
@@ -148,7 +145,7 @@ func Install(r Rules, opts ...nftables.ConnOption) error {
 		Policy:   &accept,
 	})
 	set := &nftables.Set{Table: t, Name: SetName, KeyType: nftables.TypeInetService}
-	ports, _ := ParsePorts(joinPorts(r.Ports)) // sorted, unique
+	ports := slices.Compact(slices.Sorted(slices.Values(r.Ports)))
 	elems := make([]nftables.SetElement, len(ports))
 	for i, p := range ports {
 		elems[i] = nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(p)}
@@ -183,14 +180,6 @@ func ifname(n string) []byte {
 	b := make([]byte, unix.IFNAMSIZ)
 	copy(b, n)
 	return b
-}
-
-func joinPorts(ports []uint16) string {
-	s := make([]string, len(ports))
-	for i, p := range ports {
-		s[i] = strconv.Itoa(int(p))
-	}
-	return strings.Join(s, ",")
 }
 
 // Cleanup removes the table and everything in it. A missing table is not an error.

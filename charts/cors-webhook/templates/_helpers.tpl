@@ -42,6 +42,69 @@ objectSelector skips them, so the webhook never waits for itself.
 */}}
 {{- define "cors-webhook.ignoreLabelKey" -}}cors-webhook.io/ignore{{- end }}
 
+{{/* The controller: its own name, labels and service account. */}}
+{{- define "cors-webhook.controllerName" -}}
+{{- printf "%s-controller" (include "cors-webhook.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cors-webhook.controllerSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-controller" (include "cors-webhook.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "cors-webhook.controllerLabels" -}}
+helm.sh/chart: {{ include "cors-webhook.chart" . }}
+{{ include "cors-webhook.controllerSelectorLabels" . }}
+app.kubernetes.io/component: controller
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cors-webhook
+{{- end }}
+
+{{- define "cors-webhook.controllerServiceAccountName" -}}
+{{- if .Values.controller.serviceAccount.create }}
+{{- default (include "cors-webhook.controllerName" .) .Values.controller.serviceAccount.name }}
+{{- else }}
+{{- required "controller.serviceAccount.name is required when controller.serviceAccount.create is false" .Values.controller.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* terminationGracePeriodSeconds of the webhook pods: must exceed the shutdown delay. */}}
+{{- define "cors-webhook.terminationGracePeriodSeconds" -}}
+{{- if le (int .Values.terminationGracePeriodSeconds) (int .Values.shutdownDelaySeconds) }}
+{{- fail "terminationGracePeriodSeconds must be greater than shutdownDelaySeconds" }}
+{{- end }}
+{{- .Values.terminationGracePeriodSeconds }}
+{{- end }}
+
+{{/*
+Arguments both processes take alike: the CORS plugins and injector settings (the controller
+computes the policies admission injects), and the certificate settings.
+*/}}
+{{- define "cors-webhook.sharedArgs" -}}
+- --cors-plugins={{ join "," .Values.validation.corsPlugins }}
+- --sidecar-image={{ include "cors-webhook.sidecarImage" . }}
+{{- with .Values.injector.sidecar.image.pullPolicy }}
+- --sidecar-image-pull-policy={{ . }}
+{{- end }}
+- --inbound-port={{ .Values.injector.sidecar.inboundPort }}
+- --admin-port={{ .Values.injector.sidecar.adminPort }}
+- --sidecar-cpu-request={{ .Values.injector.sidecar.resources.requests.cpu }}
+- --sidecar-memory-request={{ .Values.injector.sidecar.resources.requests.memory }}
+- --cert-mode={{ .Values.certs.mode }}
+{{- if eq .Values.certs.mode "self-signed" }}
+- --cert-secret={{ include "cors-webhook.tlsSecretName" . }}
+- --cert-secret-namespace=$(POD_NAMESPACE)
+- --cert-service={{ include "cors-webhook.fullname" . }}
+- --cert-cluster-domain={{ .Values.certs.clusterDomain }}
+{{- with include "cors-webhook.devHost" . }}
+- --cert-hosts={{ . }}
+{{- end }}
+{{- end }}
+- --validating-webhook-configuration={{ include "cors-webhook.webhookConfigName" . }}
+- --mutating-webhook-configuration={{ include "cors-webhook.webhookConfigName" . }}
+{{- end }}
+
 {{- define "cors-webhook.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "cors-webhook.fullname" .) .Values.serviceAccount.name }}
@@ -64,7 +127,7 @@ objectSelector skips them, so the webhook never waits for itself.
 {{- define "cors-webhook.tlsSecretName" -}}{{ include "cors-webhook.fullname" . }}-tls{{- end }}
 {{- define "cors-webhook.webhookConfigName" -}}{{ include "cors-webhook.fullname" . }}{{- end }}
 {{- define "cors-webhook.servingCertificateName" -}}{{ include "cors-webhook.fullname" . }}-serving{{- end }}
-{{/* controller-runtime's lease name; fixed by the server (webhook.LeaderElectionID). */}}
+{{/* The controller's lease name; fixed by the server (server.LeaderElectionID). */}}
 {{- define "cors-webhook.leaseName" -}}cors-webhook.cors-webhook.io{{- end }}
 
 {{/* The host of webhook.devURL, which the serving certificate must also cover. */}}

@@ -11,6 +11,11 @@ import (
 func main() {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
+	run(sigs)
+}
+
+// run reaps exited children on every SIGCHLD and returns on any other signal.
+func run(sigs <-chan os.Signal) {
 	for sig := range sigs {
 		if sig != syscall.SIGCHLD {
 			return

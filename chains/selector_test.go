@@ -1,11 +1,14 @@
-package inject
+package chains
 
 import (
 	"fmt"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 )
 
 // TestSelectorMatchesAgreesWithApimachinery: the pre-check that keeps the admission hot path
@@ -49,14 +52,14 @@ func TestSelectorMatchesAgreesWithApimachinery(t *testing.T) {
 				if s, err := metav1.LabelSelectorAsSelector(sel); err == nil {
 					want = s.Matches(labels.Set(set))
 				}
-				if got := selectorMatches(sel, set); got != want {
+				if got := selectorMatches(sel, labelSet(set), false); got != want {
 					t.Errorf("selectorMatches(%v, %v) = %v, apimachinery says %v", sel, set, got, want)
 				}
 			})
 		}
 	}
-	if selectorMatches(nil, map[string]string{"app": "web"}) {
-		t.Error("a nil selector must select nothing")
+	if selectorMatches(nil, labelSet{"app": "web"}, false) || !selectorMatches(nil, labelSet{"app": "web"}, true) {
+		t.Error("a nil selector must select what the caller says")
 	}
 }
 
@@ -66,7 +69,14 @@ func TestSelectorMatchesDoesNotAllocateOnMismatch(t *testing.T) {
 		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"pipy-ok"}}},
 	}
 	set := map[string]string{"app": "curl", "pod-template-hash": "abc"}
-	if n := testing.AllocsPerRun(100, func() { selectorMatches(sel, set) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { selectorMatches(sel, labelSet(set), false) }); n != 0 {
+		t.Errorf("%v allocations per mismatch, want 0", n)
+	}
+	c := &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "c"}}
+	c.Spec.Selectors.PodSelector = sel
+	c.Spec.Selectors.NamespaceSelector = &metav1.LabelSelector{}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "web"}}
+	if n := testing.AllocsPerRun(100, func() { Selection{}.Selects(c, set, ns) }); n != 0 {
 		t.Errorf("%v allocations per mismatch, want 0", n)
 	}
 }

@@ -1,0 +1,118 @@
+package chains
+
+import (
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+)
+
+func chain(ns string, pods, namespaces *metav1.LabelSelector, mounts ...v1alpha1.ChainPluginSpec) *v1alpha1.PluginChain {
+	if len(mounts) == 0 {
+		mounts = []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{DefaultPlugin}}}
+	}
+	c := &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "c"}}
+	c.Spec.Chains = mounts
+	c.Spec.Selectors.PodSelector = pods
+	c.Spec.Selectors.NamespaceSelector = namespaces
+	return c
+}
+
+func namespace(name string, l map[string]string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}}
+}
+
+func TestSelects(t *testing.T) {
+	app := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}}
+	other := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "b"}}
+	team := &metav1.LabelSelector{MatchLabels: map[string]string{"team": "x"}}
+	byName := &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: "web"}}
+	invalid := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Equals", Values: []string{"a"}}}}
+	notIn := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"b"}}}}
+	empty := &metav1.LabelSelector{}
+	pod := map[string]string{"app": "a"}
+	web := namespace("web", map[string]string{"team": "x"}) // no kubernetes.io/metadata.name: as from a file
+	for _, tc := range []struct {
+		name             string
+		chainNS          string
+		pods, namespaces *metav1.LabelSelector
+		ns               *corev1.Namespace
+		want             bool
+	}{
+		{name: "nil selectors, own namespace", chainNS: "web", ns: web, want: true},
+		{name: "nil selectors, other namespace", chainNS: "ops", ns: web, want: false},
+		{name: "empty selectors, own namespace", chainNS: "web", pods: empty, namespaces: empty, ns: web, want: true},
+		{name: "empty namespaceSelector, other namespace", chainNS: "ops", namespaces: empty, ns: web, want: true},
+		{name: "empty podSelector, other namespace", chainNS: "ops", pods: empty, ns: web, want: false},
+		{name: "podSelector matches", chainNS: "web", pods: app, ns: web, want: true},
+		{name: "podSelector does not match", chainNS: "web", pods: other, ns: web, want: false},
+		{name: "NotIn matches", chainNS: "web", pods: notIn, ns: web, want: true},
+		{name: "namespaceSelector matches other namespace", chainNS: "ops", pods: app, namespaces: team, ns: web, want: true},
+		{name: "namespaceSelector does not match own namespace", chainNS: "web", namespaces: other, ns: web, want: false},
+		{name: "metadata.name label added", chainNS: "ops", namespaces: byName, ns: web, want: true},
+		{name: "metadata.name label of another namespace", chainNS: "ops", namespaces: byName, ns: namespace("api", nil), want: false},
+		{name: "invalid podSelector selects nothing", chainNS: "web", pods: invalid, ns: web, want: false},
+		{name: "invalid namespaceSelector selects nothing", chainNS: "web", namespaces: invalid, ns: web, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := chain(tc.chainNS, tc.pods, tc.namespaces)
+			s := Selection{}
+			if got := s.Selects(c, pod, tc.ns); got != tc.want {
+				t.Errorf("Selects = %v, want %v", got, tc.want)
+			}
+			compiled, ok := s.Compile(c)
+			got := ok && compiled.Selects(pod, tc.ns)
+			if got != tc.want {
+				t.Errorf("Compiled.Selects = %v, want %v", got, tc.want)
+			}
+			if ok {
+				reaches := slices.Contains(compiled.Namespaces([]*corev1.Namespace{tc.ns}), tc.ns.Name)
+				if got := reaches && compiled.PodSelector().Matches(labelSet(pod)); got != tc.want {
+					t.Errorf("Namespaces+PodSelector = %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestPlugins(t *testing.T) {
+	def := Plugins{}
+	if !def.Has(DefaultPlugin) || def.Has("cors-b") || def.String() != DefaultPlugin {
+		t.Errorf("zero Plugins: Has(default)=%v Has(cors-b)=%v String=%q", def.Has(DefaultPlugin), def.Has("cors-b"), def.String())
+	}
+	p := NewPlugins("pipy/cors-2", "cors-b", "cors-b")
+	if p.Has("pipy/cors") || !p.Has("pipy/cors-2") || p.Has(DefaultPlugin) || p.String() != "pipy/cors-2,cors-b" {
+		t.Errorf("NewPlugins: %v", p.Names())
+	}
+	c := chain("web", nil, nil,
+		v1alpha1.ChainPluginSpec{Name: v1alpha1.ChainInboundTCP, Plugins: []string{"cors-b"}},
+		v1alpha1.ChainPluginSpec{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"token", "pipy/cors-2", "cors-b", "pipy/cors-2"}})
+	if got := p.InboundHTTP(c); !slices.Equal(got, []string{"pipy/cors-2", "cors-b"}) {
+		t.Errorf("InboundHTTP = %v", got)
+	}
+	if !p.Mounts(c) || def.Mounts(c) {
+		t.Errorf("Mounts: %v, default %v", p.Mounts(c), def.Mounts(c))
+	}
+	if (Selection{Plugins: def}).Acts(c, nil, namespace("web", nil)) {
+		t.Error("Acts without a CORS plugin")
+	}
+	if !(Selection{Plugins: p}).Acts(c, nil, namespace("web", nil)) {
+		t.Error("Acts with a CORS plugin, nil selectors, own namespace")
+	}
+}
+
+func BenchmarkSelectsMiss(b *testing.B) {
+	c := chain("ops", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "b"}}, &metav1.LabelSelector{})
+	ns := namespace("web", map[string]string{"team": "x"})
+	pod := map[string]string{"app": "a"}
+	s := Selection{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if s.Selects(c, pod, ns) {
+			b.Fatal("selected")
+		}
+	}
+}
