@@ -4,8 +4,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,6 +171,23 @@ func TestGuideOnARealNode(t *testing.T) {
 					t.Errorf("%s: %q %s", url, res.Stdout, res.Stderr)
 				}
 			}
+		}
+	})
+
+	t.Run("the kubelet serves only the API server", func(t *testing.T) {
+		node := &corev1.Node{}
+		if err := n.Client.Get(ctx, client.ObjectKey{Name: localcluster.NodeName}, node); err != nil {
+			t.Fatal(err)
+		}
+		url := fmt.Sprintf("https://127.0.0.1:%d/pods", node.Status.DaemonEndpoints.KubeletEndpoint.Port)
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		resp, err := hc.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s without a client certificate: %s, want 401", url, resp.Status)
 		}
 	})
 

@@ -62,6 +62,8 @@ type Node struct {
 	mirrors *mirrors
 	cri     *cri
 	procs   []*nodeProc // started in order, stopped in reverse
+	// kubeletClientCA signs the only client certificate the kubelet accepts: the API server's.
+	kubeletClientCA string
 
 	stopOnce sync.Once
 	stopErr  error
@@ -277,6 +279,13 @@ func (n *Node) startControlPlane() error {
 	args.Set("service-cluster-ip-range", NodeServiceCIDR)
 	args.Set("advertise-address", NodeIP)
 	args.Set("kubelet-preferred-address-types", "Hostname,InternalIP")
+	kubeletCA, kubeletCert, kubeletKey, err := writeKubeletClientCert(pki)
+	if err != nil {
+		return err
+	}
+	args.Set("kubelet-client-certificate", kubeletCert)
+	args.Set("kubelet-client-key", kubeletKey)
+	n.kubeletClientCA = kubeletCA
 	// Webhook Services are called at their endpoints' pod IPs, which the host reaches.
 	args.Set("enable-aggregator-routing", "true")
 	args.Set("allow-privileged", "true")
@@ -339,7 +348,7 @@ func (n *Node) startKubelet(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(n.paths.kubeletConfig(), []byte(kubeletConfig(n.paths, ports[0], ports[1]))); err != nil {
+	if err := writeFile(n.paths.kubeletConfig(), []byte(kubeletConfig(n.paths, ports[0], ports[1], n.kubeletClientCA))); err != nil {
 		return err
 	}
 	// No iptables on the kubelet's PATH: it would add KUBE-* chains to the host's tables.

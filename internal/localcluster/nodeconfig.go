@@ -139,9 +139,9 @@ func cniConfig(p nodePaths) ([]byte, error) {
 // kubeletConfig follows what runs on this machine: cgroup v1 (failCgroupV1: false) with the
 // cgroupfs driver, oomScoreAdj 0 (negative values are refused here), images never collected
 // (100/99), no evictions for a busy disk, pods capped below the machine (systemReserved), all
-// files under the work folder. The kubelet listens on 127.0.0.1 only and lets any local client
-// exec into pods (anonymous, AlwaysAllow): the API server is the only one that calls it.
-func kubeletConfig(p nodePaths, port, healthzPort int) string {
+// files under the work folder. The kubelet listens on 127.0.0.1 only and serves only clients
+// with a certificate of clientCA, i.e. the API server (which may then do anything: AlwaysAllow).
+func kubeletConfig(p nodePaths, port, healthzPort int, clientCA string) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -154,9 +154,11 @@ healthzBindAddress: 127.0.0.1
 healthzPort: %[2]d
 authentication:
   anonymous:
-    enabled: true
+    enabled: false
   webhook:
     enabled: false
+  x509:
+    clientCAFile: %[8]s
 authorization:
   mode: AlwaysAllow
 clusterDNS: [%[3]s]
@@ -185,7 +187,7 @@ fileCheckFrequency: 20s
 nodeStatusUpdateFrequency: 2s
 shutdownGracePeriod: 0s
 `, port, healthzPort, NodeDNSServiceIP, NodeClusterDomain, p.containerdSocket(),
-		filepath.Join(p.work, "pod-logs"), filepath.Join(p.work, "volume-plugins"))
+		filepath.Join(p.work, "pod-logs"), filepath.Join(p.work, "volume-plugins"), clientCA)
 }
 
 // kubeProxyConfig is nftables mode. masqueradeAll: Service traffic is SNATed to the node, so
