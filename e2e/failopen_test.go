@@ -36,6 +36,9 @@ func TestFailOpenBackstop(t *testing.T) {
 	port := helmFreePort(t)
 	helmInstall(t, c, chart, release, ns, "--set", "plugin.declare=true",
 		"--set", fmt.Sprintf("webhook.devURL=https://127.0.0.1:%d", port))
+	// The controller runs throughout, as in a cluster where only admission is down: it must
+	// not roll the selected workload while the webhook does not answer.
+	ctrl := helmStartController(t, c, bin, ns, fullname+"-controller")
 	metricsAddr := localAddr(t)
 	srv := helmStartServe(t, c, bin, ns, fullname, port, "--metrics-bind-address="+metricsAddr)
 	helmWaitCABundle(t, c, fullname, nil)
@@ -138,11 +141,23 @@ spec:
 		unrelatedPod = dayTwoReadyPod(t, c, unrelated, client.MatchingLabels{"app": "other"})
 		assertUntouched(t, &unrelatedPod)
 	})
+	t.Run("while the webhook is down, the controller holds the rollout back", func(t *testing.T) {
+		framework.Eventually(t, 60*time.Second, 200*time.Millisecond, func() (bool, string) {
+			return strings.Contains(ctrl.QuietLog(), "rollout waits for the pod webhook to answer"), "the controller has not held a rollout back yet"
+		})
+		d := &appsv1.Deployment{}
+		if err := c.Client.Get(t.Context(), client.ObjectKey{Namespace: selected, Name: "web"}, d); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := d.Spec.Template.Annotations[dayTwoRestartedAtKey]; ok {
+			t.Errorf("the selected Deployment was rolled while the webhook was down: %s=%s", dayTwoRestartedAtKey, v)
+		}
+	})
 	if t.Failed() {
 		return
 	}
 
-	// Back: the reconciler of the new leader rolls the selected Deployment.
+	// Back: the controller, which waited for the webhook to answer, rolls the selected Deployment.
 	back := time.Now()
 	helmStartServe(t, c, bin, ns, fullname, port)
 	t.Run("when it is back, the selected workload rolls and its new pods have the sidecar within 60 s", func(t *testing.T) {
@@ -160,7 +175,7 @@ spec:
 			took = time.Since(back)
 			return true, ""
 		})
-		t.Logf("every pod of %s/web has the sidecar %s after the webhook came back (lease takeover and 5 s settle included)", selected, took.Round(100*time.Millisecond))
+		t.Logf("every pod of %s/web has the sidecar %s after the webhook came back (the controller probes the webhook every 5 s)", selected, took.Round(100*time.Millisecond))
 	})
 	t.Run("the unrelated workload is untouched", func(t *testing.T) {
 		d := &appsv1.Deployment{}

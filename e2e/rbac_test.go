@@ -35,6 +35,9 @@ func rbacCheckRights(t *testing.T, c *framework.Cluster, ns, fullname, mode stri
 	controller.add([]string{"events", "events.events.k8s.io"}, "[]", "create", "patch")
 	if selfSigned {
 		controller.add([]string{"mutatingwebhookconfigurations.admissionregistration.k8s.io", "validatingwebhookconfigurations.admissionregistration.k8s.io"}, config, "get", "list", "watch", "patch")
+	} else {
+		// Before a rollout: does the pod webhook answer? (its address and caBundle)
+		controller.add([]string{"mutatingwebhookconfigurations.admissionregistration.k8s.io"}, config, "get")
 	}
 
 	// Namespaced grants: only in the release namespace.

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -424,5 +425,62 @@ func TestConfigStatusComesFromTheResolution(t *testing.T) {
 	}
 	if st := configStatus(second.Spec.Plugin, b); !strings.Contains(st.Reason, "another PluginConfig configures the same port") {
 		t.Errorf("pipy/cors-2 status %+v", st)
+	}
+}
+
+// A rollout waits while the pod webhook does not answer: rolled then, the workload's new pods
+// would lack the sidecar as well and the change would count as rolled out.
+func TestRolloutReconcilerWaitsForAdmission(t *testing.T) {
+	s := newSeedCluster(t)
+	d, rs, pod := s.deployment(t, false)
+	cl := fakeClient(t, d, rs, pod)
+	rec := events.NewFakeRecorder(8)
+	clock := &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	down := errors.New("dial tcp 10.0.0.1:443: connection refused")
+	probed := 0
+	opts := Options{AdmissionReady: func(context.Context) error { probed++; return down }}.withDefaults()
+	r := &rolloutReconciler{client: cl, reader: s.reader, injector: s.injector, recorder: rec,
+		opts: opts, limiter: rate.NewLimiter(rate.Inf, 1),
+		pending: map[workloadKey]time.Time{}, notes: newNoteLog(), now: clock.Now}
+	key := workloadKey{Kind: kindDeployment, Namespace: "pipy", Name: "pipy-ok-v1"}
+	ctx := context.Background()
+	token := func() string {
+		t.Helper()
+		got := &appsv1.Deployment{}
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(d), got); err != nil {
+			t.Fatal(err)
+		}
+		return got.Spec.Template.Annotations[AnnotationRestartedAt]
+	}
+	reconcile := func() ctrlreconcile.Result {
+		t.Helper()
+		res, err := r.Reconcile(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+
+	reconcile() // settle
+	if probed != 0 {
+		t.Errorf("probed the webhook %d times while the changes settle, want 0", probed)
+	}
+	for i := range 3 {
+		clock.t = clock.t.Add(DefaultRolloutSettle)
+		if res := reconcile(); res.RequeueAfter != DefaultAdmissionRetry || token() != "" {
+			t.Fatalf("webhook down, try %d: requeue %v, token %q; want a retry after %v and no rollout", i, res.RequeueAfter, token(), DefaultAdmissionRetry)
+		}
+	}
+	if len(rec.Events) != 0 {
+		t.Errorf("%d events while waiting for the webhook, want none", len(rec.Events))
+	}
+	down = nil
+	clock.t = clock.t.Add(DefaultAdmissionRetry)
+	reconcile()
+	if token() == "" {
+		t.Fatal("not rolled once the webhook answers")
+	}
+	if e := <-rec.Events; !strings.Contains(e, "Normal "+ReasonRollout) {
+		t.Errorf("rollout event %q", e)
 	}
 }

@@ -162,6 +162,13 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, key workloadKey) (ctr
 
 	d := decideRollout(f)
 	log := logf.FromContext(ctx)
+	if d.action == actRoll && r.opts.AdmissionReady != nil {
+		if err := r.opts.AdmissionReady(ctx); err != nil {
+			r.markPending(key, f.now)
+			log.Info("rollout waits for the pod webhook to answer", "why", f.needWhy(), "webhook", err.Error(), "retry", r.opts.AdmissionRetry)
+			return ctrlreconcile.Result{RequeueAfter: r.opts.AdmissionRetry}, nil
+		}
+	}
 	switch d.action {
 	case actNone:
 		if !d.pending {

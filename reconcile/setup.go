@@ -53,6 +53,15 @@ type Options struct {
 	// pods in a row). Default DefaultStatusDelay.
 	StatusDelay time.Duration
 
+	// AdmissionReady, when set, reports whether the pod webhook answers now; a rollout waits
+	// (retrying every AdmissionRetry) while it does not. The pod webhook fails open, so a
+	// workload rolled during an admission outage would only trade its pods for new ones that
+	// lack the sidecar too, and the rollout for that change would then count as done.
+	AdmissionReady func(context.Context) error
+	// AdmissionRetry is how often a rollout held back by AdmissionReady tries again. Default
+	// DefaultAdmissionRetry.
+	AdmissionRetry time.Duration
+
 	// SkipNameValidation lets several managers in one process register these controllers
 	// (tests); see controller-runtime's controller.Options.
 	SkipNameValidation bool
@@ -61,6 +70,7 @@ type Options struct {
 // Defaults of Options.
 const (
 	DefaultRolloutSettle   = 5 * time.Second
+	DefaultAdmissionRetry  = 5 * time.Second
 	DefaultRolloutInterval = time.Second
 	DefaultRolloutBurst    = 5
 	DefaultPodWorkers      = 8
@@ -82,6 +92,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StatusDelay <= 0 {
 		o.StatusDelay = DefaultStatusDelay
+	}
+	if o.AdmissionRetry <= 0 {
+		o.AdmissionRetry = DefaultAdmissionRetry
 	}
 	return o
 }

@@ -88,6 +88,9 @@ func NewController(cfg *rest.Config, opts ControllerOptions) (manager.Manager, e
 	if err != nil {
 		return nil, err
 	}
+	if name := opts.Certs.MutatingWebhookConfiguration; name != "" && opts.Reconcile.AdmissionReady == nil {
+		opts.Reconcile.AdmissionReady = admissionProbe(mgr.GetAPIReader(), name)
+	}
 	if err := reconcile.Setup(mgr, injector, reader, opts.Reconcile); err != nil {
 		return nil, err
 	}
