@@ -2,8 +2,8 @@ package reconcile
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
