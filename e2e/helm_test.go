@@ -90,7 +90,7 @@ func TestHelmLint(t *testing.T) {
 	})
 
 	t.Run("the schema rejects wrong values", func(t *testing.T) {
-		for _, set := range []string{"certs.mode=vault", "webhook.failurePolicy=Maybe", "webhook.timeoutSeconds=31", "replicaCount=0", "webhook.devURL=http://127.0.0.1:9443", "unknownValue=1"} {
+		for _, set := range []string{"certs.mode=vault", "webhook.failurePolicy=Maybe", "webhook.timeoutSeconds=31", "webhook.podFailurePolicy=Maybe", "webhook.podTimeoutSeconds=0", "replicaCount=0", "webhook.devURL=http://127.0.0.1:9443", "unknownValue=1"} {
 			if res := helmRun(t, nil, "template", "x", chart, "--set", set); res.ExitCode == 0 {
 				t.Errorf("helm template --set %s succeeded", set)
 			}
@@ -125,8 +125,21 @@ func TestHelmLint(t *testing.T) {
 			for _, w := range vwc.Webhooks {
 				hooks = append(hooks, hook{w.Name, w.ClientConfig, w.SideEffects, w.MatchPolicy, w.NamespaceSelector, w.ObjectSelector})
 			}
+			for _, w := range vwc.Webhooks {
+				// An unvalidated config must not get in while the webhook is down.
+				if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Fail || w.TimeoutSeconds == nil || *w.TimeoutSeconds != 10 {
+					t.Errorf("%s: failurePolicy %v, timeoutSeconds %v; want Fail, 10", w.Name, ptrString(w.FailurePolicy), ptrString(w.TimeoutSeconds))
+				}
+			}
 			for _, w := range mwc.Webhooks {
 				hooks = append(hooks, hook{w.Name, w.ClientConfig, w.SideEffects, w.MatchPolicy, w.NamespaceSelector, w.ObjectSelector})
+				// The pod webhook fails open, quickly; the reconciler is the backstop.
+				if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Ignore || w.TimeoutSeconds == nil || *w.TimeoutSeconds != 3 {
+					t.Errorf("%s: failurePolicy %v, timeoutSeconds %v; want Ignore, 3", w.Name, ptrString(w.FailurePolicy), ptrString(w.TimeoutSeconds))
+				}
+				if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
+					t.Errorf("%s: reinvocationPolicy %v, want IfNeeded (docs/injection.md)", w.Name, ptrString(w.ReinvocationPolicy))
+				}
 				if w.ObjectSelector == nil || !strings.Contains(w.ObjectSelector.String(), "cors-webhook.io/ignore") {
 					t.Errorf("%s: the pod webhook must skip the webhook's own pods: %v", w.Name, w.ObjectSelector)
 				}
@@ -289,6 +302,14 @@ func helmCheckPodSecurity(t *testing.T, c *framework.Cluster, ns, deployment str
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// ptrString prints a pointer's value, or "<nil>".
+func ptrString[T any](p *T) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprint(*p)
+}
 
 // helmCheckRBAC asks the API server what the chart's service account may do: exactly what the
 // server needs, and nothing more.

@@ -100,6 +100,15 @@ func TestValidatingWebhook(t *testing.T) {
 				}
 			})
 		}
+		t.Run("a 420 KB regex", func(t *testing.T) {
+			obj := fmt.Sprintf(`{"apiVersion":"plugin.flomesh.io/v1alpha1","kind":"PluginConfig","metadata":{"name":"regex-420k","namespace":"pipy"},`+
+				`"spec":{"plugin":"cors-policy","destinationRefs":[{"kind":"Service","name":"web"}],"config":{"allowOrigins":[{"regex":"^https://(%s)$"}]}}}`,
+				strings.Repeat("a", 420*1024))
+			res := c.KubectlStdin(t, obj, "create", "-f", "-")
+			if res.ExitCode != 1 || !strings.Contains(res.Stderr, "spec.config.allowOrigins[0].regex: Too long: may not be more than 1024 bytes") {
+				t.Fatalf("kubectl create exit %d, want the regex refused as too long:\n%.2000s", res.ExitCode, res.Stderr)
+			}
+		})
 	})
 
 	chain := func(ns, name, plugin, podSelector string) string {
@@ -195,9 +204,19 @@ spec:
 			`cors_webhook_admission_rejections_total{kind="PluginConfig",reason="configConflict"}`,
 			`controller_runtime_webhook_requests_total{code="200",webhook="` + webhook.ValidatePluginChainPath + `"}`,
 		} {
-			if !strings.Contains(metrics, want) {
-				t.Errorf("/metrics lacks %s", want)
+			// Every series exists from the start: the rejections must have counted.
+			value := -1.0
+			for _, l := range strings.Split(metrics, "\n") {
+				if v, ok := strings.CutPrefix(l, want+" "); ok {
+					_, _ = fmt.Sscan(v, &value)
+				}
 			}
+			if value < 1 {
+				t.Errorf("/metrics has %s = %v, want at least 1", want, value)
+			}
+		}
+		if !strings.Contains(metrics, `cors_webhook_admission_rejections_total{kind="Plugin",reason="limit"} 0`) {
+			t.Errorf("/metrics lacks the zero series of a reason that never occurred")
 		}
 	})
 }
@@ -238,6 +257,13 @@ func malformedObjects() []malformedObject {
 		{"negative maxAge", cors("negative-max-age", "{allowOrigins: [{exact: 'http://a.com'}], maxAge: -1h}"), invalid("PluginConfig", "negative-max-age", "spec.config.maxAge: Invalid value")},
 		{"maxAge in weeks", cors("weeks", "{allowOrigins: [{exact: 'http://a.com'}], maxAge: 1w}"), invalid("PluginConfig", "weeks", "spec.config.maxAge: Invalid value")},
 		{"allowCredentials not a boolean", cors("credentials", "{allowOrigins: [{exact: 'http://a.com'}], allowCredentials: 'yes'}"), invalid("PluginConfig", "credentials", "spec.config.allowCredentials: Invalid value")},
+		// kubectl apply copies the object into an annotation, which caps it below 256 KiB;
+		// the 420 KB regex of the issue is created without apply, below.
+		{"a 200 KB regex", cors("huge-regex", "{allowOrigins: [{regex: '^https://("+strings.Repeat("a", 200*1024)+")$'}]}"), invalid("PluginConfig", "huge-regex", "spec.config.allowOrigins[0].regex: Too long: may not be more than 1024 bytes")},
+		{"wildcard subdomain as a prefix", cors("wildcard", "{allowOrigins: [{prefix: 'https://*.example.com'}]}"), invalid("PluginConfig", "wildcard", `for any subdomain use regex '^https://([a-z0-9-]+\.)+example\.com(:[0-9]+)?$'`)},
+		{"nginx-style origin list", cors("origin-list", "{allowOrigins: [{exact: 'https://a.example, https://b.example'}]}"), invalid("PluginConfig", "origin-list", `split it into entries {exact: "https://a.example"}, {exact: "https://b.example"}`)},
+		{"octal IPv4 origin", cors("octal", "{allowOrigins: [{exact: 'http://010.0.0.1'}]}"), invalid("PluginConfig", "octal", `(use "http://8.0.0.1")`)},
+		{"too many destinationRefs (CRD schema)", config("many-refs", "  config: {allowOrigins: [{exact: 'http://a.com'}]}\n  destinationRefs: ["+strings.Repeat("{kind: Service, name: web}, ", 64)+"{kind: Service, name: web}]\n"), invalid("PluginConfig", "many-refs", "spec.destinationRefs: Too many: 65: must have at most 64 items")},
 		{"no config", config("no-config", "  destinationRefs: [{kind: Service, name: web}]\n"), invalid("PluginConfig", "no-config", "spec.config: Required value")},
 		{"destinationRef of another kind", config("deployment-ref", "  config: {allowOrigins: [{exact: 'http://a.com'}]}\n  destinationRefs: [{kind: Deployment, name: web}]\n"), invalid("PluginConfig", "deployment-ref", `spec.destinationRefs[0].kind: Unsupported value: "Deployment"`)},
 		{"destinationRef in another namespace", config("other-ns", "  config: {allowOrigins: [{exact: 'http://a.com'}]}\n  destinationRefs: [{kind: Service, name: curl, namespace: curl}]\n"), invalid("PluginConfig", "other-ns", "spec.destinationRefs[0].namespace: Forbidden")},

@@ -20,6 +20,9 @@ func PluginCreate(p *v1alpha1.Plugin, opts Options) (field.ErrorList, []string) 
 		c.add(OriginPlugin, field.Invalid(spec.Child("priority"), p.Spec.Priority,
 			"must fit in a 32-bit float, as FSM stores it"))
 	}
+	if len(p.Spec.Script) > MaxScriptBytes {
+		c.add(OriginLimit, field.TooLong(spec.Child("pipyscript"), "", MaxScriptBytes))
+	}
 	if !opts.Plugins.Has(p.Name) {
 		if p.Spec.Script == "" {
 			c.add(OriginPlugin, field.Required(spec.Child("pipyscript"),

@@ -68,6 +68,9 @@ func (c *collector) validateChains(r clusterstate.Reader, chain *v1alpha1.Plugin
 		if len(ch.Plugins) == 0 {
 			c.add(OriginChain, field.Required(p.Child("plugins"), "at least one plugin is required"))
 		}
+		if len(ch.Plugins) > MaxChainPlugins {
+			c.add(OriginLimit, field.TooMany(p.Child("plugins"), len(ch.Plugins), MaxChainPlugins))
+		}
 		seenPlugins := map[string]bool{}
 		for j, name := range ch.Plugins {
 			pp := p.Child("plugins").Index(j)

@@ -79,6 +79,9 @@ func PluginConfigUpdate(r clusterstate.Reader, cfg, old *v1alpha1.PluginConfig, 
 func (c *collector) validateDestinationRefs(cfg *v1alpha1.PluginConfig) bool {
 	refsPath := field.NewPath("spec", "destinationRefs")
 	before := len(c.errs)
+	if n := len(cfg.Spec.DestinationRefs); n > MaxDestinationRefs {
+		c.add(OriginLimit, field.TooMany(refsPath, n, MaxDestinationRefs))
+	}
 	seen := map[string]bool{}
 	for i, ref := range cfg.Spec.DestinationRefs {
 		p := refsPath.Index(i)
@@ -118,16 +121,53 @@ func (c *collector) validateCORSConfig(raw []byte, p *field.Path) {
 		c.add(OriginCORSConfig, errs...)
 		return
 	}
+	if errs := checkLimits(cfg, p); len(errs) > 0 {
+		c.add(OriginLimit, errs...)
+		return
+	}
 	_, errs = cors.Compile(cfg, p)
 	c.add(OriginCORSConfig, errs...)
 	for i, o := range cfg.AllowOrigins {
 		c.checkOrigin(o, p.Child("allowOrigins").Index(i), cfg.AllowCredentials)
+	}
+	c.checkMethods(cfg.AllowMethods, p.Child("allowMethods"))
+	if cfg.AllowCredentials {
+		for _, l := range []struct {
+			name, what string
+			vals       []string
+		}{
+			{"allowMethods", "methods", cfg.AllowMethods},
+			{"allowHeaders", "request headers", cfg.AllowHeaders},
+			{"exposeHeaders", "response headers", cfg.ExposeHeaders},
+		} {
+			if i := slices.Index(l.vals, "*"); i >= 0 {
+				c.warn(p.Child(l.name).Index(i), `"*" is a wildcard only for requests without credentials: with allowCredentials: true browsers take it literally, as the name "*"; list the %s instead`, l.what)
+			}
+		}
 	}
 	if cfg.MaxAge != nil {
 		if d, err := cors.ParseMaxAge(*cfg.MaxAge); err == nil && d > BrowserMaxAge {
 			c.warn(p.Child("maxAge"), "%s (%ds) is longer than browsers cache a preflight: Chromium caps it at 7200s (2h), Firefox at 86400s (24h)",
 				cfg.MaxAge.String(), int64(d/time.Second))
 		}
+	}
+}
+
+// fetchNormalizedMethods are the methods Fetch upper-cases in a request (fetch()'s and
+// XMLHttpRequest's method argument); every other method is sent, and compared with
+// access-control-allow-methods, exactly as written.
+var fetchNormalizedMethods = []string{"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"}
+
+// checkMethods warns about methods with lower-case letters that browsers do not normalize: a
+// script's fetch(url, {method: "PATCH"}) is preflighted as PATCH, which "patch" does not allow.
+func (c *collector) checkMethods(methods []string, p *field.Path) {
+	for i, m := range methods {
+		upper := strings.ToUpper(m)
+		if m == upper || slices.Contains(fetchNormalizedMethods, upper) {
+			continue
+		}
+		c.warn(p.Index(i), "browsers compare methods case-sensitively and normalize only %s, so %q allows only requests that spell it %q; the usual spelling is %q (use %q)",
+			strings.Join(fetchNormalizedMethods, ", "), m, m, upper, upper)
 	}
 }
 

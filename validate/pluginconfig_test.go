@@ -58,67 +58,118 @@ func TestPluginConfigSeed(t *testing.T) {
 	}
 }
 
-func TestPluginConfigCORSRules(t *testing.T) {
-	const good = "allowOrigins: [{exact: 'http://www.aaa.com'}]\n"
-	tests := []struct {
-		name     string
-		config   string // spec.config; "-" for none
-		errs     []wantErr
-		warnings []string
-	}{
-		{name: "minimal config", config: good},
-		{name: "no config", config: "-", errs: []wantErr{{"spec.config", "Required value"}}},
-		{name: "config not an object", config: "[1]", errs: []wantErr{{"spec.config", "must be of type object"}}},
-		{name: "allowOrigins missing", config: "allowMethods: [GET]", errs: []wantErr{{"spec.config.allowOrigins", "Required value"}}},
-		{name: "allowOrigins empty", config: "allowOrigins: []", errs: []wantErr{{"spec.config.allowOrigins", "Required value"}}},
-		{name: "unknown field with suggestion", config: good + "allowOrigin: [{exact: 'http://a.com'}]",
-			errs: []wantErr{{"spec.config.allowOrigin", `did you mean "allowOrigins"?`}}},
-		{name: "unknown matcher field", config: "allowOrigins: [{exac: 'http://a.com'}]",
-			errs: []wantErr{{"spec.config.allowOrigins[0].exac", `did you mean "exact"?`}}},
-		{name: "entry without matcher", config: "allowOrigins: [{}]",
-			errs: []wantErr{{"spec.config.allowOrigins[0]", "exactly one of"}}},
-		{name: "entry with two matchers", config: "allowOrigins: [{exact: 'http://a.com', prefix: 'http://a.com:'}]",
-			errs: []wantErr{{"spec.config.allowOrigins[0].prefix", "may not be set together with exact"}}},
-		{name: "exact with a path", config: "allowOrigins: [{exact: 'http://www.aaa.com/app'}]",
-			errs: []wantErr{{"spec.config.allowOrigins[0].exact", "must not have a path"}}},
-		{name: "exact with a trailing slash", config: "allowOrigins: [{exact: 'http://www.aaa.com/'}]",
-			errs: []wantErr{{"spec.config.allowOrigins[0].exact", "must not end with a slash"}}},
-		{name: "exact without scheme", config: "allowOrigins: [{exact: 'www.aaa.com'}]",
-			errs: []wantErr{{"spec.config.allowOrigins[0].exact", "serialized origin"}}},
-		{name: "exact in upper case", config: "allowOrigins: [{exact: 'http://WWW.aaa.com'}]",
-			errs: []wantErr{{"spec.config.allowOrigins[0].exact", `use "http://www.aaa.com"`}}},
-		{name: "exact with default port", config: "allowOrigins: [{exact: 'https://a.com:443'}]",
-			errs: []wantErr{{"spec.config.allowOrigins[0].exact", "default port"}}},
-		{name: "regex that does not compile", config: "allowOrigins: [{regex: '^http://(a$'}]",
-			errs: []wantErr{{"spec.config.allowOrigins[0].regex", "missing closing )"}}},
-		{name: "regex with a JavaScript lookahead", config: `allowOrigins: [{regex: '^https://(?!evil)[a-z]+\.com$'}]`,
-			errs: []wantErr{{"spec.config.allowOrigins[0].regex", "lookahead"}}},
-		{name: "prefix with a path", config: "allowOrigins: [{prefix: 'http://a.com/x'}]",
-			errs: []wantErr{{"spec.config.allowOrigins[0].prefix", "can never match"}}},
-		{name: "method that is not a token", config: good + "allowMethods: ['GET POST']",
-			errs: []wantErr{{"spec.config.allowMethods[0]", "HTTP method token"}}},
-		{name: "header name that is not a token", config: good + "allowHeaders: ['X-Foo: 1']",
-			errs: []wantErr{{"spec.config.allowHeaders[0]", "header field name"}}},
-		{name: "expose header that is not a token", config: good + "exposeHeaders: ['']",
-			errs: []wantErr{{"spec.config.exposeHeaders[0]", "header field name"}}},
-		{name: "allowCredentials not a boolean", config: good + "allowCredentials: 'yes'",
-			errs: []wantErr{{"spec.config.allowCredentials", "must be of type boolean"}}},
-		{name: "maxAge negative", config: good + "maxAge: -1h", errs: []wantErr{{"spec.config.maxAge", "negative"}}},
-		{name: "maxAge in weeks", config: good + "maxAge: 1w", errs: []wantErr{{"spec.config.maxAge", "Go duration"}}},
-		{name: "maxAge forms", config: good + "maxAge: 3600"},
-		{name: "maxAge in days", config: good + "maxAge: 1d", warnings: []string{"spec.config.maxAge: 1d (86400s) is longer than browsers"}},
-		{name: "the null origin", config: "allowOrigins: [{exact: 'null'}]",
-			warnings: []string{`spec.config.allowOrigins[0].exact: exact "null" allows the origin "null"`}},
-		{name: "credentials with any origin", config: "allowCredentials: true\nallowOrigins: [{regex: '.*'}]",
-			warnings: []string{`spec.config.allowOrigins[0].regex: regex '.*' matches any origin`}},
-		{name: "any origin without credentials", config: "allowOrigins: [{regex: '^https?://'}]"},
-		{name: "credentials with a scheme-wide prefix", config: "allowCredentials: true\nallowOrigins: [{prefix: 'https://'}]",
-			warnings: []string{`prefix "https://" matches any origin`}},
-		{name: "anchored escaped regex", config: `allowOrigins: [{regex: '^https://([a-z]+\.)?test\.cn(:[0-9]+)?$'}]`},
-		{name: "bounded prefix", config: `allowOrigins: [{prefix: 'http://www.bbb.com:'}]`},
+const goodOrigins = "allowOrigins: [{exact: 'http://www.aaa.com'}]\n"
+
+// corsRuleTests are spec.config values ("-" for none) with the errors and warnings they get.
+// TestSuggestedFixesValidateClean also runs every fix their messages suggest.
+var corsRuleTests = []struct {
+	name     string
+	config   string
+	errs     []wantErr
+	warnings []string
+}{
+	{name: "minimal config", config: goodOrigins},
+	{name: "no config", config: "-", errs: []wantErr{{"spec.config", "Required value"}}},
+	{name: "config not an object", config: "[1]", errs: []wantErr{{"spec.config", "must be of type object"}}},
+	{name: "allowOrigins missing", config: "allowMethods: [GET]", errs: []wantErr{{"spec.config.allowOrigins", "Required value"}}},
+	{name: "allowOrigins empty", config: "allowOrigins: []", errs: []wantErr{{"spec.config.allowOrigins", "Required value"}}},
+	{name: "unknown field with suggestion", config: goodOrigins + "allowOrigin: [{exact: 'http://a.com'}]",
+		errs: []wantErr{{"spec.config.allowOrigin", `did you mean "allowOrigins"?`}}},
+	{name: "unknown matcher field", config: "allowOrigins: [{exac: 'http://a.com'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exac", `did you mean "exact"?`}}},
+	{name: "entry without matcher", config: "allowOrigins: [{}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0]", "exactly one of"}}},
+	{name: "entry with two matchers", config: "allowOrigins: [{exact: 'http://a.com', prefix: 'http://a.com:'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].prefix", "may not be set together with exact"}}},
+	{name: "exact with a path", config: "allowOrigins: [{exact: 'http://www.aaa.com/app'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exact", "must not have a path"}}},
+	{name: "exact with a trailing slash", config: "allowOrigins: [{exact: 'http://www.aaa.com/'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exact", "must not end with a slash"}}},
+	{name: "exact without scheme", config: "allowOrigins: [{exact: 'www.aaa.com'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exact", "serialized origin"}}},
+	{name: "exact in upper case", config: "allowOrigins: [{exact: 'http://WWW.aaa.com'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exact", `use "http://www.aaa.com"`}}},
+	{name: "exact with default port", config: "allowOrigins: [{exact: 'https://a.com:443'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exact", "default port"}}},
+	{name: "regex that does not compile", config: "allowOrigins: [{regex: '^http://(a$'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].regex", "missing closing )"}}},
+	{name: "regex with a JavaScript lookahead", config: `allowOrigins: [{regex: '^https://(?!evil)[a-z]+\.com$'}]`,
+		errs: []wantErr{{"spec.config.allowOrigins[0].regex", "lookahead"}}},
+	{name: "prefix with a path", config: "allowOrigins: [{prefix: 'http://a.com/x'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].prefix", "can never match"}}},
+	{name: "method that is not a token", config: goodOrigins + "allowMethods: ['GET POST']",
+		errs: []wantErr{{"spec.config.allowMethods[0]", "HTTP method token"}}},
+	{name: "header name that is not a token", config: goodOrigins + "allowHeaders: ['X-Foo: 1']",
+		errs: []wantErr{{"spec.config.allowHeaders[0]", "header field name"}}},
+	{name: "expose header that is not a token", config: goodOrigins + "exposeHeaders: ['']",
+		errs: []wantErr{{"spec.config.exposeHeaders[0]", "header field name"}}},
+	{name: "allowCredentials not a boolean", config: goodOrigins + "allowCredentials: 'yes'",
+		errs: []wantErr{{"spec.config.allowCredentials", "must be of type boolean"}}},
+	{name: "maxAge negative", config: goodOrigins + "maxAge: -1h", errs: []wantErr{{"spec.config.maxAge", "negative"}}},
+	{name: "maxAge in weeks", config: goodOrigins + "maxAge: 1w", errs: []wantErr{{"spec.config.maxAge", "Go duration"}}},
+	{name: "maxAge forms", config: goodOrigins + "maxAge: 3600"},
+	{name: "maxAge in days", config: goodOrigins + "maxAge: 1d", warnings: []string{"spec.config.maxAge: 1d (86400s) is longer than browsers"}},
+	{name: "the null origin", config: "allowOrigins: [{exact: 'null'}]",
+		warnings: []string{`spec.config.allowOrigins[0].exact: exact "null" allows the origin "null"`}},
+	{name: "credentials with any origin", config: "allowCredentials: true\nallowOrigins: [{regex: '.*'}]",
+		warnings: []string{`spec.config.allowOrigins[0].regex: regex '.*' matches any origin`}},
+	{name: "any origin without credentials", config: "allowOrigins: [{regex: '^https?://'}]"},
+	{name: "credentials with a scheme-wide prefix", config: "allowCredentials: true\nallowOrigins: [{prefix: 'https://'}]",
+		warnings: []string{`prefix "https://" matches any origin`}},
+	{name: "anchored escaped regex", config: `allowOrigins: [{regex: '^https://([a-z]+\.)?test\.cn(:[0-9]+)?$'}]`},
+	{name: "bounded prefix", config: `allowOrigins: [{prefix: 'http://www.bbb.com:'}]`},
+	// Real-world mistakes.
+	{name: "wildcard subdomain as a prefix", config: "allowOrigins: [{prefix: 'https://*.example.com'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].prefix", `use regex '^https://([a-z0-9-]+\.)+example\.com(:[0-9]+)?$'`}}},
+	{name: "wildcard subdomain as exact", config: "allowOrigins: [{exact: 'https://*.example.com'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exact", `use regex '^https://([a-z0-9-]+\.)+example\.com$'`}}},
+	{name: "nginx-style list of origins", config: "allowOrigins: [{exact: 'https://a.example, https://b.example'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exact", `split it into entries {exact: "https://a.example"}, {exact: "https://b.example"}`}}},
+	{name: "non-compressed IPv6", config: "allowOrigins: [{exact: 'http://[2001:db8:0:0:0:0:0:1]'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exact", `(use "http://[2001:db8::1]")`}}},
+	{name: "IPv4-mapped IPv6", config: "allowOrigins: [{exact: 'http://[::ffff:10.0.0.1]'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exact", `(use "http://[::ffff:a00:1]")`}}},
+	{name: "octal IPv4", config: "allowOrigins: [{exact: 'http://010.0.0.1'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exact", `(use "http://8.0.0.1")`}}},
+	{name: "lower-case method Fetch does not normalize", config: goodOrigins + "allowMethods: [GET, patch, delete]",
+		warnings: []string{`spec.config.allowMethods[1]: browsers compare methods case-sensitively and normalize only DELETE, GET, HEAD, OPTIONS, POST, PUT, so "patch" allows only requests that spell it "patch"; the usual spelling is "PATCH" (use "PATCH")`}},
+	{name: "wildcard headers with credentials", config: goodOrigins + "allowCredentials: true\nallowHeaders: ['*']\nallowMethods: [GET, '*']\nexposeHeaders: ['*']",
+		warnings: []string{
+			`spec.config.allowHeaders[0]: "*" is a wildcard only for requests without credentials`,
+			`spec.config.allowMethods[1]: "*" is a wildcard only for requests without credentials: with allowCredentials: true browsers take it literally, as the name "*"; list the methods instead`,
+			`spec.config.exposeHeaders[0]: "*" is a wildcard only`,
+		}},
+	{name: "wildcard headers without credentials", config: goodOrigins + "allowHeaders: ['*']\nallowMethods: ['*']\nexposeHeaders: ['*']"},
+	// Limits.
+	{name: "a 420 KB regex", config: "allowOrigins: [{regex: '^https://(" + strings.Repeat("a", 420*1024) + ")$'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].regex", "Too long: may not be more than 1024 bytes"}}},
+	{name: "too many origins", config: "allowOrigins: [" + strings.Repeat("{exact: 'https://a.example'}, ", MaxOrigins) + "{exact: 'https://b.example'}]",
+		errs: []wantErr{{"spec.config.allowOrigins", "Too many: 101: must have at most 100 items"}}},
+	{name: "an origin too long", config: "allowOrigins: [{exact: 'https://" + strings.Repeat("a", MaxOriginLength) + ".example'}]",
+		errs: []wantErr{{"spec.config.allowOrigins[0].exact", "Too long: may not be more than 300 bytes"}}},
+	{name: "too many headers", config: goodOrigins + "allowHeaders: [" + strings.Repeat("x-a, ", MaxListItems) + "x-b]",
+		errs: []wantErr{{"spec.config.allowHeaders", "Too many: 65"}}},
+	{name: "a header name too long", config: goodOrigins + "exposeHeaders: [x-" + strings.Repeat("a", MaxTokenLength) + "]",
+		errs: []wantErr{{"spec.config.exposeHeaders[0]", "Too long: may not be more than 128 bytes"}}},
+	{name: "config too large in total", config: "allowOrigins: [" + strings.Repeat("{regex: '^https://"+strings.Repeat("a", 100)+"\\.example$'}, ", MaxOrigins-1) + "{exact: 'https://b.example'}]",
+		errs: []wantErr{{"spec.config", "Too long: may not be more than 8192 bytes in the pod annotation"}}},
+	{name: "largest config within every limit", config: largestConfig()},
+}
+
+// largestConfig is a config just under MaxConfigBytes, made of entries within their limits.
+func largestConfig() string {
+	var b strings.Builder
+	b.WriteString("allowOrigins: [")
+	for i := range 26 {
+		fmt.Fprintf(&b, "{exact: 'https://%s%02d.example'}, ", strings.Repeat("a", 280), i)
 	}
+	b.WriteString("{exact: 'https://b.example'}]\n")
+	return b.String()
+}
+
+func TestPluginConfigCORSRules(t *testing.T) {
 	r := clusterstate.NewSnapshot(append(seedServices(), corsPlugin("cors-policy"), fsmNamespace("pipy"))...)
-	for _, tt := range tests {
+	for _, tt := range corsRuleTests {
 		t.Run(tt.name, func(t *testing.T) {
 			var cfg *v1alpha1.PluginConfig
 			if tt.config == "-" {

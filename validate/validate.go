@@ -13,6 +13,7 @@ package validate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -51,15 +52,31 @@ const (
 	OriginPlugin          = "plugin"          // Plugin declaration
 	OriginMetadata        = "metadata"        // object metadata (names)
 	OriginStrict          = "strict"          // a security warning turned into an error by Strict
+	OriginLimit           = "limit"           // a size limit (see MaxConfigBytes and the other limits)
 )
 
+// Reasons lists every value Reason can return for the validation of a PluginConfig,
+// PluginChain or Plugin: the Origin* constants and the field error types of generic checks.
+// Metrics create every label value from the start with it.
+var Reasons = []string{
+	OriginCORSConfig, OriginOrigin, OriginDestinationRefs, OriginChain, OriginSelector,
+	OriginChainConflict, OriginConfigConflict, OriginPlugin, OriginMetadata, OriginStrict, OriginLimit,
+	"notfound", "required", "duplicate", "invalid", "notsupported", "forbidden", "toolong", "toomany",
+	"toofew", "tooshort", "typeinvalid", "internalerror", "other",
+}
+
 // Reason is the short, bounded name of the rule behind an error, for metrics labels: its Origin
-// when set, else its type ("FieldValueInvalid" becomes "invalid").
+// when it is one of the Origin* constants, else its type ("FieldValueInvalid" becomes
+// "invalid"); always one of Reasons ("other" for anything else).
 func Reason(e *field.Error) string {
-	if e.Origin != "" {
-		return e.Origin
+	r := e.Origin
+	if r == "" {
+		r = strings.ToLower(strings.TrimPrefix(string(e.Type), "FieldValue"))
 	}
-	return strings.ToLower(strings.TrimPrefix(string(e.Type), "FieldValue"))
+	if !slices.Contains(Reasons, r) {
+		return "other"
+	}
+	return r
 }
 
 // collector gathers the errors and warnings of one object.

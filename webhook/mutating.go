@@ -43,11 +43,14 @@ const MutatePodPath = "/mutate-v1-pod"
 const EventReasonInjectionSkipped = "CORSInjectionSkipped"
 
 var (
-	// Injections counts pod admissions by outcome (inject.Outcome: "injected", "not-selected",
-	// "host-network", "collision", ...), plus "error" when the request could not be handled.
+	// Injections counts pod admissions by outcome: "patched" (the sidecar patch was returned),
+	// why not (inject.Outcome: "not-selected", "host-network", "collision", ...), or "error"
+	// when the request could not be handled. "patched" is not "injected": the API server may
+	// still refuse the pod (a later webhook, Pod Security, a quota, its size) or the request was
+	// a dry run; the pods that exist with the sidecar carry the label cors-webhook.io/injected.
 	Injections = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cors_webhook_pod_injections_total",
-		Help: "Pod admissions of the mutating webhook, by outcome (injected, or why not).",
+		Help: "Pod admissions of the mutating webhook, by outcome (patched, or why not; a patched pod may still be refused by the API server).",
 	}, []string{"outcome"})
 
 	// InjectionDuration is the time the pod handler takes, from decoding the pod to building
@@ -69,7 +72,7 @@ func RegisterInjectionMetrics() {
 	registerInjectionMetrics.Do(func() {
 		metrics.Registry.MustRegister(Injections, InjectionDuration)
 		for _, o := range inject.Outcomes {
-			Injections.WithLabelValues(string(o))
+			Injections.WithLabelValues(admissionOutcome(o))
 		}
 		Injections.WithLabelValues(outcomeError)
 	})
@@ -77,8 +80,20 @@ func RegisterInjectionMetrics() {
 
 const outcomeError = "error"
 
-// InjectionSettings returns the injector settings of opts: Injection, with the CORS plugins of
-// Validation when Injection names none, so that --cors-plugins means one thing.
+// outcomePatched is the label of an admission answered with the sidecar patch.
+const outcomePatched = "patched"
+
+// admissionOutcome is the Injections label of an injection outcome: what the webhook did,
+// which for inject.Injected is returning a patch.
+func admissionOutcome(o inject.Outcome) string {
+	if o == inject.Injected {
+		return outcomePatched
+	}
+	return string(o)
+}
+
+// InjectionSettings returns the injector settings of opts: Injection, with the CORS plugin
+// names of Validation when Injection names none, so that --cors-plugins means one thing.
 func (opts Options) InjectionSettings() inject.Settings {
 	s := opts.Injection
 	if len(s.CORSPlugins) == 0 {
@@ -160,7 +175,7 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError
 	}
 	if done {
-		return admission.Allowed(""), string(early.Outcome)
+		return admission.Allowed(""), admissionOutcome(early.Outcome)
 	}
 	pod := &corev1.Pod{}
 	if err := h.decoder.Decode(req, pod); err != nil {
@@ -171,7 +186,7 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError
 	}
-	outcome := string(res.Outcome)
+	outcome := admissionOutcome(res.Outcome)
 	if res.Outcome.Impossible() {
 		// sideEffects: None promises that a dry run changes nothing: no event then.
 		h.reportSkipped(ctx, req.Namespace, pod, res, req.DryRun == nil || !*req.DryRun)

@@ -161,7 +161,7 @@ func applyPatch(t testing.TB, req admission.Request, resp admission.Response) *c
 
 func TestPodInjectorPatchesAReplicaSetPod(t *testing.T) {
 	h := newTestInjector(t, seedSnapshot())
-	before := testutil.ToFloat64(Injections.WithLabelValues(string(inject.Injected)))
+	before := testutil.ToFloat64(Injections.WithLabelValues(outcomePatched))
 	req := podReview(t, replicaSetPod(map[string]string{"app": "pipy-ok", "version": "v1"}), admissionv1.Create)
 	resp := h.Handle(context.Background(), req)
 	if !resp.Allowed || resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
@@ -181,7 +181,7 @@ func TestPodInjectorPatchesAReplicaSetPod(t *testing.T) {
 	if got.GenerateName != "pipy-ok-v1-5d8f7c9b6-" || got.Name != "" || len(got.OwnerReferences) != 1 {
 		t.Errorf("metadata changed: %+v", got.ObjectMeta)
 	}
-	if d := testutil.ToFloat64(Injections.WithLabelValues(string(inject.Injected))) - before; d != 1 {
+	if d := testutil.ToFloat64(Injections.WithLabelValues(outcomePatched)) - before; d != 1 {
 		t.Errorf("injected counter moved by %v", d)
 	}
 

@@ -107,6 +107,7 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		return nil, err
 	}
 	tlsOpts = append(tlsOpts, certSource.ConfigureTLS)
+	SetServingCertificate(certs.ServingLeaf(certSource, opts.CertDir))
 	mgr, err := manager.New(cfg, manager.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},

@@ -71,7 +71,7 @@ func NewValidator(decoder admission.Decoder, kind validate.Kind, r clusterstate.
 		}
 		obj := kind.New()
 		if err := decoder.Decode(req, obj); err != nil {
-			Rejections.WithLabelValues(name, "decode").Inc()
+			Rejections.WithLabelValues(name, reasonDecode).Inc()
 			return admission.Errored(http.StatusBadRequest, err)
 		}
 		if obj.GetNamespace() == "" && req.Namespace != "" {
@@ -84,7 +84,7 @@ func NewValidator(decoder admission.Decoder, kind validate.Kind, r clusterstate.
 		if req.Operation == admissionv1.Update {
 			old := kind.New()
 			if err := decoder.DecodeRaw(req.OldObject, old); err != nil {
-				Rejections.WithLabelValues(name, "decode").Inc()
+				Rejections.WithLabelValues(name, reasonDecode).Inc()
 				return admission.Errored(http.StatusBadRequest, err)
 			}
 			errs, warnings = kind.Update(r, obj, old, opts)
@@ -114,18 +114,15 @@ func respond(ctx context.Context, gk schema.GroupKind, gr schema.GroupResource, 
 	}
 	if len(internal) > 0 {
 		logf.FromContext(ctx).Error(internal.ToAggregate(), "validation could not read the cluster state", "kind", gk.Kind, "name", name)
-		Rejections.WithLabelValues(gk.Kind, "internal").Inc()
+		Rejections.WithLabelValues(gk.Kind, reasonInternal).Inc()
 		return admission.Errored(http.StatusInternalServerError, internal.ToAggregate())
 	}
-	reasons := map[string]bool{}
 	onlyConflicts := true
 	for _, e := range errs {
-		reasons[validate.Reason(e)] = true
 		onlyConflicts = onlyConflicts && (e.Origin == validate.OriginChainConflict || e.Origin == validate.OriginConfigConflict)
 	}
-	for r := range reasons {
-		Rejections.WithLabelValues(gk.Kind, r).Inc()
-	}
+	// Once per request, so that the counter's sum is the number of rejected requests.
+	Rejections.WithLabelValues(gk.Kind, validate.Reason(errs[0])).Inc()
 	var status *apierrors.StatusError
 	if onlyConflicts {
 		status = apierrors.NewForbidden(gr, name, errs.ToAggregate())

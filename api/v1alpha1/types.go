@@ -42,6 +42,7 @@ type PluginSpec struct {
 	Priority float64 `json:"priority,omitempty"`
 
 	// Script is the plugin's PipyJS source.
+	// +kubebuilder:validation:MaxLength=1048576
 	// +optional
 	Script string `json:"pipyscript,omitempty"`
 }
@@ -84,8 +85,9 @@ type PluginChain struct {
 
 // PluginChainSpec says which plugins run on which chain, for which pods.
 type PluginChainSpec struct {
-	// Chains lists the mount points and their plugins.
+	// Chains lists the mount points and their plugins, each mount point once.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4
 	Chains []ChainPluginSpec `json:"chains"`
 
 	// Selectors choose the pods the chains apply to.
@@ -101,6 +103,8 @@ type ChainPluginSpec struct {
 
 	// Plugins are plugin names, as declared by Plugin resources.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=253
 	Plugins []string `json:"plugins"`
 }
 
@@ -152,9 +156,11 @@ type PluginConfigSpec struct {
 
 	// Plugin is the name of the plugin this configures.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Plugin string `json:"plugin"`
 
 	// DestinationRefs are the Services (in this namespace) whose pods get this configuration.
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	DestinationRefs []corev1.ObjectReference `json:"destinationRefs,omitempty"`
 }
