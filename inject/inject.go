@@ -92,10 +92,12 @@ func New(s Settings) (*Injector, error) {
 	}
 	s.Requests = maps.Clone(s.Requests)
 	s.CORSPlugins = append([]string(nil), s.CORSPlugins...)
+	s.Tenancy.ClusterNamespaces = slices.Clone(s.Tenancy.ClusterNamespaces)
+	s.Tenancy.SkippedNamespaces = slices.Clone(s.Tenancy.SkippedNamespaces)
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("injector settings: %w", err)
 	}
-	return &Injector{settings: s, selection: chains.Selection{Plugins: chains.NewPlugins(s.CORSPlugins...)}}, nil
+	return &Injector{settings: s, selection: chains.Selection{Plugins: chains.NewPlugins(s.CORSPlugins...), Tenancy: s.Tenancy}}, nil
 }
 
 // Settings returns the settings in effect (defaults applied).

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/contract"
 )
@@ -152,6 +153,8 @@ func newInjector(t testing.TB) *Injector {
 	s.SidecarImagePullPolicy = corev1.PullIfNotPresent
 	// cors-policy-2 is a CORS plugin that the fixtures do not declare.
 	s.CORSPlugins = []string{"cors-policy", "cors-policy-2"}
+	// ops is the cluster-chain namespace; kube-system is skipped.
+	s.Tenancy = chains.Tenancy{ClusterNamespaces: []string{"ops"}, SkippedNamespaces: []string{"kube-system"}}
 	in, err := New(s)
 	if err != nil {
 		t.Fatal(err)
@@ -390,10 +393,10 @@ spec: {containers: [{name: app, image: app}]}`,
 			reason: "PluginChain plain/everything selects the pod",
 		},
 		{
-			name: "an empty namespaceSelector reaches every namespace",
+			name: "an empty namespaceSelector of a cluster-chain namespace reaches every namespace",
 			extra: []string{`
 kind: PluginChain
-metadata: {name: cluster-wide, namespace: pipy}
+metadata: {name: cluster-wide, namespace: ops}
 spec:
   chains: [{name: inbound-http, plugins: [cors-policy]}]
   selectors: {namespaceSelector: {}, podSelector: {matchLabels: {cors: "yes"}}}`},
@@ -407,7 +410,7 @@ spec: {containers: [{name: app, image: app}]}`,
 			name: "namespaceSelector on the name label, which files do not carry",
 			extra: []string{`
 kind: PluginChain
-metadata: {name: by-name, namespace: pipy}
+metadata: {name: by-name, namespace: ops}
 spec:
   chains: [{name: inbound-http, plugins: [cors-policy]}]
   selectors: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: plain}}}`},
@@ -416,6 +419,50 @@ kind: Pod
 metadata: {name: p, namespace: plain}
 spec: {containers: [{name: app, image: app}]}`,
 			want: Injected,
+		},
+		{
+			name: "a tenant's empty namespaceSelector reaches its own namespace only",
+			extra: []string{`
+kind: PluginChain
+metadata: {name: cluster-wide, namespace: pipy}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {namespaceSelector: {}, podSelector: {matchLabels: {cors: "yes"}}}`},
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain, labels: {cors: "yes"}}
+spec: {containers: [{name: app, image: app}]}`,
+			want: NotSelected,
+		},
+		{
+			name: "a chain of a skipped namespace is ignored",
+			extra: []string{`
+kind: PluginChain
+metadata: {name: cluster-wide, namespace: kube-system}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {namespaceSelector: {}}`},
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain}
+spec: {containers: [{name: app, image: app}]}`,
+			want: NotSelected,
+		},
+		{
+			name: "a cluster-chain namespace labelled inject=disabled is ignored",
+			extra: []string{`
+kind: Namespace
+metadata: {name: ops, labels: {cors-webhook.io/inject: disabled}}`, `
+kind: PluginChain
+metadata: {name: cluster-wide, namespace: ops}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {namespaceSelector: {}}`},
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain}
+spec: {containers: [{name: app, image: app}]}`,
+			want: NotSelected,
 		},
 		{
 			name: "CORS plugin outside inbound-http, non-CORS plugin inside",

@@ -39,6 +39,9 @@ type Settings struct {
 	Requests corev1.ResourceList
 	// CORSPlugins are the plugin names that mean CORS (the `--cors-plugins` flag).
 	CORSPlugins []string
+	// Tenancy confines chains to their own namespace unless they are in a cluster-chain
+	// namespace (`--cluster-chain-namespaces`), and ignores chains of skipped namespaces.
+	Tenancy chains.Tenancy
 }
 
 // DefaultSettings returns the settings the flags default to.

@@ -142,6 +142,7 @@ func NewManager(cfg *rest.Config, opts Options) (manager.Manager, error) {
 		return nil, err
 	}
 	opts.Validation.Plugins = injector.Selection().Plugins
+	opts.Validation.Tenancy = injector.Selection().Tenancy
 	RegisterMetrics()
 	decoder := admission.NewDecoder(scheme)
 	registerHandlers(mgr.GetWebhookServer(), decoder, reader, opts)

@@ -87,6 +87,7 @@ type injectorFlags struct {
 	adminPort     int32
 	cpuRequest    string
 	memoryRequest string
+	tenancy       tenancyFlags
 }
 
 // addInjectorFlags registers the injector flags on f.
@@ -97,6 +98,7 @@ func addInjectorFlags(f *pflag.FlagSet, fl *injectorFlags) {
 	f.Int32Var(&fl.adminPort, "admin-port", contract.DefaultAdminPort, "port of the sidecar's readiness endpoint; must not be used by the application")
 	f.StringVar(&fl.cpuRequest, "sidecar-cpu-request", inject.DefaultCPURequest, "CPU request of each injected container")
 	f.StringVar(&fl.memoryRequest, "sidecar-memory-request", inject.DefaultMemoryRequest, "memory request of each injected container")
+	addTenancyFlags(f, &fl.tenancy)
 }
 
 // defaultSidecarImage is the sidecar image of the same release as this binary.
@@ -117,6 +119,7 @@ func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error)
 		AdminPort:              fl.adminPort,
 		Requests:               corev1.ResourceList{},
 		CORSPlugins:            corsPlugins,
+		Tenancy:                fl.tenancy.tenancy(),
 	}
 	for _, q := range []struct {
 		flag, value string
