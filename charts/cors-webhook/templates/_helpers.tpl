@@ -137,3 +137,10 @@ annotations:
   cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "cors-webhook.servingCertificateName" . }}
 {{- end }}
 {{- end }}
+
+{{/* Tenancy flags of serve: the cluster-chain namespaces (default: the release namespace) and
+the namespaces the webhooks skip, whose PluginChains are ignored unless designated. */}}
+{{- define "cors-webhook.tenancyArgs" -}}
+- --cluster-chain-namespaces={{ join "," (default (list .Release.Namespace) .Values.tenancy.clusterChainNamespaces) }}
+- --excluded-namespaces={{ join "," (uniq (append .Values.webhook.excludeNamespaces .Release.Namespace)) }}
+{{- end }}
