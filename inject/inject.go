@@ -39,18 +39,68 @@ const (
 	// HostNetwork: a chain selects the pod, but it uses the node's network, which the
 	// redirect must not touch.
 	HostNetwork Outcome = "host-network"
+	// MirrorPod: a chain selects the pod, but it is the API server's mirror of a static pod
+	// (annotation kubernetes.io/config.mirror), which the kubelet runs from its own manifest.
+	MirrorPod Outcome = "mirror-pod"
+	// Windows: a chain selects the pod, but it runs on Windows (spec.os.name, or a
+	// kubernetes.io/os=windows nodeSelector); the sidecar and its nftables redirect are Linux.
+	Windows Outcome = "windows"
+	// PodSecurity: a chain selects the pod, but its namespace enforces the baseline or
+	// restricted Pod Security Standard, which would refuse the injected pod (cors-init runs as
+	// root with NET_ADMIN).
+	PodSecurity Outcome = "pod-security"
 	// Collision: a chain selects the pod, but a port, container or volume the injection needs
 	// is taken by the pod itself.
 	Collision Outcome = "collision"
 )
 
 // Outcomes lists every outcome, for metrics that want all label values to exist from the start.
-var Outcomes = []Outcome{Injected, NotSelected, PluginNotDeclared, PodOptedOut, NamespaceOptedOut, AlreadyInjected, HostNetwork, Collision}
+var Outcomes = []Outcome{Injected, NotSelected, PluginNotDeclared, PodOptedOut, NamespaceOptedOut, AlreadyInjected, HostNetwork, MirrorPod, Windows, PodSecurity, Collision}
 
 // Impossible reports whether a chain selected the pod but it could not be injected. Those are
 // the outcomes a user must hear about (an event, a log line, a non-zero exit of the offline
 // command): the pod runs without the CORS behaviour its chain asks for.
-func (o Outcome) Impossible() bool { return o == HostNetwork || o == Collision }
+func (o Outcome) Impossible() bool {
+	switch o {
+	case HostNetwork, MirrorPod, Windows, PodSecurity, Collision:
+		return true
+	}
+	return false
+}
+
+// Pod Security admission's namespace label and the levels that refuse cors-init.
+const (
+	labelPodSecurityEnforce = "pod-security.kubernetes.io/enforce"
+	podSecurityPrivileged   = "privileged"
+)
+
+// Uninjectable says why pod, in namespace ns, can never carry the sidecar, judging from the
+// pod and its namespace (nil: unknown) alone, with the reason in words; "" when nothing stands
+// in the way.
+// Inject skips such pods and Day-2 reconciliation never rolls them: a rollout would only
+// produce pods that the API server refuses or that cannot run the sidecar.
+func Uninjectable(pod *corev1.Pod, ns *corev1.Namespace) (Outcome, string) {
+	switch {
+	case pod.Spec.HostNetwork:
+		return HostNetwork, "it uses hostNetwork: pods on the node's network are never injected"
+	case pod.Annotations[corev1.MirrorPodAnnotationKey] != "":
+		return MirrorPod, "it is the mirror of a static pod (annotation " + corev1.MirrorPodAnnotationKey + "): the kubelet runs it from its own manifest"
+	case pod.Spec.OS != nil && pod.Spec.OS.Name == corev1.Windows:
+		return Windows, "it runs on Windows (spec.os.name): the sidecar and its redirect are Linux-only"
+	case pod.Spec.NodeSelector[corev1.LabelOSStable] == string(corev1.Windows):
+		return Windows, "it runs on Windows (nodeSelector " + corev1.LabelOSStable + "=windows): the sidecar and its redirect are Linux-only"
+	}
+	if ns == nil {
+		return "", ""
+	}
+	if level, ok := ns.Labels[labelPodSecurityEnforce]; ok && level != podSecurityPrivileged {
+		// baseline and restricted forbid NET_ADMIN and root; an unknown value is treated as
+		// restricted by Pod Security admission, so it refuses cors-init too.
+		return PodSecurity, fmt.Sprintf("namespace %s enforces Pod Security %q (label %s), which refuses the injected cors-init (root, NET_ADMIN)",
+			ns.Name, level, labelPodSecurityEnforce)
+	}
+	return "", ""
+}
 
 // Result is the outcome of Inject for one pod.
 type Result struct {
@@ -119,8 +169,8 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 		return skipped(AlreadyInjected, "the pod already has the "+contract.ContainerSidecar+" container"), nil
 	}
 	chains := strings.Join(sel.chains, ", ")
-	if pod.Spec.HostNetwork {
-		out := skipped(HostNetwork, fmt.Sprintf("PluginChain %s selects the pod, but it uses hostNetwork: pods on the node's network are never injected", chains))
+	if never, why := Uninjectable(pod, ns); never != "" {
+		out := skipped(never, fmt.Sprintf("PluginChain %s selects the pod, but %s", chains, why))
 		out.Chains = sel.chains
 		return out, nil
 	}

@@ -346,6 +346,71 @@ spec: {hostNetwork: true, containers: [{name: app, image: app}]}`,
 			reason: "PluginChain pipy/cors-policy-chain selects the pod, but it uses hostNetwork",
 		},
 		{
+			name: "mirror pod",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}, annotations: {kubernetes.io/config.mirror: abc}}
+spec: {containers: [{name: app, image: app}]}`,
+			want:   MirrorPod,
+			reason: "it is the mirror of a static pod",
+		},
+		{
+			name: "Windows pod by spec.os.name",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {os: {name: windows}, containers: [{name: app, image: app}]}`,
+			want:   Windows,
+			reason: "it runs on Windows (spec.os.name)",
+		},
+		{
+			name: "Windows pod by nodeSelector",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {nodeSelector: {kubernetes.io/os: windows}, containers: [{name: app, image: app}]}`,
+			want:   Windows,
+			reason: "nodeSelector kubernetes.io/os=windows",
+		},
+		{
+			name: "Linux pod by spec.os.name",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {os: {name: linux}, nodeSelector: {kubernetes.io/os: linux}, containers: [{name: app, image: app}]}`,
+			want: Injected,
+		},
+		{
+			name: "Pod Security enforce=baseline",
+			without: []string{nsPipy},
+			extra: []string{`
+kind: Namespace
+metadata: {name: pipy, labels: {openservicemesh.io/monitored-by: fsm, pod-security.kubernetes.io/enforce: baseline}}`},
+			pod:    podPipyV1,
+			want:   PodSecurity,
+			reason: `namespace pipy enforces Pod Security "baseline" (label pod-security.kubernetes.io/enforce), which refuses the injected cors-init`,
+		},
+		{
+			name: "Pod Security enforce=restricted",
+			without: []string{nsPipy},
+			extra: []string{`
+kind: Namespace
+metadata: {name: pipy, labels: {openservicemesh.io/monitored-by: fsm, pod-security.kubernetes.io/enforce: restricted}}`},
+			pod:    podPipyV1,
+			want:   PodSecurity,
+			reason: `enforces Pod Security "restricted"`,
+		},
+		{
+			name: "Pod Security enforce=privileged",
+			without: []string{nsPipy},
+			extra: []string{`
+kind: Namespace
+metadata: {name: pipy, labels: {openservicemesh.io/monitored-by: fsm, pod-security.kubernetes.io/enforce: privileged}}`},
+			pod:    podPipyV1,
+			want:   Injected,
+			reason: "",
+		},
+		{
 			name: "chain whose plugin is not declared",
 			extra: []string{`
 kind: PluginChain
@@ -564,7 +629,7 @@ spec: {containers: [{name: app, image: app, ports: [{name: cors-admin, container
 			if tt.reason != "" && !strings.Contains(strings.Join(res.Reasons, "\n"), tt.reason) {
 				t.Errorf("reasons do not say %q:\n%s", tt.reason, strings.Join(res.Reasons, "\n"))
 			}
-			if got := res.Outcome.Impossible(); got != (tt.want == HostNetwork || tt.want == Collision) {
+			if got := res.Outcome.Impossible(); got != slices.Contains([]Outcome{HostNetwork, MirrorPod, Windows, PodSecurity, Collision}, tt.want) {
 				t.Errorf("Impossible() = %v", got)
 			}
 			// Triage, from the metadata alone, either agrees or defers to Inject.

@@ -151,8 +151,11 @@ func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.Plu
 				o.injected++
 			case f.optedOut:
 				o.optedOut++
-			case f.hostNetwork:
-				o.hostNetwork++
+			case f.never != "":
+				if o.never == nil {
+					o.never = map[inject.Outcome]int{}
+				}
+				o.never[f.never]++
 			}
 		}
 		if found {
@@ -249,7 +252,7 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 			seen[pod.Name] = true
 			o.backing++
 			f := factsOf(pod, ns)
-			if f.optedOut || (f.hostNetwork && !f.injected) {
+			if f.optedOut || (f.never != "" && !f.injected) {
 				o.optedOut++
 				continue
 			}

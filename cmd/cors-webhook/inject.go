@@ -39,7 +39,8 @@ do not run the webhook (GitOps), and to see what the webhook would do.
 What happened to each workload is reported on standard error.
 
 Exit status: 0 when every selected workload was injected, 1 when a PluginChain selects a workload
-that cannot be injected (a port collision, hostNetwork) or when the CORS inputs are invalid or
+that cannot be injected (a port collision, hostNetwork, a mirror or Windows pod, a namespace
+enforcing Pod Security baseline or restricted) or when the CORS inputs are invalid or
 conflicting, 2 when the input cannot be read or parsed, or on a usage error.`,
 		Example: `  cors-webhook inject -f manifests/ > injected.yaml
   kubectl kustomize overlays/prod | cors-webhook inject -f - --sidecar-image registry.example/cors-sidecar:v1 | kubectl apply -f -`,

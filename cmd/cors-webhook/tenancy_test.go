@@ -85,3 +85,30 @@ func TestOfflineTenancy(t *testing.T) {
 		t.Errorf("describe: exit %d, want the tenancy reason:\n%s%s", code, stdout, stderr)
 	}
 }
+
+// TestOfflineSkipsPodSecurityNamespaces: inject and describe name the reason a pod of a
+// namespace enforcing Pod Security baseline is not injected; inject exits 1 (a selected
+// workload that cannot be injected) and leaves the workload unchanged.
+func TestOfflineSkipsPodSecurityNamespaces(t *testing.T) {
+	manifests := strings.Replace(injectContext, "metadata: {name: shop, labels: {team: shop}}",
+		"metadata: {name: shop, labels: {team: shop, pod-security.kubernetes.io/enforce: baseline}}", 1) + `
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec:
+  containers:
+  - name: web
+    image: web:1
+    ports: [{name: web, containerPort: 8080}]
+`
+	out, errOut, code := runCommand(t, manifests, "inject", "-f", "-")
+	if code != exitInvalid || strings.Contains(out, "cors-sidecar") || !strings.Contains(errOut, `pod-security`) ||
+		!strings.Contains(errOut, `namespace shop enforces Pod Security "baseline"`) {
+		t.Errorf("inject: exit %d, want 1, the pod unchanged and the reason on stderr:\n%s", code, errOut)
+	}
+	out, errOut, code = runCommand(t, manifests, "describe", "-f", "-", "-n", "shop", "web")
+	if code != exitOK || !strings.Contains(out, "not injected: pod-security (") {
+		t.Errorf("describe: exit %d, want the pod-security outcome:\n%s%s", code, out, errOut)
+	}
+}
