@@ -381,7 +381,7 @@ spec: {os: {name: linux}, nodeSelector: {kubernetes.io/os: linux}, containers: [
 			want: Injected,
 		},
 		{
-			name: "Pod Security enforce=baseline",
+			name:    "Pod Security enforce=baseline",
 			without: []string{nsPipy},
 			extra: []string{`
 kind: Namespace
@@ -391,7 +391,7 @@ metadata: {name: pipy, labels: {openservicemesh.io/monitored-by: fsm, pod-securi
 			reason: `namespace pipy enforces Pod Security "baseline" (label pod-security.kubernetes.io/enforce), which refuses the injected cors-init`,
 		},
 		{
-			name: "Pod Security enforce=restricted",
+			name:    "Pod Security enforce=restricted",
 			without: []string{nsPipy},
 			extra: []string{`
 kind: Namespace
@@ -401,7 +401,7 @@ metadata: {name: pipy, labels: {openservicemesh.io/monitored-by: fsm, pod-securi
 			reason: `enforces Pod Security "restricted"`,
 		},
 		{
-			name: "Pod Security enforce=privileged",
+			name:    "Pod Security enforce=privileged",
 			without: []string{nsPipy},
 			extra: []string{`
 kind: Namespace
