@@ -165,10 +165,19 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 	if err != nil || done {
 		return early, err
 	}
+	chains := strings.Join(sel.chains, ", ")
 	if hasContainer(pod, contract.ContainerSidecar) {
+		// A reinvocation (reinvocationPolicy: IfNeeded) after another webhook changed the
+		// pod: what it added must not take the sidecar's ports or port names, so the
+		// collision check runs before the pod is returned unchanged.
+		redirect, _ := contract.ParsePorts(pod.Annotations[contract.AnnotationRedirectPorts])
+		if collisions := in.collisions(pod, redirect, true); len(collisions) > 0 {
+			out := skipped(Collision, fmt.Sprintf("PluginChain %s selects the pod and it has the sidecar, but what was added since collides with it: %s", chains, strings.Join(collisions, "; ")))
+			out.Chains = sel.chains
+			return out, nil
+		}
 		return skipped(AlreadyInjected, "the pod already has the "+contract.ContainerSidecar+" container"), nil
 	}
-	chains := strings.Join(sel.chains, ", ")
 	if never, why := Uninjectable(pod, ns); never != "" {
 		out := skipped(never, fmt.Sprintf("PluginChain %s selects the pod, but %s", chains, why))
 		out.Chains = sel.chains
@@ -180,7 +189,7 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 		return Result{}, err
 	}
 	details := append(append([]string(nil), res.Problems...), res.Notes...)
-	if collisions := in.collisions(pod, res.RedirectPorts); len(collisions) > 0 {
+	if collisions := in.collisions(pod, res.RedirectPorts, false); len(collisions) > 0 {
 		out := skipped(Collision, fmt.Sprintf("PluginChain %s selects the pod, but it cannot be injected: %s", chains, strings.Join(collisions, "; ")))
 		out.Chains, out.Resolution = sel.chains, res
 		out.Reasons = append(out.Reasons, details...)
@@ -239,8 +248,9 @@ func (in *Injector) triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clus
 
 func skipped(o Outcome, why string) Result { return Result{Outcome: o, Reasons: []string{why}} }
 
-// collisions lists what the pod already uses that the injection needs.
-func (in *Injector) collisions(pod *corev1.Pod, redirect []int32) []string {
+// collisions lists what the pod already uses that the injection needs. With injected, the pod
+// carries the injection already: its own containers and volume are not collisions.
+func (in *Injector) collisions(pod *corev1.Pod, redirect []int32, injected bool) []string {
 	var out []string
 	ours := map[int32]string{in.settings.InboundPort: "inbound port (--inbound-port)", in.settings.AdminPort: "admin port (--admin-port)"}
 	for _, p := range redirect {
@@ -252,6 +262,9 @@ func (in *Injector) collisions(pod *corev1.Pod, redirect []int32) []string {
 		for i := range cs {
 			c := &cs[i]
 			if c.Name == contract.ContainerInit || c.Name == contract.ContainerSidecar {
+				if injected {
+					continue
+				}
 				out = append(out, "the pod already has a container named "+c.Name)
 			}
 			for _, p := range c.Ports {
@@ -267,7 +280,7 @@ func (in *Injector) collisions(pod *corev1.Pod, redirect []int32) []string {
 	visit(pod.Spec.InitContainers)
 	visit(pod.Spec.Containers)
 	for _, v := range pod.Spec.Volumes {
-		if v.Name == contract.VolumePolicy {
+		if v.Name == contract.VolumePolicy && !injected {
 			out = append(out, "the pod already has a volume named "+contract.VolumePolicy)
 		}
 	}

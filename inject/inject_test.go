@@ -273,6 +273,26 @@ func TestInjectIsIdempotent(t *testing.T) {
 		t.Fatalf("second injection: outcome %s, pod %v", second.Outcome, second.Pod != nil)
 	}
 
+	// A reinvocation after another webhook added a container: its ports and port names are
+	// checked against the sidecar's before the pod is returned unchanged.
+	for _, added := range []corev1.Container{
+		{Name: "mesh-proxy", Ports: []corev1.ContainerPort{{ContainerPort: in.Settings().InboundPort}}},
+		{Name: "mesh-proxy", Ports: []corev1.ContainerPort{{Name: contract.PortNameAdmin, ContainerPort: 9999}}},
+	} {
+		changed := first.Pod.DeepCopy()
+		changed.Spec.Containers = append(changed.Spec.Containers, added)
+		res := injectInto(t, in, changed, seed...)
+		if res.Outcome != Collision || res.Pod != nil || !strings.Contains(strings.Join(res.Reasons, "\n"), "container mesh-proxy declares") {
+			t.Errorf("reinvocation with %+v: outcome %s, reasons %q", added.Ports, res.Outcome, res.Reasons)
+		}
+	}
+	// An unrelated addition is fine.
+	changed := first.Pod.DeepCopy()
+	changed.Spec.Containers = append(changed.Spec.Containers, corev1.Container{Name: "logger", Ports: []corev1.ContainerPort{{ContainerPort: 9999}}})
+	if res := injectInto(t, in, changed, seed...); res.Outcome != AlreadyInjected {
+		t.Errorf("reinvocation with an unrelated container: outcome %s, reasons %q", res.Outcome, res.Reasons)
+	}
+
 	// Reconciliation resolves injected pods: the sidecar's own ports change nothing.
 	snap := clusterstate.NewSnapshot(objects(t, seed...)...)
 	ns, _ := snap.Namespace("pipy")
