@@ -52,8 +52,9 @@ const (
 const (
 	// DefaultInboundPort is where redirected traffic reaches the proxy.
 	DefaultInboundPort = 15003
-	// DefaultAdminPort serves the admin endpoints below and /metrics.
-	DefaultAdminPort = 15021
+	// DefaultAdminPort serves the admin endpoints below and /metrics. It is none of the ports
+	// Istio's sidecar reserves (15021 is its health port), so both can share a pod.
+	DefaultAdminPort = 15023
 	// ReadinessPath answers 200 once a policy is loaded, so the pod receives traffic only
 	// when the sidecar enforces its policy.
 	ReadinessPath = "/readyz"

@@ -226,15 +226,15 @@ func TestInjectSeed(t *testing.T) {
 - name: cors-sidecar
   image: example.com/cors-sidecar:test
   imagePullPolicy: IfNotPresent
-  args: [proxy, --inbound-port, "15003", --admin-port, "15021", --policy-file, /etc/cors-webhook/policy.json]
+  args: [proxy, --inbound-port, "15003", --admin-port, "15023", --policy-file, /etc/cors-webhook/policy.json]
   restartPolicy: Always
   ports:
   - {name: cors-inbound, containerPort: 15003, protocol: TCP}
-  - {name: cors-admin, containerPort: 15021, protocol: TCP}
+  - {name: cors-admin, containerPort: 15023, protocol: TCP}
   resources: {requests: {cpu: 10m, memory: 32Mi}}
   volumeMounts: [{name: cors-webhook-policy, mountPath: /etc/cors-webhook, readOnly: true}]
-  startupProbe: {httpGet: {path: /healthz, port: 15021}, periodSeconds: 1, failureThreshold: 30}
-  readinessProbe: {httpGet: {path: /readyz, port: 15021}, periodSeconds: 5, failureThreshold: 3}
+  startupProbe: {httpGet: {path: /healthz, port: 15023}, periodSeconds: 1, failureThreshold: 30}
+  readinessProbe: {httpGet: {path: /readyz, port: 15023}, periodSeconds: 5, failureThreshold: 3}
   securityContext:
     runAsUser: 65532
     runAsGroup: 65532
@@ -587,19 +587,19 @@ spec: {containers: [{name: app, image: app, ports: [{containerPort: 8080}, {cont
 kind: Pod
 metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
 spec:
-  initContainers: [{name: warmup, image: w, ports: [{containerPort: 15021}]}]
+  initContainers: [{name: warmup, image: w, ports: [{containerPort: 15023}]}]
   containers: [{name: app, image: app}]`,
 			want:   Collision,
-			reason: "container warmup declares port 15021, the sidecar's admin port (--admin-port)",
+			reason: "container warmup declares port 15023, the sidecar's admin port (--admin-port)",
 		},
 		{
 			name: "a redirected port is the sidecar's port",
 			pod: `
 kind: Pod
-metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}, annotations: {cors-webhook.io/inbound-ports: "9090,15021"}}
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}, annotations: {cors-webhook.io/inbound-ports: "9090,15023"}}
 spec: {containers: [{name: app, image: app}]}`,
 			want:   Collision,
-			reason: "port 15021 must be redirected, but it is the sidecar's admin port",
+			reason: "port 15023 must be redirected, but it is the sidecar's admin port",
 		},
 		{
 			name: "the pod has a container named cors-init",
@@ -1039,7 +1039,7 @@ func TestSettings(t *testing.T) {
 	}
 	s.CORSPlugins[0] = "changed"
 	got := in.Settings()
-	if got.InboundPort != 15003 || got.AdminPort != 15021 || got.Requests.Cpu().String() != "10m" || got.CORSPlugins[0] != "cors-policy" {
+	if got.InboundPort != 15003 || got.AdminPort != 15023 || got.Requests.Cpu().String() != "10m" || got.CORSPlugins[0] != "cors-policy" {
 		t.Errorf("settings %+v", got)
 	}
 	if got.SidecarImagePullPolicy != "" {

@@ -263,7 +263,7 @@ spec:
   selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: web:1, ports: [{name: web, containerPort: 8080}, {containerPort: 15021}]}]}`
+    spec: {containers: [{name: web, image: web:1, ports: [{name: web, containerPort: 8080}, {containerPort: 15023}]}]}`
 	noNamespace := `
 apiVersion: apps/v1
 kind: Deployment
@@ -285,7 +285,7 @@ spec:
 		{name: "--namespace places namespace-less objects", stdin: noNamespace, args: []string{"-f", ctxFile, "-f", "-", "-n", "shop"}, code: exitOK, stderr: "Deployment shop/web: injected"},
 		{name: "default namespace", stdin: noNamespace, args: []string{"-f", ctxFile, "-f", "-"}, code: exitOK, stderr: "Deployment default/web: not injected (not-selected)"},
 		{name: "port collision", stdin: collide, args: []string{"-f", ctxFile, "-f", "-"}, code: exitInvalid,
-			stderr: "container web declares port 15021, the sidecar's admin port", stdout: "name: web"},
+			stderr: "container web declares port 15023, the sidecar's admin port", stdout: "name: web"},
 		{name: "custom admin port avoids it", stdin: collide, args: []string{"-f", ctxFile, "-f", "-", "--admin-port", "15090"}, code: exitOK, stdout: "15090"},
 		{name: "conflicting configs", stdin: `
 apiVersion: plugin.flomesh.io/v1alpha1
@@ -299,7 +299,7 @@ spec:
 		{name: "unreadable file", args: []string{"-f", filepath.Join(dir, "missing.yaml")}, code: exitUsage, stderr: "missing.yaml"},
 		{name: "no input", args: nil, code: exitUsage, stderr: "no input"},
 		{name: "bad YAML", stdin: "kind: [", args: []string{"-f", "-"}, code: exitUsage},
-		{name: "bad port flag", stdin: injectContext, args: []string{"-f", "-", "--inbound-port", "15021"}, code: exitUsage, stderr: "must differ"},
+		{name: "bad port flag", stdin: injectContext, args: []string{"-f", "-", "--inbound-port", "15023"}, code: exitUsage, stderr: "must differ"},
 		{name: "bad quantity", stdin: injectContext, args: []string{"-f", "-", "--sidecar-memory-request", "lots"}, code: exitUsage, stderr: "--sidecar-memory-request"},
 		{name: "bad pull policy", stdin: injectContext, args: []string{"-f", "-", "--sidecar-image-pull-policy", "Sometimes"}, code: exitUsage, stderr: "Sometimes"},
 	}
