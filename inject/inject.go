@@ -128,7 +128,8 @@ type Injector struct {
 	selection chains.Selection
 }
 
-// New returns an Injector for valid settings; zero ports and no requests take the defaults.
+// New returns an Injector for valid settings; zero ports and nil requests or limits take the
+// defaults.
 func New(s Settings) (*Injector, error) {
 	d := DefaultSettings()
 	if s.InboundPort == 0 {
@@ -140,7 +141,10 @@ func New(s Settings) (*Injector, error) {
 	if s.Requests == nil {
 		s.Requests = d.Requests
 	}
-	s.Requests = maps.Clone(s.Requests)
+	if s.Limits == nil {
+		s.Limits = d.Limits
+	}
+	s.Requests, s.Limits = maps.Clone(s.Requests), maps.Clone(s.Limits)
 	s.CORSPlugins = append([]string(nil), s.CORSPlugins...)
 	s.Tenancy.ClusterNamespaces = slices.Clone(s.Tenancy.ClusterNamespaces)
 	s.Tenancy.SkippedNamespaces = slices.Clone(s.Tenancy.SkippedNamespaces)
@@ -372,7 +376,7 @@ func (in *Injector) initContainer(redirect []int32) corev1.Container {
 		Image:           in.settings.SidecarImage,
 		ImagePullPolicy: in.settings.SidecarImagePullPolicy,
 		Args:            []string{"redirect", "--proxy-port", port(in.settings.InboundPort), "--ports", contract.FormatPorts(redirect)},
-		Resources:       corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()},
+		Resources:       in.resources(),
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser:                ptr.To[int64](0),
 			RunAsNonRoot:             ptr.To(false),
@@ -406,7 +410,7 @@ func (in *Injector) sidecarContainer() corev1.Container {
 			{Name: contract.PortNameInbound, ContainerPort: in.settings.InboundPort, Protocol: corev1.ProtocolTCP},
 			{Name: contract.PortNameAdmin, ContainerPort: in.settings.AdminPort, Protocol: corev1.ProtocolTCP},
 		},
-		Resources:      corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()},
+		Resources:      in.resources(),
 		VolumeMounts:   []corev1.VolumeMount{{Name: contract.VolumePolicy, MountPath: contract.PolicyDir, ReadOnly: true}},
 		StartupProbe:   &corev1.Probe{ProbeHandler: probe(contract.StartupPath), PeriodSeconds: 1, FailureThreshold: 30},
 		ReadinessProbe: &corev1.Probe{ProbeHandler: probe(contract.ReadinessPath), PeriodSeconds: 5, FailureThreshold: 3},
@@ -420,6 +424,15 @@ func (in *Injector) sidecarContainer() corev1.Container {
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
+}
+
+// resources are the requests and limits of each injected container.
+func (in *Injector) resources() corev1.ResourceRequirements {
+	r := corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()}
+	if len(in.settings.Limits) > 0 {
+		r.Limits = in.settings.Limits.DeepCopy()
+	}
+	return r
 }
 
 func port(p int32) string { return strconv.Itoa(int(p)) }

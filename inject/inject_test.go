@@ -215,7 +215,9 @@ func TestInjectSeed(t *testing.T) {
   image: example.com/cors-sidecar:test
   imagePullPolicy: IfNotPresent
   args: [redirect, --proxy-port, "15003", --ports, "8080"]
-  resources: {requests: {cpu: 10m, memory: 32Mi}}
+  resources:
+    requests: {cpu: 10m, memory: 32Mi, ephemeral-storage: 16Mi}
+    limits: {cpu: 500m, memory: 128Mi, ephemeral-storage: 64Mi}
   securityContext:
     runAsUser: 0
     runAsNonRoot: false
@@ -231,7 +233,9 @@ func TestInjectSeed(t *testing.T) {
   ports:
   - {name: cors-inbound, containerPort: 15003, protocol: TCP}
   - {name: cors-admin, containerPort: 15023, protocol: TCP}
-  resources: {requests: {cpu: 10m, memory: 32Mi}}
+  resources:
+    requests: {cpu: 10m, memory: 32Mi, ephemeral-storage: 16Mi}
+    limits: {cpu: 500m, memory: 128Mi, ephemeral-storage: 64Mi}
   volumeMounts: [{name: cors-webhook-policy, mountPath: /etc/cors-webhook, readOnly: true}]
   startupProbe: {httpGet: {path: /healthz, port: 15023}, periodSeconds: 1, failureThreshold: 30}
   readinessProbe: {httpGet: {path: /readyz, port: 15023}, periodSeconds: 5, failureThreshold: 3}
@@ -1019,6 +1023,9 @@ func TestSettings(t *testing.T) {
 		{name: "same ports", modify: func(s *Settings) { s.AdminPort = s.InboundPort }, want: "must differ"},
 		{name: "negative request", modify: func(s *Settings) { s.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("-1")} }, want: "cpu request"},
 		{name: "no plugins", modify: func(s *Settings) { s.CORSPlugins = nil }, want: "plugin names"},
+		{name: "request above its limit", modify: func(s *Settings) { s.Requests[corev1.ResourceMemory] = resource.MustParse("1Gi") }, want: "the memory request 1Gi exceeds its limit 128Mi"},
+		{name: "zero limit", modify: func(s *Settings) { s.Limits[corev1.ResourceCPU] = resource.MustParse("0") }, want: "the cpu limit must be positive"},
+		{name: "no limits", modify: func(s *Settings) { s.Limits = corev1.ResourceList{} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1039,7 +1046,7 @@ func TestSettings(t *testing.T) {
 	}
 	s.CORSPlugins[0] = "changed"
 	got := in.Settings()
-	if got.InboundPort != 15003 || got.AdminPort != 15023 || got.Requests.Cpu().String() != "10m" || got.CORSPlugins[0] != "cors-policy" {
+	if got.InboundPort != 15003 || got.AdminPort != 15023 || got.Requests.Cpu().String() != "10m" || got.Limits.Memory().String() != "128Mi" || got.CORSPlugins[0] != "cors-policy" {
 		t.Errorf("settings %+v", got)
 	}
 	if got.SidecarImagePullPolicy != "" {

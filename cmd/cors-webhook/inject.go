@@ -88,7 +88,9 @@ type injectorFlags struct {
 	adminPort     int32
 	cpuRequest    string
 	memoryRequest string
-	tenancy       tenancyFlags
+	// The ephemeral-storage request and the limits; "" leaves the resource out.
+	ephemeralStorageRequest, cpuLimit, memoryLimit, ephemeralStorageLimit string
+	tenancy                                                               tenancyFlags
 }
 
 // addInjectorFlags registers the injector flags on f.
@@ -99,6 +101,10 @@ func addInjectorFlags(f *pflag.FlagSet, fl *injectorFlags) {
 	f.Int32Var(&fl.adminPort, "admin-port", contract.DefaultAdminPort, "port of the sidecar's readiness endpoint; must not be used by the application")
 	f.StringVar(&fl.cpuRequest, "sidecar-cpu-request", inject.DefaultCPURequest, "CPU request of each injected container")
 	f.StringVar(&fl.memoryRequest, "sidecar-memory-request", inject.DefaultMemoryRequest, "memory request of each injected container")
+	f.StringVar(&fl.ephemeralStorageRequest, "sidecar-ephemeral-storage-request", inject.DefaultEphemeralStorageRequest, `ephemeral-storage request of each injected container ("" for none)`)
+	f.StringVar(&fl.cpuLimit, "sidecar-cpu-limit", inject.DefaultCPULimit, `CPU limit of each injected container ("" for none)`)
+	f.StringVar(&fl.memoryLimit, "sidecar-memory-limit", inject.DefaultMemoryLimit, `memory limit of each injected container ("" for none)`)
+	f.StringVar(&fl.ephemeralStorageLimit, "sidecar-ephemeral-storage-limit", inject.DefaultEphemeralStorageLimit, `ephemeral-storage limit of each injected container ("" for none)`)
 	addTenancyFlags(f, &fl.tenancy)
 }
 
@@ -119,13 +125,22 @@ func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error)
 		InboundPort:            fl.inboundPort,
 		AdminPort:              fl.adminPort,
 		Requests:               corev1.ResourceList{},
+		Limits:                 corev1.ResourceList{},
 		CORSPlugins:            corsPlugins,
 		Tenancy:                fl.tenancy.tenancy(),
 	}
 	for _, q := range []struct {
 		flag, value string
 		name        corev1.ResourceName
-	}{{"--sidecar-cpu-request", fl.cpuRequest, corev1.ResourceCPU}, {"--sidecar-memory-request", fl.memoryRequest, corev1.ResourceMemory}} {
+		into        corev1.ResourceList
+	}{
+		{"--sidecar-cpu-request", fl.cpuRequest, corev1.ResourceCPU, s.Requests},
+		{"--sidecar-memory-request", fl.memoryRequest, corev1.ResourceMemory, s.Requests},
+		{"--sidecar-ephemeral-storage-request", fl.ephemeralStorageRequest, corev1.ResourceEphemeralStorage, s.Requests},
+		{"--sidecar-cpu-limit", fl.cpuLimit, corev1.ResourceCPU, s.Limits},
+		{"--sidecar-memory-limit", fl.memoryLimit, corev1.ResourceMemory, s.Limits},
+		{"--sidecar-ephemeral-storage-limit", fl.ephemeralStorageLimit, corev1.ResourceEphemeralStorage, s.Limits},
+	} {
 		if q.value == "" {
 			continue
 		}
@@ -133,7 +148,7 @@ func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error)
 		if err != nil {
 			return s, fmt.Errorf("%s %q: %w", q.flag, q.value, err)
 		}
-		s.Requests[q.name] = v
+		q.into[q.name] = v
 	}
 	return s, s.Validate()
 }

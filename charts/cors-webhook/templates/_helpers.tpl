@@ -144,3 +144,12 @@ the namespaces the webhooks skip, whose PluginChains are ignored unless designat
 - --cluster-chain-namespaces={{ join "," (default (list .Release.Namespace) .Values.tenancy.clusterChainNamespaces) }}
 - --excluded-namespaces={{ join "," (uniq (append .Values.webhook.excludeNamespaces .Release.Namespace)) }}
 {{- end }}
+
+{{/* Ephemeral-storage request and limits of the injected containers, as serve flags. */}}
+{{- define "cors-webhook.sidecarResourceArgs" -}}
+{{- $r := .Values.injector.sidecar.resources -}}
+- --sidecar-ephemeral-storage-request={{ index $r.requests "ephemeral-storage" | default "" }}
+- --sidecar-cpu-limit={{ ($r.limits).cpu | default "" }}
+- --sidecar-memory-limit={{ ($r.limits).memory | default "" }}
+- --sidecar-ephemeral-storage-limit={{ index ($r.limits | default dict) "ephemeral-storage" | default "" }}
+{{- end }}
