@@ -48,6 +48,17 @@ const (
 	PortNameAdmin   = "cors-admin"
 )
 
+// Annotation size bounds. The API server refuses a pod whose annotations (keys and values)
+// exceed 256 KiB in total; the injector refuses, with a reason, to inject a pod that would
+// cross either bound below, so the pod is admitted without the sidecar rather than refused.
+const (
+	// MaxPolicyAnnotationBytes bounds the AnnotationPolicy value: half the API server's
+	// budget, leaving the rest to the pod's own annotations.
+	MaxPolicyAnnotationBytes = 128 * 1024
+	// MaxPodAnnotationsBytes is the API server's bound on all annotations of an object.
+	MaxPodAnnotationsBytes = 256 * 1024
+)
+
 // The sidecar's ports and admin endpoints.
 const (
 	// DefaultInboundPort is where redirected traffic reaches the proxy.

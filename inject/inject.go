@@ -52,17 +52,20 @@ const (
 	// Collision: a chain selects the pod, but a port, container or volume the injection needs
 	// is taken by the pod itself.
 	Collision Outcome = "collision"
+	// PolicyTooLarge: a chain selects the pod, but its policy annotation would exceed
+	// contract.MaxPolicyAnnotationBytes, or the pod's annotations the API server's bound.
+	PolicyTooLarge Outcome = "policy-too-large"
 )
 
 // Outcomes lists every outcome, for metrics that want all label values to exist from the start.
-var Outcomes = []Outcome{Injected, NotSelected, PluginNotDeclared, PodOptedOut, NamespaceOptedOut, AlreadyInjected, HostNetwork, MirrorPod, Windows, PodSecurity, Collision}
+var Outcomes = []Outcome{Injected, NotSelected, PluginNotDeclared, PodOptedOut, NamespaceOptedOut, AlreadyInjected, HostNetwork, MirrorPod, Windows, PodSecurity, Collision, PolicyTooLarge}
 
 // Impossible reports whether a chain selected the pod but it could not be injected. Those are
 // the outcomes a user must hear about (an event, a log line, a non-zero exit of the offline
 // command): the pod runs without the CORS behaviour its chain asks for.
 func (o Outcome) Impossible() bool {
 	switch o {
-	case HostNetwork, MirrorPod, Windows, PodSecurity, Collision:
+	case HostNetwork, MirrorPod, Windows, PodSecurity, Collision, PolicyTooLarge:
 		return true
 	}
 	return false
@@ -200,11 +203,18 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 		return out, nil
 	}
 
+	changes := in.changes(res)
+	if why := annotationsTooLarge(pod, changes); why != "" {
+		out := skipped(PolicyTooLarge, fmt.Sprintf("PluginChain %s selects the pod, but it cannot be injected: %s", chains, why))
+		out.Chains, out.Resolution = sel.chains, res
+		out.Reasons = append(out.Reasons, details...)
+		return out, nil
+	}
+
 	ports := "no port (cors-init left out)"
 	if len(res.RedirectPorts) > 0 {
 		ports = "port " + res.RedirectPortsValue()
 	}
-	changes := in.changes(res)
 	return Result{
 		Outcome:    Injected,
 		Changes:    changes,
@@ -248,6 +258,27 @@ func (in *Injector) triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clus
 		return skipped(NotSelected, "no PluginChain selects the pod with a CORS plugin in "+v1alpha1.ChainInboundHTTP), true, sel, ns, nil
 	}
 	return Result{}, false, sel, ns, nil
+}
+
+// annotationsTooLarge says why the injected pod's annotations would be too large, or "".
+func annotationsTooLarge(pod *corev1.Pod, c *Changes) string {
+	if n := len(c.Annotations[contract.AnnotationPolicy]); n > contract.MaxPolicyAnnotationBytes {
+		return fmt.Sprintf("its policy annotation %s would take %d bytes, more than the %d this injector writes (too many configured ports with large configs)",
+			contract.AnnotationPolicy, n, contract.MaxPolicyAnnotationBytes)
+	}
+	total := 0
+	for k, v := range pod.Annotations {
+		if _, ours := c.Annotations[k]; !ours {
+			total += len(k) + len(v)
+		}
+	}
+	for k, v := range c.Annotations {
+		total += len(k) + len(v)
+	}
+	if total > contract.MaxPodAnnotationsBytes {
+		return fmt.Sprintf("its annotations would take %d bytes with the policy, more than the API server's %d", total, contract.MaxPodAnnotationsBytes)
+	}
+	return ""
 }
 
 func skipped(o Outcome, why string) Result { return Result{Outcome: o, Reasons: []string{why}} }

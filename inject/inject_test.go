@@ -1092,3 +1092,60 @@ func TestInjectChangesOnlyItsFields(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectRefusesOversizedAnnotations: rather than produce a pod the API server refuses
+// (annotations over 256 KiB), the injector leaves the pod alone with a reason.
+func TestInjectRefusesOversizedAnnotations(t *testing.T) {
+	in := newInjector(t)
+	// A policy over MaxPolicyAnnotationBytes: one ~8 KiB config on the 20 ports of a Service.
+	var origins, ports, containerPorts strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&origins, "    - exact: https://host-%03d.%s.example\n", i, strings.Repeat("a", 50))
+	}
+	for i := range 20 {
+		fmt.Fprintf(&ports, "  - {name: p%d, port: %d, targetPort: %d}\n", i, 9000+i, 9000+i)
+		fmt.Fprintf(&containerPorts, "{containerPort: %d}, ", 9000+i)
+	}
+	bigConfig := `
+kind: PluginConfig
+apiVersion: plugin.flomesh.io/v1alpha1
+metadata: {name: big, namespace: pipy}
+spec:
+  plugin: cors-policy
+  destinationRefs: [{kind: Service, name: wide, namespace: pipy}]
+  config:
+    allowOrigins:
+` + origins.String()
+	wideService := `
+kind: Service
+apiVersion: v1
+metadata: {name: wide, namespace: pipy}
+spec:
+  selector: {app: pipy-ok}
+  ports:
+` + ports.String()
+	p := pod(t, `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {containers: [{name: app, image: app, ports: [`+strings.TrimSuffix(containerPorts.String(), ", ")+`]}]}`)
+	res := injectInto(t, in, p, append(slices.Clone(seed), bigConfig, wideService)...)
+	if res.Outcome != PolicyTooLarge || res.Pod != nil || !strings.Contains(strings.Join(res.Reasons, "\n"), "its policy annotation cors-webhook.io/policy would take") {
+		t.Errorf("20 ports x 8 KiB: outcome %s, reasons %q", res.Outcome, res.Reasons)
+	}
+	if !res.Outcome.Impossible() {
+		t.Error("PolicyTooLarge must be reported (event, warning)")
+	}
+
+	// A small policy on a pod whose own annotations nearly fill the API server's budget.
+	p = pod(t, podPipyV1)
+	p.Annotations = map[string]string{"example.com/blob": strings.Repeat("x", contract.MaxPodAnnotationsBytes-200)}
+	res = injectInto(t, in, p, seed...)
+	if res.Outcome != PolicyTooLarge || !strings.Contains(strings.Join(res.Reasons, "\n"), "more than the API server's 262144") {
+		t.Errorf("a nearly full pod: outcome %s, reasons %q", res.Outcome, res.Reasons)
+	}
+	// The same pod with room left is injected.
+	p.Annotations["example.com/blob"] = strings.Repeat("x", contract.MaxPodAnnotationsBytes-2000)
+	if res = injectInto(t, in, p, seed...); res.Outcome != Injected {
+		t.Errorf("a pod with room: outcome %s, reasons %q", res.Outcome, res.Reasons)
+	}
+}
