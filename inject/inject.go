@@ -124,11 +124,12 @@ type Result struct {
 	Reasons []string
 }
 
-// Injector injects pods according to fixed Settings. It holds no cluster state and is safe for
-// concurrent use.
+// Injector injects pods according to fixed Settings. It holds no cluster state but a cache of
+// compiled PluginConfigs by UID and resourceVersion, and is safe for concurrent use.
 type Injector struct {
 	settings  Settings
 	selection chains.Selection
+	configs   *configCache
 }
 
 // New returns an Injector for valid settings; zero ports and nil requests or limits take the
@@ -154,7 +155,7 @@ func New(s Settings) (*Injector, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("injector settings: %w", err)
 	}
-	return &Injector{settings: s, selection: chains.Selection{Plugins: chains.NewPlugins(s.CORSPlugins...), Tenancy: s.Tenancy}}, nil
+	return &Injector{settings: s, selection: chains.Selection{Plugins: chains.NewPlugins(s.CORSPlugins...), Tenancy: s.Tenancy}, configs: &configCache{}}, nil
 }
 
 // Settings returns the settings in effect (defaults applied).

@@ -1149,3 +1149,53 @@ spec: {containers: [{name: app, image: app, ports: [`+strings.TrimSuffix(contain
 		t.Errorf("a pod with room: outcome %s, reasons %q", res.Outcome, res.Reasons)
 	}
 }
+
+// TestCompiledConfigsAreCached: a PluginConfig is compiled once per resourceVersion, and an
+// update (a new resourceVersion) is seen by the next injection.
+func TestCompiledConfigsAreCached(t *testing.T) {
+	in := newInjector(t)
+	objs := objects(t, seed...)
+	var cfg *v1alpha1.PluginConfig
+	for _, o := range objs {
+		if pc, ok := o.(*v1alpha1.PluginConfig); ok {
+			cfg = pc
+		}
+	}
+	cfg.UID, cfg.ResourceVersion = "uid-1", "1"
+	snap := clusterstate.NewSnapshot(objs...)
+	ns, _ := snap.Namespace("pipy")
+	policy := func() string {
+		t.Helper()
+		res, err := in.Inject(pod(t, podPipyV1), ns, snap)
+		if err != nil || res.Outcome != Injected {
+			t.Fatalf("Inject: %v, %s %q", err, res.Outcome, res.Reasons)
+		}
+		return res.Pod.Annotations[contract.AnnotationPolicy]
+	}
+	first := policy()
+	policy()
+	if n := in.configs.compiles; n != 1 {
+		t.Errorf("two admissions compiled the config %d times, want 1", n)
+	}
+	if !strings.Contains(first, "http://www.aaa.com") {
+		t.Fatalf("policy %s", first)
+	}
+
+	// The update: same UID, a new resourceVersion, another origin.
+	cfg.ResourceVersion = "2"
+	cfg.Spec.Config.Raw = []byte(`{"allowOrigins":[{"exact":"https://updated.example"}]}`)
+	if got := policy(); !strings.Contains(got, "https://updated.example") || strings.Contains(got, "www.aaa.com") {
+		t.Errorf("after the update: policy %s", got)
+	}
+	if n := in.configs.compiles; n != 2 {
+		t.Errorf("compiled %d times after the update, want 2", n)
+	}
+
+	// Objects from files (no UID) are compiled every time.
+	cfg.UID = ""
+	policy()
+	policy()
+	if n := in.configs.compiles; n != 4 {
+		t.Errorf("compiled %d times without a UID, want 4", n)
+	}
+}
