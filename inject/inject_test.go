@@ -309,6 +309,22 @@ func TestInjectIsIdempotent(t *testing.T) {
 	}
 }
 
+// wideChain is a chain in namespace ns whose namespaceSelector {} selects every namespace,
+// for the pods labelled cors=yes (podWantingCORS).
+func wideChain(ns string) string {
+	return `
+kind: PluginChain
+metadata: {name: cluster-wide, namespace: ` + ns + `}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {namespaceSelector: {}, podSelector: {matchLabels: {cors: "yes"}}}`
+}
+
+const podWantingCORS = `
+kind: Pod
+metadata: {name: p, namespace: plain, labels: {cors: "yes"}}
+spec: {containers: [{name: app, image: app}]}`
+
 // TestInjectOutcomes pins which pods are injected and which are left alone, and why.
 func TestInjectOutcomes(t *testing.T) {
 	tests := []struct {
@@ -482,18 +498,10 @@ spec: {containers: [{name: app, image: app}]}`,
 			reason: "PluginChain plain/everything selects the pod",
 		},
 		{
-			name: "an empty namespaceSelector of a cluster-chain namespace reaches every namespace",
-			extra: []string{`
-kind: PluginChain
-metadata: {name: cluster-wide, namespace: ops}
-spec:
-  chains: [{name: inbound-http, plugins: [cors-policy]}]
-  selectors: {namespaceSelector: {}, podSelector: {matchLabels: {cors: "yes"}}}`},
-			pod: `
-kind: Pod
-metadata: {name: p, namespace: plain, labels: {cors: "yes"}}
-spec: {containers: [{name: app, image: app}]}`,
-			want: Injected,
+			name:  "an empty namespaceSelector of a cluster-chain namespace reaches every namespace",
+			extra: []string{wideChain("ops")},
+			pod:   podWantingCORS,
+			want:  Injected,
 		},
 		{
 			name: "namespaceSelector on the name label, which files do not carry",
@@ -510,18 +518,10 @@ spec: {containers: [{name: app, image: app}]}`,
 			want: Injected,
 		},
 		{
-			name: "a tenant's empty namespaceSelector reaches its own namespace only",
-			extra: []string{`
-kind: PluginChain
-metadata: {name: cluster-wide, namespace: pipy}
-spec:
-  chains: [{name: inbound-http, plugins: [cors-policy]}]
-  selectors: {namespaceSelector: {}, podSelector: {matchLabels: {cors: "yes"}}}`},
-			pod: `
-kind: Pod
-metadata: {name: p, namespace: plain, labels: {cors: "yes"}}
-spec: {containers: [{name: app, image: app}]}`,
-			want: NotSelected,
+			name:  "a tenant's empty namespaceSelector reaches its own namespace only",
+			extra: []string{wideChain("pipy")},
+			pod:   podWantingCORS,
+			want:  NotSelected,
 		},
 		{
 			name: "a chain of a skipped namespace is ignored",

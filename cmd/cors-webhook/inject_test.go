@@ -62,9 +62,8 @@ const webPodSpec = `
         image: web:1
         ports: [{name: web, containerPort: 8080}]`
 
-// Every kind with a pod template, plus documents that must pass through.
-var injectWorkloads = `
----
+// webPod is the Pod of Service web in namespace shop.
+const webPod = `
 apiVersion: v1
 kind: Pod
 metadata: {name: web, namespace: shop, labels: {app: web}}
@@ -73,7 +72,11 @@ spec:
   - name: web
     image: web:1
     ports: [{name: web, containerPort: 8080}]
----
+`
+
+// Every kind with a pod template, plus documents that must pass through.
+var injectWorkloads = `
+---` + webPod + `---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: shop}

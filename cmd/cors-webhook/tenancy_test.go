@@ -91,17 +91,7 @@ func TestOfflineTenancy(t *testing.T) {
 // workload that cannot be injected) and leaves the workload unchanged.
 func TestOfflineSkipsPodSecurityNamespaces(t *testing.T) {
 	manifests := strings.Replace(injectContext, "metadata: {name: shop, labels: {team: shop}}",
-		"metadata: {name: shop, labels: {team: shop, pod-security.kubernetes.io/enforce: baseline}}", 1) + `
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: shop, labels: {app: web}}
-spec:
-  containers:
-  - name: web
-    image: web:1
-    ports: [{name: web, containerPort: 8080}]
-`
+		"metadata: {name: shop, labels: {team: shop, pod-security.kubernetes.io/enforce: baseline}}", 1) + "---" + webPod
 	out, errOut, code := runCommand(t, manifests, "inject", "-f", "-")
 	if code != exitInvalid || strings.Contains(out, "cors-sidecar") || !strings.Contains(errOut, `pod-security`) ||
 		!strings.Contains(errOut, `namespace shop enforces Pod Security "baseline"`) {
