@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
@@ -1197,5 +1198,34 @@ func TestCompiledConfigsAreCached(t *testing.T) {
 	policy()
 	if n := in.configs.compiles; n != 4 {
 		t.Errorf("compiled %d times without a UID, want 4", n)
+	}
+}
+
+// BenchmarkResolveCompiledConfigs: Resolve of the seed pod with the seed's PluginConfig
+// (a regex, a prefix, an exact origin) compiled every time (no UID, as from files) and from
+// the cache (UID and resourceVersion, as in the server's informer cache).
+func BenchmarkResolveCompiledConfigs(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		uid  types.UID
+	}{{"compiled-every-time", ""}, {"cached", "uid-1"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			in := newInjector(b)
+			objs := objects(b, seed...)
+			for _, o := range objs {
+				if pc, ok := o.(*v1alpha1.PluginConfig); ok {
+					pc.UID, pc.ResourceVersion = tc.uid, "1"
+				}
+			}
+			snap := clusterstate.NewSnapshot(objs...)
+			ns, _ := snap.Namespace("pipy")
+			p := pod(b, podPipyV1)
+			b.ReportAllocs()
+			for b.Loop() {
+				if res, err := in.Resolve(p, ns, snap); err != nil || len(res.Policy.Ports) != 1 {
+					b.Fatalf("Resolve: %v", err)
+				}
+			}
+		})
 	}
 }
