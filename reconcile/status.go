@@ -46,6 +46,8 @@ type chainObservation struct {
 	corsPlugins, serverPlugins, undeclared []string
 	// invalid is the error of a selector that does not parse.
 	invalid string
+	// ignored: the webhooks skip the chain's namespace, so the chain is ignored (tenancy).
+	ignored bool
 	// namespaces are the namespaces its selectors reach, podNamespaces those of them with
 	// selected pods.
 	namespaces, podNamespaces []string
@@ -60,6 +62,10 @@ func chainStatus(o chainObservation) v1alpha1.PluginStatus {
 	if len(o.corsPlugins) == 0 {
 		return v1alpha1.PluginStatus{CurrentStatus: StatusIgnored, Reason: fmt.Sprintf(
 			"mounts no CORS plugin (%s) in %s: this server does not act on it", strings.Join(o.serverPlugins, ", "), v1alpha1.ChainInboundHTTP)}
+	}
+	if o.ignored {
+		return v1alpha1.PluginStatus{CurrentStatus: StatusIgnored, Reason: "its namespace is skipped by the webhooks (an excluded namespace, or labelled " + contract.LabelNamespaceInject + "=" + contract.NamespaceInjectDisabled +
+			"), so nothing validated it and it acts on no pod; only PluginChains of the cluster-chain namespaces may live there"}
 	}
 	if len(o.undeclared) == len(o.corsPlugins) {
 		return v1alpha1.PluginStatus{CurrentStatus: StatusPluginNotDeclared, Reason: fmt.Sprintf(

@@ -52,6 +52,9 @@ func TestChainStatus(t *testing.T) {
 				o.selected, o.never, o.podNamespaces = 3, map[inject.Outcome]int{inject.PodSecurity: 2, inject.Windows: 1}, []string{"pipy"}
 			}),
 			v1alpha1.PluginStatus{CurrentStatus: StatusNoMatch, Reason: "selects 3 pod(s) in namespace pipy: none can be injected (2 never injected: their namespace enforces Pod Security baseline or restricted; 1 never injected: Windows pods)"}},
+		{"a chain of a namespace the webhooks skip",
+			declared(func(o *chainObservation) { o.ignored = true }),
+			v1alpha1.PluginStatus{CurrentStatus: StatusIgnored, Reason: "its namespace is skipped by the webhooks (an excluded namespace, or labelled cors-webhook.io/inject=disabled), so nothing validated it and it acts on no pod; only PluginChains of the cluster-chain namespaces may live there"}},
 		{"only opted-out pods",
 			declared(func(o *chainObservation) { o.selected, o.optedOut, o.podNamespaces = 1, 1, []string{"pipy"} }),
 			v1alpha1.PluginStatus{CurrentStatus: StatusNoMatch, Reason: "selects 1 pod(s) in namespace pipy: none can be injected (1 opted out)"}},

@@ -124,7 +124,12 @@ func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.Plu
 		}
 	}
 	o.invalid = selectorError(chain)
-	if len(o.corsPlugins) == 0 || len(o.undeclared) == len(o.corsPlugins) || o.invalid != "" {
+	chainNS, err := s.reader.Namespace(chain.Namespace)
+	if err != nil {
+		return o, err
+	}
+	o.ignored = s.injector.Selection().IgnoresIn(chain, chainNS)
+	if len(o.corsPlugins) == 0 || len(o.undeclared) == len(o.corsPlugins) || o.invalid != "" || o.ignored {
 		return o, nil
 	}
 	namespaces, sel := chainScope(s.injector.Selection(), chain, s.reader)
