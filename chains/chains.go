@@ -8,6 +8,11 @@
 // everything; a selector that does not convert (metav1.LabelSelectorAsSelector fails) selects
 // nothing. A namespace always carries its kubernetes.io/metadata.name label, even when it was
 // read from a file without it.
+//
+// Tenancy: namespaces are tenants. A chain outside the admin-designated cluster-chain
+// namespaces acts only in its own namespace, whatever its namespaceSelector says (the
+// selector still filters). Chains in the namespaces the webhooks skip are ignored, unless
+// those namespaces are designated.
 package chains
 
 import (
@@ -19,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // DefaultPlugin is the CORS plugin name of the FSM guide, the default of --cors-plugins.
@@ -95,19 +101,99 @@ func (p Plugins) Mounts(c *v1alpha1.PluginChain) bool {
 	return false
 }
 
+// Tenancy says which namespaces' chains may reach pods of other namespaces, and which
+// namespaces' chains are ignored. The zero value designates no namespace and ignores none:
+// every chain acts in its own namespace only.
+type Tenancy struct {
+	// ClusterNamespaces are the admin-designated namespaces (--cluster-chain-namespaces) whose
+	// chains' namespaceSelectors may select other namespaces.
+	ClusterNamespaces []string
+	// SkippedNamespaces are the namespaces the webhooks are not called for (kube-system, the
+	// release namespace): nothing validates their chains, so those chains are ignored unless
+	// their namespace is also a cluster-chain namespace. (Namespaces labelled
+	// cors-webhook.io/inject=disabled are skipped too; see [Selection.IgnoresIn].)
+	SkippedNamespaces []string
+}
+
+// Reaches reports whether chains of namespace may select pods of other namespaces.
+func (t Tenancy) Reaches(namespace string) bool {
+	return slices.Contains(t.ClusterNamespaces, namespace)
+}
+
+// Ignores reports whether chains of namespace are ignored because the webhooks skip it.
+func (t Tenancy) Ignores(namespace string) bool {
+	return slices.Contains(t.SkippedNamespaces, namespace) && !t.Reaches(namespace)
+}
+
 // Selection is the rule that says which chain selects which pod, with the server-wide
 // settings it depends on. It is a value, so that a setting that changes the rule (for example
 // which namespaces may reach beyond themselves) is added here and reaches every caller.
 type Selection struct {
 	// Plugins are the CORS plugins.
 	Plugins Plugins
+	// Tenancy confines chains to their own namespace.
+	Tenancy Tenancy
+}
+
+// Confined reports whether c acts in its own namespace only, whatever its namespaceSelector
+// says: its namespace is not a cluster-chain namespace.
+func (s Selection) Confined(c *v1alpha1.PluginChain) bool { return !s.Tenancy.Reaches(c.Namespace) }
+
+// WouldReachFurther reports whether c's namespaceSelector selects some namespace of all other
+// than its own while c is confined to its own: the selector promises more than the chain does.
+// An empty selector always would.
+func (s Selection) WouldReachFurther(c *v1alpha1.PluginChain, all []*corev1.Namespace) bool {
+	nss := c.Spec.Selectors.NamespaceSelector
+	if nss == nil || !s.Confined(c) {
+		return false
+	}
+	if len(nss.MatchLabels) == 0 && len(nss.MatchExpressions) == 0 {
+		return true
+	}
+	for _, ns := range all {
+		if ns.Name != c.Namespace && selectorMatches(nss, NamespaceLabels(ns), false) {
+			return true
+		}
+	}
+	return false
+}
+
+// NamespaceSelector is the namespaceSelector the rule applies to c: its own, narrowed to its
+// own namespace (kubernetes.io/metadata.name) when c is confined; nil for none, which means
+// the chain's own namespace. For callers that reason about selectors rather than namespaces
+// (the overlap checks of validation).
+func (s Selection) NamespaceSelector(c *v1alpha1.PluginChain) *metav1.LabelSelector {
+	nss := c.Spec.Selectors.NamespaceSelector
+	if nss == nil || !s.Confined(c) {
+		return nss
+	}
+	out := nss.DeepCopy()
+	out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
+		Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{c.Namespace}})
+	return out
+}
+
+// Ignores reports whether c is ignored because the webhooks skip its namespace by name.
+func (s Selection) Ignores(c *v1alpha1.PluginChain) bool { return s.Tenancy.Ignores(c.Namespace) }
+
+// IgnoresIn reports whether c, living in namespace chainNS, is ignored: its namespace is
+// skipped by name, or labelled cors-webhook.io/inject=disabled (the webhooks skip it, so
+// nothing validated the chain).
+func (s Selection) IgnoresIn(c *v1alpha1.PluginChain, chainNS *corev1.Namespace) bool {
+	if s.Ignores(c) {
+		return true
+	}
+	return chainNS != nil && chainNS.Labels[contract.LabelNamespaceInject] == contract.NamespaceInjectDisabled
 }
 
 // Selects reports whether c's selectors select a pod with podLabels in namespace ns. It does
 // not allocate for chains that do not match, which is almost every chain for almost every pod.
 func (s Selection) Selects(c *v1alpha1.PluginChain, podLabels map[string]string, ns *corev1.Namespace) bool {
 	ps, nss := c.Spec.Selectors.PodSelector, c.Spec.Selectors.NamespaceSelector
-	if nss == nil && ns.Name != c.Namespace {
+	if ns.Name != c.Namespace && (nss == nil || s.Confined(c)) {
+		return false
+	}
+	if s.Ignores(c) {
 		return false
 	}
 	pods, nsLabels := labelSet(podLabels), NamespaceLabels(ns)
@@ -122,17 +208,26 @@ func (s Selection) Selects(c *v1alpha1.PluginChain, podLabels map[string]string,
 
 // SelectsNamespace reports whether c reaches pods of namespace ns at all.
 func (s Selection) SelectsNamespace(c *v1alpha1.PluginChain, ns *corev1.Namespace) bool {
+	if s.Ignores(c) {
+		return false
+	}
 	nss := c.Spec.Selectors.NamespaceSelector
-	if nss == nil {
-		return ns.Name == c.Namespace
+	if nss == nil || s.Confined(c) {
+		if ns.Name != c.Namespace {
+			return false
+		}
+		if nss == nil {
+			return true
+		}
 	}
 	return selectorMatches(nss, NamespaceLabels(ns), false)
 }
 
 // OwnNamespaceOnly reports whether c can select pods of its own namespace only, whatever the
-// labels of the namespaces: then its namespace is the one place to look for its pods.
+// labels of the namespaces: then its namespace is the one place to look for its pods. (Its
+// namespaceSelector, if any, still decides whether it selects that namespace.)
 func (s Selection) OwnNamespaceOnly(c *v1alpha1.PluginChain) bool {
-	return c.Spec.Selectors.NamespaceSelector == nil
+	return c.Spec.Selectors.NamespaceSelector == nil || s.Confined(c)
 }
 
 // Acts reports whether c acts on a pod: it mounts a CORS plugin in inbound-http and selects
@@ -147,12 +242,17 @@ type Compiled struct {
 	Chain *v1alpha1.PluginChain
 	// pods is nil for every pod; namespaces is nil for the chain's own namespace only.
 	pods, namespaces labels.Selector
+	// confined: the chain acts in its own namespace only (Tenancy), namespaces still filters.
+	confined bool
 }
 
-// Compile converts c's selectors. ok is false when one does not convert: such a chain selects
-// nothing.
+// Compile converts c's selectors. ok is false when one does not convert, or when the chain is
+// ignored ([Selection.Ignores]): such a chain selects nothing.
 func (s Selection) Compile(c *v1alpha1.PluginChain) (cc *Compiled, ok bool) {
-	cc = &Compiled{Chain: c}
+	if s.Ignores(c) {
+		return nil, false
+	}
+	cc = &Compiled{Chain: c, confined: s.Confined(c)}
 	var err error
 	if ps := c.Spec.Selectors.PodSelector; ps != nil {
 		if cc.pods, err = metav1.LabelSelectorAsSelector(ps); err != nil {
@@ -179,14 +279,19 @@ func (c *Compiled) SelectsPodLabels(podLabels map[string]string) bool {
 
 // SelectsNamespace is [Selection.SelectsNamespace] for the compiled chain.
 func (c *Compiled) SelectsNamespace(ns *corev1.Namespace) bool {
-	if c.namespaces == nil {
-		return ns.Name == c.Chain.Namespace
+	if c.namespaces == nil || c.confined {
+		if ns.Name != c.Chain.Namespace {
+			return false
+		}
+		if c.namespaces == nil {
+			return true
+		}
 	}
 	return c.namespaces.Matches(NamespaceLabels(ns))
 }
 
 // OwnNamespaceOnly is [Selection.OwnNamespaceOnly] for the compiled chain.
-func (c *Compiled) OwnNamespaceOnly() bool { return c.namespaces == nil }
+func (c *Compiled) OwnNamespaceOnly() bool { return c.namespaces == nil || c.confined }
 
 // PodSelector is the podSelector as a labels.Selector, for listing the chain's pods in one
 // namespace from a cache.
@@ -197,10 +302,16 @@ func (c *Compiled) PodSelector() labels.Selector {
 	return c.pods
 }
 
-// Namespaces returns the names of the namespaces in all that c reaches, sorted. A chain that
-// reaches only its own namespace names it whether or not all lists it.
+// Namespaces returns the names of the namespaces in all that c reaches, sorted. A chain
+// without a namespaceSelector names its own namespace whether or not all lists it; a confined
+// chain with one names its own namespace unless all lists it without the selector matching.
 func (c *Compiled) Namespaces(all []*corev1.Namespace) []string {
 	if c.OwnNamespaceOnly() {
+		for _, ns := range all {
+			if ns.Name == c.Chain.Namespace && !c.SelectsNamespace(ns) {
+				return nil
+			}
+		}
 		return []string{c.Chain.Namespace}
 	}
 	var out []string

@@ -59,7 +59,7 @@ func TestSelects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := chain(tc.chainNS, tc.pods, tc.namespaces)
-			s := Selection{}
+			s := Selection{Tenancy: Tenancy{ClusterNamespaces: []string{"ops"}}}
 			if got := s.Selects(c, pod, tc.ns); got != tc.want {
 				t.Errorf("Selects = %v, want %v", got, tc.want)
 			}
@@ -73,6 +73,94 @@ func TestSelects(t *testing.T) {
 				if got := reaches && compiled.PodSelector().Matches(labelSet(pod)); got != tc.want {
 					t.Errorf("Namespaces+PodSelector = %v, want %v", got, tc.want)
 				}
+			}
+		})
+	}
+}
+
+// TestTenancy: a chain outside the cluster-chain namespaces acts in its own namespace only,
+// whatever its namespaceSelector says, and the selector still filters; chains of skipped
+// namespaces are ignored unless designated.
+func TestTenancy(t *testing.T) {
+	empty := &metav1.LabelSelector{}
+	team := &metav1.LabelSelector{MatchLabels: map[string]string{"team": "x"}}
+	web := namespace("web", map[string]string{"team": "x"})
+	api := namespace("api", map[string]string{"team": "x"})
+	bare := namespace("bare", nil)
+	tenancy := Tenancy{ClusterNamespaces: []string{"ops", "cors-system"}, SkippedNamespaces: []string{"kube-system", "cors-system"}}
+	for _, tc := range []struct {
+		name       string
+		chainNS    string
+		namespaces *metav1.LabelSelector
+		ns         *corev1.Namespace
+		want       bool
+	}{
+		{name: "tenant, empty selector, own namespace", chainNS: "web", namespaces: empty, ns: web, want: true},
+		{name: "tenant, empty selector, other namespace", chainNS: "web", namespaces: empty, ns: api, want: false},
+		{name: "tenant, label selector, other matching namespace", chainNS: "web", namespaces: team, ns: api, want: false},
+		{name: "tenant, label selector, own namespace matches", chainNS: "web", namespaces: team, ns: web, want: true},
+		{name: "tenant, label selector filters own namespace", chainNS: "bare", namespaces: team, ns: bare, want: false},
+		{name: "tenant, nil selector, own namespace", chainNS: "web", ns: web, want: true},
+		{name: "designated, empty selector, other namespace", chainNS: "ops", namespaces: empty, ns: web, want: true},
+		{name: "designated, label selector, other namespace", chainNS: "ops", namespaces: team, ns: api, want: true},
+		{name: "designated, label selector filters", chainNS: "ops", namespaces: team, ns: bare, want: false},
+		{name: "designated, nil selector, other namespace", chainNS: "ops", ns: web, want: false},
+		{name: "skipped namespace, own namespace", chainNS: "kube-system", ns: namespace("kube-system", nil), want: false},
+		{name: "skipped namespace, empty selector", chainNS: "kube-system", namespaces: empty, ns: web, want: false},
+		{name: "skipped but designated namespace", chainNS: "cors-system", namespaces: empty, ns: web, want: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := chain(tc.chainNS, nil, tc.namespaces)
+			s := Selection{Tenancy: tenancy}
+			if got := s.Selects(c, nil, tc.ns); got != tc.want {
+				t.Errorf("Selects = %v, want %v", got, tc.want)
+			}
+			if got := s.SelectsNamespace(c, tc.ns); got != tc.want {
+				t.Errorf("SelectsNamespace = %v, want %v", got, tc.want)
+			}
+			compiled, ok := s.Compile(c)
+			if got := ok && compiled.Selects(nil, tc.ns); got != tc.want {
+				t.Errorf("Compiled.Selects = %v, want %v", got, tc.want)
+			}
+			if ok {
+				all := []*corev1.Namespace{web, api, bare}
+				if !slices.Contains(all, tc.ns) {
+					all = append(all, tc.ns)
+				}
+				if got := slices.Contains(compiled.Namespaces(all), tc.ns.Name); got != tc.want {
+					t.Errorf("Namespaces(%s) = %v, want %v", tc.ns.Name, compiled.Namespaces(all), tc.want)
+				}
+			}
+		})
+	}
+	// The zero value designates nothing: the rule of the safe default.
+	if (Selection{}).Selects(chain("web", nil, empty), nil, api) {
+		t.Error("zero Tenancy: a chain reaches another namespace")
+	}
+	disabled := namespace("ops", map[string]string{"cors-webhook.io/inject": "disabled"})
+	if s := (Selection{Tenancy: tenancy}); !s.IgnoresIn(chain("ops", nil, empty), disabled) || s.IgnoresIn(chain("ops", nil, empty), namespace("ops", nil)) {
+		t.Error("IgnoresIn: a chain of a namespace labelled inject=disabled must be ignored, and only that one")
+	}
+}
+
+func TestWouldReachFurther(t *testing.T) {
+	all := []*corev1.Namespace{namespace("web", map[string]string{"team": "x"}), namespace("api", map[string]string{"team": "y"})}
+	s := Selection{Tenancy: Tenancy{ClusterNamespaces: []string{"ops"}}}
+	for _, tc := range []struct {
+		name       string
+		chainNS    string
+		namespaces *metav1.LabelSelector
+		want       bool
+	}{
+		{name: "nil selector", chainNS: "web", want: false},
+		{name: "empty selector", chainNS: "web", namespaces: &metav1.LabelSelector{}, want: true},
+		{name: "selector of its own namespace only", chainNS: "web", namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "x"}}, want: false},
+		{name: "selector of another namespace", chainNS: "web", namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "y"}}, want: true},
+		{name: "designated namespace", chainNS: "ops", namespaces: &metav1.LabelSelector{}, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := s.WouldReachFurther(chain(tc.chainNS, nil, tc.namespaces), all); got != tc.want {
+				t.Errorf("WouldReachFurther = %v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -108,7 +196,7 @@ func BenchmarkSelectsMiss(b *testing.B) {
 	c := chain("ops", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "b"}}, &metav1.LabelSelector{})
 	ns := namespace("web", map[string]string{"team": "x"})
 	pod := map[string]string{"app": "a"}
-	s := Selection{}
+	s := Selection{Tenancy: Tenancy{ClusterNamespaces: []string{"ops"}}}
 	b.ReportAllocs()
 	for b.Loop() {
 		if s.Selects(c, pod, ns) {

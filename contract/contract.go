@@ -52,12 +52,24 @@ const (
 	PortNameAdmin   = "cors-admin"
 )
 
+// Annotation size bounds. The API server refuses a pod whose annotations (keys and values)
+// exceed 256 KiB in total; the injector refuses, with a reason, to inject a pod that would
+// cross either bound below, so the pod is admitted without the sidecar rather than refused.
+const (
+	// MaxPolicyAnnotationBytes bounds the AnnotationPolicy value: half the API server's
+	// budget, leaving the rest to the pod's own annotations.
+	MaxPolicyAnnotationBytes = 128 * 1024
+	// MaxPodAnnotationsBytes is the API server's bound on all annotations of an object.
+	MaxPodAnnotationsBytes = 256 * 1024
+)
+
 // The sidecar's ports and admin endpoints.
 const (
 	// DefaultInboundPort is where redirected traffic reaches the proxy.
 	DefaultInboundPort = 15003
-	// DefaultAdminPort serves the admin endpoints below and /metrics.
-	DefaultAdminPort = 15021
+	// DefaultAdminPort serves the admin endpoints below and /metrics. It is none of the ports
+	// Istio's sidecar reserves (15021 is its health port), so both can share a pod.
+	DefaultAdminPort = 15023
 	// ReadinessPath answers 200 once a policy is loaded, so the pod receives traffic only
 	// when the sidecar enforces its policy.
 	ReadinessPath = "/readyz"

@@ -38,3 +38,14 @@ func TestPortList(t *testing.T) {
 		t.Errorf("BadPort.Error() = %q", msg)
 	}
 }
+
+// TestDefaultPortsAvoidIstio: a pod may carry Istio's sidecar too; its reserved ports
+// (istio.io "Ports used by Istio") must stay free of ours.
+func TestDefaultPortsAvoidIstio(t *testing.T) {
+	istio := []int32{15000, 15001, 15004, 15006, 15008, 15010, 15012, 15014, 15017, 15020, 15021, 15053, 15090}
+	for name, p := range map[string]int32{"inbound": DefaultInboundPort, "admin": DefaultAdminPort} {
+		if slices.Contains(istio, p) {
+			t.Errorf("the default %s port %d is reserved by Istio", name, p)
+		}
+	}
+}

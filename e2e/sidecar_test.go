@@ -39,7 +39,7 @@ const (
 	sidecarPodIP     = "10.200.0.1"
 	sidecarPodIPv6   = "fd00:200::1"
 	sidecarProxyPort = "15003"
-	sidecarAdminPort = "15021"
+	sidecarAdminPort = "15023"
 	pipyBody         = "Hi, I am PIPY-OK v1!"
 )
 

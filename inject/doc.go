@@ -16,8 +16,12 @@
 //  2. chain matching: a PluginChain selects the pod by the rule of package chains (which
 //     validation and reconciliation share) and mounts a declared CORS plugin in inbound-http,
 //     through a [ChainIndex] when the Reader keeps one;
-//  3. idempotency: a pod that already has the cors-sidecar container is left alone;
-//  4. hostNetwork pods are never injected (redirecting the node's traffic is not ours to do);
+//  3. idempotency: a pod that already has the cors-sidecar container is left alone, unless
+//     what was added since (a reinvocation after another webhook) collides with the sidecar's
+//     ports or port names;
+//  4. pods that can never carry the sidecar ([Uninjectable]): hostNetwork (redirecting the
+//     node's traffic is not ours to do), mirror pods, Windows pods, and pods of namespaces
+//     enforcing Pod Security baseline or restricted;
 //  5. policy resolution: Services of the pod's namespace that select it, the PluginConfigs of the
 //     CORS plugin naming them, and each Service port's targetPort give the per-port policy;
 //  6. collision checks: the sidecar's ports, container and volume names must be free;

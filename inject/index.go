@@ -172,5 +172,5 @@ func (in *Injector) visitIndexed(e *indexedChain, podLabels map[string]string, n
 	if !e.Selects(podLabels, ns) {
 		return nil
 	}
-	return in.addChain(sel, e.Chain, r)
+	return in.addChain(sel, e.Chain, ns, r)
 }

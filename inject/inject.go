@@ -39,18 +39,71 @@ const (
 	// HostNetwork: a chain selects the pod, but it uses the node's network, which the
 	// redirect must not touch.
 	HostNetwork Outcome = "host-network"
+	// MirrorPod: a chain selects the pod, but it is the API server's mirror of a static pod
+	// (annotation kubernetes.io/config.mirror), which the kubelet runs from its own manifest.
+	MirrorPod Outcome = "mirror-pod"
+	// Windows: a chain selects the pod, but it runs on Windows (spec.os.name, or a
+	// kubernetes.io/os=windows nodeSelector); the sidecar and its nftables redirect are Linux.
+	Windows Outcome = "windows"
+	// PodSecurity: a chain selects the pod, but its namespace enforces the baseline or
+	// restricted Pod Security Standard, which would refuse the injected pod (cors-init runs as
+	// root with NET_ADMIN).
+	PodSecurity Outcome = "pod-security"
 	// Collision: a chain selects the pod, but a port, container or volume the injection needs
 	// is taken by the pod itself.
 	Collision Outcome = "collision"
+	// PolicyTooLarge: a chain selects the pod, but its policy annotation would exceed
+	// contract.MaxPolicyAnnotationBytes, or the pod's annotations the API server's bound.
+	PolicyTooLarge Outcome = "policy-too-large"
 )
 
 // Outcomes lists every outcome, for metrics that want all label values to exist from the start.
-var Outcomes = []Outcome{Injected, NotSelected, PluginNotDeclared, PodOptedOut, NamespaceOptedOut, AlreadyInjected, HostNetwork, Collision}
+var Outcomes = []Outcome{Injected, NotSelected, PluginNotDeclared, PodOptedOut, NamespaceOptedOut, AlreadyInjected, HostNetwork, MirrorPod, Windows, PodSecurity, Collision, PolicyTooLarge}
 
 // Impossible reports whether a chain selected the pod but it could not be injected. Those are
 // the outcomes a user must hear about (an event, a log line, a non-zero exit of the offline
 // command): the pod runs without the CORS behaviour its chain asks for.
-func (o Outcome) Impossible() bool { return o == HostNetwork || o == Collision }
+func (o Outcome) Impossible() bool {
+	switch o {
+	case HostNetwork, MirrorPod, Windows, PodSecurity, Collision, PolicyTooLarge:
+		return true
+	}
+	return false
+}
+
+// Pod Security admission's namespace label and the levels that refuse cors-init.
+const (
+	labelPodSecurityEnforce = "pod-security.kubernetes.io/enforce"
+	podSecurityPrivileged   = "privileged"
+)
+
+// Uninjectable says why pod, in namespace ns, can never carry the sidecar, judging from the
+// pod and its namespace (nil: unknown) alone, with the reason in words; "" when nothing stands
+// in the way.
+// Inject skips such pods and Day-2 reconciliation never rolls them: a rollout would only
+// produce pods that the API server refuses or that cannot run the sidecar.
+func Uninjectable(pod *corev1.Pod, ns *corev1.Namespace) (Outcome, string) {
+	switch {
+	case pod.Spec.HostNetwork:
+		return HostNetwork, "it uses hostNetwork: pods on the node's network are never injected"
+	case pod.Annotations[corev1.MirrorPodAnnotationKey] != "":
+		return MirrorPod, "it is the mirror of a static pod (annotation " + corev1.MirrorPodAnnotationKey + "): the kubelet runs it from its own manifest"
+	case pod.Spec.OS != nil && pod.Spec.OS.Name == corev1.Windows:
+		return Windows, "it runs on Windows (spec.os.name): the sidecar and its redirect are Linux-only"
+	case pod.Spec.NodeSelector[corev1.LabelOSStable] == string(corev1.Windows):
+		return Windows, "it runs on Windows (nodeSelector " + corev1.LabelOSStable + "=windows): the sidecar and its redirect are Linux-only"
+	}
+	if ns == nil {
+		return "", ""
+	}
+	if level, ok := ns.Labels[labelPodSecurityEnforce]; ok && level != podSecurityPrivileged {
+		// baseline and restricted forbid NET_ADMIN and root; an unknown value is treated as
+		// restricted by Pod Security admission, so it refuses cors-init too.
+		return PodSecurity, fmt.Sprintf("namespace %s enforces Pod Security %q (label %s), which refuses the injected cors-init (root, NET_ADMIN)",
+			ns.Name, level, labelPodSecurityEnforce)
+	}
+	return "", ""
+}
 
 // Result is the outcome of Inject for one pod.
 type Result struct {
@@ -71,14 +124,16 @@ type Result struct {
 	Reasons []string
 }
 
-// Injector injects pods according to fixed Settings. It holds no cluster state and is safe for
-// concurrent use.
+// Injector injects pods according to fixed Settings. It holds no cluster state but a cache of
+// compiled PluginConfigs by UID and resourceVersion, and is safe for concurrent use.
 type Injector struct {
 	settings  Settings
 	selection chains.Selection
+	configs   *configCache
 }
 
-// New returns an Injector for valid settings; zero ports and no requests take the defaults.
+// New returns an Injector for valid settings; zero ports and nil requests or limits take the
+// defaults.
 func New(s Settings) (*Injector, error) {
 	d := DefaultSettings()
 	if s.InboundPort == 0 {
@@ -90,12 +145,17 @@ func New(s Settings) (*Injector, error) {
 	if s.Requests == nil {
 		s.Requests = d.Requests
 	}
-	s.Requests = maps.Clone(s.Requests)
+	if s.Limits == nil {
+		s.Limits = d.Limits
+	}
+	s.Requests, s.Limits = maps.Clone(s.Requests), maps.Clone(s.Limits)
 	s.CORSPlugins = append([]string(nil), s.CORSPlugins...)
+	s.Tenancy.ClusterNamespaces = slices.Clone(s.Tenancy.ClusterNamespaces)
+	s.Tenancy.SkippedNamespaces = slices.Clone(s.Tenancy.SkippedNamespaces)
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("injector settings: %w", err)
 	}
-	return &Injector{settings: s, selection: chains.Selection{Plugins: chains.NewPlugins(s.CORSPlugins...)}}, nil
+	return &Injector{settings: s, selection: chains.Selection{Plugins: chains.NewPlugins(s.CORSPlugins...), Tenancy: s.Tenancy}, configs: &configCache{}}, nil
 }
 
 // Settings returns the settings in effect (defaults applied).
@@ -113,12 +173,21 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 	if err != nil || done {
 		return early, err
 	}
+	chains := strings.Join(sel.chains, ", ")
 	if hasContainer(pod, contract.ContainerSidecar) {
+		// A reinvocation (reinvocationPolicy: IfNeeded) after another webhook changed the
+		// pod: what it added must not take the sidecar's ports or port names, so the
+		// collision check runs before the pod is returned unchanged.
+		redirect, _ := contract.ParsePorts(pod.Annotations[contract.AnnotationRedirectPorts])
+		if collisions := in.collisions(pod, redirect, true); len(collisions) > 0 {
+			out := skipped(Collision, fmt.Sprintf("PluginChain %s selects the pod and it has the sidecar, but what was added since collides with it: %s", chains, strings.Join(collisions, "; ")))
+			out.Chains = sel.chains
+			return out, nil
+		}
 		return skipped(AlreadyInjected, "the pod already has the "+contract.ContainerSidecar+" container"), nil
 	}
-	chains := strings.Join(sel.chains, ", ")
-	if pod.Spec.HostNetwork {
-		out := skipped(HostNetwork, fmt.Sprintf("PluginChain %s selects the pod, but it uses hostNetwork: pods on the node's network are never injected", chains))
+	if never, why := Uninjectable(pod, ns); never != "" {
+		out := skipped(never, fmt.Sprintf("PluginChain %s selects the pod, but %s", chains, why))
 		out.Chains = sel.chains
 		return out, nil
 	}
@@ -128,8 +197,16 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 		return Result{}, err
 	}
 	details := append(append([]string(nil), res.Problems...), res.Notes...)
-	if collisions := in.collisions(pod, res.RedirectPorts); len(collisions) > 0 {
+	if collisions := in.collisions(pod, res.RedirectPorts, false); len(collisions) > 0 {
 		out := skipped(Collision, fmt.Sprintf("PluginChain %s selects the pod, but it cannot be injected: %s", chains, strings.Join(collisions, "; ")))
+		out.Chains, out.Resolution = sel.chains, res
+		out.Reasons = append(out.Reasons, details...)
+		return out, nil
+	}
+
+	changes := in.changes(res)
+	if why := annotationsTooLarge(pod, changes); why != "" {
+		out := skipped(PolicyTooLarge, fmt.Sprintf("PluginChain %s selects the pod, but it cannot be injected: %s", chains, why))
 		out.Chains, out.Resolution = sel.chains, res
 		out.Reasons = append(out.Reasons, details...)
 		return out, nil
@@ -139,7 +216,6 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 	if len(res.RedirectPorts) > 0 {
 		ports = "port " + res.RedirectPortsValue()
 	}
-	changes := in.changes(res)
 	return Result{
 		Outcome:    Injected,
 		Changes:    changes,
@@ -185,10 +261,32 @@ func (in *Injector) triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clus
 	return Result{}, false, sel, ns, nil
 }
 
+// annotationsTooLarge says why the injected pod's annotations would be too large, or "".
+func annotationsTooLarge(pod *corev1.Pod, c *Changes) string {
+	if n := len(c.Annotations[contract.AnnotationPolicy]); n > contract.MaxPolicyAnnotationBytes {
+		return fmt.Sprintf("its policy annotation %s would take %d bytes, more than the %d this injector writes (too many configured ports with large configs)",
+			contract.AnnotationPolicy, n, contract.MaxPolicyAnnotationBytes)
+	}
+	total := 0
+	for k, v := range pod.Annotations {
+		if _, ours := c.Annotations[k]; !ours {
+			total += len(k) + len(v)
+		}
+	}
+	for k, v := range c.Annotations {
+		total += len(k) + len(v)
+	}
+	if total > contract.MaxPodAnnotationsBytes {
+		return fmt.Sprintf("its annotations would take %d bytes with the policy, more than the API server's %d", total, contract.MaxPodAnnotationsBytes)
+	}
+	return ""
+}
+
 func skipped(o Outcome, why string) Result { return Result{Outcome: o, Reasons: []string{why}} }
 
-// collisions lists what the pod already uses that the injection needs.
-func (in *Injector) collisions(pod *corev1.Pod, redirect []int32) []string {
+// collisions lists what the pod already uses that the injection needs. With injected, the pod
+// carries the injection already: its own containers and volume are not collisions.
+func (in *Injector) collisions(pod *corev1.Pod, redirect []int32, injected bool) []string {
 	var out []string
 	ours := map[int32]string{in.settings.InboundPort: "inbound port (--inbound-port)", in.settings.AdminPort: "admin port (--admin-port)"}
 	for _, p := range redirect {
@@ -200,6 +298,9 @@ func (in *Injector) collisions(pod *corev1.Pod, redirect []int32) []string {
 		for i := range cs {
 			c := &cs[i]
 			if c.Name == contract.ContainerInit || c.Name == contract.ContainerSidecar {
+				if injected {
+					continue
+				}
 				out = append(out, "the pod already has a container named "+c.Name)
 			}
 			for _, p := range c.Ports {
@@ -215,7 +316,7 @@ func (in *Injector) collisions(pod *corev1.Pod, redirect []int32) []string {
 	visit(pod.Spec.InitContainers)
 	visit(pod.Spec.Containers)
 	for _, v := range pod.Spec.Volumes {
-		if v.Name == contract.VolumePolicy {
+		if v.Name == contract.VolumePolicy && !injected {
 			out = append(out, "the pod already has a volume named "+contract.VolumePolicy)
 		}
 	}
@@ -305,7 +406,7 @@ func (in *Injector) initContainer(redirect []int32) corev1.Container {
 		Image:           in.settings.SidecarImage,
 		ImagePullPolicy: in.settings.SidecarImagePullPolicy,
 		Args:            []string{"redirect", "--proxy-port", port(in.settings.InboundPort), "--ports", contract.FormatPorts(redirect)},
-		Resources:       corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()},
+		Resources:       in.resources(),
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser:                ptr.To[int64](0),
 			RunAsNonRoot:             ptr.To(false),
@@ -339,7 +440,7 @@ func (in *Injector) sidecarContainer() corev1.Container {
 			{Name: contract.PortNameInbound, ContainerPort: in.settings.InboundPort, Protocol: corev1.ProtocolTCP},
 			{Name: contract.PortNameAdmin, ContainerPort: in.settings.AdminPort, Protocol: corev1.ProtocolTCP},
 		},
-		Resources:      corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()},
+		Resources:      in.resources(),
 		VolumeMounts:   []corev1.VolumeMount{{Name: contract.VolumePolicy, MountPath: contract.PolicyDir, ReadOnly: true}},
 		StartupProbe:   &corev1.Probe{ProbeHandler: probe(contract.StartupPath), PeriodSeconds: 1, FailureThreshold: 30},
 		ReadinessProbe: &corev1.Probe{ProbeHandler: probe(contract.ReadinessPath), PeriodSeconds: 5, FailureThreshold: 3},
@@ -353,6 +454,15 @@ func (in *Injector) sidecarContainer() corev1.Container {
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
+}
+
+// resources are the requests and limits of each injected container.
+func (in *Injector) resources() corev1.ResourceRequirements {
+	r := corev1.ResourceRequirements{Requests: in.settings.Requests.DeepCopy()}
+	if len(in.settings.Limits) > 0 {
+		r.Limits = in.settings.Limits.DeepCopy()
+	}
+	return r
 }
 
 func port(p int32) string { return strconv.Itoa(int(p)) }

@@ -12,9 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/contract"
 )
@@ -152,6 +154,8 @@ func newInjector(t testing.TB) *Injector {
 	s.SidecarImagePullPolicy = corev1.PullIfNotPresent
 	// cors-policy-2 is a CORS plugin that the fixtures do not declare.
 	s.CORSPlugins = []string{"cors-policy", "cors-policy-2"}
+	// ops is the cluster-chain namespace; kube-system is skipped.
+	s.Tenancy = chains.Tenancy{ClusterNamespaces: []string{"ops"}, SkippedNamespaces: []string{"kube-system"}}
 	in, err := New(s)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +216,9 @@ func TestInjectSeed(t *testing.T) {
   image: example.com/cors-sidecar:test
   imagePullPolicy: IfNotPresent
   args: [redirect, --proxy-port, "15003", --ports, "8080"]
-  resources: {requests: {cpu: 10m, memory: 32Mi}}
+  resources:
+    requests: {cpu: 10m, memory: 32Mi, ephemeral-storage: 16Mi}
+    limits: {cpu: 500m, memory: 128Mi, ephemeral-storage: 64Mi}
   securityContext:
     runAsUser: 0
     runAsNonRoot: false
@@ -223,15 +229,17 @@ func TestInjectSeed(t *testing.T) {
 - name: cors-sidecar
   image: example.com/cors-sidecar:test
   imagePullPolicy: IfNotPresent
-  args: [proxy, --inbound-port, "15003", --admin-port, "15021", --policy-file, /etc/cors-webhook/policy.json]
+  args: [proxy, --inbound-port, "15003", --admin-port, "15023", --policy-file, /etc/cors-webhook/policy.json]
   restartPolicy: Always
   ports:
   - {name: cors-inbound, containerPort: 15003, protocol: TCP}
-  - {name: cors-admin, containerPort: 15021, protocol: TCP}
-  resources: {requests: {cpu: 10m, memory: 32Mi}}
+  - {name: cors-admin, containerPort: 15023, protocol: TCP}
+  resources:
+    requests: {cpu: 10m, memory: 32Mi, ephemeral-storage: 16Mi}
+    limits: {cpu: 500m, memory: 128Mi, ephemeral-storage: 64Mi}
   volumeMounts: [{name: cors-webhook-policy, mountPath: /etc/cors-webhook, readOnly: true}]
-  startupProbe: {httpGet: {path: /healthz, port: 15021}, periodSeconds: 1, failureThreshold: 30}
-  readinessProbe: {httpGet: {path: /readyz, port: 15021}, periodSeconds: 5, failureThreshold: 3}
+  startupProbe: {httpGet: {path: /healthz, port: 15023}, periodSeconds: 1, failureThreshold: 30}
+  readinessProbe: {httpGet: {path: /readyz, port: 15023}, periodSeconds: 5, failureThreshold: 3}
   securityContext:
     runAsUser: 65532
     runAsGroup: 65532
@@ -270,6 +278,26 @@ func TestInjectIsIdempotent(t *testing.T) {
 		t.Fatalf("second injection: outcome %s, pod %v", second.Outcome, second.Pod != nil)
 	}
 
+	// A reinvocation after another webhook added a container: its ports and port names are
+	// checked against the sidecar's before the pod is returned unchanged.
+	for _, added := range []corev1.Container{
+		{Name: "mesh-proxy", Ports: []corev1.ContainerPort{{ContainerPort: in.Settings().InboundPort}}},
+		{Name: "mesh-proxy", Ports: []corev1.ContainerPort{{Name: contract.PortNameAdmin, ContainerPort: 9999}}},
+	} {
+		changed := first.Pod.DeepCopy()
+		changed.Spec.Containers = append(changed.Spec.Containers, added)
+		res := injectInto(t, in, changed, seed...)
+		if res.Outcome != Collision || res.Pod != nil || !strings.Contains(strings.Join(res.Reasons, "\n"), "container mesh-proxy declares") {
+			t.Errorf("reinvocation with %+v: outcome %s, reasons %q", added.Ports, res.Outcome, res.Reasons)
+		}
+	}
+	// An unrelated addition is fine.
+	changed := first.Pod.DeepCopy()
+	changed.Spec.Containers = append(changed.Spec.Containers, corev1.Container{Name: "logger", Ports: []corev1.ContainerPort{{ContainerPort: 9999}}})
+	if res := injectInto(t, in, changed, seed...); res.Outcome != AlreadyInjected {
+		t.Errorf("reinvocation with an unrelated container: outcome %s, reasons %q", res.Outcome, res.Reasons)
+	}
+
 	// Reconciliation resolves injected pods: the sidecar's own ports change nothing.
 	snap := clusterstate.NewSnapshot(objects(t, seed...)...)
 	ns, _ := snap.Namespace("pipy")
@@ -281,6 +309,22 @@ func TestInjectIsIdempotent(t *testing.T) {
 		t.Errorf("Resolve of the injected pod: %s / %s", res.PolicyJSON, res.RedirectPortsValue())
 	}
 }
+
+// wideChain is a chain in namespace ns whose namespaceSelector {} selects every namespace,
+// for the pods labelled cors=yes (podWantingCORS).
+func wideChain(ns string) string {
+	return `
+kind: PluginChain
+metadata: {name: cluster-wide, namespace: ` + ns + `}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {namespaceSelector: {}, podSelector: {matchLabels: {cors: "yes"}}}`
+}
+
+const podWantingCORS = `
+kind: Pod
+metadata: {name: p, namespace: plain, labels: {cors: "yes"}}
+spec: {containers: [{name: app, image: app}]}`
 
 // TestInjectOutcomes pins which pods are injected and which are left alone, and why.
 func TestInjectOutcomes(t *testing.T) {
@@ -343,6 +387,71 @@ spec: {hostNetwork: true, containers: [{name: app, image: app}]}`,
 			reason: "PluginChain pipy/cors-policy-chain selects the pod, but it uses hostNetwork",
 		},
 		{
+			name: "mirror pod",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}, annotations: {kubernetes.io/config.mirror: abc}}
+spec: {containers: [{name: app, image: app}]}`,
+			want:   MirrorPod,
+			reason: "it is the mirror of a static pod",
+		},
+		{
+			name: "Windows pod by spec.os.name",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {os: {name: windows}, containers: [{name: app, image: app}]}`,
+			want:   Windows,
+			reason: "it runs on Windows (spec.os.name)",
+		},
+		{
+			name: "Windows pod by nodeSelector",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {nodeSelector: {kubernetes.io/os: windows}, containers: [{name: app, image: app}]}`,
+			want:   Windows,
+			reason: "nodeSelector kubernetes.io/os=windows",
+		},
+		{
+			name: "Linux pod by spec.os.name",
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {os: {name: linux}, nodeSelector: {kubernetes.io/os: linux}, containers: [{name: app, image: app}]}`,
+			want: Injected,
+		},
+		{
+			name:    "Pod Security enforce=baseline",
+			without: []string{nsPipy},
+			extra: []string{`
+kind: Namespace
+metadata: {name: pipy, labels: {openservicemesh.io/monitored-by: fsm, pod-security.kubernetes.io/enforce: baseline}}`},
+			pod:    podPipyV1,
+			want:   PodSecurity,
+			reason: `namespace pipy enforces Pod Security "baseline" (label pod-security.kubernetes.io/enforce), which refuses the injected cors-init`,
+		},
+		{
+			name:    "Pod Security enforce=restricted",
+			without: []string{nsPipy},
+			extra: []string{`
+kind: Namespace
+metadata: {name: pipy, labels: {openservicemesh.io/monitored-by: fsm, pod-security.kubernetes.io/enforce: restricted}}`},
+			pod:    podPipyV1,
+			want:   PodSecurity,
+			reason: `enforces Pod Security "restricted"`,
+		},
+		{
+			name:    "Pod Security enforce=privileged",
+			without: []string{nsPipy},
+			extra: []string{`
+kind: Namespace
+metadata: {name: pipy, labels: {openservicemesh.io/monitored-by: fsm, pod-security.kubernetes.io/enforce: privileged}}`},
+			pod:    podPipyV1,
+			want:   Injected,
+			reason: "",
+		},
+		{
 			name: "chain whose plugin is not declared",
 			extra: []string{`
 kind: PluginChain
@@ -390,24 +499,16 @@ spec: {containers: [{name: app, image: app}]}`,
 			reason: "PluginChain plain/everything selects the pod",
 		},
 		{
-			name: "an empty namespaceSelector reaches every namespace",
-			extra: []string{`
-kind: PluginChain
-metadata: {name: cluster-wide, namespace: pipy}
-spec:
-  chains: [{name: inbound-http, plugins: [cors-policy]}]
-  selectors: {namespaceSelector: {}, podSelector: {matchLabels: {cors: "yes"}}}`},
-			pod: `
-kind: Pod
-metadata: {name: p, namespace: plain, labels: {cors: "yes"}}
-spec: {containers: [{name: app, image: app}]}`,
-			want: Injected,
+			name:  "an empty namespaceSelector of a cluster-chain namespace reaches every namespace",
+			extra: []string{wideChain("ops")},
+			pod:   podWantingCORS,
+			want:  Injected,
 		},
 		{
 			name: "namespaceSelector on the name label, which files do not carry",
 			extra: []string{`
 kind: PluginChain
-metadata: {name: by-name, namespace: pipy}
+metadata: {name: by-name, namespace: ops}
 spec:
   chains: [{name: inbound-http, plugins: [cors-policy]}]
   selectors: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: plain}}}`},
@@ -416,6 +517,42 @@ kind: Pod
 metadata: {name: p, namespace: plain}
 spec: {containers: [{name: app, image: app}]}`,
 			want: Injected,
+		},
+		{
+			name:  "a tenant's empty namespaceSelector reaches its own namespace only",
+			extra: []string{wideChain("pipy")},
+			pod:   podWantingCORS,
+			want:  NotSelected,
+		},
+		{
+			name: "a chain of a skipped namespace is ignored",
+			extra: []string{`
+kind: PluginChain
+metadata: {name: cluster-wide, namespace: kube-system}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {namespaceSelector: {}}`},
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain}
+spec: {containers: [{name: app, image: app}]}`,
+			want: NotSelected,
+		},
+		{
+			name: "a cluster-chain namespace labelled inject=disabled is ignored",
+			extra: []string{`
+kind: Namespace
+metadata: {name: ops, labels: {cors-webhook.io/inject: disabled}}`, `
+kind: PluginChain
+metadata: {name: cluster-wide, namespace: ops}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {namespaceSelector: {}}`},
+			pod: `
+kind: Pod
+metadata: {name: p, namespace: plain}
+spec: {containers: [{name: app, image: app}]}`,
+			want: NotSelected,
 		},
 		{
 			name: "CORS plugin outside inbound-http, non-CORS plugin inside",
@@ -455,19 +592,19 @@ spec: {containers: [{name: app, image: app, ports: [{containerPort: 8080}, {cont
 kind: Pod
 metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
 spec:
-  initContainers: [{name: warmup, image: w, ports: [{containerPort: 15021}]}]
+  initContainers: [{name: warmup, image: w, ports: [{containerPort: 15023}]}]
   containers: [{name: app, image: app}]`,
 			want:   Collision,
-			reason: "container warmup declares port 15021, the sidecar's admin port (--admin-port)",
+			reason: "container warmup declares port 15023, the sidecar's admin port (--admin-port)",
 		},
 		{
 			name: "a redirected port is the sidecar's port",
 			pod: `
 kind: Pod
-metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}, annotations: {cors-webhook.io/inbound-ports: "9090,15021"}}
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}, annotations: {cors-webhook.io/inbound-ports: "9090,15023"}}
 spec: {containers: [{name: app, image: app}]}`,
 			want:   Collision,
-			reason: "port 15021 must be redirected, but it is the sidecar's admin port",
+			reason: "port 15023 must be redirected, but it is the sidecar's admin port",
 		},
 		{
 			name: "the pod has a container named cors-init",
@@ -517,7 +654,7 @@ spec: {containers: [{name: app, image: app, ports: [{name: cors-admin, container
 			if tt.reason != "" && !strings.Contains(strings.Join(res.Reasons, "\n"), tt.reason) {
 				t.Errorf("reasons do not say %q:\n%s", tt.reason, strings.Join(res.Reasons, "\n"))
 			}
-			if got := res.Outcome.Impossible(); got != (tt.want == HostNetwork || tt.want == Collision) {
+			if got := res.Outcome.Impossible(); got != slices.Contains([]Outcome{HostNetwork, MirrorPod, Windows, PodSecurity, Collision}, tt.want) {
 				t.Errorf("Impossible() = %v", got)
 			}
 			// Triage, from the metadata alone, either agrees or defers to Inject.
@@ -887,6 +1024,9 @@ func TestSettings(t *testing.T) {
 		{name: "same ports", modify: func(s *Settings) { s.AdminPort = s.InboundPort }, want: "must differ"},
 		{name: "negative request", modify: func(s *Settings) { s.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("-1")} }, want: "cpu request"},
 		{name: "no plugins", modify: func(s *Settings) { s.CORSPlugins = nil }, want: "plugin names"},
+		{name: "request above its limit", modify: func(s *Settings) { s.Requests[corev1.ResourceMemory] = resource.MustParse("1Gi") }, want: "the memory request 1Gi exceeds its limit 128Mi"},
+		{name: "zero limit", modify: func(s *Settings) { s.Limits[corev1.ResourceCPU] = resource.MustParse("0") }, want: "the cpu limit must be positive"},
+		{name: "no limits", modify: func(s *Settings) { s.Limits = corev1.ResourceList{} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -907,7 +1047,7 @@ func TestSettings(t *testing.T) {
 	}
 	s.CORSPlugins[0] = "changed"
 	got := in.Settings()
-	if got.InboundPort != 15003 || got.AdminPort != 15021 || got.Requests.Cpu().String() != "10m" || got.CORSPlugins[0] != "cors-policy" {
+	if got.InboundPort != 15003 || got.AdminPort != 15023 || got.Requests.Cpu().String() != "10m" || got.Limits.Memory().String() != "128Mi" || got.CORSPlugins[0] != "cors-policy" {
 		t.Errorf("settings %+v", got)
 	}
 	if got.SidecarImagePullPolicy != "" {
@@ -951,5 +1091,141 @@ func TestInjectChangesOnlyItsFields(t *testing.T) {
 		if diff := cmp.Diff(p, rest); diff != "" {
 			t.Errorf("the injection changed more than annotations, labels, init containers and volumes:\n%s", diff)
 		}
+	}
+}
+
+// TestInjectRefusesOversizedAnnotations: rather than produce a pod the API server refuses
+// (annotations over 256 KiB), the injector leaves the pod alone with a reason.
+func TestInjectRefusesOversizedAnnotations(t *testing.T) {
+	in := newInjector(t)
+	// A policy over MaxPolicyAnnotationBytes: one ~8 KiB config on the 20 ports of a Service.
+	var origins, ports, containerPorts strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&origins, "    - exact: https://host-%03d.%s.example\n", i, strings.Repeat("a", 50))
+	}
+	for i := range 20 {
+		fmt.Fprintf(&ports, "  - {name: p%d, port: %d, targetPort: %d}\n", i, 9000+i, 9000+i)
+		fmt.Fprintf(&containerPorts, "{containerPort: %d}, ", 9000+i)
+	}
+	bigConfig := `
+kind: PluginConfig
+apiVersion: plugin.flomesh.io/v1alpha1
+metadata: {name: big, namespace: pipy}
+spec:
+  plugin: cors-policy
+  destinationRefs: [{kind: Service, name: wide, namespace: pipy}]
+  config:
+    allowOrigins:
+` + origins.String()
+	wideService := `
+kind: Service
+apiVersion: v1
+metadata: {name: wide, namespace: pipy}
+spec:
+  selector: {app: pipy-ok}
+  ports:
+` + ports.String()
+	p := pod(t, `
+kind: Pod
+metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
+spec: {containers: [{name: app, image: app, ports: [`+strings.TrimSuffix(containerPorts.String(), ", ")+`]}]}`)
+	res := injectInto(t, in, p, append(slices.Clone(seed), bigConfig, wideService)...)
+	if res.Outcome != PolicyTooLarge || res.Pod != nil || !strings.Contains(strings.Join(res.Reasons, "\n"), "its policy annotation cors-webhook.io/policy would take") {
+		t.Errorf("20 ports x 8 KiB: outcome %s, reasons %q", res.Outcome, res.Reasons)
+	}
+	if !res.Outcome.Impossible() {
+		t.Error("PolicyTooLarge must be reported (event, warning)")
+	}
+
+	// A small policy on a pod whose own annotations nearly fill the API server's budget.
+	p = pod(t, podPipyV1)
+	p.Annotations = map[string]string{"example.com/blob": strings.Repeat("x", contract.MaxPodAnnotationsBytes-200)}
+	res = injectInto(t, in, p, seed...)
+	if res.Outcome != PolicyTooLarge || !strings.Contains(strings.Join(res.Reasons, "\n"), "more than the API server's 262144") {
+		t.Errorf("a nearly full pod: outcome %s, reasons %q", res.Outcome, res.Reasons)
+	}
+	// The same pod with room left is injected.
+	p.Annotations["example.com/blob"] = strings.Repeat("x", contract.MaxPodAnnotationsBytes-2000)
+	if res = injectInto(t, in, p, seed...); res.Outcome != Injected {
+		t.Errorf("a pod with room: outcome %s, reasons %q", res.Outcome, res.Reasons)
+	}
+}
+
+// TestCompiledConfigsAreCached: a PluginConfig is compiled once per resourceVersion, and an
+// update (a new resourceVersion) is seen by the next injection.
+func TestCompiledConfigsAreCached(t *testing.T) {
+	in := newInjector(t)
+	objs := objects(t, seed...)
+	var cfg *v1alpha1.PluginConfig
+	for _, o := range objs {
+		if pc, ok := o.(*v1alpha1.PluginConfig); ok {
+			cfg = pc
+		}
+	}
+	cfg.UID, cfg.ResourceVersion = "uid-1", "1"
+	snap := clusterstate.NewSnapshot(objs...)
+	ns, _ := snap.Namespace("pipy")
+	policy := func() string {
+		t.Helper()
+		res, err := in.Inject(pod(t, podPipyV1), ns, snap)
+		if err != nil || res.Outcome != Injected {
+			t.Fatalf("Inject: %v, %s %q", err, res.Outcome, res.Reasons)
+		}
+		return res.Pod.Annotations[contract.AnnotationPolicy]
+	}
+	first := policy()
+	policy()
+	if n := in.configs.compiles; n != 1 {
+		t.Errorf("two admissions compiled the config %d times, want 1", n)
+	}
+	if !strings.Contains(first, "http://www.aaa.com") {
+		t.Fatalf("policy %s", first)
+	}
+
+	// The update: same UID, a new resourceVersion, another origin.
+	cfg.ResourceVersion = "2"
+	cfg.Spec.Config.Raw = []byte(`{"allowOrigins":[{"exact":"https://updated.example"}]}`)
+	if got := policy(); !strings.Contains(got, "https://updated.example") || strings.Contains(got, "www.aaa.com") {
+		t.Errorf("after the update: policy %s", got)
+	}
+	if n := in.configs.compiles; n != 2 {
+		t.Errorf("compiled %d times after the update, want 2", n)
+	}
+
+	// Objects from files (no UID) are compiled every time.
+	cfg.UID = ""
+	policy()
+	policy()
+	if n := in.configs.compiles; n != 4 {
+		t.Errorf("compiled %d times without a UID, want 4", n)
+	}
+}
+
+// BenchmarkResolveCompiledConfigs: Resolve of the seed pod with the seed's PluginConfig
+// (a regex, a prefix, an exact origin) compiled every time (no UID, as from files) and from
+// the cache (UID and resourceVersion, as in the server's informer cache).
+func BenchmarkResolveCompiledConfigs(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		uid  types.UID
+	}{{"compiled-every-time", ""}, {"cached", "uid-1"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			in := newInjector(b)
+			objs := objects(b, seed...)
+			for _, o := range objs {
+				if pc, ok := o.(*v1alpha1.PluginConfig); ok {
+					pc.UID, pc.ResourceVersion = tc.uid, "1"
+				}
+			}
+			snap := clusterstate.NewSnapshot(objs...)
+			ns, _ := snap.Namespace("pipy")
+			p := pod(b, podPipyV1)
+			b.ReportAllocs()
+			for b.Loop() {
+				if res, err := in.Resolve(p, ns, snap); err != nil || len(res.Policy.Ports) != 1 {
+					b.Fatalf("Resolve: %v", err)
+				}
+			}
+		})
 	}
 }

@@ -49,14 +49,14 @@ func (in *Injector) selectChains(podLabels map[string]string, ns *corev1.Namespa
 		return sel, fmt.Errorf("listing the PluginChains with a namespaceSelector: %w", err)
 	}
 	for i, c := range slices.Concat(own, wide) {
-		// Chains of the namespace that may reach others are visited with the wide ones.
-		if i < len(own) && !in.selection.OwnNamespaceOnly(c) {
+		// Chains of the namespace with a namespaceSelector are visited with the wide ones.
+		if i < len(own) && c.Spec.Selectors.NamespaceSelector != nil {
 			continue
 		}
 		if !in.selection.Acts(c, podLabels, ns) {
 			continue
 		}
-		if err := in.addChain(&sel, c, r); err != nil {
+		if err := in.addChain(&sel, c, ns, r); err != nil {
 			return sel, err
 		}
 	}
@@ -76,8 +76,19 @@ func (s selection) sorted() selection {
 
 // addChain adds c, a chain that mounts a CORS plugin and selects the pod, to sel with the
 // CORS plugins it mounts that are declared.
-func (in *Injector) addChain(sel *selection, c *v1alpha1.PluginChain, r clusterstate.Reader) error {
+func (in *Injector) addChain(sel *selection, c *v1alpha1.PluginChain, podNS *corev1.Namespace, r clusterstate.Reader) error {
 	key := c.Namespace + "/" + c.Name
+	if c.Namespace != podNS.Name {
+		// A chain reaching in from a namespace the webhooks skip by its label is ignored (in
+		// its own namespace, the pod's namespace opt-out already applies).
+		chainNS, err := r.Namespace(c.Namespace)
+		if err != nil {
+			return fmt.Errorf("reading namespace %s: %w", c.Namespace, err)
+		}
+		if in.selection.IgnoresIn(c, chainNS) {
+			return nil
+		}
+	}
 	declared := false
 	for _, p := range in.selection.Plugins.InboundHTTP(c) {
 		plugin, err := r.Plugin(p)

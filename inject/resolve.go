@@ -163,7 +163,7 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 			key := pc.Namespace + "/" + pc.Name
 			pol, seen := compiled[key]
 			if !seen {
-				pol, err = compileConfig(pc)
+				pol, err = in.configs.compile(pc)
 				if err != nil {
 					res.Invalid = append(res.Invalid, InvalidConfig{Config: ConfigRef{Namespace: pc.Namespace, Name: pc.Name}, Error: err.Error()})
 					res.Problems = append(res.Problems, fmt.Sprintf("PluginConfig %s is invalid and is ignored: %v", key, err))

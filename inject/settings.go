@@ -3,6 +3,7 @@ package inject
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -18,6 +19,13 @@ const (
 	DefaultSidecarImage  = "ghcr.io/cors-webhook/cors-sidecar:latest"
 	DefaultCPURequest    = "10m"
 	DefaultMemoryRequest = "32Mi"
+	// DefaultEphemeralStorageRequest and the limits below bound each injected container, so
+	// that namespaces whose ResourceQuota or LimitRange covers limits.* admit injected pods.
+	// The sidecar holds no more than its policy in memory and writes only its logs.
+	DefaultEphemeralStorageRequest = "16Mi"
+	DefaultCPULimit                = "500m"
+	DefaultMemoryLimit             = "128Mi"
+	DefaultEphemeralStorageLimit   = "64Mi"
 	// SidecarUID is the user the sidecar runs as: non-root (distroless "nonroot"), so the
 	// container passes the restricted Pod Security Standard.
 	SidecarUID int64 = 65532
@@ -37,8 +45,13 @@ type Settings struct {
 	AdminPort int32
 	// Requests are the resource requests of both containers.
 	Requests corev1.ResourceList
+	// Limits are the resource limits of both containers; each must be at least its request.
+	Limits corev1.ResourceList
 	// CORSPlugins are the plugin names that mean CORS (the `--cors-plugins` flag).
 	CORSPlugins []string
+	// Tenancy confines chains to their own namespace unless they are in a cluster-chain
+	// namespace (`--cluster-chain-namespaces`), and ignores chains of skipped namespaces.
+	Tenancy chains.Tenancy
 }
 
 // DefaultSettings returns the settings the flags default to.
@@ -48,8 +61,14 @@ func DefaultSettings() Settings {
 		InboundPort:  contract.DefaultInboundPort,
 		AdminPort:    contract.DefaultAdminPort,
 		Requests: corev1.ResourceList{
-			corev1.ResourceCPU:    resource.MustParse(DefaultCPURequest),
-			corev1.ResourceMemory: resource.MustParse(DefaultMemoryRequest),
+			corev1.ResourceCPU:              resource.MustParse(DefaultCPURequest),
+			corev1.ResourceMemory:           resource.MustParse(DefaultMemoryRequest),
+			corev1.ResourceEphemeralStorage: resource.MustParse(DefaultEphemeralStorageRequest),
+		},
+		Limits: corev1.ResourceList{
+			corev1.ResourceCPU:              resource.MustParse(DefaultCPULimit),
+			corev1.ResourceMemory:           resource.MustParse(DefaultMemoryLimit),
+			corev1.ResourceEphemeralStorage: resource.MustParse(DefaultEphemeralStorageLimit),
 		},
 		CORSPlugins: []string{chains.DefaultPlugin},
 	}
@@ -78,9 +97,19 @@ func (s Settings) Validate() error {
 	if s.InboundPort == s.AdminPort {
 		errs = append(errs, fmt.Errorf("the inbound and admin ports must differ (both %d)", s.InboundPort))
 	}
-	for name, q := range s.Requests {
-		if q.Sign() < 0 {
+	for _, name := range slices.Sorted(maps.Keys(s.Requests)) {
+		if q := s.Requests[name]; q.Sign() < 0 {
 			errs = append(errs, fmt.Errorf("the %s request must not be negative", name))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Limits)) {
+		limit := s.Limits[name]
+		if limit.Sign() <= 0 {
+			errs = append(errs, fmt.Errorf("the %s limit must be positive", name))
+			continue
+		}
+		if req, ok := s.Requests[name]; ok && req.Cmp(limit) > 0 {
+			errs = append(errs, fmt.Errorf("the %s request %s exceeds its limit %s", name, req.String(), limit.String()))
 		}
 	}
 	if len(s.CORSPlugins) == 0 || slices.Contains(s.CORSPlugins, "") {

@@ -24,7 +24,7 @@ func TestTrimPodKeepsWhatTheReconcilersRead(t *testing.T) {
 			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 		},
 		Spec: corev1.PodSpec{
-			InitContainers: []corev1.Container{{Name: contract.ContainerSidecar, RestartPolicy: &always, Ports: []corev1.ContainerPort{{Name: "cors-admin", ContainerPort: 15021}}, Args: []string{"proxy"}}},
+			InitContainers: []corev1.Container{{Name: contract.ContainerSidecar, RestartPolicy: &always, Ports: []corev1.ContainerPort{{Name: "cors-admin", ContainerPort: 15023}}, Args: []string{"proxy"}}},
 			Containers: []corev1.Container{{Name: "app", Image: "web:1", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 				Env: []corev1.EnvVar{{Name: "A", Value: "b"}}}},
 			Volumes: []corev1.Volume{{Name: "data"}},

@@ -55,13 +55,16 @@ type podFacts struct {
 	// optedOut: the pod annotation cors-webhook.io/inject: "false" or the namespace label
 	// cors-webhook.io/inject=disabled. Such a pod gets no CORS, and is never rolled for it.
 	optedOut bool
-	// hostNetwork pods are never injected, so rolling them would not help.
-	hostNetwork bool
+	// never says why the pod is never injected (inject.Uninjectable: hostNetwork, a mirror or
+	// Windows pod, a namespace enforcing Pod Security), so rolling it would not help; "" when
+	// it can be.
+	never inject.Outcome
 }
 
 // factsOf reads the facts of pod, in namespace ns.
 func factsOf(pod *corev1.Pod, ns *corev1.Namespace) podFacts {
-	f := podFacts{injected: hasSidecar(&pod.Spec), hostNetwork: pod.Spec.HostNetwork}
+	f := podFacts{injected: hasSidecar(&pod.Spec)}
+	f.never, _ = inject.Uninjectable(pod, ns)
 	f.policy, f.hasPolicy = pod.Annotations[contract.AnnotationPolicy]
 	f.redirect, _ = contract.ParsePorts(pod.Annotations[contract.AnnotationRedirectPorts])
 	if v, ok := pod.Annotations[contract.AnnotationInject]; ok {
@@ -130,7 +133,7 @@ func planPod(f podFacts, res *inject.Resolution) podPlan {
 	var p podPlan
 	selected := res != nil && res.Selected && !f.optedOut
 	if !f.injected {
-		if selected && !f.hostNetwork {
+		if selected && f.never == "" {
 			p.roll = rollNotInjected
 		}
 		return p

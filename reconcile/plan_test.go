@@ -49,7 +49,9 @@ func TestPlanPod(t *testing.T) {
 		{name: "a selected pod that opted out is left alone",
 			facts: podFacts{optedOut: true}, res: seed, want: podPlan{}},
 		{name: "a selected hostNetwork pod is left alone: it would never be injected",
-			facts: podFacts{hostNetwork: true}, res: seed, want: podPlan{}},
+			facts: podFacts{never: inject.HostNetwork}, res: seed, want: podPlan{}},
+		{name: "a selected pod of a Pod Security baseline namespace is left alone: no rollout",
+			facts: podFacts{never: inject.PodSecurity}, res: seed, want: podPlan{}},
 		{name: "an injected pod in step needs nothing",
 			facts: podFacts{injected: true, policy: seed.PolicyJSON, hasPolicy: true, redirect: []int32{8080}}, res: seed,
 			want: podPlan{policy: seed.PolicyJSON}},
@@ -118,13 +120,27 @@ func TestFactsOf(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{contract.AnnotationRedirectPorts: " 8080, x, 0, 8080"}},
 				Spec:       corev1.PodSpec{HostNetwork: true},
 			},
-			want: podFacts{hostNetwork: true, redirect: []int32{8080}}},
+			want: podFacts{never: inject.HostNetwork, redirect: []int32{8080}}},
+		{name: "mirror pod",
+			pod:  &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{corev1.MirrorPodAnnotationKey: "x"}}},
+			want: podFacts{never: inject.MirrorPod}},
+		{name: "Windows pod",
+			pod:  &corev1.Pod{Spec: corev1.PodSpec{OS: &corev1.PodOS{Name: corev1.Windows}}},
+			want: podFacts{never: inject.Windows}},
+		{name: "namespace enforcing Pod Security baseline",
+			pod:  &corev1.Pod{},
+			ns:   &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"pod-security.kubernetes.io/enforce": "baseline"}}},
+			want: podFacts{never: inject.PodSecurity}},
+		{name: "namespace enforcing Pod Security privileged",
+			pod:  &corev1.Pod{},
+			ns:   &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"pod-security.kubernetes.io/enforce": "privileged"}}},
+			want: podFacts{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := factsOf(tc.pod, tc.ns)
 			if got.injected != tc.want.injected || got.policy != tc.want.policy || got.hasPolicy != tc.want.hasPolicy ||
-				!slices.Equal(got.redirect, tc.want.redirect) || got.optedOut != tc.want.optedOut || got.hostNetwork != tc.want.hostNetwork {
+				!slices.Equal(got.redirect, tc.want.redirect) || got.optedOut != tc.want.optedOut || got.never != tc.want.never {
 				t.Errorf("factsOf = %+v, want %+v", got, tc.want)
 			}
 		})

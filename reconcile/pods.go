@@ -293,7 +293,16 @@ func chainScope(sel chains.Selection, c *v1alpha1.PluginChain, r clusterstate.Re
 		return nil, labels.Nothing()
 	}
 	var all []*corev1.Namespace
-	if !compiled.OwnNamespaceOnly() {
+	if compiled.OwnNamespaceOnly() {
+		// Its namespaceSelector, if any, still decides whether it selects its own namespace.
+		ns, err := r.Namespace(c.Namespace)
+		if err != nil {
+			return nil, labels.Nothing()
+		}
+		if ns != nil {
+			all = []*corev1.Namespace{ns}
+		}
+	} else {
 		var err error
 		if all, err = r.Namespaces(); err != nil {
 			return nil, labels.Nothing()

@@ -30,7 +30,6 @@ import (
 //     exactly the pod's labels, conflicts with it.
 func TestOneSelectionRule(t *testing.T) {
 	const podNS, otherNS = "web", "ops"
-	podLabels := map[string]string{"app": "a"}
 	// As read from files: no kubernetes.io/metadata.name label; the rule adds it.
 	web := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podNS, Labels: map[string]string{"team": "x"}}}
 	ops := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: otherNS}}
@@ -41,20 +40,14 @@ func TestOneSelectionRule(t *testing.T) {
 		}
 		return s
 	}
-	podSelectors := []struct {
-		name string
-		sel  *metav1.LabelSelector
-	}{
+	podSelectors := []namedSelector{
 		{"nil", nil},
 		{"empty", labelsSel()},
 		{"app=a", labelsSel("app", "a")},
 		{"app=b", labelsSel("app", "b")},
 		{"app in (a,c)", &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"a", "c"}}}}},
 	}
-	nsSelectors := []struct {
-		name string
-		sel  *metav1.LabelSelector
-	}{
+	nsSelectors := []namedSelector{
 		{"nil", nil},
 		{"empty", labelsSel()},
 		{"team=x", labelsSel("team", "x")},
@@ -63,7 +56,22 @@ func TestOneSelectionRule(t *testing.T) {
 		{"metadata.name=ops", labelsSel(corev1.LabelMetadataName, otherNS)},
 	}
 	plugins := []string{"cors-policy", "cors-b"}
-	injector, err := inject.New(inject.Settings{SidecarImage: "img", CORSPlugins: plugins})
+	for _, tenancy := range []chains.Tenancy{{}, {ClusterNamespaces: []string{otherNS}}} {
+		t.Run(fmt.Sprintf("cluster-chain namespaces %v", tenancy.ClusterNamespaces), func(t *testing.T) {
+			testOneSelectionRule(t, tenancy, plugins, web, ops, podSelectors, nsSelectors)
+		})
+	}
+}
+
+type namedSelector = struct {
+	name string
+	sel  *metav1.LabelSelector
+}
+
+func testOneSelectionRule(t *testing.T, tenancy chains.Tenancy, plugins []string, web, ops *corev1.Namespace, podSelectors, nsSelectors []namedSelector) {
+	const podNS, otherNS = "web", "ops"
+	podLabels := map[string]string{"app": "a"}
+	injector, err := inject.New(inject.Settings{SidecarImage: "img", CORSPlugins: plugins, Tenancy: tenancy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +116,8 @@ func TestOneSelectionRule(t *testing.T) {
 
 					probe := &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: podNS, Name: "probe"}}
 					probe.Spec.Chains = []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"cors-policy"}}}
-					probe.Spec.Selectors.PodSelector = labelsSel("app", "a")
-					errs, _ := validate.PluginChainCreate(snap, probe, validate.Options{Plugins: chains.NewPlugins(plugins...)})
+					probe.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}}
+					errs, _ := validate.PluginChainCreate(snap, probe, validate.Options{Plugins: chains.NewPlugins(plugins...), Tenancy: tenancy})
 					conflict := slices.ContainsFunc(errs, func(e *field.Error) bool { return e.Origin == validate.OriginChainConflict })
 					if conflict != want {
 						t.Errorf("validate: conflict = %v (%v), chains says %v", conflict, errs, want)

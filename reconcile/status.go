@@ -2,12 +2,14 @@ package reconcile
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/contract"
+	"github.com/cors-webhook/cors-webhook/inject"
 )
 
 // Values of status.currentStatus of PluginChains and PluginConfigs: one word, what the object
@@ -44,12 +46,15 @@ type chainObservation struct {
 	corsPlugins, serverPlugins, undeclared []string
 	// invalid is the error of a selector that does not parse.
 	invalid string
+	// ignored: the webhooks skip the chain's namespace, so the chain is ignored (tenancy).
+	ignored bool
 	// namespaces are the namespaces its selectors reach, podNamespaces those of them with
 	// selected pods.
 	namespaces, podNamespaces []string
 	// Pods its selectors match: all active ones, those with the sidecar, and those that will
-	// not get it (opted out, hostNetwork).
-	selected, injected, optedOut, hostNetwork int
+	// not get it: opted out, or never injected, by why (inject.Uninjectable).
+	selected, injected, optedOut int
+	never                        map[inject.Outcome]int
 }
 
 // chainStatus says what a chain does now.
@@ -57,6 +62,10 @@ func chainStatus(o chainObservation) v1alpha1.PluginStatus {
 	if len(o.corsPlugins) == 0 {
 		return v1alpha1.PluginStatus{CurrentStatus: StatusIgnored, Reason: fmt.Sprintf(
 			"mounts no CORS plugin (%s) in %s: this server does not act on it", strings.Join(o.serverPlugins, ", "), v1alpha1.ChainInboundHTTP)}
+	}
+	if o.ignored {
+		return v1alpha1.PluginStatus{CurrentStatus: StatusIgnored, Reason: "its namespace is skipped by the webhooks (an excluded namespace, or labelled " + contract.LabelNamespaceInject + "=" + contract.NamespaceInjectDisabled +
+			"), so nothing validated it and it acts on no pod; only PluginChains of the cluster-chain namespaces may live there"}
 	}
 	if len(o.undeclared) == len(o.corsPlugins) {
 		return v1alpha1.PluginStatus{CurrentStatus: StatusPluginNotDeclared, Reason: fmt.Sprintf(
@@ -79,10 +88,12 @@ func chainStatus(o chainObservation) v1alpha1.PluginStatus {
 	if o.optedOut > 0 {
 		extra = append(extra, fmt.Sprintf("%d opted out", o.optedOut))
 	}
-	if o.hostNetwork > 0 {
-		extra = append(extra, fmt.Sprintf("%d on the host network (never injected)", o.hostNetwork))
+	never := 0
+	for _, why := range slices.Sorted(maps.Keys(o.never)) {
+		never += o.never[why]
+		extra = append(extra, fmt.Sprintf("%d never injected: %s", o.never[why], neverWords[why]))
 	}
-	waiting := o.selected - o.injected - o.optedOut - o.hostNetwork
+	waiting := o.selected - o.injected - o.optedOut - never
 	head := fmt.Sprintf("selects %d pod(s) in namespace %s", o.selected, names(o.podNamespaces))
 	if waiting > 0 {
 		return v1alpha1.PluginStatus{CurrentStatus: StatusPending, Reason: sentence(fmt.Sprintf(
@@ -93,6 +104,14 @@ func chainStatus(o chainObservation) v1alpha1.PluginStatus {
 	}
 	return v1alpha1.PluginStatus{CurrentStatus: StatusActive, Reason: sentence(fmt.Sprintf(
 		"%s: %d injected with %s", head, o.injected, strings.Join(minus(o.corsPlugins, o.undeclared), ", ")), extra)}
+}
+
+// neverWords say in a status reason why pods are never injected.
+var neverWords = map[inject.Outcome]string{
+	inject.HostNetwork: "on the host network",
+	inject.MirrorPod:   "mirror pods of static pods",
+	inject.Windows:     "Windows pods",
+	inject.PodSecurity: "their namespace enforces Pod Security baseline or restricted",
 }
 
 // configObservation is what the reconciler saw of one PluginConfig in the cache.

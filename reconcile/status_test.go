@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/inject"
 )
 
 func TestChainStatus(t *testing.T) {
@@ -43,9 +44,17 @@ func TestChainStatus(t *testing.T) {
 			v1alpha1.PluginStatus{CurrentStatus: StatusActive, Reason: "selects 2 pod(s) in namespace pipy: 2 injected with cors-policy"}},
 		{"opt-outs and host-network pods are counted apart",
 			declared(func(o *chainObservation) {
-				o.selected, o.injected, o.optedOut, o.hostNetwork, o.podNamespaces = 4, 2, 1, 1, []string{"pipy"}
+				o.selected, o.injected, o.optedOut, o.never, o.podNamespaces = 4, 2, 1, map[inject.Outcome]int{inject.HostNetwork: 1}, []string{"pipy"}
 			}),
-			v1alpha1.PluginStatus{CurrentStatus: StatusActive, Reason: "selects 4 pod(s) in namespace pipy: 2 injected with cors-policy (1 opted out; 1 on the host network (never injected))"}},
+			v1alpha1.PluginStatus{CurrentStatus: StatusActive, Reason: "selects 4 pod(s) in namespace pipy: 2 injected with cors-policy (1 opted out; 1 never injected: on the host network)"}},
+		{"pods never injected, by reason: no pending rollout",
+			declared(func(o *chainObservation) {
+				o.selected, o.never, o.podNamespaces = 3, map[inject.Outcome]int{inject.PodSecurity: 2, inject.Windows: 1}, []string{"pipy"}
+			}),
+			v1alpha1.PluginStatus{CurrentStatus: StatusNoMatch, Reason: "selects 3 pod(s) in namespace pipy: none can be injected (2 never injected: their namespace enforces Pod Security baseline or restricted; 1 never injected: Windows pods)"}},
+		{"a chain of a namespace the webhooks skip",
+			declared(func(o *chainObservation) { o.ignored = true }),
+			v1alpha1.PluginStatus{CurrentStatus: StatusIgnored, Reason: "its namespace is skipped by the webhooks (an excluded namespace, or labelled cors-webhook.io/inject=disabled), so nothing validated it and it acts on no pod; only PluginChains of the cluster-chain namespaces may live there"}},
 		{"only opted-out pods",
 			declared(func(o *chainObservation) { o.selected, o.optedOut, o.podNamespaces = 1, 1, []string{"pipy"} }),
 			v1alpha1.PluginStatus{CurrentStatus: StatusNoMatch, Reason: "selects 1 pod(s) in namespace pipy: none can be injected (1 opted out)"}},

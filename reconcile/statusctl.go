@@ -124,7 +124,12 @@ func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.Plu
 		}
 	}
 	o.invalid = selectorError(chain)
-	if len(o.corsPlugins) == 0 || len(o.undeclared) == len(o.corsPlugins) || o.invalid != "" {
+	chainNS, err := s.reader.Namespace(chain.Namespace)
+	if err != nil {
+		return o, err
+	}
+	o.ignored = s.injector.Selection().IgnoresIn(chain, chainNS)
+	if len(o.corsPlugins) == 0 || len(o.undeclared) == len(o.corsPlugins) || o.invalid != "" || o.ignored {
 		return o, nil
 	}
 	namespaces, sel := chainScope(s.injector.Selection(), chain, s.reader)
@@ -151,8 +156,11 @@ func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.Plu
 				o.injected++
 			case f.optedOut:
 				o.optedOut++
-			case f.hostNetwork:
-				o.hostNetwork++
+			case f.never != "":
+				if o.never == nil {
+					o.never = map[inject.Outcome]int{}
+				}
+				o.never[f.never]++
 			}
 		}
 		if found {
@@ -249,7 +257,7 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 			seen[pod.Name] = true
 			o.backing++
 			f := factsOf(pod, ns)
-			if f.optedOut || (f.hostNetwork && !f.injected) {
+			if f.optedOut || (f.never != "" && !f.injected) {
 				o.optedOut++
 				continue
 			}

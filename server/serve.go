@@ -129,6 +129,7 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 		return nil, err
 	}
 	opts.Validation.Plugins = injector.Selection().Plugins
+	opts.Validation.Tenancy = injector.Selection().Tenancy
 	for _, kind := range validate.Kinds {
 		register(webhook.ValidatePath(kind), webhook.NewValidator(decoder, kind, reader, opts.Validation))
 	}

@@ -29,8 +29,11 @@ func PluginChainCreate(r clusterstate.Reader, chain *v1alpha1.PluginChain, opts 
 	c := &collector{opts: opts}
 	c.validateMeta(&chain.ObjectMeta, true)
 	corsPlugin, ok := c.validateChains(r, chain)
-	if c.validateSelectors(chain) && ok && corsPlugin != "" {
-		c.checkChainConflicts(r, chain, corsPlugin)
+	if c.validateSelectors(chain) {
+		c.checkTenancy(r, chain)
+		if ok && corsPlugin != "" {
+			c.checkChainConflicts(r, chain, corsPlugin)
+		}
 	}
 	return c.result()
 }
@@ -152,6 +155,29 @@ func (c *collector) validateSelectors(chain *v1alpha1.PluginChain) bool {
 	return valid
 }
 
+// checkTenancy warns when a chain's namespaceSelector would reach other namespaces although
+// its namespace is not a cluster-chain namespace: the chain acts in its own namespace only.
+func (c *collector) checkTenancy(r clusterstate.Reader, chain *v1alpha1.PluginChain) {
+	sel := c.opts.selection()
+	if chain.Spec.Selectors.NamespaceSelector == nil || !sel.Confined(chain) {
+		return
+	}
+	path := field.NewPath("spec", "selectors", "namespaceSelector")
+	namespaces, err := r.Namespaces()
+	if err != nil {
+		c.add("", field.InternalError(path, err))
+		return
+	}
+	if sel.WouldReachFurther(chain, namespaces) {
+		designated := strings.Join(c.opts.Tenancy.ClusterNamespaces, ",")
+		if designated == "" {
+			designated = "none"
+		}
+		c.warn(path, "selects namespaces other than %q, but only PluginChains in the cluster-chain namespaces (%s) act beyond their own namespace: this chain acts in namespace %q only",
+			chain.Namespace, designated, chain.Namespace)
+	}
+}
+
 // chainScope is where a chain's pods can be, compiled for overlap checks.
 type chainScope struct {
 	namespace string       // the chain's own namespace, when it has no namespaceSelector
@@ -161,14 +187,15 @@ type chainScope struct {
 
 // compileScope compiles a chain's selectors; ok is false when they are invalid, in which case
 // the chain selects nothing (as a selector that fails to convert matches nothing).
-func compileScope(chain *v1alpha1.PluginChain) (chainScope, bool) {
+// The namespaceSelector is the one the tenancy rule applies (chains.Selection.NamespaceSelector).
+func compileScope(chain *v1alpha1.PluginChain, sel chains.Selection) (chainScope, bool) {
 	s := chainScope{namespace: chain.Namespace}
 	pods, err := compileSelector(chain.Spec.Selectors.PodSelector)
 	if err != nil {
 		return s, false
 	}
 	s.pods = pods
-	if ns := chain.Spec.Selectors.NamespaceSelector; ns != nil {
+	if ns := sel.NamespaceSelector(chain); ns != nil {
 		nsSel, err := compileSelector(ns)
 		if err != nil {
 			return s, false
@@ -205,7 +232,7 @@ type chainCheck struct {
 // namespaces, so the comparison of one candidate does not allocate in the common case (see
 // compare); only the reported chains get a witness.
 func (c *collector) checkChainConflicts(r clusterstate.Reader, chain *v1alpha1.PluginChain, corsPlugin string) {
-	scope, ok := compileScope(chain)
+	scope, ok := compileScope(chain, c.opts.selection())
 	if !ok || !scope.pods.satisfiable() || (scope.nsSel != nil && !scope.nsSel.satisfiable()) {
 		return // selects no pod at all: nothing to conflict with
 	}
@@ -313,7 +340,7 @@ func (cc *chainCheck) candidates() ([]*v1alpha1.PluginChain, error) {
 // inbound-http (hit), and whether one of its CORS plugins differs from this chain's (conflict).
 // It does not allocate unless a selector has matchExpressions.
 func (cc *chainCheck) compare(other *v1alpha1.PluginChain) (hit, conflict bool) {
-	if other.Namespace == cc.chain.Namespace && other.Name == cc.chain.Name {
+	if other.Namespace == cc.chain.Namespace && other.Name == cc.chain.Name || cc.opts.selection().Ignores(other) {
 		return false, false
 	}
 	hasCORS := false
@@ -338,7 +365,7 @@ func (cc *chainCheck) compare(other *v1alpha1.PluginChain) (hit, conflict bool) 
 // namespaceSelector reaches exactly its own namespace: its labels decide when it exists;
 // otherwise the namespace is only known by its kubernetes.io/metadata.name label.
 func (cc *chainCheck) namespacesOverlap(other *v1alpha1.PluginChain) bool {
-	theirs := other.Spec.Selectors.NamespaceSelector
+	theirs := cc.opts.selection().NamespaceSelector(other)
 	switch {
 	case cc.scope.nsSel == nil && theirs == nil:
 		return cc.scope.namespace == other.Namespace
@@ -358,7 +385,7 @@ func (cc *chainCheck) namespacesOverlap(other *v1alpha1.PluginChain) bool {
 // witness describes a pod both chains select: its labels and its namespace, preferring an
 // existing namespace.
 func (cc *chainCheck) witness(other *v1alpha1.PluginChain) (string, error) {
-	theirs, _ := compileScope(other)
+	theirs, _ := compileScope(other, cc.opts.selection())
 	_, podLabels := jointly(&cc.scope.pods, &theirs.pods, true)
 	pods := "any pod"
 	if len(podLabels) > 0 {

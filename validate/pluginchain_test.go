@@ -2,6 +2,7 @@ package validate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,17 +36,66 @@ func corsChain(t testing.TB, ns, name, plugin, podSelector, namespaceSelector st
 	return chainIn(t, ns, name, spec)
 }
 
-var twoCORSPlugins = Options{Plugins: chains.NewPlugins("cors-policy", "cors-b")}
+// twoCORSPlugins designates the fixtures' namespaces as cluster-chain namespaces, so that
+// chains reach across namespaces and the overlap checks across namespaces are exercised.
+var twoCORSPlugins = Options{Plugins: chains.NewPlugins("cors-policy", "cors-b"),
+	Tenancy: chains.Tenancy{ClusterNamespaces: []string{"pipy", "curl", "future", "plain"}}}
 
 func TestPluginChainSeed(t *testing.T) {
-	r := clusterstate.NewSnapshot(corsPlugin("cors-policy"), fsmNamespace("pipy"), fsmNamespace("curl"))
+	r := clusterstate.NewSnapshot(corsPlugin("cors-policy"), fsmNamespace("pipy"))
 	errs, warnings := PluginChainCreate(r, seedChain(t), Options{})
+	checkResult(t, errs, warnings, nil, nil, true)
+
+	// Another namespace of the mesh matches the seed's namespaceSelector, but pipy is not a
+	// cluster-chain namespace: the chain acts in pipy only, and says so.
+	r = clusterstate.NewSnapshot(corsPlugin("cors-policy"), fsmNamespace("pipy"), fsmNamespace("curl"))
+	errs, warnings = PluginChainCreate(r, seedChain(t), Options{})
+	checkResult(t, errs, warnings, nil, []string{`spec.selectors.namespaceSelector: selects namespaces other than "pipy", but only PluginChains in the cluster-chain namespaces (none) act beyond their own namespace`}, true)
+	opts := Options{Tenancy: chains.Tenancy{ClusterNamespaces: []string{"pipy"}}}
+	errs, warnings = PluginChainCreate(r, seedChain(t), opts)
 	checkResult(t, errs, warnings, nil, nil, true)
 
 	// Without the Plugin declared, the chain is accepted with a warning.
 	r = clusterstate.NewSnapshot(fsmNamespace("pipy"))
 	errs, warnings = PluginChainCreate(r, seedChain(t), Options{})
 	checkResult(t, errs, warnings, nil, []string{`spec.chains[0].plugins[0]: Plugin "cors-policy" is not declared`}, true)
+}
+
+// TestPluginChainTenancy: chains of tenants reach their own namespace only, so their
+// namespaceSelectors cannot make them conflict across namespaces; chains of skipped
+// namespaces conflict with nothing.
+func TestPluginChainTenancy(t *testing.T) {
+	opts := Options{Plugins: chains.NewPlugins("cors-policy", "cors-b"),
+		Tenancy: chains.Tenancy{ClusterNamespaces: []string{"ops"}, SkippedNamespaces: []string{"kube-system"}}}
+	base := []any{corsPlugin("cors-policy"), corsPlugin("cors-b"), fsmNamespace("pipy"), fsmNamespace("curl"), fsmNamespace("ops"), namespace("kube-system", nil)}
+	for _, tt := range []struct {
+		name     string
+		existing *v1alpha1.PluginChain
+		chain    *v1alpha1.PluginChain
+		errs     []wantErr
+		warnings []string
+	}{
+		{name: "two tenants with empty namespaceSelectors",
+			existing: corsChain(t, "curl", "other", "cors-b", "", "{}"),
+			chain:    corsChain(t, "pipy", "new", "cors-policy", "", "{}"),
+			warnings: []string{`spec.selectors.namespaceSelector: selects namespaces other than "pipy", but only PluginChains in the cluster-chain namespaces (ops) act beyond their own namespace: this chain acts in namespace "pipy" only`}},
+		{name: "a designated chain reaches the tenant",
+			existing: corsChain(t, "ops", "other", "cors-b", "", "{}"),
+			chain:    corsChain(t, "pipy", "new", "cors-policy", "", ""),
+			errs:     []wantErr{{"spec.selectors", `PluginChain ops/other`}}},
+		{name: "a tenant does not reach the designated namespace's pods from outside",
+			existing: corsChain(t, "curl", "other", "cors-b", "", "{}"),
+			chain:    corsChain(t, "ops", "new", "cors-policy", "", "{matchLabels: {kubernetes.io/metadata.name: pipy}}")},
+		{name: "a chain of a skipped namespace is ignored",
+			existing: corsChain(t, "kube-system", "other", "cors-b", "", "{}"),
+			chain:    corsChain(t, "pipy", "new", "cors-policy", "", "")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := clusterstate.NewSnapshot(append(slices.Clone(base), tt.existing)...)
+			errs, warnings := PluginChainCreate(r, tt.chain, opts)
+			checkResult(t, errs, warnings, tt.errs, tt.warnings, true)
+		})
+	}
 }
 
 func TestPluginChainRules(t *testing.T) {

@@ -29,6 +29,10 @@ type Options struct {
 	// Plugins are the CORS plugins (--cors-plugins); the zero value is the default set.
 	Plugins chains.Plugins
 
+	// Tenancy says which namespaces' chains may reach other namespaces
+	// (--cluster-chain-namespaces) and which are ignored.
+	Tenancy chains.Tenancy
+
 	// Strict turns the security warnings (risky origin matchers, the null origin, credentials
 	// for any origin) into errors (--strict).
 	Strict bool
@@ -36,7 +40,9 @@ type Options struct {
 
 // selection is the chain selection rule of these options, shared with injection and
 // reconciliation through package chains.
-func (o Options) selection() chains.Selection { return chains.Selection{Plugins: o.Plugins} }
+func (o Options) selection() chains.Selection {
+	return chains.Selection{Plugins: o.Plugins, Tenancy: o.Tenancy}
+}
 
 // Origins of errors: the rule that produced each error, for metrics (rejections by reason) and
 // tests. Errors without one of these come from generic checks (metadata, label selectors,

@@ -1,6 +1,6 @@
 // Command cors-sidecar is the image the cors-webhook injects into pods:
 //
-//	cors-sidecar proxy --inbound-port 15003 --admin-port 15021 --policy-file /etc/cors-webhook/policy.json [--upstream HOST:PORT]
+//	cors-sidecar proxy --inbound-port 15003 --admin-port 15023 --policy-file /etc/cors-webhook/policy.json [--upstream HOST:PORT]
 //	cors-sidecar redirect --proxy-port 15003 --ports 8080[,...] [--dry-run] [--cleanup]
 //
 // "proxy" is the native sidecar container: the CORS proxy in front of the application.
@@ -87,7 +87,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "cors-sidecar",
 		Short: "The CORS sidecar of cors-webhook: the proxy and the redirect of the injected pods",
-		Example: `  cors-sidecar proxy    --policy-file FILE [--inbound-port 15003] [--admin-port 15021] [--upstream HOST:PORT]
+		Example: `  cors-sidecar proxy    --policy-file FILE [--inbound-port 15003] [--admin-port 15023] [--upstream HOST:PORT]
   cors-sidecar redirect --ports PORT[,PORT...] [--proxy-port 15003] [--dry-run] [--cleanup]
   cors-sidecar version`,
 		SilenceUsage:  true,

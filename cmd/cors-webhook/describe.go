@@ -204,8 +204,19 @@ func describePod(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader, i
 		}
 		seen[key] = true
 		cd := chainDescription{Name: key, Plugins: sel.Plugins.InboundHTTP(c), Selects: sel.Selects(c, pod.Labels, ns)}
+		chainNS, err := r.Namespace(c.Namespace)
+		if err != nil {
+			return nil, err
+		}
 		switch {
-		case !sel.SelectsNamespace(c, ns) && sel.OwnNamespaceOnly(c):
+		case sel.Ignores(c):
+			cd.Why = "namespace " + c.Namespace + " is excluded from the webhooks (--excluded-namespaces), so its PluginChains are ignored"
+		case c.Namespace != ns.Name && sel.IgnoresIn(c, chainNS):
+			cd.Selects = false
+			cd.Why = "namespace " + c.Namespace + " opts out of the webhooks with the label " + contract.LabelNamespaceInject + "=" + contract.NamespaceInjectDisabled + ", so its PluginChains are ignored"
+		case c.Namespace != ns.Name && c.Spec.Selectors.NamespaceSelector != nil && sel.Confined(c):
+			cd.Why = "namespace " + c.Namespace + " is not a cluster-chain namespace (--cluster-chain-namespaces), so it selects pods of its own namespace only, whatever its namespaceSelector says"
+		case !sel.SelectsNamespace(c, ns) && sel.OwnNamespaceOnly(c) && c.Spec.Selectors.NamespaceSelector == nil:
 			cd.Why = "it has no namespaceSelector, so it selects pods of its own namespace only"
 		case !sel.SelectsNamespace(c, ns):
 			cd.Why = "its namespaceSelector does not select namespace " + ns.Name

@@ -39,7 +39,8 @@ do not run the webhook (GitOps), and to see what the webhook would do.
 What happened to each workload is reported on standard error.
 
 Exit status: 0 when every selected workload was injected, 1 when a PluginChain selects a workload
-that cannot be injected (a port collision, hostNetwork) or when the CORS inputs are invalid or
+that cannot be injected (a port collision, hostNetwork, a mirror or Windows pod, a namespace
+enforcing Pod Security baseline or restricted) or when the CORS inputs are invalid or
 conflicting, 2 when the input cannot be read or parsed, or on a usage error.`,
 		Example: `  cors-webhook inject -f manifests/ > injected.yaml
   kubectl kustomize overlays/prod | cors-webhook inject -f - --sidecar-image registry.example/cors-sidecar:v1 | kubectl apply -f -`,
@@ -80,6 +81,9 @@ type injectorFlags struct {
 	adminPort     int32
 	cpuRequest    string
 	memoryRequest string
+	// The ephemeral-storage request and the limits; "" leaves the resource out.
+	ephemeralStorageRequest, cpuLimit, memoryLimit, ephemeralStorageLimit string
+	tenancy                                                               tenancyFlags
 }
 
 // addInjectorFlags registers the injector flags on f.
@@ -90,6 +94,11 @@ func addInjectorFlags(f *pflag.FlagSet, fl *injectorFlags) {
 	f.Int32Var(&fl.adminPort, "admin-port", contract.DefaultAdminPort, "port of the sidecar's readiness endpoint; must not be used by the application")
 	f.StringVar(&fl.cpuRequest, "sidecar-cpu-request", inject.DefaultCPURequest, "CPU request of each injected container")
 	f.StringVar(&fl.memoryRequest, "sidecar-memory-request", inject.DefaultMemoryRequest, "memory request of each injected container")
+	f.StringVar(&fl.ephemeralStorageRequest, "sidecar-ephemeral-storage-request", inject.DefaultEphemeralStorageRequest, `ephemeral-storage request of each injected container ("" for none)`)
+	f.StringVar(&fl.cpuLimit, "sidecar-cpu-limit", inject.DefaultCPULimit, `CPU limit of each injected container ("" for none)`)
+	f.StringVar(&fl.memoryLimit, "sidecar-memory-limit", inject.DefaultMemoryLimit, `memory limit of each injected container ("" for none)`)
+	f.StringVar(&fl.ephemeralStorageLimit, "sidecar-ephemeral-storage-limit", inject.DefaultEphemeralStorageLimit, `ephemeral-storage limit of each injected container ("" for none)`)
+	addTenancyFlags(f, &fl.tenancy)
 }
 
 // defaultSidecarImage is the sidecar image of the same release as this binary.
@@ -121,12 +130,22 @@ func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error)
 		InboundPort:            fl.inboundPort,
 		AdminPort:              fl.adminPort,
 		Requests:               corev1.ResourceList{},
+		Limits:                 corev1.ResourceList{},
 		CORSPlugins:            corsPlugins,
+		Tenancy:                fl.tenancy.tenancy(),
 	}
 	for _, q := range []struct {
 		flag, value string
 		name        corev1.ResourceName
-	}{{"--sidecar-cpu-request", fl.cpuRequest, corev1.ResourceCPU}, {"--sidecar-memory-request", fl.memoryRequest, corev1.ResourceMemory}} {
+		into        corev1.ResourceList
+	}{
+		{"--sidecar-cpu-request", fl.cpuRequest, corev1.ResourceCPU, s.Requests},
+		{"--sidecar-memory-request", fl.memoryRequest, corev1.ResourceMemory, s.Requests},
+		{"--sidecar-ephemeral-storage-request", fl.ephemeralStorageRequest, corev1.ResourceEphemeralStorage, s.Requests},
+		{"--sidecar-cpu-limit", fl.cpuLimit, corev1.ResourceCPU, s.Limits},
+		{"--sidecar-memory-limit", fl.memoryLimit, corev1.ResourceMemory, s.Limits},
+		{"--sidecar-ephemeral-storage-limit", fl.ephemeralStorageLimit, corev1.ResourceEphemeralStorage, s.Limits},
+	} {
 		if q.value == "" {
 			continue
 		}
@@ -134,7 +153,7 @@ func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error)
 		if err != nil {
 			return s, fmt.Errorf("%s %q: %w", q.flag, q.value, err)
 		}
-		s.Requests[q.name] = v
+		q.into[q.name] = v
 	}
 	return s, s.Validate()
 }

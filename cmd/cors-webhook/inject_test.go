@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/cors-webhook/cors-webhook/contract"
@@ -61,9 +62,8 @@ const webPodSpec = `
         image: web:1
         ports: [{name: web, containerPort: 8080}]`
 
-// Every kind with a pod template, plus documents that must pass through.
-var injectWorkloads = `
----
+// webPod is the Pod of Service web in namespace shop.
+const webPod = `
 apiVersion: v1
 kind: Pod
 metadata: {name: web, namespace: shop, labels: {app: web}}
@@ -72,7 +72,11 @@ spec:
   - name: web
     image: web:1
     ports: [{name: web, containerPort: 8080}]
----
+`
+
+// Every kind with a pod template, plus documents that must pass through.
+var injectWorkloads = `
+---` + webPod + `---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: shop}
@@ -263,7 +267,7 @@ spec:
   selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: web:1, ports: [{name: web, containerPort: 8080}, {containerPort: 15021}]}]}`
+    spec: {containers: [{name: web, image: web:1, ports: [{name: web, containerPort: 8080}, {containerPort: 15023}]}]}`
 	noNamespace := `
 apiVersion: apps/v1
 kind: Deployment
@@ -285,7 +289,7 @@ spec:
 		{name: "--namespace places namespace-less objects", stdin: noNamespace, args: []string{"-f", ctxFile, "-f", "-", "-n", "shop"}, code: exitOK, stderr: "Deployment shop/web: injected"},
 		{name: "default namespace", stdin: noNamespace, args: []string{"-f", ctxFile, "-f", "-"}, code: exitOK, stderr: "Deployment default/web: not injected (not-selected)"},
 		{name: "port collision", stdin: collide, args: []string{"-f", ctxFile, "-f", "-"}, code: exitInvalid,
-			stderr: "container web declares port 15021, the sidecar's admin port", stdout: "name: web"},
+			stderr: "container web declares port 15023, the sidecar's admin port", stdout: "name: web"},
 		{name: "custom admin port avoids it", stdin: collide, args: []string{"-f", ctxFile, "-f", "-", "--admin-port", "15090"}, code: exitOK, stdout: "15090"},
 		{name: "conflicting configs", stdin: `
 apiVersion: plugin.flomesh.io/v1alpha1
@@ -299,7 +303,7 @@ spec:
 		{name: "unreadable file", args: []string{"-f", filepath.Join(dir, "missing.yaml")}, code: exitUsage, stderr: "missing.yaml"},
 		{name: "no input", args: nil, code: exitUsage, stderr: "no input"},
 		{name: "bad YAML", stdin: "kind: [", args: []string{"-f", "-"}, code: exitUsage},
-		{name: "bad port flag", stdin: injectContext, args: []string{"-f", "-", "--inbound-port", "15021"}, code: exitUsage, stderr: "must differ"},
+		{name: "bad port flag", stdin: injectContext, args: []string{"-f", "-", "--inbound-port", "15023"}, code: exitUsage, stderr: "must differ"},
 		{name: "bad quantity", stdin: injectContext, args: []string{"-f", "-", "--sidecar-memory-request", "lots"}, code: exitUsage, stderr: "--sidecar-memory-request"},
 		{name: "bad pull policy", stdin: injectContext, args: []string{"-f", "-", "--sidecar-image-pull-policy", "Sometimes"}, code: exitUsage, stderr: "Sometimes"},
 	}
@@ -335,5 +339,31 @@ func TestInjectorFlagsMatchTheDefaults(t *testing.T) {
 	if got.SidecarImage != want.SidecarImage || got.SidecarImagePullPolicy != "" || got.InboundPort != want.InboundPort || got.AdminPort != want.AdminPort ||
 		!got.Requests.Cpu().Equal(*want.Requests.Cpu()) || !got.Requests.Memory().Equal(*want.Requests.Memory()) {
 		t.Errorf("flag defaults %+v, inject defaults %+v", got, want)
+	}
+	for _, l := range []struct {
+		name      string
+		got, want corev1.ResourceList
+	}{{"requests", got.Requests, want.Requests}, {"limits", got.Limits, want.Limits}} {
+		if len(l.got) != len(l.want) {
+			t.Errorf("%s: flags %v, defaults %v", l.name, l.got, l.want)
+		}
+		for r, q := range l.want {
+			if g, ok := l.got[r]; !ok || !g.Equal(q) {
+				t.Errorf("%s %s: flag default %v, inject default %v", l.name, r, l.got[r], q.String())
+			}
+		}
+	}
+	// "" leaves a limit out; a request above its limit is a usage error.
+	if err := fs.Parse([]string{"--sidecar-cpu-limit="}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := flags.settings([]string{"cors-policy"}); err != nil || got.Limits.Cpu().Sign() != 0 || len(got.Limits) != 2 {
+		t.Errorf("--sidecar-cpu-limit='': %v, limits %v", err, got.Limits)
+	}
+	if err := fs.Parse([]string{"--sidecar-memory-request=1Gi"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := flags.settings([]string{"cors-policy"}); err == nil || !strings.Contains(err.Error(), "exceeds its limit") {
+		t.Errorf("a request above its limit: %v", err)
 	}
 }

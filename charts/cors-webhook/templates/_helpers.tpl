@@ -91,6 +91,8 @@ computes the policies admission injects), and the certificate settings.
 - --admin-port={{ .Values.injector.sidecar.adminPort }}
 - --sidecar-cpu-request={{ .Values.injector.sidecar.resources.requests.cpu }}
 - --sidecar-memory-request={{ .Values.injector.sidecar.resources.requests.memory }}
+{{ include "cors-webhook.sidecarResourceArgs" . }}
+{{ include "cors-webhook.tenancyArgs" . }}
 - --cert-mode={{ .Values.certs.mode }}
 {{- if eq .Values.certs.mode "self-signed" }}
 - --cert-secret={{ include "cors-webhook.tlsSecretName" . }}
@@ -199,4 +201,20 @@ objectSelector:
 annotations:
   cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "cors-webhook.servingCertificateName" . }}
 {{- end }}
+{{- end }}
+
+{{/* Tenancy flags of serve: the cluster-chain namespaces (default: the release namespace) and
+the namespaces the webhooks skip, whose PluginChains are ignored unless designated. */}}
+{{- define "cors-webhook.tenancyArgs" -}}
+- --cluster-chain-namespaces={{ join "," (default (list .Release.Namespace) .Values.tenancy.clusterChainNamespaces) }}
+- --excluded-namespaces={{ join "," (uniq (append .Values.webhook.excludeNamespaces .Release.Namespace)) }}
+{{- end }}
+
+{{/* Ephemeral-storage request and limits of the injected containers, as serve flags. */}}
+{{- define "cors-webhook.sidecarResourceArgs" -}}
+{{- $r := .Values.injector.sidecar.resources -}}
+- --sidecar-ephemeral-storage-request={{ index $r.requests "ephemeral-storage" | default "" }}
+- --sidecar-cpu-limit={{ ($r.limits).cpu | default "" }}
+- --sidecar-memory-limit={{ ($r.limits).memory | default "" }}
+- --sidecar-ephemeral-storage-limit={{ index ($r.limits | default dict) "ephemeral-storage" | default "" }}
 {{- end }}
