@@ -64,7 +64,7 @@ tools: $(TOOL_BINS) $(RUNTIME_BINS) $(BIN)/coredns ## Build the local control pl
 
 # One go build for all tools: they share most packages, so one invocation compiles them once.
 $(TOOL_BINS) &: $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(filter-out $(COREDNS_DIR)/main.go,$(wildcard $(TOOLS_DIR)/*/main.go))
-	@echo ">> building $(TOOLS) into bin/ from $(TOOLS_DIR) (Kubernetes $(K8S_VERSION)); the first build takes ~5 minutes, later ones are cached"
+	@echo ">> building $(TOOLS) into bin/ from $(TOOLS_DIR) (Kubernetes $(K8S_VERSION)); the first build takes ~6-8 minutes on 2 cores, later ones are cached"
 	@mkdir -p $(BIN)
 	cd $(TOOLS_DIR) && $(GO) build -ldflags "$(TOOL_LDFLAGS)" -o $(BIN)/ \
 		./kube-apiserver ./kube-controller-manager ./kube-scheduler ./kubelet ./kube-proxy ./etcd ./kubectl \

@@ -333,6 +333,12 @@ func (c *Cluster) RunKubectl(ctx context.Context, stdin string, args ...string) 
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
+	return runResult(cmd)
+}
+
+// runResult runs cmd and captures its output. A non-zero exit is not an error: it is in
+// Result.ExitCode; the error is for failing to run at all.
+func runResult(cmd *exec.Cmd) (Result, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -1,9 +1,7 @@
 package localcluster
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,15 +50,7 @@ func (h *Helm) Run(ctx context.Context, kubeconfig string, args ...string) (Resu
 		"HELM_CACHE_HOME="+filepath.Join(h.Home, "cache"),
 		"HELM_CONFIG_HOME="+filepath.Join(h.Home, "config"),
 		"HELM_DATA_HOME="+filepath.Join(h.Home, "data"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := Result{Stdout: stdout.String(), Stderr: stderr.String()}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		res.ExitCode = exit.ExitCode()
-		return res, nil
-	}
+	res, err := runResult(cmd)
 	if err != nil {
 		return res, fmt.Errorf("helm %s: %w", strings.Join(args, " "), err)
 	}

@@ -3,7 +3,6 @@
 package localcluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -116,14 +115,9 @@ func (ns *NetNS) Command(ctx context.Context, name string, args ...string) *exec
 // Run runs a command inside the namespace. A non-zero exit is returned as an error that
 // includes the command's output.
 func (ns *NetNS) Run(ctx context.Context, name string, args ...string) (Result, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := ns.Command(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := Result{Stdout: stdout.String(), Stderr: stderr.String()}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		res.ExitCode = exit.ExitCode()
+	res, err := runResult(ns.Command(ctx, name, args...))
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("exit status %d", res.ExitCode)
 	}
 	if err != nil {
 		return res, fmt.Errorf("in %s: %s %s: %w\n%s", ns.Name, name, strings.Join(args, " "), err, res.Output())
