@@ -22,6 +22,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cors-webhook/cors-webhook/contract"
@@ -189,6 +190,10 @@ func TestGuideOnARealNode(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("GET %s without a client certificate: %s, want 401", url, resp.Status)
 		}
+	})
+
+	t.Run("a rolling restart of the webhook fails no admission", func(t *testing.T) {
+		rolloutRestartUnderAdmission(t, n)
 	})
 
 	t.Run("the curl pod is untouched", func(t *testing.T) {
@@ -450,4 +455,54 @@ func guideImages(t *testing.T) map[string]remote.Taggable {
 	}
 	t.Logf("%d images built in %s", len(images), time.Since(started).Round(time.Millisecond))
 	return images
+}
+
+// rolloutRestartUnderAdmission restarts the webhook's Deployment (kubectl rollout restart) while
+// pods that the guide's chain selects are created in a loop (server-side dry runs, so that
+// admission runs without the node starting them), and requires every one to come back with the
+// sidecar: the pod webhook fails open, so an admission that failed during the restart would show
+// as a pod without it.
+func rolloutRestartUnderAdmission(t *testing.T, n *framework.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	n.Cluster.MustKubectl(t, "rollout", "restart", "deployment/"+realNodeRelease, "-n", realNodeNamespace)
+	done := make(chan localcluster.Result, 1)
+	go func() {
+		res, _ := n.Cluster.RunKubectl(ctx, "", "rollout", "status", "deployment/"+realNodeRelease, "-n", realNodeNamespace, "--timeout=3m")
+		done <- res
+	}()
+	started := time.Now()
+	var created, missed int
+	var firstMiss string
+	for finished := false; !finished; {
+		select {
+		case res := <-done:
+			if res.ExitCode != 0 {
+				t.Fatalf("kubectl rollout status: %s", res.Output())
+			}
+			finished = true
+		default:
+		}
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-probe-", Namespace: "pipy", Labels: map[string]string{"app": "pipy-ok", "version": "v1"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "flomesh/pipy:latest",
+				Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}}},
+		}
+		if err := n.Client.Create(ctx, pod, client.DryRunAll); err != nil {
+			t.Fatalf("pod creation %d failed during the webhook's rolling restart: %v", created+1, err)
+		}
+		created++
+		if !slices.ContainsFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == contract.ContainerSidecar }) {
+			if missed++; firstMiss == "" {
+				firstMiss = fmt.Sprintf("creation %d at %s", created, time.Since(started).Round(time.Millisecond))
+			}
+		}
+	}
+	t.Logf("rolling restart of deployment/%s: %d pod creations in %s, %d without the sidecar", realNodeRelease, created, time.Since(started).Round(time.Millisecond), missed)
+	if created < 10 {
+		t.Errorf("only %d pod creations during the restart: the loop did not exercise it", created)
+	}
+	if missed > 0 {
+		t.Errorf("%d of %d pods admitted during the rolling restart lack the sidecar (first: %s): admission failed and the webhook failed open", missed, created, firstMiss)
+	}
 }

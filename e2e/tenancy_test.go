@@ -36,7 +36,9 @@ func TestTenancyAndPodSecurity(t *testing.T) {
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{pluginValidationWebhook()},
 		},
 	})
-	startServe(t, c, bin, "--sidecar-image", "registry.example/cors-sidecar:e2e", "--cluster-chain-namespaces", "ops")
+	injectorArgs := []string{"--sidecar-image", "registry.example/cors-sidecar:e2e", "--cluster-chain-namespaces", "ops"}
+	startServe(t, c, bin, injectorArgs...)
+	startController(t, c, bin, injectorArgs...)
 	dayTwoKubelet(t, c, "tenant-a", "web", "psa", "priv")
 
 	apply := func(t *testing.T, manifest string) string {
