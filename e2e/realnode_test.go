@@ -471,17 +471,35 @@ func rolloutRestartUnderAdmission(t *testing.T, n *framework.Node) {
 		res, _ := n.Cluster.RunKubectl(ctx, "", "rollout", "status", "deployment/"+realNodeRelease, "-n", realNodeNamespace, "--timeout=3m")
 		done <- res
 	}()
+	dep := &appsv1.Deployment{}
+	if err := n.Client.Get(ctx, client.ObjectKey{Namespace: realNodeNamespace, Name: realNodeRelease}, dep); err != nil {
+		t.Fatal(err)
+	}
+	// The loop lasts until the rollout is done and the old pods are gone: they keep serving
+	// through their shutdown delay after the new ones are Available.
+	draining := func() bool {
+		var pods corev1.PodList
+		if err := n.Client.List(ctx, &pods, client.InNamespace(realNodeNamespace), client.MatchingLabels(dep.Spec.Selector.MatchLabels)); err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(pods.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
+	}
 	started := time.Now()
 	var created, missed int
 	var firstMiss string
-	for finished := false; !finished; {
-		select {
-		case res := <-done:
-			if res.ExitCode != 0 {
-				t.Fatalf("kubectl rollout status: %s", res.Output())
+	for rolled := false; ; {
+		if !rolled {
+			select {
+			case res := <-done:
+				if res.ExitCode != 0 {
+					t.Fatalf("kubectl rollout status: %s", res.Output())
+				}
+				rolled = true
+			default:
 			}
-			finished = true
-		default:
+		}
+		if rolled && created%20 == 0 && !draining() {
+			break
 		}
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-probe-", Namespace: "pipy", Labels: map[string]string{"app": "pipy-ok", "version": "v1"}},
@@ -498,7 +516,7 @@ func rolloutRestartUnderAdmission(t *testing.T, n *framework.Node) {
 			}
 		}
 	}
-	t.Logf("rolling restart of deployment/%s: %d pod creations in %s, %d without the sidecar", realNodeRelease, created, time.Since(started).Round(time.Millisecond), missed)
+	t.Logf("rolling restart of deployment/%s, until its old pods were gone: %d pod creations in %s, %d without the sidecar", realNodeRelease, created, time.Since(started).Round(time.Millisecond), missed)
 	if created < 10 {
 		t.Errorf("only %d pod creations during the restart: the loop did not exercise it", created)
 	}
