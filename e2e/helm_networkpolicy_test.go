@@ -48,27 +48,26 @@ func TestHelmNetworkPolicy(t *testing.T) {
 		}},
 	}
 
+	defaultWebhook := &networkingv1.NetworkPolicySpec{PolicyTypes: both,
+		Ingress: []networkingv1.NetworkPolicyIngressRule{webhook, metrics(anyPod)},
+		Egress:  []networkingv1.NetworkPolicyEgressRule{apiServer}}
+	defaultController := &networkingv1.NetworkPolicySpec{PolicyTypes: both,
+		Ingress: []networkingv1.NetworkPolicyIngressRule{metrics(anyPod)},
+		Egress:  []networkingv1.NetworkPolicyEgressRule{apiServer}}
+
 	for _, tc := range []struct {
 		name                string
 		set                 []string
 		webhook, controller *networkingv1.NetworkPolicySpec // nil: no policy
 	}{{
 		name: "defaults: webhook port from anywhere, metrics from any pod, egress to the API server ports only",
-		webhook: &networkingv1.NetworkPolicySpec{PolicyTypes: both,
-			Ingress: []networkingv1.NetworkPolicyIngressRule{webhook, metrics(anyPod)},
-			Egress:  []networkingv1.NetworkPolicyEgressRule{apiServer}},
-		controller: &networkingv1.NetworkPolicySpec{PolicyTypes: both,
-			Ingress: []networkingv1.NetworkPolicyIngressRule{metrics(anyPod)},
-			Egress:  []networkingv1.NetworkPolicyEgressRule{apiServer}},
+		webhook:    defaultWebhook,
+		controller: defaultController,
 	}, {
 		name: "cert-manager mode renders the same policies",
 		set:  []string{"certs.mode=cert-manager"},
-		webhook: &networkingv1.NetworkPolicySpec{PolicyTypes: both,
-			Ingress: []networkingv1.NetworkPolicyIngressRule{webhook, metrics(anyPod)},
-			Egress:  []networkingv1.NetworkPolicyEgressRule{apiServer}},
-		controller: &networkingv1.NetworkPolicySpec{PolicyTypes: both,
-			Ingress: []networkingv1.NetworkPolicyIngressRule{metrics(anyPod)},
-			Egress:  []networkingv1.NetworkPolicyEgressRule{apiServer}},
+		webhook:    defaultWebhook,
+		controller: defaultController,
 	}, {
 		name: "tuned: scrapers, webhook callers, API server CIDRs and port, DNS",
 		set: []string{
