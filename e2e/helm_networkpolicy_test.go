@@ -60,12 +60,12 @@ func TestHelmNetworkPolicy(t *testing.T) {
 		set                 []string
 		webhook, controller *networkingv1.NetworkPolicySpec // nil: no policy
 	}{{
-		name: "defaults: webhook port from anywhere, metrics from any pod, egress to the API server ports only",
+		name:       "defaults: webhook port from anywhere, metrics from any pod, egress to the API server ports only",
 		webhook:    defaultWebhook,
 		controller: defaultController,
 	}, {
-		name: "cert-manager mode renders the same policies",
-		set:  []string{"certs.mode=cert-manager"},
+		name:       "cert-manager mode renders the same policies",
+		set:        []string{"certs.mode=cert-manager"},
 		webhook:    defaultWebhook,
 		controller: defaultController,
 	}, {
