@@ -50,8 +50,8 @@ func TestFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name                     string
-		exceptions               []exception
+		name                      string
+		exceptions                []exception
 		accepted, failing, unused int
 	}{
 		{name: "none", failing: 3},
