@@ -60,7 +60,7 @@ standins: ## Test stand-in images (pause, pipy, curl) as tarballs in bin/images/
 	$(GO) run ./hack/images standins -out $(IMAGES_DIR)/standins
 
 .PHONY: tools
-tools: $(TOOL_BINS) $(RUNTIME_BINS) $(BIN)/coredns ## Build the local control plane, node and CLIs (first time: ~10 minutes on 2 cores).
+tools: $(TOOL_BINS) $(RUNTIME_BINS) $(BIN)/coredns $(BIN)/kube-score ## Build the local control plane, node and CLIs (first time: ~10 minutes on 2 cores).
 
 # One go build for all tools: they share most packages, so one invocation compiles them once.
 $(TOOL_BINS) &: $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(filter-out $(COREDNS_DIR)/main.go,$(wildcard $(TOOLS_DIR)/*/main.go))
@@ -86,6 +86,12 @@ $(BIN)/coredns: $(COREDNS_DIR)/go.mod $(COREDNS_DIR)/go.sum $(COREDNS_DIR)/main.
 	@mkdir -p $(BIN)
 	cd $(COREDNS_DIR) && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/coredns .
 
+# kube-score (make lint) has a module of its own: it needs k8s.io/api packages that the
+# control plane's version no longer has.
+$(BIN)/kube-score: $(TOOLS_DIR)/kube-score/go.mod $(TOOLS_DIR)/kube-score/go.sum
+	@mkdir -p $(BIN)
+	cd $(TOOLS_DIR)/kube-score && $(GO) build -o $(BIN)/kube-score github.com/zegl/kube-score/cmd/kube-score
+
 .PHONY: generate
 generate: $(BIN)/controller-gen ## Regenerate deepcopy code and the CRDs in charts/cors-webhook/crds.
 	$(BIN)/controller-gen object paths=./api/...
@@ -98,12 +104,38 @@ verify-generate: generate ## Fail when the committed generated files are stale.
 		git status --porcelain -- api charts/cors-webhook/crds; git diff -- api charts/cors-webhook/crds | head -50; exit 1; fi
 
 .PHONY: lint
-lint: ## gofmt, go vet, and go.mod/go.sum as go mod tidy leaves them.
+lint: kube-score ## gofmt, go vet, go.mod/go.sum as go mod tidy leaves them, and kube-score.
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; exit 1; }
 	@cd $(TOOLS_DIR) && $(GO) mod tidy -diff || { echo "$(TOOLS_DIR)/go.mod is not tidy: run 'go mod tidy' there and commit"; exit 1; }
+	@cd $(TOOLS_DIR)/kube-score && $(GO) mod tidy -diff || { echo "$(TOOLS_DIR)/kube-score/go.mod is not tidy: run 'go mod tidy' there and commit"; exit 1; }
 	$(GO) vet ./...
 	cd $(TOOLS_DIR) && $(GO) vet ./...
+
+# kube-score over what a platform team would vet: the chart in both certificate modes and the
+# guide's manifests as `cors-webhook inject` injects them with the chart's default sidecar image
+# and pull policy.
+# CRITICAL findings fail unless hack/kube-score-exceptions.yaml lists them with a reason.
+KUBE_SCORE_DIR := $(BIN)/kube-score-renderings
+KUBE_SCORE_INJECT_FLAGS := --sidecar-image $(IMAGE_REPOSITORY)/cors-sidecar:$(IMAGE_TAG) --sidecar-image-pull-policy IfNotPresent
+
+.PHONY: kube-score
+kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both certificate modes) and the injected examples.
+	@mkdir -p $(KUBE_SCORE_DIR)
+	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook > $(KUBE_SCORE_DIR)/chart-self-signed.yaml
+	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook --set certs.mode=cert-manager > $(KUBE_SCORE_DIR)/chart-cert-manager.yaml
+	$(GO) build -o $(KUBE_SCORE_DIR)/cors-webhook ./cmd/cors-webhook
+	cd examples/manifests && { \
+		$(KUBE_SCORE_DIR)/cors-webhook inject --namespace pipy $(KUBE_SCORE_INJECT_FLAGS) \
+			-f ns.yaml,cors.yaml,cors-policy-chain.yaml,cors-policy-config.yaml,pipy-ok.pipy.yaml; \
+		echo "---"; \
+		$(KUBE_SCORE_DIR)/cors-webhook inject --namespace curl $(KUBE_SCORE_INJECT_FLAGS) -f curl.yaml; \
+	} > $(KUBE_SCORE_DIR)/injected-examples.yaml
+	$(GO) run ./hack/kubescore -kube-score $(BIN)/kube-score -kubernetes-version $(basename $(K8S_VERSION)) \
+		-exceptions hack/kube-score-exceptions.yaml \
+		chart-self-signed=$(KUBE_SCORE_DIR)/chart-self-signed.yaml \
+		chart-cert-manager=$(KUBE_SCORE_DIR)/chart-cert-manager.yaml \
+		injected-examples=$(KUBE_SCORE_DIR)/injected-examples.yaml
 
 .PHONY: test
 test: tools images standins verify-generate lint ## Unit and end-to-end tests (real kube-apiserver, kubectl, helm, network namespaces).

@@ -266,7 +266,7 @@ func helmCheckObjectsExist(t *testing.T, c *framework.Cluster, rel helmRelease) 
 	}
 	for _, kind := range []string{"deployment.apps/", "service/", "serviceaccount/", "clusterrole.rbac.authorization.k8s.io/",
 		"role.rbac.authorization.k8s.io/", "poddisruptionbudget.policy/", "validatingwebhookconfiguration.admissionregistration.k8s.io/",
-		"mutatingwebhookconfiguration.admissionregistration.k8s.io/", "plugin.plugin.flomesh.io/"} {
+		"mutatingwebhookconfiguration.admissionregistration.k8s.io/", "plugin.plugin.flomesh.io/", "networkpolicy.networking.k8s.io/"} {
 		if !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, kind) }) {
 			t.Errorf("the release has no %s object: %v", kind, got)
 		}
