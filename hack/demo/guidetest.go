@@ -8,7 +8,7 @@ import (
 )
 
 // The requests of the guide's "Test" section, and one whose origin no allowOrigins entry
-// matches. expect names the seed's expected response (../shared/seed/expected), if any.
+// matches. expect names the seed's expected response (examples/expected), if any.
 var testRequests = []struct {
 	comment string
 	args    []string // after the URL
