@@ -81,7 +81,9 @@ func latency(f func(), d time.Duration) (p50, p99 float64) {
 		durations = append(durations, time.Since(start))
 	}
 	slices.Sort(durations)
-	at := func(q float64) float64 { return float64(durations[int(q*float64(len(durations)-1))].Nanoseconds()) / 1e3 }
+	at := func(q float64) float64 {
+		return float64(durations[int(q*float64(len(durations)-1))].Nanoseconds()) / 1e3
+	}
 	return at(0.50), at(0.99)
 }
 
