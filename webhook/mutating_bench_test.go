@@ -27,6 +27,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -102,6 +103,12 @@ func injectionCluster(seedStyle bool) []client.Object {
 			}
 			objs = append(objs, svc)
 		}
+	}
+	// As the API server sends them: the injector caches compiled PluginConfigs by UID and
+	// resourceVersion.
+	for i, o := range objs {
+		o.SetUID(types.UID(fmt.Sprintf("uid-%d", i)))
+		o.SetResourceVersion("1")
 	}
 	return objs
 }
