@@ -29,6 +29,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
@@ -98,7 +99,6 @@ func admissionOutcome(o inject.Outcome) string {
 // Pods are first triaged from their labels (inject.Injector.Triage), and decoded in full only
 // when a chain selects them (inject.Injector.Inject).
 type PodInjector struct {
-	decoder  admission.Decoder
 	reader   clusterstate.Reader
 	injector *inject.Injector
 
@@ -113,8 +113,8 @@ type PodInjector struct {
 
 // NewPodInjector returns the handler, reading PluginChains, PluginConfigs, Services, Plugins
 // and Namespaces from r.
-func NewPodInjector(decoder admission.Decoder, r clusterstate.Reader, injector *inject.Injector) *PodInjector {
-	return &PodInjector{decoder: decoder, reader: r, injector: injector}
+func NewPodInjector(r clusterstate.Reader, injector *inject.Injector) *PodInjector {
+	return &PodInjector{reader: r, injector: injector}
 }
 
 var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
@@ -154,8 +154,8 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	if done {
 		return admission.Allowed(""), admissionOutcome(early.Outcome)
 	}
-	pod := &corev1.Pod{}
-	if err := h.decoder.Decode(req, pod); err != nil {
+	pod, err := decodePod(req.Object.Raw)
+	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), outcomeError
 	}
 	res, err := h.injector.Inject(pod, ns, h.reader)
@@ -230,6 +230,21 @@ func decodeMetadata(raw []byte) (*metav1.ObjectMeta, error) {
 		return nil, fmt.Errorf("decoding the pod's metadata: %w", iter.Error)
 	}
 	return meta, nil
+}
+
+// decodePod decodes a pod with the JSON decoder apimachinery's serializer uses (case-sensitive
+// member names, as the API server writes them), without the serializer's first pass over the
+// whole document to find its apiVersion and kind: the request's resource already says it is a
+// v1 Pod, and that pass cost as much as the rest of the decoding.
+func decodePod(raw []byte) (*corev1.Pod, error) {
+	if len(raw) == 0 {
+		return nil, errors.New("there is no content to decode")
+	}
+	pod := &corev1.Pod{}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, pod); err != nil {
+		return nil, fmt.Errorf("decoding the pod: %w", err)
+	}
+	return pod, nil
 }
 
 // injectionPatch is the JSON patch of the injection, built straight from its change set and

@@ -120,10 +120,6 @@ func podReview(t testing.TB, pod *corev1.Pod, op admissionv1.Operation) admissio
 
 func newTestInjector(t testing.TB, r clusterstate.Reader) *PodInjector {
 	t.Helper()
-	scheme, err := NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := inject.DefaultSettings()
 	s.SidecarImage = "example.com/cors-sidecar:test"
 	in, err := inject.New(s)
@@ -133,7 +129,7 @@ func newTestInjector(t testing.TB, r clusterstate.Reader) *PodInjector {
 	RegisterInjectionMetrics()
 	// The handler logs through controller-runtime's logger; tests keep it quiet.
 	logf.SetLogger(logr.Discard())
-	return NewPodInjector(admission.NewDecoder(scheme), r, in)
+	return NewPodInjector(r, in)
 }
 
 // applyPatch applies the response's JSON patch to the request's pod, as the API server does.
