@@ -186,7 +186,7 @@ func BenchmarkPodInjectorHandle(b *testing.B) {
 
 // newIndexedTestInjector is the handler as the server builds it over a cache: the cache-backed
 // Reader with the PluginChain index.
-func newIndexedTestInjector(b *testing.B, c cache.Cache) *PodInjector {
+func newIndexedTestInjector(b testing.TB, c cache.Cache) *PodInjector {
 	b.Helper()
 	cr, err := NewCacheReader(context.Background(), c)
 	if err != nil {
@@ -201,7 +201,7 @@ func newIndexedTestInjector(b *testing.B, c cache.Cache) *PodInjector {
 	return h
 }
 
-func checkOutcome(b *testing.B, h *PodInjector, req admission.Request, want inject.Outcome) {
+func checkOutcome(b testing.TB, h *PodInjector, req admission.Request, want inject.Outcome) {
 	b.Helper()
 	resp := h.Handle(context.Background(), req)
 	if !resp.Allowed || (want == inject.Injected) != (len(resp.Patches) > 0) {
