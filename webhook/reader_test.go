@@ -81,7 +81,7 @@ func startWatchedCache(t testing.TB, objs ...client.Object) (cache.Cache, map[re
 		DefaultTransform: cache.TransformStripManagedFields(),
 		NewInformer: func(_ toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
 			lw := &toolscache.ListWatch{
-				ListFunc:  func(metav1.ListOptions) (runtime.Object, error) { return listOf(obj) },
+				ListFunc: func(metav1.ListOptions) (runtime.Object, error) { return listOf(obj) },
 				WatchFunc: func(metav1.ListOptions) (watch.Interface, error) {
 					mu.Lock()
 					defer mu.Unlock()
