@@ -135,20 +135,8 @@ func newTestInjector(t testing.TB, r clusterstate.Reader) *PodInjector {
 // applyPatch applies the response's JSON patch to the request's pod, as the API server does.
 func applyPatch(t testing.TB, req admission.Request, resp admission.Response) *corev1.Pod {
 	t.Helper()
-	ops, err := json.Marshal(resp.Patches)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patch, err := jsonpatch.DecodePatch(ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := patch.Apply(req.Object.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pod := &corev1.Pod{}
-	if err := json.Unmarshal(out, pod); err != nil {
+	if err := json.Unmarshal(patchedJSON(t, req.Object.Raw, resp), pod); err != nil {
 		t.Fatal(err)
 	}
 	return pod
@@ -518,7 +506,8 @@ func TestInjectionPatchProducesTheInjectedPod(t *testing.T) {
 	}
 }
 
-func patchedJSON(t *testing.T, raw []byte, resp admission.Response) []byte {
+// patchedJSON applies the response's JSON patch to raw, as the API server does.
+func patchedJSON(t testing.TB, raw []byte, resp admission.Response) []byte {
 	t.Helper()
 	ops, err := json.Marshal(resp.Patches)
 	if err != nil {
