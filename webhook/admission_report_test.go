@@ -45,7 +45,14 @@ func BenchmarkAdmissionReport(b *testing.B) {
 		ratios["selected"], ratios["mixed"], ratios["unselected"]))
 
 	r := newCacheReader(b, startCache(b, clusterOf10k()...))
-	opts := validate.Options{Plugins: chains.NewPlugins("cors-policy", "cors-b")}
+	// The namespaces of clusterOf10k's cluster-wide chains, and the new chain's, are
+	// cluster-chain namespaces (--cluster-chain-namespaces): otherwise every chain is confined
+	// to its own namespace and "cluster-wide" would compare only that one.
+	opts := validate.Options{Plugins: chains.NewPlugins("cors-policy", "cors-b"),
+		Tenancy: chains.Tenancy{ClusterNamespaces: []string{"ns-0501"}}}
+	for i := 0; i < 1000; i += 10 {
+		opts.Tenancy.ClusterNamespaces = append(opts.Tenancy.ClusterNamespaces, fmt.Sprintf("ns-%04d", i))
+	}
 	newApp := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"new-app"}}}}
 	for _, tc := range []struct {
 		name       string
