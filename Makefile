@@ -164,6 +164,11 @@ bench: ## Go benchmarks.
 bench-memory: tools ## RSS of serve and controller with 10,000 pods, 1,000 chains, 10,000 Services in a real API server (table for docs/benchmarks.md).
 	$(GO) run ./hack/bench-memory
 
+.PHONY: bench-admission
+bench-admission: ## Admission latency, HTTPS reviews/s against a no-op handler, PluginChain validation among 10,000 (lines for docs/benchmarks.md).
+	@out=$$($(GO) test -run '^$$' -bench '^BenchmarkAdmissionReport$$' -benchtime=1x ./webhook/ 2>&1) || { echo "$$out"; exit 1; }; \
+	echo "$$out" | grep -E '^(inject-(selected|unselected) |reviews inject/noop |validate-chain )'
+
 FUZZTIME ?= 10m
 FUZZ_TARGETS = FuzzRequestHead FuzzChunkedBody FuzzResponseHead
 

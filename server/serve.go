@@ -133,7 +133,7 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	for _, kind := range validate.Kinds {
 		register(webhook.ValidatePath(kind), webhook.NewValidator(decoder, kind, reader, opts.Validation))
 	}
-	podInjector, err := newPodInjector(mgr, decoder, reader, injector)
+	podInjector, err := newPodInjector(mgr, reader, injector)
 	if err != nil {
 		return nil, err
 	}
@@ -161,13 +161,13 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 
 // newPodInjector is the pod injection handler, reading chains through an index kept by the
 // manager's cache.
-func newPodInjector(mgr manager.Manager, decoder admission.Decoder, r *webhook.CacheReader, injector *inject.Injector) (*webhook.PodInjector, error) {
+func newPodInjector(mgr manager.Manager, r *webhook.CacheReader, injector *inject.Injector) (*webhook.PodInjector, error) {
 	webhook.RegisterInjectionMetrics()
 	indexed, err := webhook.NewChainIndexReader(context.Background(), mgr.GetCache(), r, injector)
 	if err != nil {
 		return nil, err
 	}
-	h := webhook.NewPodInjector(decoder, indexed, injector)
+	h := webhook.NewPodInjector(indexed, injector)
 	h.APIReader = mgr.GetAPIReader()
 	h.Recorder = mgr.GetEventRecorder("cors-webhook")
 	return h, nil

@@ -1,14 +1,14 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +16,7 @@ import (
 
 	jsoniter "github.com/json-iterator/go"
 	"github.com/prometheus/client_golang/prometheus"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +29,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
@@ -97,7 +99,6 @@ func admissionOutcome(o inject.Outcome) string {
 // Pods are first triaged from their labels (inject.Injector.Triage), and decoded in full only
 // when a chain selects them (inject.Injector.Inject).
 type PodInjector struct {
-	decoder  admission.Decoder
 	reader   clusterstate.Reader
 	injector *inject.Injector
 
@@ -112,8 +113,8 @@ type PodInjector struct {
 
 // NewPodInjector returns the handler, reading PluginChains, PluginConfigs, Services, Plugins
 // and Namespaces from r.
-func NewPodInjector(decoder admission.Decoder, r clusterstate.Reader, injector *inject.Injector) *PodInjector {
-	return &PodInjector{decoder: decoder, reader: r, injector: injector}
+func NewPodInjector(r clusterstate.Reader, injector *inject.Injector) *PodInjector {
+	return &PodInjector{reader: r, injector: injector}
 }
 
 var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
@@ -153,8 +154,8 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	if done {
 		return admission.Allowed(""), admissionOutcome(early.Outcome)
 	}
-	pod := &corev1.Pod{}
-	if err := h.decoder.Decode(req, pod); err != nil {
+	pod, err := decodePod(req.Object.Raw)
+	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), outcomeError
 	}
 	res, err := h.injector.Inject(pod, ns, h.reader)
@@ -173,13 +174,11 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		}
 		return admission.Allowed(""), outcome
 	}
-	original, current, err := injectedMembers(req.Object.Raw, res.Changes)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err), outcomeError
-	}
 	logf.FromContext(ctx).V(1).Info("injecting the CORS sidecar", "namespace", req.Namespace, "pod", podName(pod),
 		"redirectPorts", res.Resolution.RedirectPortsValue(), "reasons", res.Reasons)
-	resp := admission.PatchResponseFromRaw(original, current)
+	resp := admission.Patched("", injectionPatch(pod, res.Changes)...)
+	patchType := admissionv1.PatchTypeJSONPatch
+	resp.PatchType = &patchType
 	// Problems of the inputs (a conflicting or invalid PluginConfig) reach whoever runs kubectl.
 	return resp.WithWarnings(res.Resolution.Problems...), outcome
 }
@@ -233,102 +232,80 @@ func decodeMetadata(raw []byte) (*metav1.ObjectMeta, error) {
 	return meta, nil
 }
 
-// injectedMembers returns the parts of a pod that the injection changes, as JSON objects with
-// the pod's own paths: as the API server sent them (raw), and with the change set applied.
-// The injection changes metadata.annotations, metadata.labels, spec.initContainers and
-// spec.volumes and nothing else (inject.Changes), so the JSON patch between these two
-// documents is the patch between the whole pods, without decoding or diffing the rest of the
-// pod: its containers and managedFields are most of its JSON. The pod's own entries are kept
-// as raw JSON, so fields unknown to this build's API types (a newer API server) are never in
-// the diff, and the patch never removes them.
-func injectedMembers(raw []byte, changes *inject.Changes) ([]byte, []byte, error) {
-	original := map[string]map[string]json.RawMessage{}
-	iter := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowIterator(raw)
-	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnIterator(iter)
-	iter.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
-		members, ok := injectedPaths[field]
-		if !ok || it.WhatIsNext() != jsoniter.ObjectValue {
-			it.Skip()
-			return it.Error == nil
-		}
-		kept := map[string]json.RawMessage{}
-		it.ReadObjectCB(func(it *jsoniter.Iterator, member string) bool {
-			if slices.Contains(members, member) {
-				kept[member] = append(json.RawMessage(nil), it.SkipAndReturnBytes()...)
-			} else {
-				it.Skip()
-			}
-			return it.Error == nil
-		})
-		original[field] = kept
-		return it.Error == nil
-	})
-	if iter.Error != nil && !errors.Is(iter.Error, io.EOF) {
-		return nil, nil, fmt.Errorf("reading the pod: %w", iter.Error)
+// decodePod decodes a pod with the JSON decoder apimachinery's serializer uses (case-sensitive
+// member names, as the API server writes them), without the serializer's first pass over the
+// whole document to find its apiVersion and kind: the request's resource already says it is a
+// v1 Pod, and that pass cost as much as the rest of the decoding.
+func decodePod(raw []byte) (*corev1.Pod, error) {
+	if len(raw) == 0 {
+		return nil, errors.New("there is no content to decode")
 	}
-	current := map[string]map[string]any{"metadata": {}, "spec": {}}
-	for _, m := range []struct {
-		name string
-		set  map[string]string
-	}{{"annotations", changes.Annotations}, {"labels", changes.Labels}} {
-		merged := map[string]json.RawMessage{}
-		if old, ok := original["metadata"][m.name]; ok && string(old) != "null" {
-			if err := json.Unmarshal(old, &merged); err != nil {
-				return nil, nil, fmt.Errorf("reading the pod's metadata.%s: %w", m.name, err)
-			}
-		}
-		for k, v := range m.set {
-			b, err := json.Marshal(v)
-			if err != nil {
-				return nil, nil, err
-			}
-			merged[k] = b
-		}
-		current["metadata"][m.name] = merged
+	pod := &corev1.Pod{}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, pod); err != nil {
+		return nil, fmt.Errorf("decoding the pod: %w", err)
 	}
-	for _, m := range []struct {
-		name    string
-		prepend bool
-		items   any
-	}{{"initContainers", true, changes.InitContainers}, {"volumes", false, changes.Volumes}} {
-		ours, err := json.Marshal(m.items)
-		if err != nil {
-			return nil, nil, err
-		}
-		own := bytes.TrimSpace(original["spec"][m.name])
-		if len(own) == 0 || string(own) == "null" {
-			current["spec"][m.name] = json.RawMessage(ours)
-			continue
-		}
-		if own[0] != '[' || own[len(own)-1] != ']' {
-			return nil, nil, fmt.Errorf("the pod's spec.%s is not a JSON array", m.name)
-		}
-		// Both are JSON arrays: splice the elements, the pod's own kept as they were sent.
-		first, second := ours, []byte(own)
-		if !m.prepend {
-			first, second = second, first
-		}
-		inner := func(a []byte) []byte { return bytes.TrimSpace(a[1 : len(a)-1]) }
-		joined := append([]byte{'['}, inner(first)...)
-		if len(inner(first)) > 0 && len(inner(second)) > 0 {
-			joined = append(joined, ',')
-		}
-		joined = append(append(joined, inner(second)...), ']')
-		current["spec"][m.name] = json.RawMessage(joined)
-	}
-	o, err := json.Marshal(original)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := json.Marshal(current)
-	return o, c, err
+	return pod, nil
 }
 
-// injectedPaths are the members injectedMembers compares, by parent.
-var injectedPaths = map[string][]string{
-	"metadata": {"annotations", "labels"},
-	"spec":     {"initContainers", "volumes"},
+// injectionPatch is the JSON patch of the injection, built straight from its change set and
+// the decoded pod: the injection changes metadata.annotations, metadata.labels,
+// spec.initContainers and spec.volumes and nothing else (inject.Changes), so there is no pod
+// to re-encode and no diff to compute. Members the pod lacks are added whole; otherwise each
+// key is added (or replaced when its value differs), the init containers are inserted before
+// the pod's own, and the volumes appended. The pod's own entries are never written back, so
+// fields unknown to this build's API types (a newer API server) stay as they were sent.
+func injectionPatch(pod *corev1.Pod, changes *inject.Changes) []jsonpatch.JsonPatchOperation {
+	var ops []jsonpatch.JsonPatchOperation
+	for _, m := range []struct {
+		path      string
+		own, want map[string]string
+	}{
+		{"/metadata/annotations", pod.Annotations, changes.Annotations},
+		{"/metadata/labels", pod.Labels, changes.Labels},
+	} {
+		if len(m.want) == 0 {
+			continue
+		}
+		if m.own == nil {
+			ops = append(ops, jsonpatch.NewOperation("add", m.path, m.want))
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(m.want)) {
+			v := m.want[k]
+			old, exists := m.own[k]
+			switch {
+			case !exists:
+				ops = append(ops, jsonpatch.NewOperation("add", m.path+"/"+pointerEscape(k), v))
+			case old != v:
+				ops = append(ops, jsonpatch.NewOperation("replace", m.path+"/"+pointerEscape(k), v))
+			}
+		}
+	}
+	if len(changes.InitContainers) > 0 {
+		if pod.Spec.InitContainers == nil {
+			ops = append(ops, jsonpatch.NewOperation("add", "/spec/initContainers", changes.InitContainers))
+		} else {
+			for i, c := range changes.InitContainers {
+				ops = append(ops, jsonpatch.NewOperation("add", "/spec/initContainers/"+strconv.Itoa(i), c))
+			}
+		}
+	}
+	if len(changes.Volumes) > 0 {
+		if pod.Spec.Volumes == nil {
+			ops = append(ops, jsonpatch.NewOperation("add", "/spec/volumes", changes.Volumes))
+		} else {
+			for _, v := range changes.Volumes {
+				ops = append(ops, jsonpatch.NewOperation("add", "/spec/volumes/-", v))
+			}
+		}
+	}
+	return ops
 }
+
+// pointerEscape escapes a map key as a JSON pointer segment (RFC 6901).
+func pointerEscape(key string) string { return pointerEscaper.Replace(key) }
+
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 // namespace returns the pod's namespace from the cache, or from the API server when the cache
 // has not seen it yet, or a label-less stand-in when neither has it.

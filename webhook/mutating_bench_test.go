@@ -18,11 +18,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +27,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -105,6 +103,12 @@ func injectionCluster(seedStyle bool) []client.Object {
 			}
 			objs = append(objs, svc)
 		}
+	}
+	// As the API server sends them: the injector caches compiled PluginConfigs by UID and
+	// resourceVersion.
+	for i, o := range objs {
+		o.SetUID(types.UID(fmt.Sprintf("uid-%d", i)))
+		o.SetResourceVersion("1")
 	}
 	return objs
 }
@@ -182,7 +186,7 @@ func BenchmarkPodInjectorHandle(b *testing.B) {
 
 // newIndexedTestInjector is the handler as the server builds it over a cache: the cache-backed
 // Reader with the PluginChain index.
-func newIndexedTestInjector(b *testing.B, c cache.Cache) *PodInjector {
+func newIndexedTestInjector(b testing.TB, c cache.Cache) *PodInjector {
 	b.Helper()
 	cr, err := NewCacheReader(context.Background(), c)
 	if err != nil {
@@ -197,7 +201,7 @@ func newIndexedTestInjector(b *testing.B, c cache.Cache) *PodInjector {
 	return h
 }
 
-func checkOutcome(b *testing.B, h *PodInjector, req admission.Request, want inject.Outcome) {
+func checkOutcome(b testing.TB, h *PodInjector, req admission.Request, want inject.Outcome) {
 	b.Helper()
 	resp := h.Handle(context.Background(), req)
 	if !resp.Allowed || (want == inject.Injected) != (len(resp.Patches) > 0) {
@@ -257,60 +261,13 @@ func BenchmarkAdmissionHTTPS(b *testing.B) {
 }
 
 // BenchmarkAdmissionHTTPSRatio is the load test's figure, made robust to a shared, noisy
-// machine: for each workload, the no-op handler and the injector take turns on the same server,
-// half a second each, for ten rounds (a garbage collection before each turn, so that no turn
-// pays for the previous one's garbage), and the reported ratio is the median of the per-round
-// ratios of reviews/s. Run it once:
+// machine (admissionRatios). Run it once:
 //
 //	go test -run '^$' -bench AdmissionHTTPSRatio -benchtime 1x ./webhook
 func BenchmarkAdmissionHTTPSRatio(b *testing.B) {
 	h := newIndexedTestInjector(b, startCache(b, injectionCluster(true)...))
-	base, client := startWebhookServer(b, map[string]admission.Handler{
-		MutatePodPath: h,
-		"/noop":       admission.HandlerFunc(func(context.Context, admission.Request) admission.Response { return admission.Allowed("") }),
-	})
-	unselected := reviewBody(b, podReview(b, benchPod("batch-42"), admissionv1.Create))
-	selected := reviewBody(b, podReview(b, benchPod("app-3"), admissionv1.Create))
-	const workers = 16
-	rate := func(path string, bodies [][]byte, d time.Duration) float64 {
-		goruntime.GC()
-		var total atomic.Int64
-		deadline := time.Now().Add(d)
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := w; time.Now().Before(deadline); i++ {
-					post(b, client, base+path, bodies[i%len(bodies)])
-					total.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
-		return float64(total.Load()) / d.Seconds()
-	}
 	for b.Loop() {
-		rate("/noop", [][]byte{unselected}, 300*time.Millisecond) // warm up the connections
-		for _, w := range []struct {
-			name   string
-			bodies [][]byte
-		}{
-			{"unselected", [][]byte{unselected}},
-			// One selected pod in ten: a cluster where a tenth of the workloads use CORS.
-			{"mixed", append(slices.Repeat([][]byte{unselected}, 9), selected)},
-			{"selected", [][]byte{selected}},
-		} {
-			var noop, injected, ratio []float64
-			for range 10 {
-				n := rate("/noop", [][]byte{unselected}, 500*time.Millisecond)
-				i := rate(MutatePodPath, w.bodies, 500*time.Millisecond)
-				noop, injected, ratio = append(noop, n), append(injected, i), append(ratio, i/n)
-			}
-			b.ReportMetric(median(noop), w.name+"-noop-reviews/s")
-			b.ReportMetric(median(injected), w.name+"-inject-reviews/s")
-			b.ReportMetric(median(ratio), w.name+"-ratio")
-		}
+		admissionRatios(b, h, 10)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -121,10 +120,6 @@ func podReview(t testing.TB, pod *corev1.Pod, op admissionv1.Operation) admissio
 
 func newTestInjector(t testing.TB, r clusterstate.Reader) *PodInjector {
 	t.Helper()
-	scheme, err := NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := inject.DefaultSettings()
 	s.SidecarImage = "example.com/cors-sidecar:test"
 	in, err := inject.New(s)
@@ -134,26 +129,14 @@ func newTestInjector(t testing.TB, r clusterstate.Reader) *PodInjector {
 	RegisterInjectionMetrics()
 	// The handler logs through controller-runtime's logger; tests keep it quiet.
 	logf.SetLogger(logr.Discard())
-	return NewPodInjector(admission.NewDecoder(scheme), r, in)
+	return NewPodInjector(r, in)
 }
 
 // applyPatch applies the response's JSON patch to the request's pod, as the API server does.
 func applyPatch(t testing.TB, req admission.Request, resp admission.Response) *corev1.Pod {
 	t.Helper()
-	ops, err := json.Marshal(resp.Patches)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patch, err := jsonpatch.DecodePatch(ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := patch.Apply(req.Object.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pod := &corev1.Pod{}
-	if err := json.Unmarshal(out, pod); err != nil {
+	if err := json.Unmarshal(patchedJSON(t, req.Object.Raw, resp), pod); err != nil {
 		t.Fatal(err)
 	}
 	return pod
@@ -454,54 +437,89 @@ type listThenWatch struct{ *toolscache.ListWatch }
 
 func (listThenWatch) IsWatchListSemanticsUnSupported() bool { return true }
 
-// TestPatchOfInjectedMembersIsThePatchOfThePod: comparing only the members the injection
-// changes gives the same JSON patch as comparing the whole pods, and it produces the injected pod.
-func TestPatchOfInjectedMembersIsThePatchOfThePod(t *testing.T) {
+// TestInjectionPatchProducesTheInjectedPod: the patch built from the change set, applied to
+// the pod as the API server sent it, gives the injected pod, whatever members the pod has
+// (absent, null, empty, with entries of its own, keys that need JSON-pointer escaping), and
+// leaves the pod's own JSON, fields unknown to this build included, as it was.
+func TestInjectionPatchProducesTheInjectedPod(t *testing.T) {
 	h := newTestInjector(t, seedSnapshot())
 	ns, _ := seedSnapshot().Namespace("pipy")
 	everything := benchPod("pipy-ok")
 	everything.Namespace = "pipy"
-	everything.Annotations = map[string]string{"prometheus.io/scrape": "true", "html": "<&>"}
+	everything.Annotations = map[string]string{"prometheus.io/scrape": "true", "html": "<&>", "a~b/c": "x",
+		contract.AnnotationSidecarVersion: "stale"}
+	everything.Labels[contract.LabelInjected] = "true"
 	everything.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "migrate"}}
 	unlabeled := replicaSetPod(map[string]string{"app": "pipy-ok"})
-	for name, pod := range map[string]*corev1.Pod{
-		"replicaset pod": unlabeled,
-		"annotations, init containers, volumes, managedFields": everything,
+	empty := replicaSetPod(map[string]string{"app": "pipy-ok"})
+	empty.Annotations = map[string]string{}
+	empty.Spec.InitContainers, empty.Spec.Volumes = []corev1.Container{}, []corev1.Volume{}
+	for name, tc := range map[string]struct {
+		pod  *corev1.Pod
+		edit func(string) string // of the pod's JSON, as a newer or unusual API server sends it
+	}{
+		"replicaset pod": {pod: unlabeled},
+		"annotations, init containers, volumes, managedFields": {pod: everything},
+		"empty members": {pod: empty},
+		"null members": {pod: unlabeled, edit: func(s string) string {
+			return strings.Replace(s, `"spec":{`, `"spec":{"initContainers":null,"volumes":null,`, 1)
+		}},
+		"unknown fields kept": {pod: everything, edit: func(s string) string {
+			return strings.Replace(s, `"name":"migrate",`, `"name":"migrate","futureField":{"x":1},`, 1)
+		}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			raw, err := json.Marshal(pod)
+			raw, err := json.Marshal(tc.pod)
 			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.edit != nil {
+				edited := tc.edit(string(raw))
+				if edited == string(raw) {
+					t.Fatal("the edit changed nothing")
+				}
+				raw = []byte(edited)
+			}
+			pod := &corev1.Pod{}
+			if err := json.Unmarshal(raw, pod); err != nil {
 				t.Fatal(err)
 			}
 			res, err := h.injector.Inject(pod, ns, h.reader)
 			if err != nil || res.Outcome != inject.Injected {
 				t.Fatalf("%v %v", res.Outcome, err)
 			}
-			current, err := json.Marshal(res.Pod)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, b, err := injectedMembers(raw, res.Changes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			opsOf := func(r admission.Response) []string {
-				var out []string
-				for _, op := range r.Patches {
-					out = append(out, op.Json())
-				}
-				slices.Sort(out)
-				return out
-			}
-			full, scoped := opsOf(admission.PatchResponseFromRaw(raw, current)), opsOf(admission.PatchResponseFromRaw(a, b))
-			if diff := cmp.Diff(full, scoped); diff != "" || len(full) == 0 {
-				t.Errorf("patch (-whole pods +injected members):\n%s", diff)
-			}
-			got := applyPatch(t, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Object: runtime.RawExtension{Raw: raw}}},
-				admission.PatchResponseFromRaw(a, b))
+			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Object: runtime.RawExtension{Raw: raw}}}
+			resp := admission.Patched("", injectionPatch(pod, res.Changes)...)
+			got := applyPatch(t, req, resp)
 			if !equality.Semantic.DeepEqual(got, res.Pod) {
 				t.Errorf("the patch does not produce the injected pod:\n%s", cmp.Diff(res.Pod, got))
 			}
+			for _, op := range resp.Patches {
+				if op.Operation != "add" && op.Operation != "replace" {
+					t.Errorf("unexpected operation %s", op.Json())
+				}
+			}
+			if strings.Contains(string(raw), "futureField") && !strings.Contains(string(patchedJSON(t, raw, resp)), `"futureField":{"x":1}`) {
+				t.Error("the patch dropped a field unknown to this build")
+			}
 		})
 	}
+}
+
+// patchedJSON applies the response's JSON patch to raw, as the API server does.
+func patchedJSON(t testing.TB, raw []byte, resp admission.Response) []byte {
+	t.Helper()
+	ops, err := json.Marshal(resp.Patches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := jsonpatch.DecodePatch(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := patch.Apply(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +31,14 @@ import (
 // cache's NewInformer hook, meant for tests), so reads go through exactly the code the server
 // uses, including the field indexes.
 func startCache(t testing.TB, objs ...client.Object) cache.Cache {
+	t.Helper()
+	c, _ := startWatchedCache(t, objs...)
+	return c
+}
+
+// startWatchedCache is startCache with the informers' watches returned by object type, so a
+// test can send changes as the API server would.
+func startWatchedCache(t testing.TB, objs ...client.Object) (cache.Cache, map[reflect.Type]*watch.FakeWatcher) {
 	t.Helper()
 	scheme, err := NewScheme()
 	if err != nil {
@@ -61,14 +70,26 @@ func startCache(t testing.TB, objs ...client.Object) cache.Cache {
 		list.(metav1.ListInterface).SetResourceVersion("1")
 		return list, nil
 	}
+	var mu sync.Mutex
+	watchers := map[reflect.Type]*watch.FakeWatcher{}
+	for _, o := range CachedKinds() {
+		watchers[reflect.TypeOf(o)] = watch.NewFake()
+	}
 	c, err := cache.New(&rest.Config{Host: "https://127.0.0.1:1"}, cache.Options{
 		Scheme:           scheme,
 		Mapper:           mapper,
 		DefaultTransform: cache.TransformStripManagedFields(),
 		NewInformer: func(_ toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
 			lw := &toolscache.ListWatch{
-				ListFunc:  func(metav1.ListOptions) (runtime.Object, error) { return listOf(obj) },
-				WatchFunc: func(metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
+				ListFunc: func(metav1.ListOptions) (runtime.Object, error) { return listOf(obj) },
+				WatchFunc: func(metav1.ListOptions) (watch.Interface, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if w, ok := watchers[reflect.TypeOf(obj)]; ok {
+						return w, nil
+					}
+					return watch.NewFake(), nil
+				},
 			}
 			return toolscache.NewSharedIndexInformer(listOnly{lw}, obj, resync, indexers)
 		},
@@ -91,7 +112,7 @@ func startCache(t testing.TB, objs ...client.Object) cache.Cache {
 	if !c.WaitForCacheSync(syncCtx) {
 		t.Fatal("cache did not sync")
 	}
-	return c
+	return c, watchers
 }
 
 // newCacheReader is NewCacheReader for a started cache (another reader over the same cache).
