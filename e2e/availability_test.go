@@ -26,9 +26,10 @@ import (
 // TestAdmissionAvailability shows that admission is apart from the controller and survives
 // its own rollout. The chart is installed with webhook.devURL pointing at a local TCP balancer
 // that stands in for the webhook Service: it routes new connections to the serve replicas whose
-// /readyz passes, as the endpoints controller and kube-proxy would. No kubelet runs (a real
-// node is another issue's work), so the replicas are local processes with the Deployment's args
-// under its service account, and a "rolling restart" is done by hand with the Deployment's
+// /readyz passes, as the endpoints controller and kube-proxy would. No kubelet runs here (the
+// real-node counterpart is TestGuideOnARealNode's rolling restart), so the replicas are local
+// processes with the Deployment's args under its service account, and a "rolling restart" is
+// done by hand with the Deployment's
 // strategy (maxSurge 1, maxUnavailable 0): start a new replica, wait until it is routed, SIGTERM
 // an old one. First of all, a replica started before the controller has issued the
 // certificate must not report ready.
