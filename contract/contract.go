@@ -38,6 +38,10 @@ const (
 	ContainerInit = "cors-init"
 	// ContainerSidecar is the native sidecar running the CORS proxy.
 	ContainerSidecar = "cors-sidecar"
+	// InitCommand is the cors-init binary in the sidecar image, ContainerInit's command: the
+	// image's only file with a file capability (cap_net_admin+ep), which is how cors-init,
+	// running as a non-root user, gets CAP_NET_ADMIN.
+	InitCommand = "/usr/local/bin/cors-init"
 	// VolumePolicy is the downwardAPI volume exposing AnnotationPolicy to the sidecar.
 	VolumePolicy = "cors-webhook-policy"
 	// PolicyDir is where VolumePolicy is mounted in the sidecar.

@@ -4,8 +4,9 @@
 //	cors-sidecar redirect --proxy-port 15003 --ports 8080[,...] [--dry-run] [--cleanup]
 //
 // "proxy" is the native sidecar container: the CORS proxy in front of the application.
-// "redirect" is the init container: it installs the nftables rules that send inbound traffic
-// for the application's HTTP ports to the proxy.
+// "redirect" installs the nftables rules that send inbound traffic for the application's HTTP
+// ports to the proxy. Injected pods run the image's cors-init binary for that (see cmd/cors-init);
+// pods injected by earlier releases run this subcommand as root, so it stays.
 //
 // It depends on neither client-go nor controller-runtime and builds static (CGO_ENABLED=0).
 package main
@@ -36,9 +37,9 @@ import (
 
 // Exit codes: 0 done, 1 failed, 2 bad usage.
 const (
-	exitOK    = 0
-	exitFail  = 1
-	exitUsage = 2
+	exitOK    = redirect.ExitOK
+	exitFail  = redirect.ExitFail
+	exitUsage = redirect.ExitUsage
 )
 
 // version is set with -ldflags "-X main.version=...".
@@ -303,67 +304,18 @@ func listenAll(port int) ([]net.Listener, error) {
 }
 
 func newRedirectCommand(stdout, stderr io.Writer) *cobra.Command {
-	var (
-		proxyPort       uint
-		ports, table    string
-		dryRun, cleanup bool
-	)
+	var fl redirect.Flags
 	cmd := &cobra.Command{
 		Use:   "redirect --ports PORT[,PORT...]",
-		Short: "Install the nftables rules that redirect inbound TCP of the ports to the proxy (the injected init container)",
+		Short: "Install the nftables rules that redirect inbound TCP of the ports to the proxy (what cors-init does; kept for pods injected by earlier releases)",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if code := runRedirect(proxyPort, ports, table, dryRun, cleanup, stdout, stderr); code != exitOK {
+			if code := fl.Run("cors-sidecar redirect", stdout, stderr); code != exitOK {
 				return &exitCode{code: code}
 			}
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.UintVar(&proxyPort, "proxy-port", contract.DefaultInboundPort, "the proxy's inbound port, where connections are redirected")
-	f.StringVar(&ports, "ports", "", "comma-separated application ports whose inbound TCP connections are redirected")
-	f.StringVar(&table, "table", redirect.DefaultTable, "the nftables table (family inet) holding the rules")
-	f.BoolVar(&dryRun, "dry-run", false, "print the rules (nft syntax) instead of installing them")
-	f.BoolVar(&cleanup, "cleanup", false, "remove the rules (the whole table) instead of installing them")
+	fl.Register(cmd.Flags())
 	return cmd
-}
-
-func runRedirect(proxyPort uint, ports, table string, dryRun, cleanup bool, stdout, stderr io.Writer) int {
-	if cleanup {
-		if dryRun {
-			fmt.Fprintf(stdout, "delete table inet %s\n", table)
-			return exitOK
-		}
-		if err := redirect.Cleanup(table); err != nil {
-			fmt.Fprintln(stderr, "cors-sidecar redirect:", err)
-			return exitFail
-		}
-		fmt.Fprintf(stdout, "removed table inet %s\n", table)
-		return exitOK
-	}
-	list, err := redirect.ParsePorts(ports)
-	if err != nil {
-		fmt.Fprintln(stderr, "--ports:", err)
-		return exitUsage
-	}
-	if proxyPort == 0 || proxyPort > 65535 {
-		fmt.Fprintln(stderr, "--proxy-port must be in 1..65535")
-		return exitUsage
-	}
-	rules := redirect.Rules{Table: table, ProxyPort: uint16(proxyPort), Ports: list}
-	if err := rules.Validate(); err != nil {
-		fmt.Fprintln(stderr, "cors-sidecar redirect:", err)
-		return exitUsage
-	}
-	if dryRun {
-		fmt.Fprint(stdout, rules)
-		return exitOK
-	}
-	if err := redirect.Install(rules); err != nil {
-		fmt.Fprintln(stderr, "cors-sidecar redirect:", err)
-		return exitFail
-	}
-	fmt.Fprintf(stdout, "installed table inet %s: inbound TCP to ports %s redirected to :%d\n",
-		rules.Table, contract.FormatPorts(list), rules.ProxyPort)
-	return exitOK
 }

@@ -56,12 +56,18 @@ const (
 	AnnotationVersion  = "org.opencontainers.image.version"
 )
 
+// paxXattr prefixes the PAX records of extended attributes (GNU tar, containerd, Docker).
+const paxXattr = "SCHILY.xattr."
+
 // File is one entry of an image's layer. Parents of a path are added as directories (0755).
 type File struct {
 	Path     string      // absolute, e.g. /usr/local/bin/pipy
 	Mode     os.FileMode // permission bits, plus os.ModeSticky or os.ModeDir where wanted
 	Contents []byte      // regular files
 	Link     string      // when set, the entry is a symlink to Link
+	// Xattrs are extended attributes, e.g. XattrCapability, written as the PAX records
+	// SCHILY.xattr.NAME that container runtimes apply when they unpack the layer.
+	Xattrs map[string]string
 }
 
 // Spec describes one single-platform image.
@@ -113,6 +119,12 @@ func Layer(files []File) (v1.Layer, error) {
 			Mode:    tarMode(f.Mode),
 			ModTime: Epoch,
 			Format:  tar.FormatPAX,
+		}
+		for k, v := range f.Xattrs { // archive/tar writes PAX records sorted by key
+			if h.PAXRecords == nil {
+				h.PAXRecords = map[string]string{}
+			}
+			h.PAXRecords[paxXattr+k] = v
 		}
 		switch {
 		case f.Link != "":

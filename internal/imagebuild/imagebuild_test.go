@@ -6,13 +6,17 @@ import (
 	"context"
 	"debug/elf"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // layerFiles reads the single layer of img: its headers and contents by name, in tar order.
@@ -48,6 +52,7 @@ func TestLayerIsReproducible(t *testing.T) {
 	files := []File{
 		{Path: "/usr/local/bin/app", Mode: 0o755, Contents: []byte("app")},
 		{Path: "etc/app/link", Link: "../passwd"},
+		{Path: "/usr/local/bin/capable", Mode: 0o755, Contents: []byte("capable"), Xattrs: map[string]string{"user.b": "2", XattrCapability: "caps"}},
 	}
 	a, err := Layer(files)
 	if err != nil {
@@ -93,6 +98,27 @@ func TestLayerIsReproducible(t *testing.T) {
 	}
 	if string(contents["usr/local/bin/app"]) != "app" || headers["etc/app/link"].Linkname != "../passwd" {
 		t.Errorf("contents: %q, link %q", contents["usr/local/bin/app"], headers["etc/app/link"].Linkname)
+	}
+	wantPAX := map[string]string{"SCHILY.xattr.security.capability": "caps", "SCHILY.xattr.user.b": "2"}
+	if got := headers["usr/local/bin/capable"].PAXRecords; !maps.Equal(got, wantPAX) {
+		t.Errorf("PAX records of the file with xattrs: %q, want %q", got, wantPAX)
+	}
+	if got := headers["usr/local/bin/app"].PAXRecords; len(got) != 0 {
+		t.Errorf("PAX records of a file without xattrs: %q", got)
+	}
+}
+
+// TestFileCapabilities pins the security.capability bytes of cap_net_admin+ep, as
+// `setcap cap_net_admin+ep FILE` writes them (`getfattr -n security.capability -e hex`:
+// 0x0100000200100000000000000000000000000000).
+func TestFileCapabilities(t *testing.T) {
+	want := []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x10, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if got := FileCapabilities(CapNetAdmin); !bytes.Equal(got, want) {
+		t.Errorf("FileCapabilities(CAP_NET_ADMIN) = % x, want % x", got, want)
+	}
+	// CAP_MAC_ADMIN (33) lands in the second 32-bit permitted word.
+	if got := FileCapabilities(33); got[12] != 0x02 {
+		t.Errorf("FileCapabilities(33) = % x", got)
 	}
 }
 
@@ -190,6 +216,34 @@ func TestProductImages(t *testing.T) {
 					t.Errorf("%s: /tmp is %+v, want a directory of mode 1777", p, h)
 				}
 				checkStaticELF(t, p.String()+" "+exe, contents[exe[1:]], p.Architecture)
+				// Extra binaries sit beside the entrypoint with their xattrs; no other file of
+				// the image carries any (in particular no other file capability).
+				withXattrs := map[string]map[string]string{}
+				for _, b := range pi.Extra {
+					file := "usr/local/bin/" + b.Name
+					checkStaticELF(t, p.String()+" "+file, contents[file], p.Architecture)
+					if h := headers[file]; h == nil || h.Mode != 0o755 || h.Uid != 0 {
+						t.Errorf("%s: %s is %+v, want root's, mode 755", p, file, h)
+					}
+					withXattrs[file] = b.Xattrs
+				}
+				for name, h := range headers {
+					got := map[string]string{}
+					for k, v := range h.PAXRecords {
+						if x, ok := strings.CutPrefix(k, paxXattr); ok {
+							got[x] = v
+						}
+					}
+					if want := withXattrs[name]; !maps.Equal(got, want) && (len(got) > 0 || len(want) > 0) {
+						t.Errorf("%s: %s has xattrs %q, want %q", p, name, got, want)
+					}
+				}
+				if pi.Name == "cors-sidecar" {
+					init := headers[contract.InitCommand[1:]]
+					if init == nil || init.PAXRecords["SCHILY.xattr.security.capability"] != "\x01\x00\x00\x02\x00\x10\x00\x00"+strings.Repeat("\x00", 12) {
+						t.Errorf("%s: %s lacks the file capability cap_net_admin+ep: %+v", p, contract.InitCommand, init)
+					}
+				}
 
 				// The tarball for `ctr images import` holds the same image under the repository's name.
 				tb, err := tarball.ImageFromPath(TarballPath(dirs[0], pi.Name, p), nil)

@@ -2,7 +2,9 @@ package imagebuild
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -10,6 +12,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // Platforms are the platforms of the product images.
@@ -25,11 +29,53 @@ const DefaultRepository = "ghcr.io/cors-webhook"
 // Source is the repository the product images name in their source annotation.
 const Source = "https://github.com/cors-webhook/cors-webhook"
 
+// Binary is one program of a product image: a static build of Package at /usr/local/bin/NAME
+// with the extended attributes Xattrs (e.g. a file capability).
+type Binary struct {
+	Name, Package string
+	Xattrs        map[string]string
+}
+
 // ProductImages are the product's images: the name of each (the last element of its
-// repository) and the main package its entrypoint is built from.
-var ProductImages = []struct{ Name, Package string }{
-	{"cors-webhook", "github.com/cors-webhook/cors-webhook/cmd/cors-webhook"},
-	{"cors-sidecar", "github.com/cors-webhook/cors-webhook/cmd/cors-sidecar"},
+// repository), the main package its entrypoint is built from, and further binaries it holds.
+var ProductImages = []struct {
+	Name, Package string
+	Extra         []Binary
+}{
+	{Name: "cors-webhook", Package: "github.com/cors-webhook/cors-webhook/cmd/cors-webhook"},
+	{Name: "cors-sidecar", Package: "github.com/cors-webhook/cors-webhook/cmd/cors-sidecar", Extra: []Binary{{
+		// The injected init container runs it as a non-root user: its file capability is how
+		// it gets CAP_NET_ADMIN. It must be a file of its own: the proxy container drops every
+		// capability, and the kernel refuses to execute a binary whose file capabilities the
+		// bounding set cannot grant (capabilities(7), "capability-dumb binaries").
+		Name: path.Base(contract.InitCommand), Package: "github.com/cors-webhook/cors-webhook/cmd/cors-init",
+		Xattrs: map[string]string{XattrCapability: string(FileCapabilities(CapNetAdmin))},
+	}}},
+}
+
+// XattrCapability is the extended attribute holding a file's capabilities.
+const XattrCapability = "security.capability"
+
+// CapNetAdmin is the number of CAP_NET_ADMIN (linux/capability.h).
+const CapNetAdmin = 12
+
+// FileCapabilities is the XattrCapability value that grants caps as permitted and effective
+// ("+ep") to whoever executes the file: struct vfs_cap_data of revision 2 (magic
+// VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE, then permitted and inheritable masks of 2×32
+// bits, little-endian). Revision 2 has no root user ID: it applies in the initial user
+// namespace, where containers without user namespaces run.
+func FileCapabilities(caps ...uint) []byte {
+	const revision2, effective = 0x02000000, 0x000001
+	var permitted [2]uint32
+	for _, c := range caps {
+		permitted[c/32] |= 1 << (c % 32)
+	}
+	b := binary.LittleEndian.AppendUint32(nil, revision2|effective)
+	for _, p := range permitted {
+		b = binary.LittleEndian.AppendUint32(b, p) // permitted
+		b = binary.LittleEndian.AppendUint32(b, 0) // inheritable
+	}
+	return b
 }
 
 // Release identifies what a product build is made of.
@@ -41,8 +87,8 @@ type Release struct {
 }
 
 // Product builds the product's image indexes, keyed by image name: for each of
-// [ProductImages] a static binary per platform at /usr/local/bin/NAME, the entrypoint,
-// running as NonRoot, annotated with source, revision and version.
+// [ProductImages] a static binary per platform at /usr/local/bin/NAME, the entrypoint, and its
+// Extra binaries beside it, running as NonRoot, annotated with source, revision and version.
 func Product(ctx context.Context, r Release) (map[string]v1.ImageIndex, error) {
 	if r.Version == "" {
 		return nil, fmt.Errorf("a release needs a version")
@@ -60,21 +106,25 @@ func Product(ctx context.Context, r Release) (map[string]v1.ImageIndex, error) {
 	g.SetLimit(2)
 	for i, pi := range ProductImages {
 		specs[i] = make([]Spec, len(platforms))
+		binaries := append([]Binary{{Name: pi.Name, Package: pi.Package}}, pi.Extra...)
 		for j, p := range platforms {
-			g.Go(func() error {
-				bin, err := BuildGo(gctx, pi.Package, p, "-X main.version="+r.Version)
-				if err != nil {
-					return err
-				}
-				exe := "/usr/local/bin/" + pi.Name
-				specs[i][j] = Spec{
-					Platform:    p,
-					Files:       []File{{Path: exe, Mode: 0o755, Contents: bin}},
-					Entrypoint:  []string{exe},
-					Annotations: annotations,
-				}
-				return nil
-			})
+			exe := "/usr/local/bin/" + pi.Name
+			specs[i][j] = Spec{
+				Platform:    p,
+				Files:       make([]File, len(binaries)),
+				Entrypoint:  []string{exe},
+				Annotations: annotations,
+			}
+			for k, b := range binaries {
+				g.Go(func() error {
+					bin, err := BuildGo(gctx, b.Package, p, "-X main.version="+r.Version)
+					if err != nil {
+						return err
+					}
+					specs[i][j].Files[k] = File{Path: "/usr/local/bin/" + b.Name, Mode: 0o755, Contents: bin, Xattrs: b.Xattrs}
+					return nil
+				})
+			}
 		}
 	}
 	if err := g.Wait(); err != nil {
