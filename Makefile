@@ -117,7 +117,8 @@ lint: kube-score ## gofmt, go vet, go.mod/go.sum as go mod tidy leaves them, and
 # and pull policy.
 # CRITICAL findings fail unless hack/kube-score-exceptions.yaml lists them with a reason.
 KUBE_SCORE_DIR := $(BIN)/kube-score-renderings
-KUBE_SCORE_INJECT_FLAGS := --sidecar-image $(IMAGE_REPOSITORY)/cors-sidecar:$(IMAGE_TAG) --sidecar-image-pull-policy IfNotPresent
+# The injected image is cors-webhook inject's default (the appVersion tag), as a user gets it.
+KUBE_SCORE_INJECT_FLAGS := --sidecar-image-pull-policy IfNotPresent
 
 .PHONY: kube-score
 kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both certificate modes) and the injected examples.

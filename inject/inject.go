@@ -46,8 +46,8 @@ const (
 	// kubernetes.io/os=windows nodeSelector); the sidecar and its nftables redirect are Linux.
 	Windows Outcome = "windows"
 	// PodSecurity: a chain selects the pod, but its namespace enforces the baseline or
-	// restricted Pod Security Standard, which would refuse the injected pod (cors-init runs as
-	// root with NET_ADMIN).
+	// restricted Pod Security Standard, which would refuse the injected pod (cors-init adds
+	// NET_ADMIN and, for restricted, allows privilege escalation).
 	PodSecurity Outcome = "pod-security"
 	// Collision: a chain selects the pod, but a port, container or volume the injection needs
 	// is taken by the pod itself.
@@ -97,9 +97,10 @@ func Uninjectable(pod *corev1.Pod, ns *corev1.Namespace) (Outcome, string) {
 		return "", ""
 	}
 	if level, ok := ns.Labels[labelPodSecurityEnforce]; ok && level != podSecurityPrivileged {
-		// baseline and restricted forbid NET_ADMIN and root; an unknown value is treated as
-		// restricted by Pod Security admission, so it refuses cors-init too.
-		return PodSecurity, fmt.Sprintf("namespace %s enforces Pod Security %q (label %s), which refuses the injected cors-init (root, NET_ADMIN)",
+		// baseline and restricted forbid adding NET_ADMIN (restricted also privilege
+		// escalation); an unknown value is treated as restricted by Pod Security admission,
+		// so it refuses cors-init too.
+		return PodSecurity, fmt.Sprintf("namespace %s enforces Pod Security %q (label %s), which refuses the injected cors-init (it adds the capability NET_ADMIN)",
 			ns.Name, level, labelPodSecurityEnforce)
 	}
 	return "", ""
@@ -398,20 +399,26 @@ func (in *Injector) policyVolume() corev1.Volume {
 	}
 }
 
-// initContainer installs the nftables redirect. It needs root and NET_ADMIN in the pod's network
-// namespace, and nothing else.
+// initContainer installs the nftables redirect. It needs CAP_NET_ADMIN in the pod's network
+// namespace, and nothing else. It runs the image's cors-init binary as the non-root
+// SidecarUID: the container's bounding set holds NET_ADMIN alone, and the binary's file
+// capability (cap_net_admin+ep) raises it when it starts. no_new_privs would void that file
+// capability, so privilege escalation is allowed: it lets the process gain what the file
+// grants, within the bounding set, and nothing in the image but cors-init grants anything.
 func (in *Injector) initContainer(redirect []int32) corev1.Container {
 	return corev1.Container{
 		Name:            contract.ContainerInit,
 		Image:           in.settings.SidecarImage,
 		ImagePullPolicy: in.settings.SidecarImagePullPolicy,
-		Args:            []string{"redirect", "--proxy-port", port(in.settings.InboundPort), "--ports", contract.FormatPorts(redirect)},
+		Command:         []string{contract.InitCommand},
+		Args:            []string{"--proxy-port", port(in.settings.InboundPort), "--ports", contract.FormatPorts(redirect)},
 		Resources:       in.resources(),
 		SecurityContext: &corev1.SecurityContext{
-			RunAsUser:                ptr.To[int64](0),
-			RunAsNonRoot:             ptr.To(false),
+			RunAsUser:                ptr.To(SidecarUID),
+			RunAsGroup:               ptr.To(SidecarUID),
+			RunAsNonRoot:             ptr.To(true),
 			ReadOnlyRootFilesystem:   ptr.To(true),
-			AllowPrivilegeEscalation: ptr.To(false),
+			AllowPrivilegeEscalation: ptr.To(true),
 			Capabilities: &corev1.Capabilities{
 				Add:  []corev1.Capability{"NET_ADMIN"},
 				Drop: []corev1.Capability{"ALL"},

@@ -215,15 +215,17 @@ func TestInjectSeed(t *testing.T) {
 - name: cors-init
   image: example.com/cors-sidecar:test
   imagePullPolicy: IfNotPresent
-  args: [redirect, --proxy-port, "15003", --ports, "8080"]
+  command: [/usr/local/bin/cors-init]
+  args: [--proxy-port, "15003", --ports, "8080"]
   resources:
     requests: {cpu: 10m, memory: 32Mi, ephemeral-storage: 16Mi}
     limits: {cpu: 500m, memory: 128Mi, ephemeral-storage: 64Mi}
   securityContext:
-    runAsUser: 0
-    runAsNonRoot: false
+    runAsUser: 65532
+    runAsGroup: 65532
+    runAsNonRoot: true
     readOnlyRootFilesystem: true
-    allowPrivilegeEscalation: false
+    allowPrivilegeEscalation: true
     capabilities: {add: [NET_ADMIN], drop: [ALL]}
     seccompProfile: {type: RuntimeDefault}
 - name: cors-sidecar

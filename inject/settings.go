@@ -16,7 +16,11 @@ import (
 
 // Defaults of the injector settings, also the defaults of the `serve` and `inject` flags.
 const (
-	DefaultSidecarImage  = "ghcr.io/cors-webhook/cors-sidecar:latest"
+	// AppVersion is the chart's appVersion (charts/cors-webhook/Chart.yaml; a unit test keeps
+	// the two equal): the tag a release gives the product images, so the default sidecar image
+	// names what the release of this source pushes, and never `latest`.
+	AppVersion           = "0.1.0"
+	DefaultSidecarImage  = "ghcr.io/cors-webhook/cors-sidecar:" + AppVersion
 	DefaultCPURequest    = "10m"
 	DefaultMemoryRequest = "32Mi"
 	// DefaultEphemeralStorageRequest and the limits below bound each injected container, so
@@ -26,16 +30,16 @@ const (
 	DefaultCPULimit                = "500m"
 	DefaultMemoryLimit             = "128Mi"
 	DefaultEphemeralStorageLimit   = "64Mi"
-	// SidecarUID is the user the sidecar runs as: non-root (distroless "nonroot"), so the
-	// container passes the restricted Pod Security Standard.
+	// SidecarUID is the user and group both injected containers run as: non-root (distroless
+	// "nonroot"); the sidecar container passes the restricted Pod Security Standard.
 	SidecarUID int64 = 65532
 )
 
 // Settings are the server's choices about what to inject. The `serve` and `inject` commands
 // fill them from flags; the zero values of the optional fields take the defaults above.
 type Settings struct {
-	// SidecarImage runs both cors-init (`redirect`) and cors-sidecar (`proxy`); its entrypoint
-	// is the cors-sidecar binary.
+	// SidecarImage runs both cors-init (its contract.InitCommand binary) and cors-sidecar
+	// (`proxy`, on its entrypoint, the cors-sidecar binary).
 	SidecarImage string
 	// SidecarImagePullPolicy of both containers; empty leaves Kubernetes' default.
 	SidecarImagePullPolicy corev1.PullPolicy

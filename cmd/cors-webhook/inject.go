@@ -88,7 +88,7 @@ type injectorFlags struct {
 
 // addInjectorFlags registers the injector flags on f.
 func addInjectorFlags(f *pflag.FlagSet, fl *injectorFlags) {
-	f.StringVar(&fl.image, "sidecar-image", defaultSidecarImage(), "image of the injected cors-init and cors-sidecar containers (entrypoint: cors-sidecar)")
+	f.StringVar(&fl.image, "sidecar-image", inject.DefaultSidecarImage, "image of the injected cors-init and cors-sidecar containers, by tag or digest (the chart's appVersion tag by default)")
 	f.StringVar(&fl.pullPolicy, "sidecar-image-pull-policy", "", "imagePullPolicy of the injected containers: Always, IfNotPresent or Never (default: Kubernetes' default for the tag)")
 	f.Int32Var(&fl.inboundPort, "inbound-port", contract.DefaultInboundPort, "port of the sidecar that redirected traffic reaches; must not be used by the application")
 	f.Int32Var(&fl.adminPort, "admin-port", contract.DefaultAdminPort, "port of the sidecar's readiness endpoint; must not be used by the application")
@@ -99,15 +99,6 @@ func addInjectorFlags(f *pflag.FlagSet, fl *injectorFlags) {
 	f.StringVar(&fl.memoryLimit, "sidecar-memory-limit", inject.DefaultMemoryLimit, `memory limit of each injected container ("" for none)`)
 	f.StringVar(&fl.ephemeralStorageLimit, "sidecar-ephemeral-storage-limit", inject.DefaultEphemeralStorageLimit, `ephemeral-storage limit of each injected container ("" for none)`)
 	addTenancyFlags(f, &fl.tenancy)
-}
-
-// defaultSidecarImage is the sidecar image of the same release as this binary.
-func defaultSidecarImage() string {
-	if version == "" || version == "dev" {
-		return inject.DefaultSidecarImage
-	}
-	repo, _, _ := strings.Cut(inject.DefaultSidecarImage, ":")
-	return repo + ":" + version
 }
 
 // injector is the injector of the flags and --cors-plugins, as the offline commands use it.

@@ -6,10 +6,13 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/cors-webhook/cors-webhook/inject"
 )
 
-// TestChartDefaultsAreWhatAReleasePushes: the chart runs and injects
-// DefaultRepository/NAME with the tag defaulting to its appVersion, the tag `make push` uses.
+// TestChartDefaultsAreWhatAReleasePushes: the chart runs and injects, and the injector
+// defaults to, DefaultRepository/NAME with the tag defaulting to its appVersion, the tag
+// `make push` uses.
 func TestChartDefaultsAreWhatAReleasePushes(t *testing.T) {
 	chart := filepath.Join("..", "..", "charts", "cors-webhook")
 	var meta struct {
@@ -36,6 +39,11 @@ func TestChartDefaultsAreWhatAReleasePushes(t *testing.T) {
 	}
 	if meta.AppVersion == "" {
 		t.Fatal("Chart.yaml has no appVersion")
+	}
+	// The injector's default (cors-webhook serve and inject without --sidecar-image) is the
+	// same image, never `latest`.
+	if want := DefaultRepository + "/cors-sidecar:" + meta.AppVersion; inject.DefaultSidecarImage != want || inject.AppVersion != meta.AppVersion {
+		t.Errorf("inject.DefaultSidecarImage %s (AppVersion %s), want %s: set inject.AppVersion to the chart's appVersion", inject.DefaultSidecarImage, inject.AppVersion, want)
 	}
 	for name, img := range map[string]struct{ Repository, Tag string }{
 		"cors-webhook": values.Image,
