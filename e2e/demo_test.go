@@ -108,7 +108,7 @@ func TestDemo(t *testing.T) {
 		for _, want := range []string{
 			`cors-webhook.io/policy: '{"version":1,"ports":{"8080":{"allowOrigins":[{"regex":"http.*://www.test.cn"},{"exact":"http://www.aaa.com"},{"prefix":"http://www.bbb.com"}]`,
 			`cors-webhook.io/injected: "true"`,
-			"name: cors-init", "- redirect", "- NET_ADMIN",
+			"name: cors-init", "- /usr/local/bin/cors-init", "runAsUser: 65532", "- NET_ADMIN",
 			"name: cors-sidecar", "- proxy", "restartPolicy: Always", "/etc/cors-webhook/policy.json",
 			"fieldPath: metadata.annotations['cors-webhook.io/policy']",
 			"podIP: 10.213.",

@@ -101,8 +101,8 @@ func TestMutatingWebhookInjectsTheSeedPods(t *testing.T) {
 			if sidecar.RestartPolicy == nil || *sidecar.RestartPolicy != corev1.ContainerRestartPolicyAlways || sidecar.Image != "registry.example/cors-sidecar:e2e" {
 				t.Errorf("%s: sidecar %+v", pod.Name, sidecar)
 			}
-			if args := pod.Spec.InitContainers[0].Args; !slices.Equal(args, []string{"redirect", "--proxy-port", "15003", "--ports", "8080"}) {
-				t.Errorf("%s: cors-init args %q", pod.Name, args)
+			if init := pod.Spec.InitContainers[0]; !slices.Equal(init.Command, []string{"/usr/local/bin/cors-init"}) || !slices.Equal(init.Args, []string{"--proxy-port", "15003", "--ports", "8080"}) {
+				t.Errorf("%s: cors-init command %q args %q", pod.Name, init.Command, init.Args)
 			}
 			if pod.Labels["cors-webhook.io/injected"] != "true" || pod.Annotations["cors-webhook.io/redirect-ports"] != "8080" {
 				t.Errorf("%s: labels %v, annotations %v", pod.Name, pod.Labels, pod.Annotations)

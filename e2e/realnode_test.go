@@ -94,6 +94,11 @@ func TestGuideOnARealNode(t *testing.T) {
 			}
 			assertInjectedPod(t, &pod)
 			assertRedirectTable(t, n, &pod)
+			if logs := c.MustKubectl(t, "logs", "-n", pod.Namespace, pod.Name, "-c", contract.ContainerInit).Stdout; !strings.Contains(logs, "installed table inet "+redirect.DefaultTable) {
+				t.Errorf("%s: %s logged %q", pod.Name, contract.ContainerInit, logs)
+			} else {
+				t.Logf("%s: %s ran as the non-root user 65532 (runtime: %+v), exited 0, and its table is in the pod: %s", pod.Name, contract.ContainerInit, initUser(&pod), strings.TrimSpace(logs))
+			}
 		}
 	})
 	if t.Failed() {
@@ -365,10 +370,13 @@ func podLineShows(out, pod string, words ...string) bool {
 }
 
 // assertInjectedPod checks what the kubelet reports of an injected pod: cors-init ran to
-// completion before the sidecar started, the native sidecar and the application run, ready,
-// never restarted.
+// completion, as the non-root user 65532 with NET_ADMIN alone, before the sidecar started; the
+// native sidecar and the application run, ready, never restarted. With assertRedirectTable
+// (its table is in the pod) this shows that the image's file capability gave the non-root
+// cors-init what it needs on this kubelet and containerd.
 func assertInjectedPod(t *testing.T, pod *corev1.Pod) {
 	t.Helper()
+	assertNonRootInit(t, pod)
 	var init, side *corev1.ContainerStatus
 	for i := range pod.Status.InitContainerStatuses {
 		s := &pod.Status.InitContainerStatuses[i]
@@ -395,6 +403,51 @@ func assertInjectedPod(t *testing.T, pod *corev1.Pod) {
 			t.Errorf("%s: container %s ready=%v restarts=%d", pod.Name, s.Name, s.Ready, s.RestartCount)
 		}
 	}
+}
+
+// assertNonRootInit checks cors-init's spec (the image's cors-init binary, user and group
+// 65532, runAsNonRoot, only NET_ADMIN) and the user the runtime ran it as: the container status'
+// user (SupplementalGroupsPolicy, GA in 1.35) is containerd's OCI spec of the container, which
+// the process status, gone once the container exited, cannot be.
+func assertNonRootInit(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	var spec *corev1.Container
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == contract.ContainerInit {
+			spec = &pod.Spec.InitContainers[i]
+		}
+	}
+	if spec == nil {
+		t.Errorf("%s: no %s container", pod.Name, contract.ContainerInit)
+		return
+	}
+	sc := spec.SecurityContext
+	if !slices.Equal(spec.Command, []string{contract.InitCommand}) || sc == nil ||
+		sc.RunAsUser == nil || *sc.RunAsUser != 65532 || sc.RunAsGroup == nil || *sc.RunAsGroup != 65532 ||
+		sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.Capabilities == nil ||
+		!slices.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN"}) || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("%s: %s is not the non-root cors-init with NET_ADMIN alone: command %q, securityContext %+v", pod.Name, contract.ContainerInit, spec.Command, sc)
+	}
+	for _, s := range pod.Status.InitContainerStatuses {
+		if s.Name != contract.ContainerInit {
+			continue
+		}
+		if s.User == nil || s.User.Linux == nil || s.User.Linux.UID != 65532 || s.User.Linux.GID != 65532 {
+			t.Errorf("%s: the runtime reports %s ran as %+v, want uid and gid 65532", pod.Name, contract.ContainerInit, s.User)
+		}
+		return
+	}
+	t.Errorf("%s: no status of %s", pod.Name, contract.ContainerInit)
+}
+
+// initUser is the user the runtime reports for cors-init's container.
+func initUser(pod *corev1.Pod) any {
+	for _, s := range pod.Status.InitContainerStatuses {
+		if s.Name == contract.ContainerInit && s.User != nil && s.User.Linux != nil {
+			return *s.User.Linux
+		}
+	}
+	return nil
 }
 
 // assertRedirectTable checks that cors-init's nftables table is in the pod's network namespace.
