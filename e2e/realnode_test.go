@@ -428,23 +428,16 @@ func assertNonRootInit(t *testing.T, pod *corev1.Pod) {
 		!slices.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN"}) || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
 		t.Errorf("%s: %s is not the non-root cors-init with NET_ADMIN alone: command %q, securityContext %+v", pod.Name, contract.ContainerInit, spec.Command, sc)
 	}
-	for _, s := range pod.Status.InitContainerStatuses {
-		if s.Name != contract.ContainerInit {
-			continue
-		}
-		if s.User == nil || s.User.Linux == nil || s.User.Linux.UID != 65532 || s.User.Linux.GID != 65532 {
-			t.Errorf("%s: the runtime reports %s ran as %+v, want uid and gid 65532", pod.Name, contract.ContainerInit, s.User)
-		}
-		return
+	if u := initUser(pod); u == nil || u.UID != 65532 || u.GID != 65532 {
+		t.Errorf("%s: the runtime reports %s ran as %+v, want uid and gid 65532", pod.Name, contract.ContainerInit, u)
 	}
-	t.Errorf("%s: no status of %s", pod.Name, contract.ContainerInit)
 }
 
-// initUser is the user the runtime reports for cors-init's container.
-func initUser(pod *corev1.Pod) any {
+// initUser is the user the runtime reports for cors-init's container, or nil.
+func initUser(pod *corev1.Pod) *corev1.LinuxContainerUser {
 	for _, s := range pod.Status.InitContainerStatuses {
-		if s.Name == contract.ContainerInit && s.User != nil && s.User.Linux != nil {
-			return *s.User.Linux
+		if s.Name == contract.ContainerInit && s.User != nil {
+			return s.User.Linux
 		}
 	}
 	return nil
