@@ -84,12 +84,14 @@ func TestInitRunsAsNonRootWithItsFileCapability(t *testing.T) {
 		if !strings.Contains(tables, redirect.DefaultTable) {
 			t.Errorf("the network namespace holds the tables %q, want %s", tables, redirect.DefaultTable)
 		}
+		t.Logf("as 65532 with the file capability: %s", strings.TrimSpace(out))
 	})
 	t.Run("without it", func(t *testing.T) {
 		out, err, tables := runInitAsNonRoot(t, unpack("cors-init-nocap", false))
 		if err == nil || !strings.Contains(out, "operation not permitted") || tables != "" {
 			t.Fatalf("cors-init as 65532 without the file capability: %v, tables %q\n%s", err, tables, out)
 		}
+		t.Logf("as 65532 without it: %v: %s", err, strings.TrimSpace(out))
 	})
 }
 
