@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/inject"
 	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
 
@@ -90,13 +91,41 @@ func TestHelmLint(t *testing.T) {
 	})
 
 	t.Run("the schema rejects wrong values", func(t *testing.T) {
-		for _, set := range []string{"certs.mode=vault", "webhook.failurePolicy=Maybe", "webhook.timeoutSeconds=31", "webhook.podFailurePolicy=Maybe", "webhook.podTimeoutSeconds=0", "replicaCount=0", "webhook.devURL=http://127.0.0.1:9443", "unknownValue=1"} {
+		for _, set := range []string{"certs.mode=vault", "webhook.failurePolicy=Maybe", "webhook.timeoutSeconds=31", "webhook.podFailurePolicy=Maybe", "webhook.podTimeoutSeconds=0", "replicaCount=0", "webhook.devURL=http://127.0.0.1:9443", "unknownValue=1", "injector.sidecar.image.digest=latest", "injector.init.runAsRoot=maybe"} {
 			if res := helmRun(t, nil, "template", "x", chart, "--set", set); res.ExitCode == 0 {
 				t.Errorf("helm template --set %s succeeded", set)
 			}
 		}
 		if res := helmRun(t, nil, "template", "x", chart, "--set", "plugin.declare=true", "--set", "plugin.name=other"); res.ExitCode == 0 || !strings.Contains(res.Stderr, "validation.corsPlugins") {
 			t.Errorf("a declared Plugin that is not a CORS plugin must fail:\n%s", res.Output())
+		}
+	})
+
+	t.Run("the injected image and cors-init mode", func(t *testing.T) {
+		digest := "sha256:" + strings.Repeat("ab", 32)
+		for _, tc := range []struct {
+			set    []string
+			image  string
+			asRoot bool
+		}{
+			{nil, "ghcr.io/cors-webhook/cors-sidecar:" + inject.AppVersion, false},
+			{[]string{"--set", "injector.sidecar.image.tag=1.2.3"}, "ghcr.io/cors-webhook/cors-sidecar:1.2.3", false},
+			{[]string{"--set", "injector.sidecar.image.digest=" + digest, "--set", "injector.init.runAsRoot=true"}, "ghcr.io/cors-webhook/cors-sidecar@" + digest, true},
+		} {
+			objs := helmTemplate(t, chart, tc.set...)
+			if len(objs["Deployment"]) != 2 {
+				t.Fatalf("%v: %d Deployments", tc.set, len(objs["Deployment"]))
+			}
+			for _, doc := range objs["Deployment"] {
+				var d appsv1.Deployment
+				if err := yaml.Unmarshal([]byte(doc), &d); err != nil {
+					t.Fatal(err)
+				}
+				args := d.Spec.Template.Spec.Containers[0].Args
+				if !slices.Contains(args, "--sidecar-image="+tc.image) || slices.Contains(args, "--init-as-root") != tc.asRoot {
+					t.Errorf("%v: %s args %q, want --sidecar-image=%s and --init-as-root %v", tc.set, d.Name, args, tc.image, tc.asRoot)
+				}
+			}
 		}
 	})
 

@@ -405,8 +405,10 @@ func (in *Injector) policyVolume() corev1.Volume {
 // capability (cap_net_admin+ep) raises it when it starts. no_new_privs would void that file
 // capability, so privilege escalation is allowed: it lets the process gain what the file
 // grants, within the bounding set, and nothing in the image but cors-init grants anything.
+// With Settings.InitAsRoot it is the earlier cors-init instead: `cors-sidecar redirect` as root
+// with no_new_privs, holding NET_ADMIN from the start.
 func (in *Injector) initContainer(redirect []int32) corev1.Container {
-	return corev1.Container{
+	c := corev1.Container{
 		Name:            contract.ContainerInit,
 		Image:           in.settings.SidecarImage,
 		ImagePullPolicy: in.settings.SidecarImagePullPolicy,
@@ -426,6 +428,13 @@ func (in *Injector) initContainer(redirect []int32) corev1.Container {
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
+	if in.settings.InitAsRoot {
+		c.Command, c.Args = nil, append([]string{"redirect"}, c.Args...)
+		sc := c.SecurityContext
+		sc.RunAsUser, sc.RunAsGroup, sc.RunAsNonRoot = ptr.To[int64](0), nil, ptr.To(false)
+		sc.AllowPrivilegeEscalation = ptr.To(false)
+	}
+	return c
 }
 
 // sidecarContainer is the CORS proxy as a native sidecar: it starts before the app containers,

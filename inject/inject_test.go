@@ -269,6 +269,48 @@ func TestInjectSeed(t *testing.T) {
 	}
 }
 
+// TestInjectInitAsRoot: with InitAsRoot, cors-init is the earlier one (cors-sidecar redirect,
+// root, no_new_privs); the sidecar does not change.
+func TestInjectInitAsRoot(t *testing.T) {
+	s := newInjector(t).Settings()
+	s.InitAsRoot = true
+	in, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := injectInto(t, in, pod(t, podPipyV1), seed...)
+	if res.Outcome != Injected {
+		t.Fatalf("outcome %s, reasons %q", res.Outcome, res.Reasons)
+	}
+	wantInit := `
+name: cors-init
+image: example.com/cors-sidecar:test
+imagePullPolicy: IfNotPresent
+args: [redirect, --proxy-port, "15003", --ports, "8080"]
+resources:
+  requests: {cpu: 10m, memory: 32Mi, ephemeral-storage: 16Mi}
+  limits: {cpu: 500m, memory: 128Mi, ephemeral-storage: 64Mi}
+securityContext:
+  runAsUser: 0
+  runAsNonRoot: false
+  readOnlyRootFilesystem: true
+  allowPrivilegeEscalation: false
+  capabilities: {add: [NET_ADMIN], drop: [ALL]}
+  seccompProfile: {type: RuntimeDefault}
+`
+	var want corev1.Container
+	if err := yaml.UnmarshalStrict([]byte(wantInit), &want); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, res.Pod.Spec.InitContainers[0]); diff != "" {
+		t.Errorf("cors-init as root (-want +got):\n%s", diff)
+	}
+	nonRoot := injectInto(t, newInjector(t), pod(t, podPipyV1), seed...)
+	if diff := cmp.Diff(nonRoot.Pod.Spec.InitContainers[1], res.Pod.Spec.InitContainers[1]); diff != "" {
+		t.Errorf("the sidecar changed with InitAsRoot:\n%s", diff)
+	}
+}
+
 func TestInjectIsIdempotent(t *testing.T) {
 	in := newInjector(t)
 	first := injectInto(t, in, pod(t, podPipyV1), seed...)

@@ -41,6 +41,10 @@ type Settings struct {
 	// SidecarImage runs both cors-init (its contract.InitCommand binary) and cors-sidecar
 	// (`proxy`, on its entrypoint, the cors-sidecar binary).
 	SidecarImage string
+	// InitAsRoot runs cors-init as root with no_new_privs (`cors-sidecar redirect`, as releases
+	// before the non-root cors-init did), for runtimes or image pipelines that drop the image's
+	// extended attributes and with them cors-init's file capability. Off by default.
+	InitAsRoot bool
 	// SidecarImagePullPolicy of both containers; empty leaves Kubernetes' default.
 	SidecarImagePullPolicy corev1.PullPolicy
 	// InboundPort is where redirected traffic reaches the proxy.

@@ -77,6 +77,7 @@ conflicting, 2 when the input cannot be read or parsed, or on a usage error.`,
 type injectorFlags struct {
 	image         string
 	pullPolicy    string
+	initAsRoot    bool
 	inboundPort   int32
 	adminPort     int32
 	cpuRequest    string
@@ -89,6 +90,7 @@ type injectorFlags struct {
 // addInjectorFlags registers the injector flags on f.
 func addInjectorFlags(f *pflag.FlagSet, fl *injectorFlags) {
 	f.StringVar(&fl.image, "sidecar-image", inject.DefaultSidecarImage, "image of the injected cors-init and cors-sidecar containers, by tag or digest (the chart's appVersion tag by default)")
+	f.BoolVar(&fl.initAsRoot, "init-as-root", false, "run cors-init as root with no_new_privs (cors-sidecar redirect) instead of user 65532 with its file capability, for runtimes that drop the image's extended attributes")
 	f.StringVar(&fl.pullPolicy, "sidecar-image-pull-policy", "", "imagePullPolicy of the injected containers: Always, IfNotPresent or Never (default: Kubernetes' default for the tag)")
 	f.Int32Var(&fl.inboundPort, "inbound-port", contract.DefaultInboundPort, "port of the sidecar that redirected traffic reaches; must not be used by the application")
 	f.Int32Var(&fl.adminPort, "admin-port", contract.DefaultAdminPort, "port of the sidecar's readiness endpoint; must not be used by the application")
@@ -118,6 +120,7 @@ func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error)
 	s := inject.Settings{
 		SidecarImage:           fl.image,
 		SidecarImagePullPolicy: corev1.PullPolicy(fl.pullPolicy),
+		InitAsRoot:             fl.initAsRoot,
 		InboundPort:            fl.inboundPort,
 		AdminPort:              fl.adminPort,
 		Requests:               corev1.ResourceList{},

@@ -87,6 +87,9 @@ computes the policies admission injects), and the certificate settings.
 {{- with .Values.injector.sidecar.image.pullPolicy }}
 - --sidecar-image-pull-policy={{ . }}
 {{- end }}
+{{- if .Values.injector.init.runAsRoot }}
+- --init-as-root
+{{- end }}
 - --inbound-port={{ .Values.injector.sidecar.inboundPort }}
 - --admin-port={{ .Values.injector.sidecar.adminPort }}
 - --sidecar-cpu-request={{ .Values.injector.sidecar.resources.requests.cpu }}
@@ -121,7 +124,11 @@ computes the policies admission injects), and the certificate settings.
 
 {{- define "cors-webhook.sidecarImage" -}}
 {{- with .Values.injector.sidecar.image }}
+{{- if .digest }}
+{{- printf "%s@%s" .repository .digest }}
+{{- else }}
 {{- printf "%s:%s" .repository (default $.Chart.AppVersion .tag) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
