@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -25,8 +24,8 @@ import (
 	"github.com/cors-webhook/cors-webhook/sidecar/redirect"
 )
 
-// version is set with -ldflags "-X main.version=...".
-var version = ""
+// version is set with -ldflags "-X main.version=..." (the image build sets it).
+var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -54,18 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return redirect.ExitUsage
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, versionString())
+		fmt.Fprintln(stdout, version)
 		return redirect.ExitOK
 	}
 	return fl.Run("cors-init", stdout, stderr)
-}
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "dev"
 }
