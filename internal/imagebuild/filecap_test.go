@@ -23,8 +23,9 @@ import (
 // cors-sidecar image as containerd does (the file, owned by root, then its xattrs from the PAX
 // records, then its mode) and runs it as the injected container does: as user and group 65532,
 // without ambient capabilities, in a network namespace of its own. With the layer's file
-// capability it installs the nftables table; with the xattr removed the kernel grants it nothing
-// and it fails, so the test fails if the image loses the capability. It needs root.
+// capability it installs the nftables table; with the xattr removed, or under no_new_privs, the
+// kernel grants it nothing and it fails, so the test fails if the image loses the capability.
+// It needs root.
 func TestInitRunsAsNonRootWithItsFileCapability(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root (network namespaces, setuid, security.* xattrs); run as root, as CI does")
@@ -77,7 +78,7 @@ func TestInitRunsAsNonRootWithItsFileCapability(t *testing.T) {
 	}
 
 	t.Run("with the file capability", func(t *testing.T) {
-		out, err, tables := runInitAsNonRoot(t, unpack("cors-init", true))
+		out, err, tables := runInitAsNonRoot(t, unpack("cors-init", true), false)
 		if err != nil || !strings.Contains(out, "installed table inet "+redirect.DefaultTable) {
 			t.Fatalf("cors-init as 65532: %v\n%s", err, out)
 		}
@@ -87,17 +88,27 @@ func TestInitRunsAsNonRootWithItsFileCapability(t *testing.T) {
 		t.Logf("as 65532 with the file capability: %s", strings.TrimSpace(out))
 	})
 	t.Run("without it", func(t *testing.T) {
-		out, err, tables := runInitAsNonRoot(t, unpack("cors-init-nocap", false))
+		out, err, tables := runInitAsNonRoot(t, unpack("cors-init-nocap", false), false)
 		if err == nil || !strings.Contains(out, "operation not permitted") || tables != "" {
 			t.Fatalf("cors-init as 65532 without the file capability: %v, tables %q\n%s", err, tables, out)
 		}
 		t.Logf("as 65532 without it: %v: %s", err, strings.TrimSpace(out))
 	})
+	// allowPrivilegeEscalation: false sets no_new_privs, which voids the file capability: the
+	// reason the injected cors-init leaves privilege escalation allowed.
+	t.Run("with it under no_new_privs", func(t *testing.T) {
+		out, err, tables := runInitAsNonRoot(t, unpack("cors-init-nnp", true), true)
+		if err == nil || !strings.Contains(out, "operation not permitted") || tables != "" {
+			t.Fatalf("cors-init as 65532 under no_new_privs: %v, tables %q\n%s", err, tables, out)
+		}
+		t.Logf("as 65532 under no_new_privs: %v: %s", err, strings.TrimSpace(out))
+	})
 }
 
-// runInitAsNonRoot runs bin --ports 8080 as user and group 65532 in a new network namespace and
-// returns its output, its error and the names of the nftables tables it left there.
-func runInitAsNonRoot(t *testing.T, bin string) (out string, runErr error, tables string) {
+// runInitAsNonRoot runs bin --ports 8080 as user and group 65532 in a new network namespace,
+// with no_new_privs when noNewPrivs, and returns its output, its error and the names of the
+// nftables tables it left there.
+func runInitAsNonRoot(t *testing.T, bin string, noNewPrivs bool) (out string, runErr error, tables string) {
 	t.Helper()
 	done := make(chan struct{})
 	var fatal error
@@ -109,6 +120,12 @@ func runInitAsNonRoot(t *testing.T, bin string) (out string, runErr error, table
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			fatal = err
 			return
+		}
+		if noNewPrivs { // per thread, inherited by the child; the thread is discarded
+			if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+				fatal = err
+				return
+			}
 		}
 		cmd := exec.Command(bin, "--ports", "8080")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65532, Gid: 65532, Groups: []uint32{}}}
