@@ -97,7 +97,7 @@ func TestGuideOnARealNode(t *testing.T) {
 			if logs := c.MustKubectl(t, "logs", "-n", pod.Namespace, pod.Name, "-c", contract.ContainerInit).Stdout; !strings.Contains(logs, "installed table inet "+redirect.DefaultTable) {
 				t.Errorf("%s: %s logged %q", pod.Name, contract.ContainerInit, logs)
 			} else {
-				t.Logf("%s: %s ran as the non-root user 65532 (runtime: %+v), exited 0, and its table is in the pod: %s", pod.Name, contract.ContainerInit, initUser(&pod), strings.TrimSpace(logs))
+				t.Logf("%s: %s exited 0 as the runtime's user %+v and logged: %s", pod.Name, contract.ContainerInit, initUser(&pod), strings.TrimSpace(logs))
 			}
 		}
 	})
