@@ -301,8 +301,18 @@ func (c *collector) checkChainConflicts(r clusterstate.Reader, chain *v1alpha1.P
 
 // candidates returns the chains that can reach a namespace this chain reaches: chains with a
 // namespaceSelector anywhere, plus chains without one in the namespaces this chain can select
-// (its own, or the existing namespaces its namespaceSelector matches).
+// (its own, or the existing namespaces its namespaceSelector matches). A Reader that keeps a
+// ChainIndex narrows them to the chains whose podSelector may overlap this chain's.
 func (cc *chainCheck) candidates() ([]*v1alpha1.PluginChain, error) {
+	if src, ok := cc.r.(IndexedChains); ok {
+		ix, err := src.PluginChainIndex()
+		if err != nil {
+			return nil, fmt.Errorf("reading the PluginChain index: %w", err)
+		}
+		if ix != nil {
+			return ix.candidates(cc)
+		}
+	}
 	out, err := cc.r.PluginChainsWithNamespaceSelector()
 	if err != nil {
 		return nil, err
