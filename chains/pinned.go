@@ -227,3 +227,20 @@ func (x *Pinned[T]) MayOverlap(allows func(key string) (values []string, anyValu
 		visit(item)
 	}
 }
+
+// MayOverlapCount is at most the number of items MayOverlap would visit, without visiting
+// them: for choosing between it and another way to find them.
+func (x *Pinned[T]) MayOverlapCount(allows func(key string) (values []string, anyValue bool)) int {
+	n := len(x.unpinned)
+	for k, pk := range x.keys {
+		values, anyValue := allows(k)
+		if anyValue {
+			n += len(pk.all)
+			continue
+		}
+		for _, v := range values {
+			n += len(pk.byValue[v])
+		}
+	}
+	return n
+}

@@ -77,6 +77,9 @@ func TestPinned(t *testing.T) {
 			if got := names(func(f func(*pinItem)) { x.MayOverlap(tt.allows, f) }); !slices.Equal(got, tt.overlap) {
 				t.Errorf("%s: MayOverlap %v, want %v", tt.name, got, tt.overlap)
 			}
+			if n := x.MayOverlapCount(tt.allows); n < len(tt.overlap) {
+				t.Errorf("%s: MayOverlapCount %d, below the %d visited", tt.name, n, len(tt.overlap))
+			}
 		}
 	}
 	t.Run("bulk", func(t *testing.T) { check(t, NewPinned(pinSel, items)) })

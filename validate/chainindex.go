@@ -131,37 +131,47 @@ func (x *ChainIndex) Len() int {
 // chains without one, those that also live in a namespace the chain reaches. It is a subset of
 // what the listing in chainCheck.candidates returns that holds every chain compare accepts.
 func (x *ChainIndex) candidates(cc *chainCheck) ([]*v1alpha1.PluginChain, error) {
-	var out, own []*v1alpha1.PluginChain
-	x.mu.RLock()
+	var out []*v1alpha1.PluginChain
 	collect := func(c *v1alpha1.PluginChain) { out = append(out, c) }
-	x.wide.MayOverlap(cc.scope.pods.allows, collect)
+	allows := cc.scope.pods.allows
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	x.wide.MayOverlap(allows, collect)
 	if cc.scope.nsSel == nil {
 		if local := x.own[cc.chain.Namespace]; local != nil {
-			local.MayOverlap(cc.scope.pods.allows, collect)
+			local.MayOverlap(allows, collect)
 		}
-		x.mu.RUnlock()
 		return out, nil
 	}
-	x.ownAll.MayOverlap(cc.scope.pods.allows, func(c *v1alpha1.PluginChain) { own = append(own, c) })
-	x.mu.RUnlock()
-	// Namespace reach is decided outside the lock, once per namespace.
-	var reached map[string]bool
-	for _, c := range own {
-		ok, seen := reached[c.Namespace]
-		if !seen {
-			ns, err := cc.r.Namespace(c.Namespace)
-			if err != nil {
-				return nil, err
-			}
-			ok = ns != nil && cc.compiled.SelectsNamespace(ns)
-			if reached == nil {
-				reached = map[string]bool{}
-			}
-			reached[c.Namespace] = ok
+	var err error
+	reaches := func(name string) bool {
+		ns, e := cc.r.Namespace(name)
+		if e != nil && err == nil {
+			err = e
 		}
-		if ok {
-			out = append(out, c)
+		return ns != nil && cc.compiled.SelectsNamespace(ns)
+	}
+	// When the chain's podSelector narrows the chains of all namespaces to fewer than there
+	// are namespaces, look them up and check their namespace; otherwise (it pins no label
+	// those chains are filed under) go through the namespaces it reaches.
+	if x.ownAll.MayOverlapCount(allows) <= len(x.own) {
+		reached := map[string]bool{}
+		x.ownAll.MayOverlap(allows, func(c *v1alpha1.PluginChain) {
+			ok, seen := reached[c.Namespace]
+			if !seen {
+				ok = reaches(c.Namespace)
+				reached[c.Namespace] = ok
+			}
+			if ok {
+				out = append(out, c)
+			}
+		})
+	} else {
+		for name, local := range x.own {
+			if reaches(name) {
+				local.MayOverlap(allows, collect)
+			}
 		}
 	}
-	return out, nil
+	return out, err
 }
