@@ -213,3 +213,18 @@ func stepwiseIndex(g chainGen, list []*v1alpha1.PluginChain) *ChainIndex {
 	ix.Set(list[0]) // the same object again
 	return ix
 }
+
+func TestCompareKeys(t *testing.T) {
+	names := []string{"", "a", "a-x", "a.b", "a/b", "ab", "b", "a0", "z"}
+	for _, ans := range names {
+		for _, an := range names {
+			for _, bns := range names {
+				for _, bn := range names {
+					if got, want := compareKeys(ans, an, bns, bn), strings.Compare(key(ans, an), key(bns, bn)); got != want {
+						t.Fatalf("compareKeys(%q, %q, %q, %q) = %d, want %d", ans, an, bns, bn, got, want)
+					}
+				}
+			}
+		}
+	}
+}
