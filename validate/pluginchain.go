@@ -256,27 +256,25 @@ func (c *collector) checkChainConflicts(r clusterstate.Reader, chain *v1alpha1.P
 		c.add("", field.InternalError(selPath, err))
 		return
 	}
-	var hits []chainHit
+	// Only the first maxReported conflicts and overlaps by key are reported, so those are kept
+	// in order and the rest only counted: a chain overlapping thousands is not sorted whole.
+	var firstConflicts, firstOverlaps []chainHit
+	var conflicts, overlaps int
 	for _, other := range candidates {
 		if hit, conflict := cc.compare(other); hit {
-			hits = append(hits, chainHit{other: other, conflict: conflict})
-		}
-	}
-	if len(hits) == 0 {
-		return
-	}
-	slices.SortFunc(hits, func(a, b chainHit) int {
-		return compareKeys(a.other.Namespace, a.other.Name, b.other.Namespace, b.other.Name)
-	})
-	var conflicts, overlaps int
-	for _, h := range hits {
-		if h.conflict {
-			if conflicts++; conflicts > maxReported {
-				continue
+			h := chainHit{other: other, conflict: conflict}
+			if conflict {
+				conflicts++
+				firstConflicts = keepFirst(firstConflicts, h)
+			} else {
+				overlaps++
+				firstOverlaps = keepFirst(firstOverlaps, h)
 			}
-		} else if overlaps++; overlaps > maxReported {
-			continue
 		}
+	}
+	reported := slices.Concat(firstConflicts, firstOverlaps)
+	slices.SortFunc(reported, compareHits)
+	for _, h := range reported {
 		witness, err := cc.witness(h.other)
 		if err != nil {
 			c.add("", field.InternalError(selPath, err))
@@ -347,9 +345,32 @@ func (cc *chainCheck) candidates() ([]*v1alpha1.PluginChain, error) {
 	return out, nil
 }
 
+// keepFirst inserts h into first, which holds the first hits by key, at most maxReported.
+func keepFirst(first []chainHit, h chainHit) []chainHit {
+	if len(first) == maxReported && compareHits(h, first[maxReported-1]) >= 0 {
+		return first
+	}
+	i, _ := slices.BinarySearchFunc(first, h, compareHits)
+	first = slices.Insert(first, i, h)
+	if len(first) > maxReported {
+		first = first[:maxReported]
+	}
+	return first
+}
+
+func compareHits(a, b chainHit) int {
+	return compareKeys(a.other.Namespace, a.other.Name, b.other.Namespace, b.other.Name)
+}
+
 // compareKeys orders chains as strings.Compare orders their keys, key(ns, name), without
 // building them: a chain that overlaps thousands is sorted without thousands of allocations.
 func compareKeys(aNS, aName, bNS, bName string) int {
+	if aNS == bNS {
+		return strings.Compare(aName, bName)
+	}
+	if n := min(len(aNS), len(bNS)); aNS[:n] != bNS[:n] {
+		return strings.Compare(aNS[:n], bNS[:n]) // the keys differ within both namespaces
+	}
 	at := func(ns, name string, i int) byte {
 		switch {
 		case i < len(ns):
