@@ -154,8 +154,8 @@ func (x *ChainIndex) candidates(cc *chainCheck) ([]*v1alpha1.PluginChain, error)
 	// When the chain's podSelector narrows the chains of all namespaces to fewer than there
 	// are namespaces, look them up and check their namespace; otherwise (it pins no label
 	// those chains are filed under) go through the namespaces it reaches.
-	if x.ownAll.MayOverlapCount(allows) <= len(x.own) {
-		reached := map[string]bool{}
+	if n := x.ownAll.MayOverlapCount(allows); n <= len(x.own) {
+		reached := make(map[string]bool, n)
 		x.ownAll.MayOverlap(allows, func(c *v1alpha1.PluginChain) {
 			ok, seen := reached[c.Namespace]
 			if !seen {
