@@ -122,3 +122,18 @@ func TestPluginChainValidationFollowsChainChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginChainIndexIsWholeOnFirstRead: a CacheReader added to a running cache (its event
+// handler then receives the 10,000 chains the informer holds) answers its first lookup with
+// all of them filed, not with the part the handler got through so far.
+func TestPluginChainIndexIsWholeOnFirstRead(t *testing.T) {
+	c := startCache(t, clusterOf10k()...)
+	r := newCacheReader(t, c)
+	ix, err := r.PluginChainIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ix.Len(); got != 10000 {
+		t.Fatalf("the first lookup sees %d chains filed, want 10000", got)
+	}
+}

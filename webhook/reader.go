@@ -182,7 +182,8 @@ func addIndexers(inf toolscache.SharedIndexInformer, indexers toolscache.Indexer
 	return inf.AddIndexers(missing)
 }
 
-// HasSynced reports whether every informer has synced once.
+// HasSynced reports whether every informer has synced once, and the PluginChain index has
+// filed the initial list.
 func (r *CacheReader) HasSynced() bool {
 	return r.plugins.HasSynced() && r.chains.HasSynced() && r.configs.HasSynced() &&
 		r.namespaces.HasSynced() && r.services.HasSynced() && r.chainIndexSynced()
