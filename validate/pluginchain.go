@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -255,27 +256,25 @@ func (c *collector) checkChainConflicts(r clusterstate.Reader, chain *v1alpha1.P
 		c.add("", field.InternalError(selPath, err))
 		return
 	}
-	var hits []chainHit
+	// Only the first maxReported conflicts and overlaps by key are reported, so those are kept
+	// in order and the rest only counted: a chain overlapping thousands is not sorted whole.
+	var firstConflicts, firstOverlaps []chainHit
+	var conflicts, overlaps int
 	for _, other := range candidates {
 		if hit, conflict := cc.compare(other); hit {
-			hits = append(hits, chainHit{other: other, conflict: conflict})
-		}
-	}
-	if len(hits) == 0 {
-		return
-	}
-	slices.SortFunc(hits, func(a, b chainHit) int {
-		return strings.Compare(key(a.other.Namespace, a.other.Name), key(b.other.Namespace, b.other.Name))
-	})
-	var conflicts, overlaps int
-	for _, h := range hits {
-		if h.conflict {
-			if conflicts++; conflicts > maxReported {
-				continue
+			h := chainHit{other: other, conflict: conflict}
+			if conflict {
+				conflicts++
+				firstConflicts = keepFirst(firstConflicts, h)
+			} else {
+				overlaps++
+				firstOverlaps = keepFirst(firstOverlaps, h)
 			}
-		} else if overlaps++; overlaps > maxReported {
-			continue
 		}
+	}
+	reported := slices.Concat(firstConflicts, firstOverlaps)
+	slices.SortFunc(reported, compareHits)
+	for _, h := range reported {
 		witness, err := cc.witness(h.other)
 		if err != nil {
 			c.add("", field.InternalError(selPath, err))
@@ -301,8 +300,18 @@ func (c *collector) checkChainConflicts(r clusterstate.Reader, chain *v1alpha1.P
 
 // candidates returns the chains that can reach a namespace this chain reaches: chains with a
 // namespaceSelector anywhere, plus chains without one in the namespaces this chain can select
-// (its own, or the existing namespaces its namespaceSelector matches).
+// (its own, or the existing namespaces its namespaceSelector matches). A Reader that keeps a
+// ChainIndex narrows them to the chains whose podSelector may overlap this chain's.
 func (cc *chainCheck) candidates() ([]*v1alpha1.PluginChain, error) {
+	if src, ok := cc.r.(IndexedChains); ok {
+		ix, err := src.PluginChainIndex()
+		if err != nil {
+			return nil, fmt.Errorf("reading the PluginChain index: %w", err)
+		}
+		if ix != nil {
+			return ix.candidates(cc)
+		}
+	}
 	out, err := cc.r.PluginChainsWithNamespaceSelector()
 	if err != nil {
 		return nil, err
@@ -334,6 +343,53 @@ func (cc *chainCheck) candidates() ([]*v1alpha1.PluginChain, error) {
 		}
 	}
 	return out, nil
+}
+
+// keepFirst inserts h into first, which holds the first hits by key, at most maxReported.
+func keepFirst(first []chainHit, h chainHit) []chainHit {
+	if len(first) == maxReported && compareHits(h, first[maxReported-1]) >= 0 {
+		return first
+	}
+	i, _ := slices.BinarySearchFunc(first, h, compareHits)
+	first = slices.Insert(first, i, h)
+	if len(first) > maxReported {
+		first = first[:maxReported]
+	}
+	return first
+}
+
+func compareHits(a, b chainHit) int {
+	return compareKeys(a.other.Namespace, a.other.Name, b.other.Namespace, b.other.Name)
+}
+
+// compareKeys orders chains as strings.Compare orders their keys, key(ns, name), without
+// building them: a chain that overlaps thousands is sorted without thousands of allocations.
+func compareKeys(aNS, aName, bNS, bName string) int {
+	if aNS == bNS {
+		return strings.Compare(aName, bName)
+	}
+	if n := min(len(aNS), len(bNS)); aNS[:n] != bNS[:n] {
+		return strings.Compare(aNS[:n], bNS[:n]) // the keys differ within both namespaces
+	}
+	at := func(ns, name string, i int) byte {
+		switch {
+		case i < len(ns):
+			return ns[i]
+		case i == len(ns):
+			return '/'
+		}
+		return name[i-len(ns)-1]
+	}
+	la, lb := len(aNS)+1+len(aName), len(bNS)+1+len(bName)
+	for i := 0; i < la && i < lb; i++ {
+		if x, y := at(aNS, aName, i), at(bNS, bName, i); x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return cmp.Compare(la, lb)
 }
 
 // compare decides whether other can select a pod this chain selects and puts a CORS plugin in

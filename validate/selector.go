@@ -147,6 +147,23 @@ func (c *constraints) admits(key, v string) bool {
 	return !r.absent && (!r.hasIn || containsSorted(r.in, v)) && !containsSorted(r.notIn, v)
 }
 
+// allows says which values of key c allows, as chains.Pinned.MayOverlap asks: anyValue when
+// c does not pin the key, else the values of its In set (none when the key must be absent).
+// NotIn narrows the In set further; the exact comparison that follows decides that.
+func (c *constraints) allows(key string) (values []string, anyValue bool) {
+	i, found := slices.BinarySearchFunc(c.reqs, key, func(r keyReq, k string) int { return strings.Compare(r.key, k) })
+	if !found {
+		return nil, true
+	}
+	switch r := &c.reqs[i]; {
+	case r.absent:
+		return nil, false
+	case r.hasIn:
+		return r.in, false
+	}
+	return nil, true
+}
+
 // satisfiable reports whether some label set satisfies the constraints alone.
 func (c *constraints) satisfiable() bool {
 	ok, _ := jointly(c, &constraints{}, false)

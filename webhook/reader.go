@@ -14,6 +14,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/validate"
 )
 
 // Indexes the CacheReader adds to the informers of the manager's cache. Admission answers from
@@ -50,14 +51,25 @@ const DefaultLookupTimeout = 5 * time.Second
 // cache List makes of every item, as the Reader contract allows (callers must not modify
 // them): a PluginChain admission compares the chain with every chain that can reach its
 // namespaces, and copying them would dominate its cost.
+//
+// It also keeps a validate.ChainIndex of the PluginChains, so that a PluginChain admission
+// compares the chain only with those whose podSelector may overlap its own. The informer's
+// event handler files each change as it arrives (no rebuild: every such admission follows a
+// change), and lookups wait until the handler has filed the initial list.
 type CacheReader struct {
 	plugins, chains, configs, namespaces, services toolscache.SharedIndexInformer
+
+	chainIndex       *validate.ChainIndex
+	chainIndexSynced func() bool
 
 	synced  atomic.Bool
 	timeout time.Duration
 }
 
-var _ clusterstate.Reader = (*CacheReader)(nil)
+var (
+	_ clusterstate.Reader    = (*CacheReader)(nil)
+	_ validate.IndexedChains = (*CacheReader)(nil)
+)
 
 // NewCacheReader creates (or finds) the informers of c (normally mgr.GetCache()) for
 // CachedKinds and adds the indexes above. Call it before the cache starts, as package server does,
@@ -94,6 +106,9 @@ func (r *CacheReader) setup(ctx context.Context, c cache.Informers) error {
 	}); err != nil {
 		return fmt.Errorf("indexing PluginChains: %w", err)
 	}
+	if err := r.indexChains(); err != nil {
+		return fmt.Errorf("indexing PluginChains: %w", err)
+	}
 	if err := addIndexers(r.configs, toolscache.Indexers{
 		IndexConfigPlugin: func(o any) ([]string, error) {
 			if c, ok := o.(*v1alpha1.PluginConfig); ok && c.Spec.Plugin != "" {
@@ -120,6 +135,37 @@ func (r *CacheReader) setup(ctx context.Context, c cache.Informers) error {
 	return nil
 }
 
+// indexChains keeps r.chainIndex up to date from the PluginChain informer.
+func (r *CacheReader) indexChains() error {
+	ix := validate.NewChainIndex()
+	set := func(o any) {
+		if c, ok := o.(*v1alpha1.PluginChain); ok {
+			ix.Set(c)
+		}
+	}
+	reg, err := r.chains.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    set,
+		UpdateFunc: func(_, o any) { set(o) },
+		DeleteFunc: func(o any) {
+			// A deletion the watch missed comes as a tombstone with the store key.
+			if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+				if ns, name, err := toolscache.SplitMetaNamespaceKey(t.Key); err == nil {
+					ix.Delete(ns, name)
+				}
+				return
+			}
+			if c, ok := o.(*v1alpha1.PluginChain); ok {
+				ix.Delete(c.Namespace, c.Name)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	r.chainIndex, r.chainIndexSynced = ix, reg.HasSynced
+	return nil
+}
+
 // addIndexers adds the indexers an informer does not have yet (another reader over the same
 // cache may have added them).
 func addIndexers(inf toolscache.SharedIndexInformer, indexers toolscache.Indexers) error {
@@ -136,10 +182,11 @@ func addIndexers(inf toolscache.SharedIndexInformer, indexers toolscache.Indexer
 	return inf.AddIndexers(missing)
 }
 
-// HasSynced reports whether every informer has synced once.
+// HasSynced reports whether every informer has synced once, and the PluginChain index has
+// filed the initial list.
 func (r *CacheReader) HasSynced() bool {
 	return r.plugins.HasSynced() && r.chains.HasSynced() && r.configs.HasSynced() &&
-		r.namespaces.HasSynced() && r.services.HasSynced()
+		r.namespaces.HasSynced() && r.services.HasSynced() && r.chainIndexSynced()
 }
 
 // ready waits (up to the sync timeout) for the first sync; afterwards it costs one atomic load.
@@ -222,6 +269,14 @@ func (r *CacheReader) PluginConfigsForPlugin(namespace, plugin string) ([]*v1alp
 // PluginConfigsForService implements clusterstate.Reader.
 func (r *CacheReader) PluginConfigsForService(namespace, service string) ([]*v1alpha1.PluginConfig, error) {
 	return byIndex[v1alpha1.PluginConfig](r, r.configs, IndexConfigService, namespace+"/"+service)
+}
+
+// PluginChainIndex implements validate.IndexedChains.
+func (r *CacheReader) PluginChainIndex() (*validate.ChainIndex, error) {
+	if err := r.ready(); err != nil {
+		return nil, err
+	}
+	return r.chainIndex, nil
 }
 
 // Namespace implements clusterstate.Reader.

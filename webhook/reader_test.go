@@ -255,35 +255,61 @@ func clusterOf10k() []client.Object {
 }
 
 // BenchmarkPluginChainCreate validates one PluginChain against 10,000 existing chains in 1,000
-// namespaces through the server's cache-backed Reader (see docs/benchmarks.md).
+// namespaces through the server's cache-backed Reader (see docs/benchmarks.md): "indexed" as the
+// server does, through the Reader's validate.ChainIndex, and "listing" through a Reader that
+// hides the index, so validation compares the chain with every chain that can reach the same
+// namespaces.
 func BenchmarkPluginChainCreate(b *testing.B) {
 	r := newCacheReader(b, startCache(b, clusterOf10k()...))
 	opts := validate.Options{Plugins: chains.NewPlugins("cors-policy", "cors-b")}
-	inInfo := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"new-app"}}}}
-	cases := []struct {
-		name       string
-		chain      *v1alpha1.PluginChain
-		wantErrors int
-	}{
-		// The common case: a chain for its own namespace, compared with the 10 chains there and
-		// the 100 cluster-wide ones.
-		{"own-namespace", chain("ns-0501", "new", "cors-policy", inInfo, nil), 0},
-		// A conflict, with the witness computed and the error built.
-		{"own-namespace-conflict", chain("ns-0501", "new", "cors-b", selector(map[string]string{"app": "app-3"}), nil), 1},
-		// A cluster-wide chain matching half the namespaces: 4,500 local chains and the 100
-		// cluster-wide ones to compare with.
-		{"namespace-selector", chain("ns-0501", "new", "cors-policy", inInfo, selector(map[string]string{"env": "prod"})), 0},
+	// As in BenchmarkAdmissionReport: the new chain's namespace and those of the cluster-wide
+	// chains are cluster-chain namespaces.
+	clusterWide := opts
+	clusterWide.Tenancy.ClusterNamespaces = []string{"ns-0501"}
+	for i := 0; i < 1000; i += 10 {
+		clusterWide.Tenancy.ClusterNamespaces = append(clusterWide.Tenancy.ClusterNamespaces, fmt.Sprintf("ns-%04d", i))
 	}
-	for _, tc := range cases {
-		b.Run(tc.name, func(b *testing.B) {
-			errs, _ := validate.PluginChainCreate(r, tc.chain, opts)
-			if len(errs) != tc.wantErrors {
-				b.Fatalf("got %d errors, want %d: %v", len(errs), tc.wantErrors, errs)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				validate.PluginChainCreate(r, tc.chain, opts)
-			}
-		})
+	inInfo := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"new-app"}}}}
+	prod := selector(map[string]string{"env": "prod"})
+	cases := []struct {
+		name         string
+		chain        *v1alpha1.PluginChain
+		opts         validate.Options
+		wantErrors   int
+		wantWarnings int
+	}{
+		// The common case: a chain for its own namespace, among the 10 chains there and the
+		// 100 cluster-wide ones.
+		{"own-namespace", chain("ns-0501", "new", "cors-policy", inInfo, nil), opts, 0, 0},
+		// A conflict, with the witness computed and the error built (and cors-b is not declared).
+		{"own-namespace-conflict", chain("ns-0501", "new", "cors-b", selector(map[string]string{"app": "app-3"}), nil), opts, 1, 1},
+		// A namespaceSelector matching half the namespaces, in a namespace that confines it to
+		// its own (and warns so).
+		{"namespace-selector", chain("ns-0501", "new", "cors-policy", inInfo, prod), opts, 0, 1},
+		// The same chain in a cluster-chain namespace: it reaches 500 namespaces, 4,500 local
+		// chains and the 100 cluster-wide ones.
+		{"cluster-wide", chain("ns-0501", "new", "cors-policy", inInfo, prod), clusterWide, 0, 0},
+		// ... and overlaps the 500 chains on app=app-3 there (five witnesses, then "and 495 more").
+		{"cluster-wide-overlapping", chain("ns-0501", "new", "cors-policy", selector(map[string]string{"app": "app-3"}), prod), clusterWide, 0, 6},
+		// ... or, pinning a label no chain pins, overlaps every one of them.
+		{"cluster-wide-unpinned", chain("ns-0501", "new", "cors-policy", selector(map[string]string{"tier": "web"}), prod), clusterWide, 0, 6},
+	}
+	readers := []struct {
+		name string
+		r    clusterstate.Reader
+	}{{"indexed", r}, {"listing", struct{ clusterstate.Reader }{r}}}
+	for _, rd := range readers {
+		for _, tc := range cases {
+			b.Run(rd.name+"/"+tc.name, func(b *testing.B) {
+				errs, warnings := validate.PluginChainCreate(rd.r, tc.chain, tc.opts)
+				if len(errs) != tc.wantErrors || len(warnings) != tc.wantWarnings {
+					b.Fatalf("got %d errors, %d warnings, want %d, %d: %v %q", len(errs), len(warnings), tc.wantErrors, tc.wantWarnings, errs, warnings)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					validate.PluginChainCreate(rd.r, tc.chain, tc.opts)
+				}
+			})
+		}
 	}
 }
