@@ -64,7 +64,7 @@ func TestAdmissionNeverServesAStaleConfig(t *testing.T) {
 		if !resp.Allowed {
 			t.Fatalf("refused: %v", resp.Result)
 		}
-		if len(resp.Patches) == 0 {
+		if len(resp.Patch) == 0 {
 			return nil
 		}
 		return applyPatch(t, req, resp)

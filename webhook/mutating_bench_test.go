@@ -204,8 +204,8 @@ func newIndexedTestInjector(b testing.TB, c cache.Cache) *PodInjector {
 func checkOutcome(b testing.TB, h *PodInjector, req admission.Request, want inject.Outcome) {
 	b.Helper()
 	resp := h.Handle(context.Background(), req)
-	if !resp.Allowed || (want == inject.Injected) != (len(resp.Patches) > 0) {
-		b.Fatalf("want %s; got allowed=%v with %d patches (%v)", want, resp.Allowed, len(resp.Patches), resp.Result)
+	if !resp.Allowed || (want == inject.Injected) != (len(resp.Patch) > 0) {
+		b.Fatalf("want %s; got allowed=%v with %d patches (%v)", want, resp.Allowed, len(resp.Patch), resp.Result)
 	}
 }
 
