@@ -497,7 +497,11 @@ type ChainIndexReader struct {
 	index atomic.Pointer[inject.ChainIndex]
 }
 
-var _ inject.IndexedChains = (*ChainIndexReader)(nil)
+var (
+	_ inject.IndexedChains   = (*ChainIndexReader)(nil)
+	_ inject.IndexedServices = (*ChainIndexReader)(nil)
+	_ inject.IndexedServices = (*CacheReader)(nil)
+)
 
 // indexSyncTimeout bounds how long the first admission waits for the PluginChain informer's
 // first sync; past it, admission fails rather than injecting from an incomplete view.
@@ -530,6 +534,15 @@ func newChainIndexReader(chains toolscache.SharedIndexInformer, r clusterstate.R
 		return nil, fmt.Errorf("watching PluginChains: %w", err)
 	}
 	return ir, nil
+}
+
+// ServicesForLabels implements inject.IndexedServices with the wrapped Reader's index, or all
+// the Services of the namespace when it has none.
+func (r *ChainIndexReader) ServicesForLabels(namespace string, labels map[string]string) ([]*corev1.Service, error) {
+	if ix, ok := r.Reader.(inject.IndexedServices); ok {
+		return ix.ServicesForLabels(namespace, labels)
+	}
+	return r.ServicesInNamespace(namespace)
 }
 
 // CORSChainIndex implements inject.IndexedChains.
