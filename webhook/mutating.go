@@ -175,8 +175,10 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		}
 		return admission.Allowed(""), outcome
 	}
-	logf.FromContext(ctx).V(1).Info("injecting the CORS sidecar", "namespace", req.Namespace, "pod", podName(pod),
-		"redirectPorts", res.Resolution.RedirectPortsValue(), "reasons", res.Reasons)
+	if log := logf.FromContext(ctx).V(1); log.Enabled() {
+		log.Info("injecting the CORS sidecar", "namespace", req.Namespace, "pod", podName(pod),
+			"redirectPorts", res.Resolution.RedirectPortsValue(), "reasons", res.Reasons)
+	}
 	patch, err := injectionPatch(pod, res.Changes)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "writing the injection patch", "namespace", req.Namespace)
