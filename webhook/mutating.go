@@ -96,7 +96,7 @@ func admissionOutcome(o inject.Outcome) string {
 
 // PodInjector is the admission handler of Pod CREATE: decode, call the pure functions of
 // package inject, translate the result into a JSON patch written from the injection's change
-// set (gomodules.xyz/jsonpatch/v2 operations; no diff of the pod).
+// set (injectionPatch; no diff of the pod).
 // Pods are first triaged from their labels (inject.Injector.Triage), and decoded in full only
 // when a chain selects them (inject.Injector.Inject).
 type PodInjector struct {
