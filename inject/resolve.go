@@ -223,7 +223,7 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 		res.Policy.Ports[strconv.Itoa(int(port))] = *winner.policy.Config()
 		redirect[port] = true
 		cacheable = cacheable && winner.version != ""
-		fmt.Fprintf(&policyKey, "%d=%s;", port, winner.version)
+		policyKey.WriteString(strconv.Itoa(int(port)) + "=" + winner.version + ";")
 	}
 	if len(res.Policy.Ports) == 0 {
 		res.Notes = append(res.Notes, "no PluginConfig of "+strings.Join(sel.plugins, ", ")+
