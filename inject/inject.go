@@ -179,8 +179,9 @@ func (in *Injector) Settings() Settings { return in.settings }
 func (in *Injector) Selection() chains.Selection { return in.selection }
 
 // Inject decides whether pod, created in namespace ns, gets the CORS sidecar and, if so, returns
-// the change set (Result.InjectedPod applies it to a copy). The pod's own namespace field is ignored (admission requests may leave it
-// empty). It reads the cluster only through r; errors come only from r.
+// the change set (Result.InjectedPod applies it to a copy). The pod's own namespace field is
+// ignored (admission requests may leave it empty). It reads the cluster only through r; errors
+// come only from r.
 func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader) (Result, error) {
 	early, done, sel, ns, err := in.triage(&pod.ObjectMeta, ns, r)
 	if err != nil || done {
