@@ -113,9 +113,8 @@ type Result struct {
 	// otherwise. The admission handler builds its patch from them and the offline command
 	// applies them to manifests, neither by comparing pods.
 	Changes *Changes
-	// Pod is the input pod with Changes applied when Outcome is Injected, and nil otherwise:
-	// the input pod is never modified.
-	Pod *corev1.Pod
+	// input is the pod given to Inject, for InjectedPod.
+	input *corev1.Pod
 	// Chains are the PluginChains ("namespace/name") that select the pod with a declared CORS
 	// plugin, once chain matching ran; an event about the pod can point at them.
 	Chains []string
@@ -125,12 +124,25 @@ type Result struct {
 	Reasons []string
 }
 
+// InjectedPod returns a copy of the input pod with Changes applied when Outcome is Injected,
+// and nil otherwise: the input pod is never modified. It is made on each call, not by Inject,
+// because the admission handler needs only Changes.
+func (r Result) InjectedPod() *corev1.Pod {
+	if r.Outcome != Injected || r.Changes == nil || r.input == nil {
+		return nil
+	}
+	return r.Changes.Apply(r.input)
+}
+
 // Injector injects pods according to fixed Settings. It holds no cluster state but a cache of
 // compiled PluginConfigs by UID and resourceVersion, and is safe for concurrent use.
 type Injector struct {
 	settings  Settings
 	selection chains.Selection
 	configs   *configCache
+	parts     *contractParts
+	// sidecarVersion is SidecarVersion(settings.SidecarImage).
+	sidecarVersion string
 }
 
 // New returns an Injector for valid settings; zero ports and nil requests or limits take the
@@ -156,7 +168,8 @@ func New(s Settings) (*Injector, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("injector settings: %w", err)
 	}
-	return &Injector{settings: s, selection: chains.Selection{Plugins: chains.NewPlugins(s.CORSPlugins...), Tenancy: s.Tenancy}, configs: &configCache{}}, nil
+	return &Injector{settings: s, selection: chains.Selection{Plugins: chains.NewPlugins(s.CORSPlugins...), Tenancy: s.Tenancy},
+		configs: &configCache{}, parts: &contractParts{}, sidecarVersion: SidecarVersion(s.SidecarImage)}, nil
 }
 
 // Settings returns the settings in effect (defaults applied).
@@ -167,8 +180,9 @@ func (in *Injector) Settings() Settings { return in.settings }
 func (in *Injector) Selection() chains.Selection { return in.selection }
 
 // Inject decides whether pod, created in namespace ns, gets the CORS sidecar and, if so, returns
-// the mutated copy. The pod's own namespace field is ignored (admission requests may leave it
-// empty). It reads the cluster only through r; errors come only from r.
+// the change set (Result.InjectedPod applies it to a copy). The pod's own namespace field is
+// ignored (admission requests may leave it empty). It reads the cluster only through r; errors
+// come only from r.
 func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader) (Result, error) {
 	early, done, sel, ns, err := in.triage(&pod.ObjectMeta, ns, r)
 	if err != nil || done {
@@ -205,7 +219,10 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 		return out, nil
 	}
 
-	changes := in.changes(res)
+	changes, err := in.changes(res)
+	if err != nil {
+		return Result{}, err
+	}
 	if why := annotationsTooLarge(pod, changes); why != "" {
 		out := skipped(PolicyTooLarge, fmt.Sprintf("PluginChain %s selects the pod, but it cannot be injected: %s", chains, why))
 		out.Chains, out.Resolution = sel.chains, res
@@ -220,7 +237,7 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 	return Result{
 		Outcome:    Injected,
 		Changes:    changes,
-		Pod:        changes.Apply(pod),
+		input:      pod,
 		Chains:     sel.chains,
 		Resolution: res,
 		Reasons: append([]string{fmt.Sprintf("PluginChain %s selects the pod (plugin %s); policy for %d port(s), redirecting %s",
@@ -337,7 +354,9 @@ func hasContainer(pod *corev1.Pod, name string) bool {
 
 // Changes are what an injection adds to a pod: the pod contract. They touch
 // metadata.annotations, metadata.labels, spec.initContainers and spec.volumes, and nothing else
-// (TestInjectChangesOnlyItsFields).
+// (TestInjectChangesOnlyItsFields). Changes made by an Injector share their containers and
+// volumes, and the JSON of those, with every injection of the same redirect ports: they are
+// read-only.
 type Changes struct {
 	// Annotations and Labels are set on the pod, overwriting values of the same keys.
 	Annotations map[string]string `json:"annotations"`
@@ -348,10 +367,13 @@ type Changes struct {
 	InitContainers []corev1.Container `json:"initContainers"`
 	// Volumes go after the pod's own.
 	Volumes []corev1.Volume `json:"volumes"`
+
+	// initJSON and volumesJSON are InitContainers and Volumes encoded, element by element,
+	// when the Injector made them (see contractParts).
+	initJSON, volumesJSON [][]byte
 }
 
-// Apply returns a copy of pod with the changes made. The added containers and volumes share
-// their nested values with c; neither is modified afterwards.
+// Apply returns a copy of pod with the changes made. The copy shares nothing with c.
 func (c *Changes) Apply(pod *corev1.Pod) *corev1.Pod {
 	out := pod.DeepCopy()
 	if out.Annotations == nil {
@@ -362,29 +384,49 @@ func (c *Changes) Apply(pod *corev1.Pod) *corev1.Pod {
 		out.Labels = map[string]string{}
 	}
 	maps.Copy(out.Labels, c.Labels)
-	out.Spec.InitContainers = slices.Insert(out.Spec.InitContainers, 0, c.InitContainers...)
-	out.Spec.Volumes = append(out.Spec.Volumes, c.Volumes...)
+	inits := make([]corev1.Container, len(c.InitContainers))
+	for i := range c.InitContainers {
+		c.InitContainers[i].DeepCopyInto(&inits[i])
+	}
+	out.Spec.InitContainers = slices.Insert(out.Spec.InitContainers, 0, inits...)
+	for i := range c.Volumes {
+		out.Spec.Volumes = append(out.Spec.Volumes, *c.Volumes[i].DeepCopy())
+	}
 	return out
 }
+
+// InitContainersJSON returns InitContainers as JSON, one document per container, and
+// VolumesJSON the Volumes: what a JSON patch of the injection adds. Those of an Injector's
+// Changes were encoded once for its settings and the redirect ports; the result is shared and
+// must not be modified.
+func (c *Changes) InitContainersJSON() ([][]byte, error) {
+	return encodedOr(c.initJSON, c.InitContainers)
+}
+
+// VolumesJSON returns Volumes as JSON, one document per volume (see InitContainersJSON).
+func (c *Changes) VolumesJSON() ([][]byte, error) { return encodedOr(c.volumesJSON, c.Volumes) }
 
 // changes are the pod contract for a resolution. Without a port to redirect, cors-init would
 // have nothing to do but hold NET_ADMIN, so it is left out; a later policy that needs a port
 // makes reconciliation roll the workload.
-func (in *Injector) changes(res *Resolution) *Changes {
-	c := &Changes{
+func (in *Injector) changes(res *Resolution) (*Changes, error) {
+	redirect := res.RedirectPortsValue()
+	parts, err := in.parts.forPorts(in, res.RedirectPorts, redirect)
+	if err != nil {
+		return nil, err
+	}
+	return &Changes{
 		Annotations: map[string]string{
 			contract.AnnotationPolicy:         res.PolicyJSON,
-			contract.AnnotationRedirectPorts:  res.RedirectPortsValue(),
-			contract.AnnotationSidecarVersion: SidecarVersion(in.settings.SidecarImage),
+			contract.AnnotationRedirectPorts:  redirect,
+			contract.AnnotationSidecarVersion: in.sidecarVersion,
 		},
-		Labels:  map[string]string{contract.LabelInjected: "true"},
-		Volumes: []corev1.Volume{in.policyVolume()},
-	}
-	if len(res.RedirectPorts) > 0 {
-		c.InitContainers = append(c.InitContainers, in.initContainer(res.RedirectPorts))
-	}
-	c.InitContainers = append(c.InitContainers, in.sidecarContainer())
-	return c
+		Labels:         map[string]string{contract.LabelInjected: "true"},
+		InitContainers: parts.initContainers,
+		Volumes:        parts.volumes,
+		initJSON:       parts.initJSON,
+		volumesJSON:    parts.volumesJSON,
+	}, nil
 }
 
 func (in *Injector) policyVolume() corev1.Volume {

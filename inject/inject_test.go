@@ -178,8 +178,8 @@ func injectInto(t *testing.T, in *Injector, p *corev1.Pod, docs ...string) Resul
 	if !equality.Semantic.DeepEqual(before, p) {
 		t.Errorf("Inject modified its input pod:\n%s", cmp.Diff(before, p))
 	}
-	if (res.Outcome == Injected) != (res.Pod != nil) {
-		t.Errorf("outcome %s with pod %v", res.Outcome, res.Pod != nil)
+	if (res.Outcome == Injected) != (res.InjectedPod() != nil) {
+		t.Errorf("outcome %s with pod %v", res.Outcome, res.InjectedPod() != nil)
 	}
 	if len(res.Reasons) == 0 {
 		t.Errorf("outcome %s without a reason", res.Outcome)
@@ -193,7 +193,7 @@ func TestInjectSeed(t *testing.T) {
 	if res.Outcome != Injected {
 		t.Fatalf("outcome %s, reasons %q", res.Outcome, res.Reasons)
 	}
-	got := res.Pod
+	got := res.InjectedPod()
 	if a := got.Annotations[contract.AnnotationPolicy]; a != seedPolicy {
 		t.Errorf("policy annotation\n got %s\nwant %s", a, seedPolicy)
 	}
@@ -317,9 +317,9 @@ func TestInjectIsIdempotent(t *testing.T) {
 	if first.Outcome != Injected {
 		t.Fatalf("outcome %s, reasons %q", first.Outcome, first.Reasons)
 	}
-	second := injectInto(t, in, first.Pod, seed...)
-	if second.Outcome != AlreadyInjected || second.Pod != nil {
-		t.Fatalf("second injection: outcome %s, pod %v", second.Outcome, second.Pod != nil)
+	second := injectInto(t, in, first.InjectedPod(), seed...)
+	if second.Outcome != AlreadyInjected || second.InjectedPod() != nil {
+		t.Fatalf("second injection: outcome %s, pod %v", second.Outcome, second.InjectedPod() != nil)
 	}
 
 	// A reinvocation after another webhook added a container: its ports and port names are
@@ -328,15 +328,15 @@ func TestInjectIsIdempotent(t *testing.T) {
 		{Name: "mesh-proxy", Ports: []corev1.ContainerPort{{ContainerPort: in.Settings().InboundPort}}},
 		{Name: "mesh-proxy", Ports: []corev1.ContainerPort{{Name: contract.PortNameAdmin, ContainerPort: 9999}}},
 	} {
-		changed := first.Pod.DeepCopy()
+		changed := first.InjectedPod().DeepCopy()
 		changed.Spec.Containers = append(changed.Spec.Containers, added)
 		res := injectInto(t, in, changed, seed...)
-		if res.Outcome != Collision || res.Pod != nil || !strings.Contains(strings.Join(res.Reasons, "\n"), "container mesh-proxy declares") {
+		if res.Outcome != Collision || res.InjectedPod() != nil || !strings.Contains(strings.Join(res.Reasons, "\n"), "container mesh-proxy declares") {
 			t.Errorf("reinvocation with %+v: outcome %s, reasons %q", added.Ports, res.Outcome, res.Reasons)
 		}
 	}
 	// An unrelated addition is fine.
-	changed := first.Pod.DeepCopy()
+	changed := first.InjectedPod().DeepCopy()
 	changed.Spec.Containers = append(changed.Spec.Containers, corev1.Container{Name: "logger", Ports: []corev1.ContainerPort{{ContainerPort: 9999}}})
 	if res := injectInto(t, in, changed, seed...); res.Outcome != AlreadyInjected {
 		t.Errorf("reinvocation with an unrelated container: outcome %s, reasons %q", res.Outcome, res.Reasons)
@@ -345,11 +345,11 @@ func TestInjectIsIdempotent(t *testing.T) {
 	// Reconciliation resolves injected pods: the sidecar's own ports change nothing.
 	snap := clusterstate.NewSnapshot(objects(t, seed...)...)
 	ns, _ := snap.Namespace("pipy")
-	res, err := in.Resolve(first.Pod, ns, snap)
+	res, err := in.Resolve(first.InjectedPod(), ns, snap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.PolicyJSON != first.Pod.Annotations[contract.AnnotationPolicy] || res.RedirectPortsValue() != first.Pod.Annotations[contract.AnnotationRedirectPorts] {
+	if res.PolicyJSON != first.InjectedPod().Annotations[contract.AnnotationPolicy] || res.RedirectPortsValue() != first.InjectedPod().Annotations[contract.AnnotationRedirectPorts] {
 		t.Errorf("Resolve of the injected pod: %s / %s", res.PolicyJSON, res.RedirectPortsValue())
 	}
 }
@@ -988,25 +988,25 @@ spec: {plugin: cors-policy, destinationRefs: [{kind: Service, name: api, namespa
 			if out.Outcome != Injected {
 				t.Fatalf("outcome %s: %q", out.Outcome, out.Reasons)
 			}
-			if applied := out.Changes.Apply(p); !reflect.DeepEqual(applied, out.Pod) {
+			if applied := out.Changes.Apply(p); !reflect.DeepEqual(applied, out.InjectedPod()) {
 				t.Errorf("Changes.Apply(pod) differs from Result.Pod")
 			}
 			if out.Changes.Annotations[contract.AnnotationPolicy] != tt.wantPolicy || out.Changes.Labels[contract.LabelInjected] != "true" {
 				t.Errorf("changes %+v", out.Changes)
 			}
-			if out.Pod.Annotations[contract.AnnotationPolicy] != tt.wantPolicy || out.Pod.Annotations[contract.AnnotationRedirectPorts] != tt.wantRedirect {
-				t.Errorf("annotations %v", out.Pod.Annotations)
+			if out.InjectedPod().Annotations[contract.AnnotationPolicy] != tt.wantPolicy || out.InjectedPod().Annotations[contract.AnnotationRedirectPorts] != tt.wantRedirect {
+				t.Errorf("annotations %v", out.InjectedPod().Annotations)
 			}
 			// cors-init redirects exactly those ports, and is left out when there are none.
 			var names []string
-			for _, c := range out.Pod.Spec.InitContainers {
+			for _, c := range out.InjectedPod().Spec.InitContainers {
 				names = append(names, c.Name)
 			}
 			if tt.wantRedirect == "" {
 				if !slices.Equal(names, []string{contract.ContainerSidecar}) {
 					t.Errorf("init containers %v, want only %s", names, contract.ContainerSidecar)
 				}
-			} else if args := out.Pod.Spec.InitContainers[0].Args; !slices.Equal(names, []string{contract.ContainerInit, contract.ContainerSidecar}) || args[len(args)-1] != tt.wantRedirect {
+			} else if args := out.InjectedPod().Spec.InitContainers[0].Args; !slices.Equal(names, []string{contract.ContainerInit, contract.ContainerSidecar}) || args[len(args)-1] != tt.wantRedirect {
 				t.Errorf("init containers %v, cors-init args %q", names, args)
 			}
 		})
@@ -1107,7 +1107,7 @@ func TestInjectPutsOursBeforeThePodsInitContainers(t *testing.T) {
 		t.Fatalf("outcome %s: %q", res.Outcome, res.Reasons)
 	}
 	var names []string
-	for _, c := range res.Pod.Spec.InitContainers {
+	for _, c := range res.InjectedPod().Spec.InitContainers {
 		names = append(names, c.Name)
 	}
 	if want := []string{contract.ContainerInit, contract.ContainerSidecar, "migrate"}; !slices.Equal(names, want) {
@@ -1129,7 +1129,7 @@ func TestInjectChangesOnlyItsFields(t *testing.T) {
 		if res.Outcome != Injected {
 			t.Fatalf("outcome %s", res.Outcome)
 		}
-		rest := res.Pod.DeepCopy()
+		rest := res.InjectedPod().DeepCopy()
 		rest.Annotations, rest.Labels = p.Annotations, p.Labels
 		rest.Spec.InitContainers, rest.Spec.Volumes = p.Spec.InitContainers, p.Spec.Volumes
 		if diff := cmp.Diff(p, rest); diff != "" {
@@ -1174,7 +1174,7 @@ kind: Pod
 metadata: {name: p, namespace: pipy, labels: {app: pipy-ok}}
 spec: {containers: [{name: app, image: app, ports: [`+strings.TrimSuffix(containerPorts.String(), ", ")+`]}]}`)
 	res := injectInto(t, in, p, append(slices.Clone(seed), bigConfig, wideService)...)
-	if res.Outcome != PolicyTooLarge || res.Pod != nil || !strings.Contains(strings.Join(res.Reasons, "\n"), "its policy annotation cors-webhook.io/policy would take") {
+	if res.Outcome != PolicyTooLarge || res.InjectedPod() != nil || !strings.Contains(strings.Join(res.Reasons, "\n"), "its policy annotation cors-webhook.io/policy would take") {
 		t.Errorf("20 ports x 8 KiB: outcome %s, reasons %q", res.Outcome, res.Reasons)
 	}
 	if !res.Outcome.Impossible() {
@@ -1215,7 +1215,7 @@ func TestCompiledConfigsAreCached(t *testing.T) {
 		if err != nil || res.Outcome != Injected {
 			t.Fatalf("Inject: %v, %s %q", err, res.Outcome, res.Reasons)
 		}
-		return res.Pod.Annotations[contract.AnnotationPolicy]
+		return res.InjectedPod().Annotations[contract.AnnotationPolicy]
 	}
 	first := policy()
 	policy()

@@ -131,9 +131,9 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 	res.Chains = sel.chains
 	res.Plugins = sel.plugins
 
-	services, err := r.ServicesInNamespace(ns.Name)
+	services, err := servicesFor(pod.Labels, ns.Name, r)
 	if err != nil {
-		return nil, fmt.Errorf("listing the Services of namespace %s: %w", ns.Name, err)
+		return nil, err
 	}
 	var selecting []*corev1.Service
 	for _, svc := range services {
@@ -146,6 +146,9 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 	type candidate struct {
 		ref    ConfigRef
 		policy *cors.Policy
+		// version identifies the config's content: "uid@resourceVersion", or "" when the
+		// object has neither (read from files).
+		version string
 	}
 	byPort := map[int32][]candidate{}
 	redirect := map[int32]bool{}
@@ -171,7 +174,7 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 				compiled[key] = pol
 			}
 			if pol != nil {
-				applicable = append(applicable, candidate{ref: ConfigRef{Namespace: pc.Namespace, Name: pc.Name, Service: svc.Name}, policy: pol})
+				applicable = append(applicable, candidate{ref: ConfigRef{Namespace: pc.Namespace, Name: pc.Name, Service: svc.Name}, policy: pol, version: configVersion(pc)})
 			}
 		}
 		for i := range svc.Spec.Ports {
@@ -191,6 +194,9 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 	}
 
 	res.Policy = cors.PodPolicy{Version: cors.PodPolicyVersion, Ports: map[string]v1alpha1.CORSConfig{}}
+	// The policy's JSON is a function of which config version applies to which port.
+	var policyKey strings.Builder
+	cacheable := true
 	for _, port := range slices.Sorted(maps.Keys(byPort)) {
 		cands := byPort[port]
 		if len(cands) == 0 {
@@ -216,6 +222,8 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 		}
 		res.Policy.Ports[strconv.Itoa(int(port))] = *winner.policy.Config()
 		redirect[port] = true
+		cacheable = cacheable && winner.version != ""
+		policyKey.WriteString(strconv.Itoa(int(port)) + "=" + winner.version + ";")
 	}
 	if len(res.Policy.Ports) == 0 {
 		res.Notes = append(res.Notes, "no PluginConfig of "+strings.Join(sel.plugins, ", ")+
@@ -231,13 +239,41 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 	}
 	res.RedirectPorts = slices.Sorted(maps.Keys(redirect))
 
-	raw, err := res.Policy.Marshal()
+	if !cacheable {
+		policyKey.Reset()
+	}
+	res.PolicyJSON, err = in.configs.policyJSON(policyKey.String(), res.Policy)
 	if err != nil {
 		// Every config compiled above, so this is a bug, not bad input.
 		return nil, fmt.Errorf("marshalling the pod policy: %w", err)
 	}
-	res.PolicyJSON = string(raw)
 	return res, nil
+}
+
+// IndexedServices is implemented by Readers that index Services by their selector (the webhook
+// server's): resolution then looks only at the Services filed under the pod's labels instead
+// of every Service of its namespace.
+type IndexedServices interface {
+	// ServicesForLabels returns Services of the namespace, each once, among them every Service
+	// whose selector selects a pod with these labels.
+	ServicesForLabels(namespace string, labels map[string]string) ([]*corev1.Service, error)
+}
+
+// servicesFor returns the Services of namespace that may select a pod with these labels (all
+// of them when r has no index); serviceSelects decides.
+func servicesFor(podLabels map[string]string, namespace string, r clusterstate.Reader) ([]*corev1.Service, error) {
+	if ix, ok := r.(IndexedServices); ok {
+		services, err := ix.ServicesForLabels(namespace, podLabels)
+		if err != nil {
+			return nil, fmt.Errorf("reading the Services of namespace %s: %w", namespace, err)
+		}
+		return services, nil
+	}
+	services, err := r.ServicesInNamespace(namespace)
+	if err != nil {
+		return nil, fmt.Errorf("listing the Services of namespace %s: %w", namespace, err)
+	}
+	return services, nil
 }
 
 // compileConfig decodes and compiles a CORS PluginConfig. The compiled policy's Config is the

@@ -113,7 +113,7 @@ func (s *seedCluster) deployment(t *testing.T, injected bool) (*appsv1.Deploymen
 		if err != nil || res.Outcome != inject.Injected {
 			t.Fatalf("injecting the seed pod: %v %v", res.Outcome, err)
 		}
-		pod = res.Pod
+		pod = res.InjectedPod()
 	}
 	return d, rs, pod
 }

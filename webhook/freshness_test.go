@@ -19,9 +19,10 @@ import (
 )
 
 // TestAdmissionNeverServesAStaleConfig: what the injector caches follows the informers. Once an
-// update of a PluginConfig (compiled configs are cached by UID and resourceVersion) or of a
-// Service is in the informer's store, the very next admission answers with it; a PluginChain
-// change reaches the chain index as soon as the informer's event handler has run.
+// update of a PluginConfig (compiled configs and policy JSON are cached by UID and
+// resourceVersion) or of a Service (indexed by its selector) is in the informer's store, the
+// very next admission answers with it; a PluginChain change reaches the chain index as soon as
+// the informer's event handler has run.
 func TestAdmissionNeverServesAStaleConfig(t *testing.T) {
 	const ns = "ns-050" // benchPod's namespace
 	config := func(rv, origin string) *v1alpha1.PluginConfig {
@@ -34,10 +35,10 @@ func TestAdmissionNeverServesAStaleConfig(t *testing.T) {
 			},
 		}
 	}
-	service := func(rv string, target intstr.IntOrString) *corev1.Service {
+	service := func(rv, app string, target intstr.IntOrString) *corev1.Service {
 		return &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", UID: "svc-uid", ResourceVersion: rv},
-			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "app-3"},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": app},
 				Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: target, Protocol: corev1.ProtocolTCP}}},
 		}
 	}
@@ -54,7 +55,7 @@ func TestAdmissionNeverServesAStaleConfig(t *testing.T) {
 	c, watchers := startWatchedCache(t,
 		&v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "cors-policy", UID: "plugin-uid", ResourceVersion: "1"}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, UID: "ns-uid", ResourceVersion: "1"}},
-		chain("1", "app-3"), config("1", "https://a.example"), service("1", intstr.FromString("web")))
+		chain("1", "app-3"), config("1", "https://a.example"), service("1", "app-3", intstr.FromString("web")))
 	h := newIndexedTestInjector(t, c)
 	cr := newCacheReader(t, c)
 	req := podReview(t, benchPod("app-3"), admissionv1.Create)
@@ -64,7 +65,7 @@ func TestAdmissionNeverServesAStaleConfig(t *testing.T) {
 		if !resp.Allowed {
 			t.Fatalf("refused: %v", resp.Result)
 		}
-		if len(resp.Patches) == 0 {
+		if len(resp.Patch) == 0 {
 			return nil
 		}
 		return applyPatch(t, req, resp)
@@ -120,8 +121,23 @@ func TestAdmissionNeverServesAStaleConfig(t *testing.T) {
 		{"PluginConfig edited", config("2", "https://b.example"), func(p *corev1.Pod) bool {
 			return strings.Contains(policy(p), "https://b.example") && !strings.Contains(policy(p), "https://a.example")
 		}},
-		{"Service retargeted", service("3", intstr.FromInt32(9090)), func(p *corev1.Pod) bool {
+		{"Service retargeted", service("3", "app-3", intstr.FromInt32(9090)), func(p *corev1.Pod) bool {
 			return strings.Contains(policy(p), `"9090"`) && p.Annotations[contract.AnnotationRedirectPorts] == "9090"
+		}},
+		// The Services index files a Service under its selector: a new selector moves it.
+		{"Service reselected", service("31", "other", intstr.FromInt32(9090)), func(p *corev1.Pod) bool {
+			return p != nil && !strings.Contains(policy(p), "example") && p.Annotations[contract.AnnotationRedirectPorts] == ""
+		}},
+		{"Service selects again", service("32", "app-3", intstr.FromInt32(9090)), func(p *corev1.Pod) bool {
+			return strings.Contains(policy(p), "https://b.example") && p.Annotations[contract.AnnotationRedirectPorts] == "9090"
+		}},
+		// Policy JSON is cached by config version and port: a config back at its first
+		// content under a new resourceVersion, then the same content on the same port.
+		{"PluginConfig reverted", config("33", "https://a.example"), func(p *corev1.Pod) bool {
+			return strings.Contains(policy(p), "https://a.example") && !strings.Contains(policy(p), "https://b.example")
+		}},
+		{"PluginConfig edited again", config("34", "https://b.example"), func(p *corev1.Pod) bool {
+			return strings.Contains(policy(p), "https://b.example") && !strings.Contains(policy(p), "https://a.example")
 		}},
 		{"PluginChain reselected", chain("4", "other"), func(p *corev1.Pod) bool { return p == nil }},
 		{"PluginChain back", chain("5", "app-3"), func(p *corev1.Pod) bool { return strings.Contains(policy(p), "https://b.example") }},

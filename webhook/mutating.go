@@ -7,16 +7,17 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	jsoniter "github.com/json-iterator/go"
 	"github.com/prometheus/client_golang/prometheus"
-	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,7 +30,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	sigsjson "sigs.k8s.io/json"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
@@ -96,7 +96,7 @@ func admissionOutcome(o inject.Outcome) string {
 
 // PodInjector is the admission handler of Pod CREATE: decode, call the pure functions of
 // package inject, translate the result into a JSON patch written from the injection's change
-// set (gomodules.xyz/jsonpatch/v2 operations; no diff of the pod).
+// set (injectionPatch; no diff of the pod).
 // Pods are first triaged from their labels (inject.Injector.Triage), and decoded in full only
 // when a chain selects them (inject.Injector.Inject).
 type PodInjector struct {
@@ -175,11 +175,19 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		}
 		return admission.Allowed(""), outcome
 	}
-	logf.FromContext(ctx).V(1).Info("injecting the CORS sidecar", "namespace", req.Namespace, "pod", podName(pod),
-		"redirectPorts", res.Resolution.RedirectPortsValue(), "reasons", res.Reasons)
-	resp := admission.Patched("", injectionPatch(pod, res.Changes)...)
+	if log := logf.FromContext(ctx).V(1); log.Enabled() {
+		log.Info("injecting the CORS sidecar", "namespace", req.Namespace, "pod", podName(pod),
+			"redirectPorts", res.Resolution.RedirectPortsValue(), "reasons", res.Reasons)
+	}
+	patch, err := injectionPatch(pod, res.Changes)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "writing the injection patch", "namespace", req.Namespace)
+		return admission.Errored(http.StatusInternalServerError, err), outcomeError
+	}
+	// The patch bytes themselves: with Patches unset, Response.Complete leaves them as they are.
+	resp := admission.Allowed("")
 	patchType := admissionv1.PatchTypeJSONPatch
-	resp.PatchType = &patchType
+	resp.Patch, resp.PatchType = patch, &patchType
 	// Problems of the inputs (a conflicting or invalid PluginConfig) reach whoever runs kubectl.
 	return resp.WithWarnings(res.Resolution.Problems...), outcome
 }
@@ -233,20 +241,52 @@ func decodeMetadata(raw []byte) (*metav1.ObjectMeta, error) {
 	return meta, nil
 }
 
-// decodePod decodes a pod with the JSON decoder apimachinery's serializer uses (case-sensitive
-// member names, as the API server writes them), without the serializer's first pass over the
-// whole document to find its apiVersion and kind: the request's resource already says it is a
-// v1 Pod, and that pass cost as much as the rest of the decoding.
+// decodePod decodes a pod in one pass, without its managedFields. The request's resource
+// already says it is a v1 Pod, so there is no first pass over the document to find its kind;
+// managedFields (in admission requests they describe every field of the pod, often half of
+// its JSON) are skipped, because injection never reads them and the patch is written from the
+// change set, never from the decoded pod (injectionPatch). The decoder is json-iterator with
+// case-sensitive member names, as apimachinery's serializer configured it before it moved to
+// sigs.k8s.io/json; that one validates the whole document before decoding it, which made the
+// decoding half of the injected review's cost.
 func decodePod(raw []byte) (*corev1.Pod, error) {
 	if len(raw) == 0 {
 		return nil, errors.New("there is no content to decode")
 	}
 	pod := &corev1.Pod{}
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, pod); err != nil {
+	if err := podJSON.Unmarshal(raw, pod); err != nil {
 		return nil, fmt.Errorf("decoding the pod: %w", err)
 	}
 	return pod, nil
 }
+
+// podJSON is decodePod's decoder.
+var podJSON = func() jsoniter.API {
+	api := jsoniter.Config{EscapeHTML: true, SortMapKeys: true, ValidateJsonRawMessage: true, CaseSensitive: true}.Froze()
+	api.RegisterExtension(&skipManagedFields{})
+	return api
+}()
+
+// skipManagedFields makes a json-iterator configuration skip ObjectMeta's managedFields.
+type skipManagedFields struct{ jsoniter.DummyExtension }
+
+var objectMetaType = reflect.TypeFor[metav1.ObjectMeta]()
+
+func (*skipManagedFields) UpdateStructDescriptor(sd *jsoniter.StructDescriptor) {
+	if sd.Type.Type1() != objectMetaType {
+		return
+	}
+	for _, b := range sd.Fields {
+		if b.Field.Name() == "ManagedFields" {
+			b.Decoder = skipValue{}
+		}
+	}
+}
+
+// skipValue is a json-iterator decoder that reads past a value without storing it.
+type skipValue struct{}
+
+func (skipValue) Decode(_ unsafe.Pointer, it *jsoniter.Iterator) { it.Skip() }
 
 // injectionPatch is the JSON patch of the injection, built straight from its change set and
 // the decoded pod: the injection changes metadata.annotations, metadata.labels,
@@ -254,9 +294,22 @@ func decodePod(raw []byte) (*corev1.Pod, error) {
 // to re-encode and no diff to compute. Members the pod lacks are added whole; otherwise each
 // key is added (or replaced when its value differs), the init containers are inserted before
 // the pod's own, and the volumes appended. The pod's own entries are never written back, so
-// fields unknown to this build's API types (a newer API server) stay as they were sent.
-func injectionPatch(pod *corev1.Pod, changes *inject.Changes) []jsonpatch.JsonPatchOperation {
-	var ops []jsonpatch.JsonPatchOperation
+// fields unknown to this build's API types (a newer API server), and those decodePod skips,
+// stay as they were sent. The patch is written as JSON here, the containers and volume from
+// the JSON the injector keeps for them: encoding operations for controller-runtime to marshal
+// cost as much as the rest of the admission.
+func injectionPatch(pod *corev1.Pod, changes *inject.Changes) ([]byte, error) {
+	inits, err := changes.InitContainersJSON()
+	if err != nil {
+		return nil, err
+	}
+	volumes, err := changes.VolumesJSON()
+	if err != nil {
+		return nil, err
+	}
+	w := patchWriter{s: patchJSON.BorrowStream(nil)}
+	defer patchJSON.ReturnStream(w.s)
+	w.s.WriteArrayStart()
 	for _, m := range []struct {
 		path      string
 		own, want map[string]string
@@ -267,40 +320,106 @@ func injectionPatch(pod *corev1.Pod, changes *inject.Changes) []jsonpatch.JsonPa
 		if len(m.want) == 0 {
 			continue
 		}
+		keys := slices.Sorted(maps.Keys(m.want))
 		if m.own == nil {
-			ops = append(ops, jsonpatch.NewOperation("add", m.path, m.want))
+			w.op("add", m.path)
+			w.s.WriteObjectStart()
+			for i, k := range keys {
+				if i > 0 {
+					w.s.WriteMore()
+				}
+				w.s.WriteObjectField(k)
+				w.s.WriteStringWithHTMLEscaped(m.want[k])
+			}
+			w.s.WriteObjectEnd()
+			w.end()
 			continue
 		}
-		for _, k := range slices.Sorted(maps.Keys(m.want)) {
+		for _, k := range keys {
 			v := m.want[k]
 			old, exists := m.own[k]
 			switch {
 			case !exists:
-				ops = append(ops, jsonpatch.NewOperation("add", m.path+"/"+pointerEscape(k), v))
+				w.op("add", m.path+"/"+pointerEscape(k))
 			case old != v:
-				ops = append(ops, jsonpatch.NewOperation("replace", m.path+"/"+pointerEscape(k), v))
+				w.op("replace", m.path+"/"+pointerEscape(k))
+			default:
+				continue
 			}
+			w.s.WriteStringWithHTMLEscaped(v)
+			w.end()
 		}
 	}
-	if len(changes.InitContainers) > 0 {
+	if len(inits) > 0 {
 		if pod.Spec.InitContainers == nil {
-			ops = append(ops, jsonpatch.NewOperation("add", "/spec/initContainers", changes.InitContainers))
+			w.op("add", "/spec/initContainers")
+			w.array(inits)
+			w.end()
 		} else {
-			for i, c := range changes.InitContainers {
-				ops = append(ops, jsonpatch.NewOperation("add", "/spec/initContainers/"+strconv.Itoa(i), c))
+			for i, c := range inits {
+				w.op("add", "/spec/initContainers/"+strconv.Itoa(i))
+				w.s.Write(c)
+				w.end()
 			}
 		}
 	}
-	if len(changes.Volumes) > 0 {
+	if len(volumes) > 0 {
 		if pod.Spec.Volumes == nil {
-			ops = append(ops, jsonpatch.NewOperation("add", "/spec/volumes", changes.Volumes))
+			w.op("add", "/spec/volumes")
+			w.array(volumes)
+			w.end()
 		} else {
-			for _, v := range changes.Volumes {
-				ops = append(ops, jsonpatch.NewOperation("add", "/spec/volumes/-", v))
+			for _, v := range volumes {
+				w.op("add", "/spec/volumes/-")
+				w.s.Write(v)
+				w.end()
 			}
 		}
 	}
-	return ops
+	w.s.WriteArrayEnd()
+	if w.s.Error != nil {
+		return nil, fmt.Errorf("writing the patch: %w", w.s.Error)
+	}
+	return slices.Clone(w.s.Buffer()), nil
+}
+
+// patchJSON writes patches; only its streams are used.
+var patchJSON = jsoniter.ConfigCompatibleWithStandardLibrary
+
+// patchWriter writes the operations of a JSON patch (RFC 6902) to a stream.
+type patchWriter struct {
+	s   *jsoniter.Stream
+	ops int
+}
+
+// op starts an operation, up to its value.
+func (w *patchWriter) op(op, path string) {
+	if w.ops > 0 {
+		w.s.WriteMore()
+	}
+	w.ops++
+	w.s.WriteObjectStart()
+	w.s.WriteObjectField("op")
+	w.s.WriteString(op)
+	w.s.WriteMore()
+	w.s.WriteObjectField("path")
+	w.s.WriteStringWithHTMLEscaped(path)
+	w.s.WriteMore()
+	w.s.WriteObjectField("value")
+}
+
+func (w *patchWriter) end() { w.s.WriteObjectEnd() }
+
+// array writes already encoded values as a JSON array.
+func (w *patchWriter) array(items [][]byte) {
+	w.s.WriteArrayStart()
+	for i, item := range items {
+		if i > 0 {
+			w.s.WriteMore()
+		}
+		w.s.Write(item)
+	}
+	w.s.WriteArrayEnd()
 }
 
 // pointerEscape escapes a map key as a JSON pointer segment (RFC 6901).
@@ -380,7 +499,11 @@ type ChainIndexReader struct {
 	index atomic.Pointer[inject.ChainIndex]
 }
 
-var _ inject.IndexedChains = (*ChainIndexReader)(nil)
+var (
+	_ inject.IndexedChains   = (*ChainIndexReader)(nil)
+	_ inject.IndexedServices = (*ChainIndexReader)(nil)
+	_ inject.IndexedServices = (*CacheReader)(nil)
+)
 
 // indexSyncTimeout bounds how long the first admission waits for the PluginChain informer's
 // first sync; past it, admission fails rather than injecting from an incomplete view.
@@ -413,6 +536,15 @@ func newChainIndexReader(chains toolscache.SharedIndexInformer, r clusterstate.R
 		return nil, fmt.Errorf("watching PluginChains: %w", err)
 	}
 	return ir, nil
+}
+
+// ServicesForLabels implements inject.IndexedServices with the wrapped Reader's index, or all
+// the Services of the namespace when it has none.
+func (r *ChainIndexReader) ServicesForLabels(namespace string, labels map[string]string) ([]*corev1.Service, error) {
+	if ix, ok := r.Reader.(inject.IndexedServices); ok {
+		return ix.ServicesForLabels(namespace, labels)
+	}
+	return r.ServicesInNamespace(namespace)
 }
 
 // CORSChainIndex implements inject.IndexedChains.

@@ -170,8 +170,8 @@ func TestPodInjectorPatchesAReplicaSetPod(t *testing.T) {
 
 	// Reinvocation (reinvocationPolicy: IfNeeded) sees the injected pod: no second patch.
 	again := h.Handle(context.Background(), podReview(t, got, admissionv1.Create))
-	if !again.Allowed || len(again.Patches) != 0 {
-		t.Errorf("reinvocation: allowed %v, %d patches", again.Allowed, len(again.Patches))
+	if !again.Allowed || len(again.Patch) != 0 {
+		t.Errorf("reinvocation: allowed %v, %d patches", again.Allowed, len(again.Patch))
 	}
 }
 
@@ -227,8 +227,8 @@ func TestPodInjectorLeavesOtherPodsAlone(t *testing.T) {
 				if resp.Allowed || resp.Result == nil || resp.Result.Code != tt.code {
 					t.Fatalf("response %+v, want error %d", resp.AdmissionResponse, tt.code)
 				}
-			} else if !resp.Allowed || len(resp.Patches) != 0 {
-				t.Fatalf("allowed %v with %d patches, want allowed unchanged", resp.Allowed, len(resp.Patches))
+			} else if !resp.Allowed || len(resp.Patch) != 0 {
+				t.Fatalf("allowed %v with %d patches, want allowed unchanged", resp.Allowed, len(resp.Patch))
 			}
 			if tt.warning != "" && !strings.Contains(strings.Join(resp.Warnings, "\n"), tt.warning) {
 				t.Errorf("warnings %q do not mention %q", resp.Warnings, tt.warning)
@@ -250,8 +250,8 @@ func TestPodInjectorReportsImpossibleInjectionOnTheOwner(t *testing.T) {
 	pod := replicaSetPod(map[string]string{"app": "pipy-ok"})
 	pod.Spec.Containers[0].Ports = append(pod.Spec.Containers[0].Ports, corev1.ContainerPort{ContainerPort: 15003, Protocol: corev1.ProtocolTCP})
 	resp := h.Handle(context.Background(), podReview(t, pod, admissionv1.Create))
-	if !resp.Allowed || len(resp.Patches) != 0 {
-		t.Fatalf("allowed %v with %d patches", resp.Allowed, len(resp.Patches))
+	if !resp.Allowed || len(resp.Patch) != 0 {
+		t.Fatalf("allowed %v with %d patches", resp.Allowed, len(resp.Patch))
 	}
 	select {
 	case e := <-rec.Events:
@@ -293,11 +293,11 @@ func TestPodInjectorReadsNewNamespacesFromTheAPI(t *testing.T) {
 	scheme, _ := NewScheme()
 	req := podReview(t, replicaSetPod(map[string]string{"app": "pipy-ok"}), admissionv1.Create)
 
-	if resp := h.Handle(context.Background(), req); len(resp.Patches) != 0 {
+	if resp := h.Handle(context.Background(), req); len(resp.Patch) != 0 {
 		t.Fatal("injected without knowing the namespace's labels")
 	}
 	h.APIReader = fake.NewClientBuilder().WithScheme(scheme).WithObjects(nsObj).Build()
-	if resp := h.Handle(context.Background(), req); len(resp.Patches) == 0 {
+	if resp := h.Handle(context.Background(), req); len(resp.Patch) == 0 {
 		t.Fatalf("not injected with the namespace read from the API: %+v", resp.AdmissionResponse)
 	}
 }
@@ -384,7 +384,7 @@ func TestChainIndexReaderFollowsChainChanges(t *testing.T) {
 		if !resp.Allowed {
 			t.Fatalf("refused: %v", resp.Result)
 		}
-		return len(resp.Patches) > 0
+		return len(resp.Patch) > 0
 	}
 	eventually := func(want bool) {
 		t.Helper()
@@ -480,23 +480,50 @@ func TestInjectionPatchProducesTheInjectedPod(t *testing.T) {
 				}
 				raw = []byte(edited)
 			}
-			pod := &corev1.Pod{}
-			if err := json.Unmarshal(raw, pod); err != nil {
+			// The handler's decoding skips managedFields; everything else is as a full decoding.
+			full := &corev1.Pod{}
+			if err := json.Unmarshal(raw, full); err != nil {
 				t.Fatal(err)
+			}
+			pod, err := decodePod(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(full.ManagedFields) > 0 && len(pod.ManagedFields) > 0 {
+				t.Error("decodePod kept managedFields")
+			}
+			withoutManaged := full.DeepCopy()
+			withoutManaged.ManagedFields = nil
+			if !equality.Semantic.DeepEqual(pod, withoutManaged) {
+				t.Errorf("decodePod differs from a full decoding:\n%s", cmp.Diff(withoutManaged, pod))
 			}
 			res, err := h.injector.Inject(pod, ns, h.reader)
 			if err != nil || res.Outcome != inject.Injected {
 				t.Fatalf("%v %v", res.Outcome, err)
 			}
 			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Object: runtime.RawExtension{Raw: raw}}}
-			resp := admission.Patched("", injectionPatch(pod, res.Changes)...)
-			got := applyPatch(t, req, resp)
-			if !equality.Semantic.DeepEqual(got, res.Pod) {
-				t.Errorf("the patch does not produce the injected pod:\n%s", cmp.Diff(res.Pod, got))
+			patch, err := injectionPatch(pod, res.Changes)
+			if err != nil {
+				t.Fatal(err)
 			}
-			for _, op := range resp.Patches {
-				if op.Operation != "add" && op.Operation != "replace" {
-					t.Errorf("unexpected operation %s", op.Json())
+			resp := admission.Allowed("")
+			resp.Patch = patch
+			got := applyPatch(t, req, resp)
+			// The patch, applied to the pod as sent, gives the pod a full decoding injects.
+			fullRes, err := h.injector.Inject(full, ns, h.reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fullRes.InjectedPod(); !equality.Semantic.DeepEqual(got, want) {
+				t.Errorf("the patch does not produce the injected pod:\n%s", cmp.Diff(want, got))
+			}
+			var ops []struct{ Op, Path string }
+			if err := json.Unmarshal(patch, &ops); err != nil {
+				t.Fatalf("the patch is not JSON: %v\n%s", err, patch)
+			}
+			for _, op := range ops {
+				if op.Op != "add" && op.Op != "replace" {
+					t.Errorf("unexpected operation %s on %s", op.Op, op.Path)
 				}
 			}
 			if strings.Contains(string(raw), "futureField") && !strings.Contains(string(patchedJSON(t, raw, resp)), `"futureField":{"x":1}`) {
@@ -509,11 +536,7 @@ func TestInjectionPatchProducesTheInjectedPod(t *testing.T) {
 // patchedJSON applies the response's JSON patch to raw, as the API server does.
 func patchedJSON(t testing.TB, raw []byte, resp admission.Response) []byte {
 	t.Helper()
-	ops, err := json.Marshal(resp.Patches)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patch, err := jsonpatch.DecodePatch(ops)
+	patch, err := jsonpatch.DecodePatch(resp.Patch)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +33,9 @@ const (
 	// IndexConfigService indexes PluginConfigs by "namespace/service" for each Service named
 	// in spec.destinationRefs.
 	IndexConfigService = "cors-webhook.io/config-service"
+	// IndexServiceSelector files each Service with a selector under "namespace/key=value" for
+	// the first key of its selector: only pods with that label can be selected by it.
+	IndexServiceSelector = "cors-webhook.io/service-selector"
 )
 
 // CachedKinds are the kinds the cache-backed Reader serves.
@@ -132,6 +137,18 @@ func (r *CacheReader) setup(ctx context.Context, c cache.Informers) error {
 	}); err != nil {
 		return fmt.Errorf("indexing PluginConfigs: %w", err)
 	}
+	if err := addIndexers(r.services, toolscache.Indexers{
+		IndexServiceSelector: func(o any) ([]string, error) {
+			svc, ok := o.(*corev1.Service)
+			if !ok || len(svc.Spec.Selector) == 0 {
+				return nil, nil // a Service without a selector selects no pod
+			}
+			k := slices.Min(slices.Collect(maps.Keys(svc.Spec.Selector)))
+			return []string{serviceSelectorKey(svc.Namespace, k, svc.Spec.Selector[k])}, nil
+		},
+	}); err != nil {
+		return fmt.Errorf("indexing Services: %w", err)
+	}
 	return nil
 }
 
@@ -164,6 +181,10 @@ func (r *CacheReader) indexChains() error {
 	}
 	r.chainIndex, r.chainIndexSynced = ix, reg.HasSynced
 	return nil
+}
+
+func serviceSelectorKey(namespace, key, value string) string {
+	return namespace + "/" + key + "=" + value
 }
 
 // addIndexers adds the indexers an informer does not have yet (another reader over the same
@@ -300,4 +321,19 @@ func (r *CacheReader) Service(namespace, name string) (*corev1.Service, error) {
 // ServicesInNamespace implements clusterstate.Reader.
 func (r *CacheReader) ServicesInNamespace(namespace string) ([]*corev1.Service, error) {
 	return byIndex[corev1.Service](r, r.services, toolscache.NamespaceIndex, namespace)
+}
+
+// ServicesForLabels implements inject.IndexedServices: the Services of the namespace filed
+// under one of the labels (IndexServiceSelector), each once, among them every Service whose
+// selector selects a pod with these labels.
+func (r *CacheReader) ServicesForLabels(namespace string, labels map[string]string) ([]*corev1.Service, error) {
+	var out []*corev1.Service
+	for k, v := range labels {
+		svcs, err := byIndex[corev1.Service](r, r.services, IndexServiceSelector, serviceSelectorKey(namespace, k, v))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, svcs...)
+	}
+	return out, nil
 }
