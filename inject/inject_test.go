@@ -302,11 +302,11 @@ securityContext:
 	if err := yaml.UnmarshalStrict([]byte(wantInit), &want); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, res.Pod.Spec.InitContainers[0]); diff != "" {
+	if diff := cmp.Diff(want, res.InjectedPod().Spec.InitContainers[0]); diff != "" {
 		t.Errorf("cors-init as root (-want +got):\n%s", diff)
 	}
 	nonRoot := injectInto(t, newInjector(t), pod(t, podPipyV1), seed...)
-	if diff := cmp.Diff(nonRoot.Pod.Spec.InitContainers[1], res.Pod.Spec.InitContainers[1]); diff != "" {
+	if diff := cmp.Diff(nonRoot.InjectedPod().Spec.InitContainers[1], res.InjectedPod().Spec.InitContainers[1]); diff != "" {
 		t.Errorf("the sidecar changed with InitAsRoot:\n%s", diff)
 	}
 }
