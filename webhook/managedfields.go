@@ -1,0 +1,183 @@
+package webhook
+
+// withoutManagedFields returns an object's JSON without metadata.managedFields, found by a
+// byte scan rather than a decoder's skip. In admission requests managedFields describe every
+// field of the pod, often half of its JSON, and injection never reads them; skipping them with
+// a JSON decoder costs as much as decoding the rest of the pod.
+//
+// raw must be valid JSON, as an admission request's object is once controller-runtime decoded
+// the AdmissionReview around it; raw itself is never modified. When the member is not where
+// the API server writes it (a member "managedFields" of the top-level "metadata", names
+// without escapes), raw is returned as is: decoding it whole is slower, never wrong.
+func withoutManagedFields(raw []byte) []byte {
+	s := jsonScan{b: raw}
+	var start, end int
+	found := false
+	s.members(func(key []byte) bool {
+		if string(key) != "metadata" {
+			s.skipValue()
+			return true
+		}
+		if s.peek() != '{' {
+			return false
+		}
+		prev := -1 // where the comma before the current member is, or -1 for the first
+		s.members(func(key []byte) bool {
+			if string(key) != "managedFields" {
+				s.skipValue()
+				prev = s.commaAfterValue()
+				return true
+			}
+			// keyStart is where this member's name begins: the member runs from there
+			// (or from the comma before it) to the end of its value (or the comma after it).
+			start = s.keyStart
+			s.skipValue()
+			end = s.i
+			if next := s.commaAfterValue(); next >= 0 {
+				end = next + 1
+			} else if prev >= 0 {
+				start = prev
+			}
+			found = true
+			return false
+		})
+		return false
+	})
+	if !found || s.err {
+		return raw
+	}
+	out := make([]byte, 0, len(raw)-(end-start))
+	return append(append(out, raw[:start]...), raw[end:]...)
+}
+
+// jsonScan walks valid JSON by bytes, without decoding it.
+type jsonScan struct {
+	b        []byte
+	i        int
+	keyStart int  // where the name of the member being visited begins
+	err      bool // the input was not what a valid JSON document is
+}
+
+func (s *jsonScan) skipSpace() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *jsonScan) peek() byte {
+	s.skipSpace()
+	if s.i >= len(s.b) {
+		s.err = true
+		return 0
+	}
+	return s.b[s.i]
+}
+
+// members visits the members of the object at s.i, calling visit with s.i at each value;
+// visit either consumes the value and returns true, or stops the walk.
+func (s *jsonScan) members(visit func(key []byte) bool) {
+	if s.peek() != '{' {
+		s.err = true
+		return
+	}
+	s.i++
+	for !s.err {
+		switch s.peek() {
+		case '}':
+			s.i++
+			return
+		case ',':
+			s.i++
+			continue
+		case '"':
+		default:
+			s.err = true
+			return
+		}
+		s.keyStart = s.i
+		key, plain := s.str()
+		if s.peek() != ':' {
+			s.err = true
+			return
+		}
+		s.i++
+		s.skipSpace()
+		if !plain {
+			key = nil // an escaped name is never one we look for
+		}
+		if !visit(key) {
+			return
+		}
+	}
+}
+
+// commaAfterValue returns the index of the comma that follows the value just skipped, or -1
+// when the object ends there.
+func (s *jsonScan) commaAfterValue() int {
+	if s.peek() == ',' {
+		return s.i
+	}
+	return -1
+}
+
+// str consumes a string and returns its contents as written, and whether it has no escapes.
+func (s *jsonScan) str() ([]byte, bool) {
+	s.i++ // the opening quote
+	start, plain := s.i, true
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '\\':
+			plain = false
+			s.i += 2
+			continue
+		case '"':
+			s.i++
+			return s.b[start : s.i-1], plain
+		}
+		s.i++
+	}
+	s.err = true
+	return nil, false
+}
+
+// skipValue consumes one value: a string, or an object or array with everything in it, or a
+// number or literal.
+func (s *jsonScan) skipValue() {
+	switch s.peek() {
+	case '"':
+		s.str()
+		return
+	case '{', '[':
+		depth := 0
+		for s.i < len(s.b) {
+			switch s.b[s.i] {
+			case '"':
+				s.str()
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					s.i++
+					return
+				}
+			}
+			s.i++
+		}
+		s.err = true
+	default:
+		for s.i < len(s.b) {
+			switch s.b[s.i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return
+			}
+			s.i++
+		}
+	}
+}
