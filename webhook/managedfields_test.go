@@ -71,3 +71,14 @@ func FuzzWithoutManagedFields(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkWithoutManagedFields(b *testing.B) {
+	raw, err := json.Marshal(benchPod("app-3"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		withoutManagedFields(raw)
+	}
+}
