@@ -136,7 +136,7 @@ var (
 // through mgr's cache: r must be a clusterstate.Reader over that cache (the webhook server's
 // CacheReader), and injector the one admission uses, so both compute the same policy.
 //
-// r should answer from the informer stores directly (not from an index rebuilt by another
+// r should answer from the informer stores directly (not from an index kept by another
 // event handler): the controllers run on informer events, and a Reader that lags behind the
 // store could let them decide on the state before the event.
 func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader, opts Options) error {

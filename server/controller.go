@@ -78,7 +78,7 @@ func NewController(cfg *rest.Config, opts ControllerOptions) (manager.Manager, e
 		return nil, fmt.Errorf("certificate rotation: %w", err)
 	}
 	// The reconcilers read the CacheReader itself, which answers from the informer stores
-	// (not through the pod injector's chain index, which an informer event handler rebuilds
+	// (not through the pod injector's chain index, which an informer event handler updates
 	// and which could lag behind the event that triggered a reconcile).
 	reader, err := webhook.NewCacheReader(context.Background(), mgr.GetCache())
 	if err != nil {

@@ -146,7 +146,7 @@ func TestAdmissionNeverServesAStaleConfig(t *testing.T) {
 		watchers[reflect.TypeOf(s.obj)].Modify(s.obj)
 		cached(s.obj, s.obj.GetResourceVersion())
 		if _, isChain := s.obj.(*v1alpha1.PluginChain); isChain {
-			// The chain index is rebuilt after the informer's event handler marks it stale,
+			// The chain index is updated by the informer's event handler,
 			// which runs just after the store is updated: poll for that moment.
 			deadline := time.Now().Add(10 * time.Second)
 			for p := admit(); !s.check(p); p = admit() {

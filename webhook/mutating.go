@@ -459,17 +459,14 @@ func podName(pod *corev1.Pod) string {
 
 // ChainIndexReader is the pod injector's Reader: a clusterstate.Reader plus an
 // inject.ChainIndex of the PluginChains in the cache, so that a pod admission does not list and
-// evaluate every chain (see inject.ChainIndex). The index is rebuilt from the informer's store
-// on the first admission after a PluginChain changed; the informer's event handler only marks
-// it stale, so a burst of chain changes costs one rebuild.
+// evaluate every chain (see inject.ChainIndex). The informer's event handler files each
+// change into the index as it comes, so no admission waits for a rebuild, whatever the number
+// of chains.
 type ChainIndexReader struct {
 	clusterstate.Reader
-	chains   toolscache.SharedIndexInformer
-	injector *inject.Injector
-
-	mu    sync.Mutex // serializes rebuilds
-	stale atomic.Bool
-	index atomic.Pointer[inject.ChainIndex]
+	index  *inject.ChainIndex
+	synced func() bool // the handler has filed the chains the informer held when it started
+	ready  atomic.Bool
 }
 
 var (
@@ -498,17 +495,12 @@ func NewChainIndexReader(ctx context.Context, c cache.Informers, r clusterstate.
 }
 
 func newChainIndexReader(chains toolscache.SharedIndexInformer, r clusterstate.Reader, injector *inject.Injector) (*ChainIndexReader, error) {
-	ir := &ChainIndexReader{Reader: r, chains: chains, injector: injector}
-	ir.stale.Store(true)
-	markStale := func() { ir.stale.Store(true) }
-	if _, err := chains.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { markStale() },
-		UpdateFunc: func(any, any) { markStale() },
-		DeleteFunc: func(any) { markStale() },
-	}); err != nil {
+	ix := injector.IndexChains(nil)
+	reg, err := chains.AddEventHandler(chainEvents(ix.Set, ix.Delete))
+	if err != nil {
 		return nil, fmt.Errorf("watching PluginChains: %w", err)
 	}
-	return ir, nil
+	return &ChainIndexReader{Reader: r, index: ix, synced: reg.HasSynced}, nil
 }
 
 // ServicesForLabels implements inject.IndexedServices with the wrapped Reader's index, or all
@@ -520,33 +512,18 @@ func (r *ChainIndexReader) ServicesForLabels(namespace string, labels map[string
 	return r.ServicesInNamespace(namespace)
 }
 
-// CORSChainIndex implements inject.IndexedChains.
+// CORSChainIndex implements inject.IndexedChains. Until the index holds the chains the informer
+// started with, it waits (up to indexSyncTimeout): injecting from a partial view would leave
+// pods without their sidecar.
 func (r *ChainIndexReader) CORSChainIndex() (*inject.ChainIndex, error) {
-	if ix := r.index.Load(); ix != nil && !r.stale.Load() {
-		return ix, nil
+	if r.ready.Load() {
+		return r.index, nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if ix := r.index.Load(); ix != nil && !r.stale.Load() {
-		return ix, nil
+	ctx, cancel := context.WithTimeout(context.Background(), indexSyncTimeout)
+	defer cancel()
+	if !toolscache.WaitForCacheSync(ctx.Done(), r.synced) {
+		return nil, errors.New("the PluginChain index has not filed the informer's chains yet")
 	}
-	if !r.chains.HasSynced() {
-		ctx, cancel := context.WithTimeout(context.Background(), indexSyncTimeout)
-		defer cancel()
-		if !toolscache.WaitForCacheSync(ctx.Done(), r.chains.HasSynced) {
-			return nil, errors.New("the PluginChain informer has not synced yet")
-		}
-	}
-	// Cleared before reading the store: a change that lands meanwhile marks it stale again.
-	r.stale.Store(false)
-	items := r.chains.GetIndexer().List()
-	chains := make([]*v1alpha1.PluginChain, 0, len(items))
-	for _, item := range items {
-		if c, ok := item.(*v1alpha1.PluginChain); ok {
-			chains = append(chains, c)
-		}
-	}
-	ix := r.injector.IndexChains(chains)
-	r.index.Store(ix)
-	return ix, nil
+	r.ready.Store(true)
+	return r.index, nil
 }

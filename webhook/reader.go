@@ -155,32 +155,39 @@ func (r *CacheReader) setup(ctx context.Context, c cache.Informers) error {
 // indexChains keeps r.chainIndex up to date from the PluginChain informer.
 func (r *CacheReader) indexChains() error {
 	ix := validate.NewChainIndex()
-	set := func(o any) {
-		if c, ok := o.(*v1alpha1.PluginChain); ok {
-			ix.Set(c)
-		}
-	}
-	reg, err := r.chains.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    set,
-		UpdateFunc: func(_, o any) { set(o) },
-		DeleteFunc: func(o any) {
-			// A deletion the watch missed comes as a tombstone with the store key.
-			if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
-				if ns, name, err := toolscache.SplitMetaNamespaceKey(t.Key); err == nil {
-					ix.Delete(ns, name)
-				}
-				return
-			}
-			if c, ok := o.(*v1alpha1.PluginChain); ok {
-				ix.Delete(c.Namespace, c.Name)
-			}
-		},
-	})
+	reg, err := r.chains.AddEventHandler(chainEvents(ix.Set, ix.Delete))
 	if err != nil {
 		return err
 	}
 	r.chainIndex, r.chainIndexSynced = ix, reg.HasSynced
 	return nil
+}
+
+// chainEvents feeds a PluginChain index from an informer: set on every add and update,
+// remove on every deletion, including one the watch missed (a tombstone with the store key).
+// The informer delivers the chains it already holds as adds, so an index fed from the start
+// is whole once the handler's registration has synced.
+func chainEvents(set func(*v1alpha1.PluginChain), remove func(namespace, name string)) toolscache.ResourceEventHandlerFuncs {
+	add := func(o any) {
+		if c, ok := o.(*v1alpha1.PluginChain); ok {
+			set(c)
+		}
+	}
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    add,
+		UpdateFunc: func(_, o any) { add(o) },
+		DeleteFunc: func(o any) {
+			if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+				if ns, name, err := toolscache.SplitMetaNamespaceKey(t.Key); err == nil {
+					remove(ns, name)
+				}
+				return
+			}
+			if c, ok := o.(*v1alpha1.PluginChain); ok {
+				remove(c.Namespace, c.Name)
+			}
+		},
+	}
 }
 
 func serviceSelectorKey(namespace, key, value string) string {
