@@ -188,6 +188,24 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 	if err != nil || done {
 		return early, err
 	}
+	return in.injectSelected(pod, ns, sel, r)
+}
+
+// InjectTriaged is Inject for a pod that [Injector.Triage] could not decide from its metadata,
+// without matching its chains a second time: t must be what Triage returned for this pod's
+// metadata, in namespace ns.
+//
+// The opt-outs are checked again on the whole pod: the admission handler's Triage reads only
+// what it finds of the metadata before managedFields, where the API server writes it.
+func (in *Injector) InjectTriaged(pod *corev1.Pod, ns *corev1.Namespace, t *Triaged, r clusterstate.Reader) (Result, error) {
+	if res, out := optedOut(&pod.ObjectMeta, ns); out {
+		return res, nil
+	}
+	return in.injectSelected(pod, ns, t.sel, r)
+}
+
+// injectSelected is Inject once chains select the pod.
+func (in *Injector) injectSelected(pod *corev1.Pod, ns *corev1.Namespace, sel selection, r clusterstate.Reader) (Result, error) {
 	chains := strings.Join(sel.chains, ", ")
 	if hasContainer(pod, contract.ContainerSidecar) {
 		// A reinvocation (reinvocationPolicy: IfNeeded) after another webhook changed the
@@ -247,22 +265,37 @@ func (in *Injector) Inject(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate
 
 // Triage is the part of Inject that needs only the pod's metadata: the opt-outs and the chain
 // matching. Most pods of a cluster end here (no chain selects them), so the admission handler
-// calls it before decoding the whole pod. When done is true, res is what Inject returns for any
-// pod with this metadata; otherwise Inject must decide.
-func (in *Injector) Triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clusterstate.Reader) (res Result, done bool, err error) {
-	res, done, _, _, err = in.triage(meta, ns, r)
-	return res, done, err
+// calls it before decoding the whole pod. When it returns no Triaged, res is what Inject returns
+// for any pod with this metadata; otherwise [Injector.InjectTriaged] decides, with the chains
+// Triage matched.
+func (in *Injector) Triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clusterstate.Reader) (res Result, t *Triaged, err error) {
+	res, done, sel, _, err := in.triage(meta, ns, r)
+	if err != nil || done {
+		return res, nil, err
+	}
+	return Result{}, &Triaged{sel: sel}, nil
+}
+
+// Triaged is what Triage matched for a pod that chains select.
+type Triaged struct{ sel selection }
+
+// optedOut is the pod's or its namespace's opt-out, if either has one.
+func optedOut(meta *metav1.ObjectMeta, ns *corev1.Namespace) (Result, bool) {
+	if v, ok := meta.Annotations[contract.AnnotationInject]; ok {
+		if b, err := strconv.ParseBool(v); err == nil && !b {
+			return skipped(PodOptedOut, fmt.Sprintf("the pod opts out with the annotation %s=%q", contract.AnnotationInject, v)), true
+		}
+	}
+	if ns.Labels[contract.LabelNamespaceInject] == contract.NamespaceInjectDisabled {
+		return skipped(NamespaceOptedOut, fmt.Sprintf("namespace %s opts out with the label %s=%s", ns.Name, contract.LabelNamespaceInject, contract.NamespaceInjectDisabled)), true
+	}
+	return Result{}, false
 }
 
 func (in *Injector) triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clusterstate.Reader) (Result, bool, selection, *corev1.Namespace, error) {
 	var sel selection
-	if v, ok := meta.Annotations[contract.AnnotationInject]; ok {
-		if b, err := strconv.ParseBool(v); err == nil && !b {
-			return skipped(PodOptedOut, fmt.Sprintf("the pod opts out with the annotation %s=%q", contract.AnnotationInject, v)), true, sel, ns, nil
-		}
-	}
-	if ns.Labels[contract.LabelNamespaceInject] == contract.NamespaceInjectDisabled {
-		return skipped(NamespaceOptedOut, fmt.Sprintf("namespace %s opts out with the label %s=%s", ns.Name, contract.LabelNamespaceInject, contract.NamespaceInjectDisabled)), true, sel, ns, nil
+	if res, out := optedOut(meta, ns); out {
+		return res, true, sel, ns, nil
 	}
 	sel, err := in.selectChains(meta.Labels, ns, r)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
@@ -705,9 +706,26 @@ spec: {containers: [{name: app, image: app, ports: [{name: cors-admin, container
 			snap := clusterstate.NewSnapshot(objects(t, append(docs, tt.extra...)...)...)
 			p := pod(t, tt.pod)
 			ns, _ := snap.Namespace(p.Namespace)
-			early, done, err := in.Triage(&p.ObjectMeta, ns, snap)
+			early, triaged, err := in.Triage(&p.ObjectMeta, ns, snap)
 			if err != nil {
 				t.Fatal(err)
+			}
+			done := triaged == nil
+			if !done {
+				// Inject after Triage decides as Inject alone does.
+				again, err := in.InjectTriaged(pod(t, tt.pod), ns, triaged, snap)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(res, again, cmp.AllowUnexported(Result{}, Changes{})); diff != "" {
+					t.Errorf("InjectTriaged differs from Inject (-Inject +InjectTriaged):\n%s", diff)
+				}
+				// The opt-out that Triage may not have seen still counts.
+				optOut := pod(t, tt.pod)
+				metav1.SetMetaDataAnnotation(&optOut.ObjectMeta, contract.AnnotationInject, "false")
+				if got, err := in.InjectTriaged(optOut, ns, triaged, snap); err != nil || got.Outcome != PodOptedOut {
+					t.Errorf("InjectTriaged of a pod that opts out: %s %v", got.Outcome, err)
+				}
 			}
 			if done && early.Outcome != res.Outcome {
 				t.Errorf("Triage says %s, Inject %s", early.Outcome, res.Outcome)

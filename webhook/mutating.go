@@ -145,19 +145,19 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), outcomeError
 	}
-	early, done, err := h.injector.Triage(meta, ns, h.reader)
+	early, triaged, err := h.injector.Triage(meta, ns, h.reader)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError
 	}
-	if done {
+	if triaged == nil {
 		return admission.Allowed(""), admissionOutcome(early.Outcome)
 	}
 	pod, err := decodePod(req.Object.Raw)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), outcomeError
 	}
-	res, err := h.injector.Inject(pod, ns, h.reader)
+	res, err := h.injector.InjectTriaged(pod, ns, triaged, h.reader)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError
