@@ -23,8 +23,7 @@ import (
 // Build it with [Injector.IndexChains], then keep it current with [ChainIndex.Set] and
 // [ChainIndex.Delete] as chains change: one change costs the filing of one chain, not a
 // rebuild of all of them (BenchmarkChainIndexChange: 8 µs against 5.3 ms among 1,000 chains).
-// A Reader that keeps one offers it
-// through [IndexedChains].
+// A Reader that keeps one offers it through [IndexedChains].
 type ChainIndex struct {
 	owner *Injector
 	// mu guards the maps below: Set and Delete against the lookups of admissions.
