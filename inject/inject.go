@@ -115,6 +115,8 @@ type Result struct {
 	Changes *Changes
 	// input is the pod given to Inject, for InjectedPod.
 	input *corev1.Pod
+	// inputs are what the resolution read, for Inputs.
+	inputs *Inputs
 	// Chains are the PluginChains ("namespace/name") that select the pod with a declared CORS
 	// plugin, once chain matching ran; an event about the pod can point at them.
 	Chains []string
@@ -133,6 +135,13 @@ func (r Result) InjectedPod() *corev1.Pod {
 	}
 	return r.Changes.Apply(r.input)
 }
+
+// Inputs are what the injection read of the cluster, once a chain selected the pod and the
+// resolution ran; nil otherwise. Another pod with the same labels, annotations and spec, as
+// far as injection reads them (the opt-outs and every check of the steps above: container,
+// port and volume names, hostNetwork, the OS), for which [Injector.SameInputs] holds, gets the
+// same Result but for InjectedPod: a caller may keep what it built from this one.
+func (r Result) Inputs() *Inputs { return r.inputs }
 
 // Injector injects pods according to fixed Settings. It holds no cluster state but a cache of
 // compiled PluginConfigs by UID and resourceVersion, and is safe for concurrent use.
@@ -225,14 +234,14 @@ func (in *Injector) injectSelected(pod *corev1.Pod, ns *corev1.Namespace, sel se
 		return out, nil
 	}
 
-	res, err := in.resolve(pod, ns, sel, r)
+	res, inputs, err := in.resolve(pod, ns, sel, r)
 	if err != nil {
 		return Result{}, err
 	}
 	details := append(append([]string(nil), res.Problems...), res.Notes...)
 	if collisions := in.collisions(pod, res.RedirectPorts, false); len(collisions) > 0 {
 		out := skipped(Collision, fmt.Sprintf("PluginChain %s selects the pod, but it cannot be injected: %s", chains, strings.Join(collisions, "; ")))
-		out.Chains, out.Resolution = sel.chains, res
+		out.Chains, out.Resolution, out.inputs = sel.chains, res, inputs
 		out.Reasons = append(out.Reasons, details...)
 		return out, nil
 	}
@@ -243,7 +252,7 @@ func (in *Injector) injectSelected(pod *corev1.Pod, ns *corev1.Namespace, sel se
 	}
 	if why := annotationsTooLarge(pod, changes); why != "" {
 		out := skipped(PolicyTooLarge, fmt.Sprintf("PluginChain %s selects the pod, but it cannot be injected: %s", chains, why))
-		out.Chains, out.Resolution = sel.chains, res
+		out.Chains, out.Resolution, out.inputs = sel.chains, res, inputs
 		out.Reasons = append(out.Reasons, details...)
 		return out, nil
 	}
@@ -256,6 +265,7 @@ func (in *Injector) injectSelected(pod *corev1.Pod, ns *corev1.Namespace, sel se
 		Outcome:    Injected,
 		Changes:    changes,
 		input:      pod,
+		inputs:     inputs,
 		Chains:     sel.chains,
 		Resolution: res,
 		Reasons: append([]string{fmt.Sprintf("PluginChain %s selects the pod (plugin %s); policy for %d port(s), redirecting %s",

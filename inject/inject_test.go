@@ -717,7 +717,7 @@ spec: {containers: [{name: app, image: app, ports: [{name: cors-admin, container
 				if err != nil {
 					t.Fatal(err)
 				}
-				if diff := cmp.Diff(res, again, cmp.AllowUnexported(Result{}, Changes{})); diff != "" {
+				if diff := cmp.Diff(res, again, cmp.AllowUnexported(Result{}, Changes{}, Inputs{}, selection{})); diff != "" {
 					t.Errorf("InjectTriaged differs from Inject (-Inject +InjectTriaged):\n%s", diff)
 				}
 				// The opt-out that Triage may not have seen still counts.
@@ -1287,6 +1287,66 @@ func BenchmarkResolveCompiledConfigs(b *testing.B) {
 				if res, err := in.Resolve(p, ns, snap); err != nil || len(res.Policy.Ports) != 1 {
 					b.Fatalf("Resolve: %v", err)
 				}
+			}
+		})
+	}
+}
+
+// TestSameInputs: an injection's Inputs stay the same exactly as long as the Reader returns the
+// same objects for every lookup its resolution made; any other object, even an equal copy, is a
+// change (a Reader returns a new object for every update).
+func TestSameInputs(t *testing.T) {
+	in := newInjector(t)
+	base := objects(t, seed...)
+	p := pod(t, podPipyV1)
+	snap := clusterstate.NewSnapshot(base...)
+	ns, _ := snap.Namespace("pipy")
+	res, err := in.Inject(p, ns, snap)
+	if err != nil || res.Outcome != Injected || res.Inputs() == nil {
+		t.Fatalf("%s %v, inputs %v", res.Outcome, err, res.Inputs())
+	}
+	renamed := func(doc, from, to string) string { return strings.Replace(doc, from, to, 1) }
+	for _, tt := range []struct {
+		name   string
+		change []string // documents added to (or replacing in) the cluster
+		labels map[string]string
+		newNS  bool
+		same   bool
+	}{
+		{name: "nothing changed", same: true},
+		{name: "a Service that does not select the pod", change: []string{renamed(renamed(seedService, "pipy-ok}", "other}"), "name: pipy-ok,", "name: other,")}, same: true},
+		{name: "a PluginConfig of another Service", change: []string{renamed(renamed(seedConfig, "name: pipy-ok,", "name: other,"), "cors-policy-config", "other-config")}, same: true},
+		{name: "the selecting Service, updated to the same content", change: []string{seedService}},
+		{name: "a new Service that selects the pod", change: []string{renamed(seedServiceV1, "pipy-ok-v1,", "pipy-ok-v2,")}},
+		{name: "the PluginConfig, updated", change: []string{seedConfig}},
+		{name: "a second PluginConfig of the Service", change: []string{renamed(seedConfig, "cors-policy-config", "second-config")}},
+		{name: "the namespace, updated", change: []string{nsPipy}, newNS: true},
+		{name: "a second chain selecting the pod", change: []string{renamed(seedChain, "cors-policy-chain", "second-chain")}},
+		{name: "a pod without the version label", labels: map[string]string{"app": "pipy-ok"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			now := clusterstate.NewSnapshot(base...)
+			for _, o := range objects(t, tt.change...) {
+				now.Add(o)
+			}
+			nowNS := ns
+			if tt.newNS {
+				nowNS, _ = now.Namespace("pipy")
+			}
+			labels := p.Labels
+			if tt.labels != nil {
+				labels = tt.labels
+			}
+			_, triaged, err := in.Triage(&metav1.ObjectMeta{Labels: labels}, nowNS, now)
+			if err != nil || triaged == nil {
+				t.Fatalf("triage: %v %v", triaged, err)
+			}
+			same, err := in.SameInputs(res.Inputs(), labels, nowNS, triaged, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if same != tt.same {
+				t.Errorf("SameInputs = %v, want %v", same, tt.same)
 			}
 		})
 	}

@@ -23,6 +23,10 @@ type selection struct {
 
 func (s *selection) selected() bool { return len(s.plugins) > 0 }
 
+func (s *selection) equal(o *selection) bool {
+	return slices.Equal(s.chains, o.chains) && slices.Equal(s.plugins, o.plugins) && slices.Equal(s.undeclared, o.undeclared)
+}
+
 // selectChains finds the PluginChains that select a pod with these labels in namespace ns and
 // mount a CORS plugin in inbound-http. It does not allocate for chains that do not match, which
 // is almost every chain for almost every pod.

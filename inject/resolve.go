@@ -118,30 +118,25 @@ func (in *Injector) Resolve(pod *corev1.Pod, ns *corev1.Namespace, r clusterstat
 	if err != nil {
 		return nil, err
 	}
-	return in.resolve(pod, ns, sel, r)
+	res, _, err := in.resolve(pod, ns, sel, r)
+	return res, err
 }
 
-// resolve computes the policy part of a Resolution for a selection already made.
-func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection, r clusterstate.Reader) (*Resolution, error) {
+// resolve computes the policy part of a Resolution for a selection already made, and the
+// Inputs it read when the selection selects the pod.
+func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection, r clusterstate.Reader) (*Resolution, *Inputs, error) {
 	res := &Resolution{Notes: sel.undeclared}
 	if !sel.selected() {
-		return res, nil
+		return res, nil, nil
 	}
 	res.Selected = true
 	res.Chains = sel.chains
 	res.Plugins = sel.plugins
 
-	services, err := servicesFor(pod.Labels, ns.Name, r)
+	inputs, err := in.read(pod.Labels, ns, sel, r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var selecting []*corev1.Service
-	for _, svc := range services {
-		if serviceSelects(svc, pod.Labels) {
-			selecting = append(selecting, svc)
-		}
-	}
-	slices.SortFunc(selecting, func(a, b *corev1.Service) int { return cmp.Compare(a.Name, b.Name) })
 
 	type candidate struct {
 		ref    ConfigRef
@@ -153,13 +148,9 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 	byPort := map[int32][]candidate{}
 	redirect := map[int32]bool{}
 	compiled := map[string]*cors.Policy{} // by config key; nil: invalid, already reported
-	for _, svc := range selecting {
-		configs, err := r.PluginConfigsForService(ns.Name, svc.Name)
-		if err != nil {
-			return nil, fmt.Errorf("listing the PluginConfigs of Service %s/%s: %w", ns.Name, svc.Name, err)
-		}
+	for i, svc := range inputs.services {
 		var applicable []candidate
-		for _, pc := range configs {
+		for _, pc := range inputs.configs[i] {
 			if !slices.Contains(sel.plugins, pc.Spec.Plugin) || !namesService(pc, ns.Name, svc.Name) {
 				continue
 			}
@@ -245,9 +236,95 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 	res.PolicyJSON, err = in.configs.policyJSON(policyKey.String(), res.Policy)
 	if err != nil {
 		// Every config compiled above, so this is a bug, not bad input.
-		return nil, fmt.Errorf("marshalling the pod policy: %w", err)
+		return nil, nil, fmt.Errorf("marshalling the pod policy: %w", err)
 	}
-	return res, nil
+	return res, inputs, nil
+}
+
+// Inputs are what a resolution read of the cluster, as the objects the Reader returned: the
+// pod's namespace, the chain selection, the Services that select the pod and the
+// PluginConfigs naming each. With the pod, they decide the resolution and the injection
+// entirely (the Injector's settings are fixed). A Reader returns a new object for every
+// change, as the informer store does (clusterstate.Reader), so the same objects mean the same
+// answer: [Injector.SameInputs] checks that without resolving anything.
+type Inputs struct {
+	namespace *corev1.Namespace
+	sel       selection
+	// services select the pod, sorted by name; configs[i] name services[i], sorted by name.
+	services []*corev1.Service
+	configs  [][]*v1alpha1.PluginConfig
+}
+
+// read gathers the Inputs of a resolution: every lookup resolve makes, and only those.
+func (in *Injector) read(podLabels map[string]string, ns *corev1.Namespace, sel selection, r clusterstate.Reader) (*Inputs, error) {
+	services, err := servicesFor(podLabels, ns.Name, r)
+	if err != nil {
+		return nil, err
+	}
+	inputs := &Inputs{namespace: ns, sel: sel}
+	for _, svc := range services {
+		if serviceSelects(svc, podLabels) {
+			inputs.services = append(inputs.services, svc)
+		}
+	}
+	slices.SortFunc(inputs.services, func(a, b *corev1.Service) int { return cmp.Compare(a.Name, b.Name) })
+	inputs.configs = make([][]*v1alpha1.PluginConfig, len(inputs.services))
+	for i, svc := range inputs.services {
+		configs, err := r.PluginConfigsForService(ns.Name, svc.Name)
+		if err != nil {
+			return nil, fmt.Errorf("listing the PluginConfigs of Service %s/%s: %w", ns.Name, svc.Name, err)
+		}
+		if len(configs) > 1 {
+			// Indexes return them in no particular order; sorted, the problems that name
+			// them come in the same order every time.
+			configs = slices.Clone(configs)
+			slices.SortFunc(configs, func(a, b *v1alpha1.PluginConfig) int { return cmp.Compare(a.Name, b.Name) })
+		}
+		inputs.configs[i] = configs
+	}
+	return inputs, nil
+}
+
+// SameInputs reports whether a pod with these labels, in namespace ns, with the chains t
+// matched, would be resolved from exactly the objects of was: then the injection of a pod
+// identical in what injection reads (see Result.Inputs) is the one computed with was. It makes
+// the lookups of a resolution, without resolving.
+func (in *Injector) SameInputs(was *Inputs, podLabels map[string]string, ns *corev1.Namespace, t *Triaged, r clusterstate.Reader) (bool, error) {
+	if was == nil || was.namespace != ns || !t.sel.equal(&was.sel) {
+		return false, nil
+	}
+	// The lookups of read, compared as sets as they come (names are unique in a namespace).
+	services, err := servicesFor(podLabels, ns.Name, r)
+	if err != nil {
+		return false, err
+	}
+	selecting := 0
+	for _, svc := range services {
+		if serviceSelects(svc, podLabels) {
+			if !slices.Contains(was.services, svc) {
+				return false, nil
+			}
+			selecting++
+		}
+	}
+	if selecting != len(was.services) {
+		return false, nil
+	}
+	for i, svc := range was.services {
+		configs, err := r.PluginConfigsForService(ns.Name, svc.Name)
+		if err != nil {
+			return false, fmt.Errorf("listing the PluginConfigs of Service %s/%s: %w", ns.Name, svc.Name, err)
+		}
+		if len(configs) != len(was.configs[i]) {
+			return false, nil
+		}
+		for _, pc := range configs {
+			if !slices.Contains(was.configs[i], pc) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 // IndexedServices is implemented by Readers that index Services by their selector (the webhook
