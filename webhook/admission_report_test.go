@@ -32,9 +32,10 @@ func BenchmarkAdmissionReport(b *testing.B) {
 		name, app string
 		want      inject.Outcome
 	}{{"inject-selected", "app-3", inject.Injected}, {"inject-unselected", "batch-42", inject.NotSelected}} {
-		req := podReview(b, benchPod(tc.app), admissionv1.Create)
-		checkOutcome(b, h, req, tc.want)
-		handle := func() { h.Handle(context.Background(), req) }
+		reqs := benchReplicas(b, tc.app, 64)
+		checkOutcome(b, h, reqs[0], tc.want)
+		i := 0
+		handle := func() { h.Handle(context.Background(), reqs[i%len(reqs)]); i++ }
 		p50, p99 := latency(handle, 2*time.Second)
 		allocs := testing.AllocsPerRun(200, handle)
 		lines = append(lines, fmt.Sprintf("%s p50=%.1f p99=%.1f allocs=%.0f", tc.name, p50, p99, allocs))
@@ -109,8 +110,7 @@ func admissionRatios(b *testing.B, h *PodInjector, rounds int) map[string]float6
 		"/noop":       admission.HandlerFunc(func(context.Context, admission.Request) admission.Response { return admission.Allowed("") }),
 		"/fixed":      admission.HandlerFunc(func(context.Context, admission.Request) admission.Response { return injected }),
 	})
-	unselected := reviewBody(b, podReview(b, benchPod("batch-42"), admissionv1.Create))
-	selected := reviewBody(b, podReview(b, benchPod("app-3"), admissionv1.Create))
+	bodies := replicaBodies(b)
 	const workers = 16
 	rate := func(path string, bodies [][]byte, d time.Duration) float64 {
 		goruntime.GC()
@@ -130,20 +130,20 @@ func admissionRatios(b *testing.B, h *PodInjector, rounds int) map[string]float6
 		wg.Wait()
 		return float64(total.Load()) / d.Seconds()
 	}
-	rate("/noop", [][]byte{unselected}, 300*time.Millisecond) // warm up the connections
+	rate("/noop", bodies.unselected, 300*time.Millisecond) // warm up the connections
 	out := map[string]float64{}
 	for _, w := range []struct {
 		name, path string
 		bodies     [][]byte
 	}{
-		{"unselected", MutatePodPath, [][]byte{unselected}},
-		{"mixed", MutatePodPath, append(slices.Repeat([][]byte{unselected}, 9), selected)},
-		{"selected", MutatePodPath, [][]byte{selected}},
-		{"fixed-answer", "/fixed", [][]byte{selected}},
+		{"unselected", MutatePodPath, bodies.unselected},
+		{"mixed", MutatePodPath, bodies.mixed},
+		{"selected", MutatePodPath, bodies.selected},
+		{"fixed-answer", "/fixed", bodies.selected},
 	} {
 		var noop, injected, ratio []float64
 		for range rounds {
-			n := rate("/noop", [][]byte{unselected}, 500*time.Millisecond)
+			n := rate("/noop", bodies.unselected, 500*time.Millisecond)
 			i := rate(w.path, w.bodies, 500*time.Millisecond)
 			noop, injected, ratio = append(noop, n), append(injected, i), append(ratio, i/n)
 		}

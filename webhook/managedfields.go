@@ -116,6 +116,34 @@ func (s *jsonScan) members(visit func(key []byte) bool) {
 	}
 }
 
+// elements visits the elements of the array at s.i, calling visit with s.i at each; visit
+// consumes the element. A value that is not an array is skipped.
+func (s *jsonScan) elements(visit func()) {
+	if s.peek() != '[' {
+		s.skipValue()
+		return
+	}
+	s.i++
+	for !s.err {
+		switch s.peek() {
+		case ']':
+			s.i++
+			return
+		case ',':
+			s.i++
+			continue
+		}
+		if s.err {
+			return
+		}
+		at := s.i
+		visit()
+		if s.i == at {
+			s.err = true // not a value: only invalid JSON gets here
+		}
+	}
+}
+
 // commaAfterValue returns the index of the comma that follows the value just skipped, or -1
 // when the object ends there.
 func (s *jsonScan) commaAfterValue() int {

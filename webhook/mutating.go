@@ -70,11 +70,14 @@ var (
 // idempotent.
 func RegisterInjectionMetrics() {
 	registerInjectionMetrics.Do(func() {
-		metrics.Registry.MustRegister(Injections, InjectionDuration)
+		metrics.Registry.MustRegister(Injections, InjectionDuration, MemoLookups)
 		for _, o := range inject.Outcomes {
 			Injections.WithLabelValues(admissionOutcome(o))
 		}
 		Injections.WithLabelValues(outcomeError)
+		for _, r := range []string{memoHit, memoStale, memoMiss} {
+			MemoLookups.WithLabelValues(r)
+		}
 	})
 }
 
@@ -100,6 +103,7 @@ func admissionOutcome(o inject.Outcome) string {
 type PodInjector struct {
 	reader   clusterstate.Reader
 	injector *inject.Injector
+	memo     *answerMemo // nil: off
 
 	// APIReader, when set, is asked for a namespace the cache has not seen yet (a namespace
 	// created a moment before its first pod), so its labels are not missed. Optional.
@@ -113,8 +117,13 @@ type PodInjector struct {
 // NewPodInjector returns the handler, reading PluginChains, PluginConfigs, Services, Plugins
 // and Namespaces from r.
 func NewPodInjector(r clusterstate.Reader, injector *inject.Injector) *PodInjector {
-	return &PodInjector{reader: r, injector: injector}
+	return &PodInjector{reader: r, injector: injector, memo: newAnswerMemo(DefaultMemoAnswers)}
 }
+
+// MemoAnswers keeps the answers of up to n injected pods (DefaultMemoAnswers unless set), so
+// that the other replicas of a workload are answered without injecting them again (see
+// answerMemo); 0 turns the memo off. Call it before serving.
+func (h *PodInjector) MemoAnswers(n int) { h.memo = newAnswerMemo(n) }
 
 var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 
@@ -153,6 +162,22 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	if triaged == nil {
 		return admission.Allowed(""), admissionOutcome(early.Outcome)
 	}
+	var key []byte
+	if h.memo != nil {
+		buf := keyBuffers.Get().(*[]byte)
+		k, ok := replicaKey((*buf)[:0], req.Namespace, req.Object.Raw)
+		defer func() { *buf = k[:0]; keyBuffers.Put(buf) }()
+		if ok {
+			key = k
+		}
+		if resp, hit, err := h.remembered(ctx, key, req.Object.Raw, meta, ns, triaged); err != nil || hit {
+			if err != nil {
+				logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
+				return admission.Errored(http.StatusInternalServerError, err), outcomeError
+			}
+			return resp, outcomePatched
+		}
+	}
 	pod, err := decodePod(req.Object.Raw)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), outcomeError
@@ -174,7 +199,7 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		return admission.Allowed(""), outcome
 	}
 	if log := logf.FromContext(ctx).V(1); log.Enabled() {
-		log.Info("injecting the CORS sidecar", "namespace", req.Namespace, "pod", podName(pod),
+		log.Info("injecting the CORS sidecar", "namespace", req.Namespace, "pod", podName(&pod.ObjectMeta),
 			"redirectPorts", res.Resolution.RedirectPortsValue(), "reasons", res.Reasons)
 	}
 	patch, err := injectionPatch(pod, res.Changes)
@@ -182,12 +207,50 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		logf.FromContext(ctx).Error(err, "writing the injection patch", "namespace", req.Namespace)
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError
 	}
+	if key != nil && maps.Equal(meta.Labels, pod.Labels) {
+		// (Labels differ only in a pod whose JSON has its metadata twice: Triage read the
+		// first, the decoder merged both; the memo's lookups would read the first.)
+		h.memo.put(key, &memoAnswer{inputs: res.Inputs(), patch: patch, warnings: res.Resolution.Problems,
+			redirectPorts: res.Resolution.RedirectPortsValue(), reasons: res.Reasons})
+	}
+	return patchResponse(patch, res.Resolution.Problems), outcome
+}
+
+// patchResponse allows the pod with the injection's patch and the problems of its inputs (a
+// conflicting or invalid PluginConfig) as warnings, which reach whoever runs kubectl.
+func patchResponse(patch []byte, warnings []string) admission.Response {
 	// The patch bytes themselves: with Patches unset, Response.Complete leaves them as they are.
 	resp := admission.Allowed("")
 	patchType := admissionv1.PatchTypeJSONPatch
 	resp.Patch, resp.PatchType = patch, &patchType
-	// Problems of the inputs (a conflicting or invalid PluginConfig) reach whoever runs kubectl.
-	return resp.WithWarnings(res.Resolution.Problems...), outcome
+	return resp.WithWarnings(warnings...)
+}
+
+// remembered answers from the memo a pod whose replica key is key (nil: none) when an earlier
+// replica was injected and what its injection read is unchanged.
+func (h *PodInjector) remembered(ctx context.Context, key, raw []byte, meta *metav1.ObjectMeta, ns *corev1.Namespace, t *inject.Triaged) (admission.Response, bool, error) {
+	if key == nil {
+		return admission.Response{}, false, nil
+	}
+	a := h.memo.get(key)
+	if a == nil {
+		MemoLookups.WithLabelValues(memoMiss).Inc()
+		return admission.Response{}, false, nil
+	}
+	same, err := h.injector.SameInputs(a.inputs, meta.Labels, ns, t, h.reader)
+	if err != nil || !same {
+		MemoLookups.WithLabelValues(memoStale).Inc()
+		return admission.Response{}, false, err
+	}
+	MemoLookups.WithLabelValues(memoHit).Inc()
+	if log := logf.FromContext(ctx).V(1); log.Enabled() {
+		// Triage's metadata has no name: it is read here, for the log alone.
+		named := metav1.ObjectMeta{Name: jsoniter.Get(raw, "metadata", "name").ToString(),
+			GenerateName: jsoniter.Get(raw, "metadata", "generateName").ToString()}
+		log.Info("injecting the CORS sidecar", "namespace", ns.Name, "pod", podName(&named),
+			"redirectPorts", a.redirectPorts, "reasons", a.reasons, "remembered", true)
+	}
+	return patchResponse(a.patch, a.warnings), true, nil
 }
 
 // decodeMetadata decodes what Triage reads of a pod's JSON: its labels and annotations. Every
@@ -217,6 +280,7 @@ func decodeMetadata(raw []byte) (*metav1.ObjectMeta, error) {
 			case "annotations":
 				it.ReadVal(&meta.Annotations)
 				annotations = true
+
 			case "ownerReferences", "finalizers", "managedFields":
 				// The API server writes these after labels and annotations (ObjectMeta's
 				// field order). Stopping here once the labels are read skips managedFields.
@@ -426,7 +490,7 @@ func (h *PodInjector) namespace(ctx context.Context, name string) (*corev1.Names
 func (h *PodInjector) reportSkipped(ctx context.Context, namespace string, pod *corev1.Pod, res inject.Result, event bool) {
 	why := strings.Join(res.Reasons, "; ")
 	logf.FromContext(ctx).Info("not injecting a pod that a PluginChain selects", "namespace", namespace,
-		"pod", podName(pod), "outcome", res.Outcome, "reason", why)
+		"pod", podName(&pod.ObjectMeta), "outcome", res.Outcome, "reason", why)
 	if h.Recorder == nil || !event {
 		return
 	}
@@ -447,14 +511,14 @@ func (h *PodInjector) reportSkipped(ctx context.Context, namespace string, pod *
 		}
 	}
 	h.Recorder.Eventf(regarding, related, corev1.EventTypeWarning, EventReasonInjectionSkipped, "InjectSidecar",
-		"pod %s not injected (%s): %s", podName(pod), res.Outcome, why)
+		"pod %s not injected (%s): %s", podName(&pod.ObjectMeta), res.Outcome, why)
 }
 
-func podName(pod *corev1.Pod) string {
-	if pod.Name != "" {
-		return pod.Name
+func podName(meta *metav1.ObjectMeta) string {
+	if meta.Name != "" {
+		return meta.Name
 	}
-	return fmt.Sprintf("%s<generated>", pod.GenerateName)
+	return fmt.Sprintf("%s<generated>", meta.GenerateName)
 }
 
 // ChainIndexReader is the pod injector's Reader: a clusterstate.Reader plus an

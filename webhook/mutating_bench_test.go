@@ -146,17 +146,52 @@ func benchPod(app string) *corev1.Pod {
 
 func ptrInt64(v int64) *int64 { return &v }
 
+// benchReplicas are n admission requests for replicas of benchPod(app), as a ReplicaSet's pods
+// reach the webhook: each has its own name, uid and creation time (in its managedFields too),
+// its own token volume from the ServiceAccount admission plugin (kube-api-access-<random>), and
+// its own review uid.
+func benchReplicas(tb testing.TB, app string, n int) []admission.Request {
+	tb.Helper()
+	reqs := make([]admission.Request, n)
+	for i := range reqs {
+		reqs[i] = replicaReview(tb, benchPod(app), i)
+	}
+	return reqs
+}
+
+// replicaReview is the admission request of replica i of a pod shaped as benchPod (one token
+// volume, mounted by its first container).
+func replicaReview(tb testing.TB, pod *corev1.Pod, i int) admission.Request {
+	tb.Helper()
+	suffix := fmt.Sprintf("%05x", i*7919+12345)[:5]
+	pod.Name = pod.GenerateName + suffix
+	pod.UID = types.UID(fmt.Sprintf("0b6e4d2a-%04x-4c1e-9a7f-%012x", i, i*31))
+	created := time.Date(2026, 11, 26, 0, 0, i, 0, time.UTC)
+	pod.CreationTimestamp = metav1.Time{Time: created}
+	pod.ManagedFields[0].Time = &metav1.Time{Time: created}
+	token := "kube-api-access-" + suffix
+	pod.Spec.Volumes[0].Name = token
+	pod.Spec.Containers[0].VolumeMounts[0].Name = token
+	req := podReview(tb, pod, admissionv1.Create)
+	req.UID = types.UID(fmt.Sprintf("review-%d", i))
+	return req
+}
+
 var benchCases = []struct {
 	name, app string
 	want      inject.Outcome
+	memo      bool
 }{
-	{"unselected-pod", "batch-42", inject.NotSelected},
-	{"selected-pod", "app-3", inject.Injected},
+	{"unselected-pod", "batch-42", inject.NotSelected, true},
+	{"selected-pod", "app-3", inject.Injected, true},
+	// Every replica injected afresh: the first replica of a workload, or a chain, config or
+	// Service changed since the last one.
+	{"selected-pod-no-memo", "app-3", inject.Injected, false},
 }
 
 // BenchmarkPodInjectorHandle measures the pod handler (decode, match, resolve, patch) against
 // 1,000 PluginChains and 10,000 Services in a real informer cache with the server's indexes,
-// and reports the latency percentiles (see docs/benchmarks.md).
+// over 64 replicas of one pod, and reports the latency percentiles (see docs/benchmarks.md).
 func BenchmarkPodInjectorHandle(b *testing.B) {
 	for _, shape := range []struct {
 		name      string
@@ -166,13 +201,17 @@ func BenchmarkPodInjectorHandle(b *testing.B) {
 			h := newIndexedTestInjector(b, startCache(b, injectionCluster(shape.seedStyle)...))
 			for _, tc := range benchCases {
 				b.Run(tc.name, func(b *testing.B) {
-					req := podReview(b, benchPod(tc.app), admissionv1.Create)
-					checkOutcome(b, h, req, tc.want)
+					h := *h
+					if !tc.memo {
+						h.MemoAnswers(0)
+					}
+					reqs := benchReplicas(b, tc.app, 64)
+					checkOutcome(b, &h, reqs[0], tc.want)
 					durations := make([]time.Duration, 0, 1<<16)
 					b.ReportAllocs()
-					for b.Loop() {
+					for i := 0; b.Loop(); i++ {
 						start := time.Now()
-						h.Handle(context.Background(), req)
+						h.Handle(context.Background(), reqs[i%len(reqs)])
 						if len(durations) < cap(durations) {
 							durations = append(durations, time.Since(start))
 						}
@@ -230,18 +269,15 @@ func BenchmarkAdmissionHTTPS(b *testing.B) {
 		MutatePodPath: h,
 		"/noop":       admission.HandlerFunc(func(context.Context, admission.Request) admission.Response { return admission.Allowed("") }),
 	})
-	unselected := reviewBody(b, podReview(b, benchPod("batch-42"), admissionv1.Create))
-	selected := reviewBody(b, podReview(b, benchPod("app-3"), admissionv1.Create))
-	// mixed is one selected pod in ten, a cluster where a tenth of the workloads use CORS.
-	mixed := append(slices.Repeat([][]byte{unselected}, 9), selected)
+	bodies := replicaBodies(b)
 	for _, tc := range []struct {
 		name, path string
 		bodies     [][]byte
 	}{
-		{"noop", "/noop", [][]byte{unselected}},
-		{"inject-unselected-pod", MutatePodPath, [][]byte{unselected}},
-		{"inject-selected-pod", MutatePodPath, [][]byte{selected}},
-		{"inject-mixed-1-in-10-selected", MutatePodPath, mixed},
+		{"noop", "/noop", bodies.unselected},
+		{"inject-unselected-pod", MutatePodPath, bodies.unselected},
+		{"inject-selected-pod", MutatePodPath, bodies.selected},
+		{"inject-mixed-1-in-10-selected", MutatePodPath, bodies.mixed},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for _, body := range tc.bodies {
@@ -269,6 +305,25 @@ func BenchmarkAdmissionHTTPSRatio(b *testing.B) {
 	for b.Loop() {
 		admissionRatios(b, h, 10)
 	}
+}
+
+// reviewBodies are the AdmissionReviews of the load tests: 64 replicas each of a pod no
+// chain selects and of one a chain selects, and the mixed workload, one selected pod in ten (a
+// cluster where a tenth of the workloads use CORS).
+type reviewBodies struct{ unselected, selected, mixed [][]byte }
+
+func replicaBodies(b *testing.B) reviewBodies {
+	var out reviewBodies
+	selected, unselected := benchReplicas(b, "app-3", 64), benchReplicas(b, "batch-42", 64)
+	for i := range 64 {
+		out.selected = append(out.selected, reviewBody(b, selected[i]))
+		out.unselected = append(out.unselected, reviewBody(b, unselected[i]))
+		out.mixed = append(out.mixed, out.unselected[i])
+		if i%9 == 8 {
+			out.mixed = append(out.mixed, out.selected[i])
+		}
+	}
+	return out
 }
 
 func median(v []float64) float64 {
