@@ -53,6 +53,11 @@ type ServeOptions struct {
 	// default to Validation's.
 	Injection inject.Settings
 
+	// MemoAnswers is how many injected pods' answers the pod injector keeps, so that the
+	// other replicas of a workload are answered from memory while nothing their injection read
+	// has changed (--memo-answers): 0 keeps webhook.DefaultMemoAnswers, a negative number none.
+	MemoAnswers int
+
 	// Certs choose the serving certificate's source (--cert-mode and its flags; package certs)
 	// and the webhook configurations whose caBundle must trust it before the server is ready.
 	Certs certs.Options
@@ -133,7 +138,7 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	for _, kind := range validate.Kinds {
 		register(webhook.ValidatePath(kind), webhook.NewValidator(decoder, kind, reader, opts.Validation))
 	}
-	podInjector, err := newPodInjector(mgr, reader, injector)
+	podInjector, err := newPodInjector(mgr, reader, injector, opts.MemoAnswers)
 	if err != nil {
 		return nil, err
 	}
@@ -161,13 +166,16 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 
 // newPodInjector is the pod injection handler, reading chains through an index kept by the
 // manager's cache.
-func newPodInjector(mgr manager.Manager, r *webhook.CacheReader, injector *inject.Injector) (*webhook.PodInjector, error) {
+func newPodInjector(mgr manager.Manager, r *webhook.CacheReader, injector *inject.Injector, memoAnswers int) (*webhook.PodInjector, error) {
 	webhook.RegisterInjectionMetrics()
 	indexed, err := webhook.NewChainIndexReader(context.Background(), mgr.GetCache(), r, injector)
 	if err != nil {
 		return nil, err
 	}
 	h := webhook.NewPodInjector(indexed, injector)
+	if memoAnswers != 0 {
+		h.MemoAnswers(memoAnswers)
+	}
 	h.APIReader = mgr.GetAPIReader()
 	h.Recorder = mgr.GetEventRecorder("cors-webhook")
 	return h, nil

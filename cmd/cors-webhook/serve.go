@@ -18,6 +18,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/server"
+	"github.com/cors-webhook/cors-webhook/webhook"
 )
 
 // defaultShutdownDelay is longer than the time endpoints and API servers take to stop routing
@@ -65,6 +66,12 @@ else ~/.kube/config.`,
 			if opts.ShutdownDelay < 0 {
 				return &exitError{code: exitUsage, err: fmt.Errorf("--shutdown-delay must not be negative")}
 			}
+			switch {
+			case opts.MemoAnswers < 0:
+				return &exitError{code: exitUsage, err: fmt.Errorf("--memo-answers must not be negative")}
+			case opts.MemoAnswers == 0:
+				opts.MemoAnswers = -1 // none
+			}
 			return runProcess(cmd, &zapOpts, func(ctx context.Context, cfg *rest.Config) error { return server.RunServe(ctx, cfg, opts) })
 		},
 	}
@@ -75,6 +82,7 @@ else ~/.kube/config.`,
 	f.BoolVar(&opts.EnableHTTP2, "enable-http2", false, "also serve HTTP/2 on the webhook port")
 	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", defaultShutdownDelay, "after SIGTERM, keep serving this long with /readyz failing, so that endpoints stop routing here before the listener closes")
 	f.BoolVar(&opts.Validation.Strict, "strict", false, "reject what would otherwise be security warnings (risky origin matchers, the null origin, credentials for any origin)")
+	f.IntVar(&opts.MemoAnswers, "memo-answers", webhook.DefaultMemoAnswers, "how many injected pods' answers to keep, so that the other replicas of a workload are answered from memory while nothing their injection read has changed (0: none)")
 	addProcessFlags(f, &opts.MetricsAddr, &opts.ProbeAddr)
 	addCORSPluginsFlag(f, &corsPlugins)
 	addInjectorFlags(f, &inj)
