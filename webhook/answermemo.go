@@ -98,16 +98,12 @@ func replicaKey(dst []byte, namespace string, raw []byte) ([]byte, bool) {
 		s.skipValue()
 		spans = append(spans, [2]int{start, s.i})
 	}
-	// maskName masks the member "name" of each object of the array at s.i, unless it is the
-	// injection's volume name; nested, the array of each member named in.
+	// maskNames masks the member "name" of each object of the array at s.i, unless it is the
+	// injection's volume name; with in, those of the array in each object's member in.
 	var maskNames func(in string)
 	maskNames = func(in string) {
 		s.elements(func() {
-			if s.peek() != '{' {
-				s.skipValue()
-				return
-			}
-			s.members(func(key []byte) bool {
+			s.fields(func(key []byte) bool {
 				switch {
 				case in == "" && string(key) == "name" && s.peek() == '"':
 					start := s.i
@@ -117,48 +113,42 @@ func replicaKey(dst []byte, namespace string, raw []byte) ([]byte, bool) {
 				case in != "" && string(key) == in:
 					maskNames("")
 				default:
-					s.skipValue()
+					return false
 				}
-				return !s.err
+				return true
 			})
 		})
 	}
-	s.members(func(key []byte) bool {
+	if s.peek() != '{' {
+		return dst, false
+	}
+	s.fields(func(key []byte) bool {
 		switch string(key) {
 		case "metadata":
-			if s.peek() != '{' {
-				s.skipValue()
-				return !s.err
-			}
-			s.members(func(key []byte) bool {
+			s.fields(func(key []byte) bool {
 				switch string(key) {
 				case "name", "uid", "creationTimestamp", "resourceVersion", "managedFields":
 					mask()
-				default:
-					s.skipValue()
+					return true
 				}
-				return !s.err
+				return false
 			})
 		case "spec":
-			if s.peek() != '{' {
-				s.skipValue()
-				return !s.err
-			}
-			s.members(func(key []byte) bool {
+			s.fields(func(key []byte) bool {
 				switch string(key) {
 				case "volumes":
 					maskNames("")
 				case "containers", "initContainers", "ephemeralContainers":
 					maskNames("volumeMounts")
 				default:
-					s.skipValue()
+					return false
 				}
-				return !s.err
+				return true
 			})
 		default:
-			s.skipValue()
+			return false
 		}
-		return !s.err
+		return true
 	})
 	if s.err {
 		return dst, false

@@ -116,6 +116,21 @@ func (s *jsonScan) members(visit func(key []byte) bool) {
 	}
 }
 
+// fields visits the members of the object at s.i: visit consumes the values it wants and
+// returns true; the others are skipped. A value that is not an object is skipped.
+func (s *jsonScan) fields(visit func(key []byte) bool) {
+	if s.peek() != '{' {
+		s.skipValue()
+		return
+	}
+	s.members(func(key []byte) bool {
+		if !visit(key) {
+			s.skipValue()
+		}
+		return !s.err
+	})
+}
+
 // elements visits the elements of the array at s.i, calling visit with s.i at each; visit
 // consumes the element. A value that is not an array is skipped.
 func (s *jsonScan) elements(visit func()) {

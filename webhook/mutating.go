@@ -280,7 +280,6 @@ func decodeMetadata(raw []byte) (*metav1.ObjectMeta, error) {
 			case "annotations":
 				it.ReadVal(&meta.Annotations)
 				annotations = true
-
 			case "ownerReferences", "finalizers", "managedFields":
 				// The API server writes these after labels and annotations (ObjectMeta's
 				// field order). Stopping here once the labels are read skips managedFields.
