@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -279,6 +280,64 @@ spec:
 			}
 		}
 	})
+
+	// The API server gives each replica its own name, uid and creation time (and, where the
+	// ServiceAccount admission plugin runs, which this control plane leaves off, a token volume
+	// of its own: TestGuideOnARealNode has those): the replicas after the first are answered
+	// from memory, the same.
+	t.Run("replicas are answered from memory", func(t *testing.T) {
+		memo := func(result string) float64 {
+			return metricValue(t, srv.get(t, "/metrics"), `cors_webhook_pod_answer_memo_total{result="`+result+`"}`)
+		}
+		hits := memo("hit")
+		res := c.KubectlStdin(t, `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: replicas, namespace: pipy}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: pipy-ok, version: replicas}}
+  template:
+    metadata: {labels: {app: pipy-ok, version: replicas}}
+    spec: {containers: [{name: app, image: app, ports: [{containerPort: 8080}]}]}`, "apply", "-f", "-")
+		if res.ExitCode != 0 {
+			t.Fatalf("kubectl apply: exit %d\n%s", res.ExitCode, res.Output())
+		}
+		var pods corev1.PodList
+		framework.Eventually(t, 60*time.Second, 200*time.Millisecond, func() (bool, string) {
+			if err := c.Client.List(context.Background(), &pods, client.InNamespace("pipy"), client.MatchingLabels{"version": "replicas"}); err != nil {
+				return false, err.Error()
+			}
+			return len(pods.Items) == 4, fmt.Sprintf("%d of 4 pods", len(pods.Items))
+		})
+		for _, pod := range pods.Items {
+			if got := initContainerNames(&pod); !slices.Equal(got, []string{"cors-init", "cors-sidecar"}) {
+				t.Errorf("%s: init containers %v", pod.Name, got)
+			}
+			if got, want := pod.Annotations[contract.AnnotationPolicy], pods.Items[0].Annotations[contract.AnnotationPolicy]; got != want || !strings.Contains(got, `"8080"`) {
+				t.Errorf("%s: policy %s, want %s", pod.Name, got, want)
+			}
+		}
+		if got := memo("hit") - hits; got < 1 {
+			t.Errorf("%v answers from memory for 4 replicas: want at least 1 (the ReplicaSet creates the first alone)", got)
+		}
+	})
+}
+
+// metricValue is the value of one sample of a Prometheus text exposition, or fails the test.
+func metricValue(t *testing.T, metrics, sample string) float64 {
+	t.Helper()
+	for line := range strings.SplitSeq(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics lacks %s", sample)
+	return 0
 }
 
 // seedPolicyEntry is the seed PluginConfig's spec.config, normalized: what the annotation's

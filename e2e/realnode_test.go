@@ -201,6 +201,10 @@ func TestGuideOnARealNode(t *testing.T) {
 		rolloutRestartUnderAdmission(t, n)
 	})
 
+	t.Run("replicas with their own token volumes are answered from memory", func(t *testing.T) {
+		replicasFromMemory(t, n)
+	})
+
 	t.Run("the curl pod is untouched", func(t *testing.T) {
 		pod := &corev1.Pod{}
 		if err := n.Client.Get(ctx, client.ObjectKey{Namespace: "curl", Name: curlPod.Name}, pod); err != nil {
@@ -501,6 +505,67 @@ func guideImages(t *testing.T) map[string]remote.Taggable {
 	}
 	t.Logf("%d images built in %s", len(images), time.Since(started).Round(time.Millisecond))
 	return images
+}
+
+// replicasFromMemory creates the same selected pod 20 times (server-side dry runs): the
+// ServiceAccount admission plugin gives each its own token volume (kube-api-access-<random>),
+// which the replica key masks, so the webhook answers them from memory, and the same: its
+// replicas' cors_webhook_pod_answer_memo_total{result="hit"}, read through the API server's
+// pod proxy, grows by at least 15 (each replica injects its first one afresh).
+func replicasFromMemory(t *testing.T, n *framework.Node) {
+	ctx := context.Background()
+	dep := &appsv1.Deployment{}
+	if err := n.Client.Get(ctx, client.ObjectKey{Namespace: realNodeNamespace, Name: realNodeRelease}, dep); err != nil {
+		t.Fatal(err)
+	}
+	hits := func() float64 {
+		var pods corev1.PodList
+		if err := n.Client.List(ctx, &pods, client.InNamespace(realNodeNamespace), client.MatchingLabels(dep.Spec.Selector.MatchLabels)); err != nil {
+			t.Fatal(err)
+		}
+		total := 0.0
+		for _, pod := range pods.Items {
+			if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
+				continue
+			}
+			metrics := n.Cluster.MustKubectl(t, "get", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:8080/proxy/metrics", pod.Namespace, pod.Name)).Stdout
+			total += metricValue(t, metrics, `cors_webhook_pod_answer_memo_total{result="hit"}`)
+		}
+		return total
+	}
+	before := hits()
+	tokens := map[string]bool{}
+	var policy string
+	for i := range 20 {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "replica-", Namespace: "pipy", Labels: map[string]string{"app": "pipy-ok", "version": "v1"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "flomesh/pipy:latest",
+				Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}}},
+		}
+		if err := n.Client.Create(ctx, pod, client.DryRunAll); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range pod.Spec.Volumes {
+			if strings.HasPrefix(v.Name, "kube-api-access-") {
+				tokens[v.Name] = true
+			}
+		}
+		got := pod.Annotations[contract.AnnotationPolicy]
+		if i == 0 {
+			policy = got
+		}
+		if !slices.Equal(initContainerNames(pod), []string{contract.ContainerInit, contract.ContainerSidecar}) || got != policy || got == "" {
+			t.Errorf("replica %d: init containers %v, policy %s (the first: %s)", i, initContainerNames(pod), got, policy)
+		}
+	}
+	if len(tokens) != 20 {
+		t.Errorf("%d token volumes for 20 pods: want one of its own each", len(tokens))
+	}
+	if got := hits() - before; got < 15 {
+		t.Errorf("%v of 20 replicas answered from memory, want at least 15", got)
+	} else {
+		t.Logf("20 replicas with %d token volumes of their own, %v answered from memory", len(tokens), got)
+	}
 }
 
 // rolloutRestartUnderAdmission restarts the webhook's Deployment (kubectl rollout restart) while
