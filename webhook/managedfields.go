@@ -1,5 +1,10 @@
 package webhook
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // withoutManagedFields returns an object's JSON without metadata.managedFields, found by a
 // byte scan rather than a decoder's skip. In admission requests managedFields describe every
 // field of the pod, often half of its JSON, and injection never reads them; skipping them with
@@ -170,22 +175,50 @@ func (s *jsonScan) commaAfterValue() int {
 
 // str consumes a string and returns its contents as written, and whether it has no escapes.
 func (s *jsonScan) str() ([]byte, bool) {
-	s.i++ // the opening quote
-	start, plain := s.i, true
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case '\\':
-			plain = false
-			s.i += 2
-			continue
-		case '"':
-			s.i++
-			return s.b[start : s.i-1], plain
-		}
-		s.i++
+	start, plain := s.i+1, true // past the opening quote
+	end, ok := stringEnd(s.b, start, &plain)
+	if !ok {
+		s.i, s.err = len(s.b), true
+		return nil, false
 	}
-	s.err = true
-	return nil, false
+	s.i = end + 1
+	return s.b[start:end], plain
+}
+
+// stringEnd returns the index of the quote that ends the string whose contents start at i,
+// clearing *plain when it has an escape. Most of a pod's JSON is in strings, so it looks at
+// eight bytes at a time for a quote or a backslash.
+func stringEnd(b []byte, i int, plain *bool) (int, bool) {
+	for {
+		for i+8 <= len(b) {
+			if m := quoteOrBackslash(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			return 0, false
+		}
+		switch b[i] {
+		case '"':
+			return i, true
+		case '\\':
+			*plain = false
+			i += 2
+		default: // one of the last seven bytes
+			i++
+		}
+	}
+}
+
+// quoteOrBackslash has the high bit set in the first byte of x (little-endian) that is a quote
+// or a backslash, and in none before it: the classic test for a zero byte, whose lowest match
+// is exact, on x with the byte sought XORed away.
+func quoteOrBackslash(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, bs := x^(ones*'"'), x^(ones*'\\')
+	return ((q - ones) &^ q & highs) | ((bs - ones) &^ bs & highs)
 }
 
 // skipValue consumes one value: a string, or an object or array with everything in it, or a
@@ -196,24 +229,28 @@ func (s *jsonScan) skipValue() {
 		s.str()
 		return
 	case '{', '[':
-		depth := 0
-		for s.i < len(s.b) {
-			switch s.b[s.i] {
+		b, i, depth, plain := s.b, s.i, 0, true
+		for i < len(b) {
+			switch b[i] {
 			case '"':
-				s.str()
-				continue
+				end, ok := stringEnd(b, i+1, &plain)
+				if !ok {
+					s.i, s.err = len(b), true
+					return
+				}
+				i = end
 			case '{', '[':
 				depth++
 			case '}', ']':
 				depth--
 				if depth == 0 {
-					s.i++
+					s.i = i + 1
 					return
 				}
 			}
-			s.i++
+			i++
 		}
-		s.err = true
+		s.i, s.err = i, true
 	default:
 		for s.i < len(s.b) {
 			switch s.b[s.i] {
