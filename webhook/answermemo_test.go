@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	goruntime "runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
@@ -261,4 +265,139 @@ func FuzzReplicaKey(f *testing.F) {
 			t.Fatalf("%q: masked without metadata or spec: %q", raw, key)
 		}
 	})
+}
+
+// atomicReader is a Reader whose Snapshot is replaced while admissions run.
+type atomicReader struct {
+	current atomic.Pointer[clusterstate.Snapshot]
+}
+
+func (r *atomicReader) Plugin(name string) (*v1alpha1.Plugin, error) {
+	return r.current.Load().Plugin(name)
+}
+
+func (r *atomicReader) PluginChainsInNamespace(ns string) ([]*v1alpha1.PluginChain, error) {
+	return r.current.Load().PluginChainsInNamespace(ns)
+}
+
+func (r *atomicReader) PluginChainsWithNamespaceSelector() ([]*v1alpha1.PluginChain, error) {
+	return r.current.Load().PluginChainsWithNamespaceSelector()
+}
+
+func (r *atomicReader) PluginConfigsForPlugin(ns, plugin string) ([]*v1alpha1.PluginConfig, error) {
+	return r.current.Load().PluginConfigsForPlugin(ns, plugin)
+}
+
+func (r *atomicReader) PluginConfigsForService(ns, svc string) ([]*v1alpha1.PluginConfig, error) {
+	return r.current.Load().PluginConfigsForService(ns, svc)
+}
+
+func (r *atomicReader) Namespace(name string) (*corev1.Namespace, error) {
+	return r.current.Load().Namespace(name)
+}
+
+func (r *atomicReader) Namespaces() ([]*corev1.Namespace, error) {
+	return r.current.Load().Namespaces()
+}
+
+func (r *atomicReader) Service(ns, name string) (*corev1.Service, error) {
+	return r.current.Load().Service(ns, name)
+}
+
+func (r *atomicReader) ServicesInNamespace(ns string) ([]*corev1.Service, error) {
+	return r.current.Load().ServicesInNamespace(ns)
+}
+
+// TestAnswerMemoUnderConcurrentChanges: while four clients admit replicas and the PluginConfig
+// is replaced again and again (origin a, then b, ...), every answer is one that some version
+// of the cluster gives; once the changes stop, every answer is the current version's.
+func TestAnswerMemoUnderConcurrentChanges(t *testing.T) {
+	const ns = "ns-050"
+	fixed := []any{
+		&v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "cors-policy"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chain"}, Spec: v1alpha1.PluginChainSpec{
+			Chains:    []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"cors-policy"}}},
+			Selectors: v1alpha1.ChainSelectorSpec{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "app-3"}}}}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}, Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "app-3"},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("web"), Protocol: corev1.ProtocolTCP}}}},
+	}
+	origins := []string{"https://a.example", "https://b.example"}
+	version := 0
+	snapshotWith := func(origin string) *clusterstate.Snapshot {
+		version++
+		return clusterstate.NewSnapshot(append(slices.Clone(fixed), &v1alpha1.PluginConfig{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cors", UID: "cors", ResourceVersion: fmt.Sprint(version)},
+			Spec: v1alpha1.PluginConfigSpec{Plugin: "cors-policy", DestinationRefs: []corev1.ObjectReference{{Kind: "Service", Name: "web"}},
+				Config: runtime.RawExtension{Raw: []byte(`{"allowOrigins":[{"exact":"` + origin + `"}]}`)}}})...)
+	}
+	reader := &atomicReader{}
+	fresh := newTestInjector(t, reader)
+	fresh.MemoAnswers(0)
+	valid := map[string]bool{}
+	for _, origin := range origins {
+		reader.current.Store(snapshotWith(origin))
+		valid[answerOf(fresh.Handle(context.Background(), replicaReview(t, benchPod("app-3"), 0)))] = true
+	}
+	if len(valid) != 2 {
+		t.Fatalf("the two versions answer alike: %v", valid)
+	}
+	memo := newTestInjector(t, reader)
+	hits := func() float64 { return testutil.ToFloat64(MemoLookups.WithLabelValues(memoHit)) }
+	hits0 := hits()
+	reqs := make([]admission.Request, 32)
+	for i := range reqs {
+		reqs[i] = replicaReview(t, benchPod("app-3"), i)
+	}
+	stop := make(chan struct{})
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if got := answerOf(memo.Handle(context.Background(), reqs[i%len(reqs)])); !valid[got] {
+					errs <- got
+					return
+				}
+				admitted.Add(1)
+			}
+		}()
+	}
+	// A new version after every 16 admissions, so that most are answered between changes.
+	deadline := time.Now().Add(30 * time.Second)
+	for i := range 200 {
+		for admitted.Load() < int64(16*(i+1)) && len(errs) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d admissions in 30 s", admitted.Load())
+			}
+			goruntime.Gosched()
+		}
+		reader.current.Store(snapshotWith(origins[i%2]))
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for got := range errs {
+		t.Fatalf("an answer no version of the cluster gives:\n%s", got)
+	}
+	if hits() == hits0 {
+		t.Error("no answer from memory while the clients ran")
+	}
+	final := snapshotWith(origins[0])
+	reader.current.Store(final)
+	want := answerOf(fresh.Handle(context.Background(), reqs[0]))
+	for i, req := range reqs {
+		if got := answerOf(memo.Handle(context.Background(), req)); got != want {
+			t.Fatalf("replica %d, after the changes: the memo answers\n%s\nthe cluster:\n%s", i, got, want)
+		}
+	}
 }
