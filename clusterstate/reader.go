@@ -11,8 +11,10 @@ import (
 )
 
 // Reader looks up existing objects. Returned objects are shared with the store: callers must
-// not modify them. Lookups of missing objects return nil and no error; errors mean the store
-// itself failed.
+// not modify them, and neither does the store: a change replaces an object with a new one, as
+// an informer's store and Snapshot.Add do, so the same object means the same content
+// (inject.Injector.SameInputs relies on it). Lookups of missing objects return nil and no
+// error; errors mean the store itself failed.
 type Reader interface {
 	// Plugin returns the cluster-scoped Plugin declaration of that name, or nil when the
 	// plugin is not declared.
