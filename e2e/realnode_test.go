@@ -514,17 +514,10 @@ func guideImages(t *testing.T) map[string]remote.Taggable {
 // pod proxy, grows by at least 15 (each replica injects its first one afresh).
 func replicasFromMemory(t *testing.T, n *framework.Node) {
 	ctx := context.Background()
-	dep := &appsv1.Deployment{}
-	if err := n.Client.Get(ctx, client.ObjectKey{Namespace: realNodeNamespace, Name: realNodeRelease}, dep); err != nil {
-		t.Fatal(err)
-	}
+	servePods := webhookPods(ctx, t, n)
 	hits := func() float64 {
-		var pods corev1.PodList
-		if err := n.Client.List(ctx, &pods, client.InNamespace(realNodeNamespace), client.MatchingLabels(dep.Spec.Selector.MatchLabels)); err != nil {
-			t.Fatal(err)
-		}
 		total := 0.0
-		for _, pod := range pods.Items {
+		for _, pod := range servePods() {
 			if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
 				continue
 			}
@@ -568,6 +561,22 @@ func replicasFromMemory(t *testing.T, n *framework.Node) {
 	}
 }
 
+// webhookPods returns a function listing the pods of the webhook's Deployment (cors-webhook
+// serve), those being deleted included.
+func webhookPods(ctx context.Context, t *testing.T, n *framework.Node) func() []corev1.Pod {
+	dep := &appsv1.Deployment{}
+	if err := n.Client.Get(ctx, client.ObjectKey{Namespace: realNodeNamespace, Name: realNodeRelease}, dep); err != nil {
+		t.Fatal(err)
+	}
+	return func() []corev1.Pod {
+		var pods corev1.PodList
+		if err := n.Client.List(ctx, &pods, client.InNamespace(realNodeNamespace), client.MatchingLabels(dep.Spec.Selector.MatchLabels)); err != nil {
+			t.Fatal(err)
+		}
+		return pods.Items
+	}
+}
+
 // rolloutRestartUnderAdmission restarts the webhook's Deployment (kubectl rollout restart) while
 // pods that the guide's chain selects are created in a loop (server-side dry runs, so that
 // admission runs without the node starting them), and requires every one to come back with the
@@ -582,18 +591,11 @@ func rolloutRestartUnderAdmission(t *testing.T, n *framework.Node) {
 		res, _ := n.Cluster.RunKubectl(ctx, "", "rollout", "status", "deployment/"+realNodeRelease, "-n", realNodeNamespace, "--timeout=3m")
 		done <- res
 	}()
-	dep := &appsv1.Deployment{}
-	if err := n.Client.Get(ctx, client.ObjectKey{Namespace: realNodeNamespace, Name: realNodeRelease}, dep); err != nil {
-		t.Fatal(err)
-	}
+	servePods := webhookPods(ctx, t, n)
 	// The loop lasts until the rollout is done and the old pods are gone: they keep serving
 	// through their shutdown delay after the new ones are Available.
 	draining := func() bool {
-		var pods corev1.PodList
-		if err := n.Client.List(ctx, &pods, client.InNamespace(realNodeNamespace), client.MatchingLabels(dep.Spec.Selector.MatchLabels)); err != nil {
-			t.Fatal(err)
-		}
-		return slices.ContainsFunc(pods.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
+		return slices.ContainsFunc(servePods(), func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
 	}
 	started := time.Now()
 	var created, missed int
