@@ -401,3 +401,14 @@ func TestAnswerMemoUnderConcurrentChanges(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkReplicaKey is the key of one replica of benchPod (2.5 KB of JSON), the scan every
+// admission of a selected pod makes before the memo is looked up.
+func BenchmarkReplicaKey(b *testing.B) {
+	raw := benchReplicas(b, "app-3", 1)[0].Object.Raw
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = replicaKey(buf[:0], "ns-050", raw)
+	}
+}
