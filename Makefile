@@ -11,9 +11,11 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 GO         ?= go
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-# The control plane, the node and the CLIs the tests and the demo run, built from Go modules
-# (hack/tools).
-TOOLS := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd kubectl helm controller-gen
+# The control plane, the node and the CLIs, built from Go modules (hack/tools). The demo needs
+# NODE_TOOLS; make test adds controller-gen (make generate) and kube-score (make lint).
+NODE_TOOLS := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd kubectl helm
+NODE_TOOL_BINS := $(addprefix $(BIN)/,$(NODE_TOOLS))
+TOOLS := $(NODE_TOOLS) controller-gen
 TOOL_BINS := $(addprefix $(BIN)/,$(TOOLS))
 # The node's container runtime (its own module: containerd's dependencies differ from Kubernetes').
 RUNTIME_DIR  := $(TOOLS_DIR)/containerd
@@ -29,6 +31,19 @@ TOOL_LDFLAGS := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMinor=37
 
 export KUBEBUILDER_ASSETS := $(BIN)
+
+# The tools are test infrastructure, never shipped: they are compiled without inlining (-l) and
+# with the compiler's garbage collector at GOGC=400, which cuts a cold build's compile time by
+# about a third (docs/benchmarks.md, "Cold build"). The product's binaries and images keep the
+# full optimizer.
+TOOL_GO := env GOGC=400 $(GO)
+TOOL_GCFLAGS := all=-l
+
+# A build that runs for minutes says what it builds and for how long (hack/progress.sh).
+PROGRESS := bash $(CURDIR)/hack/progress.sh
+# What the machine must have (hack/doctor/doctor.sh): make demo needs the node's packages,
+# make test also Chromium.
+DOCTOR_FOR ?= test
 
 # Images (hack/images, no container engine): tagged with the chart's appVersion, which is what the
 # chart's defaults run.
@@ -59,38 +74,49 @@ push: ## Push the images `make images` built to REGISTRY/NAME:IMAGE_TAG (REGISTR
 standins: ## Test stand-in images (pause, pipy, curl) as tarballs in bin/images/standins.
 	$(GO) run ./hack/images standins -out $(IMAGES_DIR)/standins
 
-.PHONY: tools
-tools: $(TOOL_BINS) $(RUNTIME_BINS) $(BIN)/coredns $(BIN)/kube-score ## Build the local control plane, node and CLIs (first time: ~10 minutes on 2 cores).
+.PHONY: doctor
+doctor: ## Check what make test (DOCTOR_FOR=demo: make demo) needs of this machine, without building or installing.
+	@bash hack/doctor/doctor.sh $(DOCTOR_FOR)
 
-# One go build for all tools: they share most packages, so one invocation compiles them once.
-$(TOOL_BINS) &: $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(filter-out $(COREDNS_DIR)/main.go,$(wildcard $(TOOLS_DIR)/*/main.go))
-	@echo ">> building $(TOOLS) into bin/ from $(TOOLS_DIR) (Kubernetes $(K8S_VERSION)); the first build takes ~6-8 minutes on 2 cores, later ones are cached"
+.PHONY: prereqs
+prereqs: ## Install what make test needs and the machine lacks (apt-get, as root), or stop at once naming the command.
+	@bash hack/doctor/doctor.sh --install $(DOCTOR_FOR)
+
+.PHONY: tools node-tools
+tools: node-tools $(BIN)/controller-gen $(BIN)/kube-score ## Build the local control plane, node and CLIs (first time: ~12 minutes on 2 cores).
+node-tools: $(NODE_TOOL_BINS) $(RUNTIME_BINS) $(BIN)/coredns ## What make demo runs: control plane, node, container runtime, CoreDNS, kubectl, helm.
+
+# One go build for the node's tools: they share most packages, so one invocation compiles them once.
+$(NODE_TOOL_BINS) &: $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(filter-out $(COREDNS_DIR)/main.go,$(wildcard $(TOOLS_DIR)/*/main.go))
 	@mkdir -p $(BIN)
-	cd $(TOOLS_DIR) && $(GO) build -ldflags "$(TOOL_LDFLAGS)" -o $(BIN)/ \
-		./kube-apiserver ./kube-controller-manager ./kube-scheduler ./kubelet ./kube-proxy ./etcd ./kubectl \
-		helm.sh/helm/v4/cmd/helm sigs.k8s.io/controller-tools/cmd/controller-gen
-	@touch $(TOOL_BINS)
-	@echo ">> tools ready: $(TOOLS)"
+	@cd $(TOOLS_DIR) && $(PROGRESS) "building Kubernetes $(K8S_VERSION) ($(NODE_TOOLS)) into bin/ from $(TOOLS_DIR): ~10 minutes the first time on 2 cores, cached after" \
+		$(TOOL_GO) build -gcflags "$(TOOL_GCFLAGS)" -ldflags "$(TOOL_LDFLAGS)" -o $(BIN)/ \
+		./kube-apiserver ./kube-controller-manager ./kube-scheduler ./kubelet ./kube-proxy ./etcd ./kubectl helm.sh/helm/v4/cmd/helm
+	@touch $(NODE_TOOL_BINS)
+
+$(BIN)/controller-gen: $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum
+	@mkdir -p $(BIN)
+	@cd $(TOOLS_DIR) && $(PROGRESS) "building controller-gen into bin/" $(TOOL_GO) build -gcflags "$(TOOL_GCFLAGS)" -o $(BIN)/controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen
 
 $(RUNTIME_BINS) &: $(RUNTIME_DIR)/go.mod $(RUNTIME_DIR)/go.sum
-	@echo ">> building containerd v2, its runc shim and ctr into bin/ from $(RUNTIME_DIR) (first time: ~2 minutes)"
 	@mkdir -p $(BIN)
-	cd $(RUNTIME_DIR) && CGO_ENABLED=0 $(GO) build -tags "no_btrfs no_devmapper no_zfs no_aufs" -ldflags "-s -w" -o $(BIN)/ \
+	@cd $(RUNTIME_DIR) && CGO_ENABLED=0 $(PROGRESS) "building containerd v2, its runc shim and ctr into bin/ from $(RUNTIME_DIR): ~2 minutes the first time" \
+		$(TOOL_GO) build -gcflags "$(TOOL_GCFLAGS)" -tags "no_btrfs no_devmapper no_zfs no_aufs" -ldflags "-s -w" -o $(BIN)/ \
 		github.com/containerd/containerd/v2/cmd/containerd \
 		github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
 		github.com/containerd/containerd/v2/cmd/ctr
 	@touch $(RUNTIME_BINS)
 
 $(BIN)/coredns: $(COREDNS_DIR)/go.mod $(COREDNS_DIR)/go.sum $(COREDNS_DIR)/main.go
-	@echo ">> building CoreDNS (kubernetes, cache, errors, health, ready, loop plugins) into bin/ from $(COREDNS_DIR)"
 	@mkdir -p $(BIN)
-	cd $(COREDNS_DIR) && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/coredns .
+	@cd $(COREDNS_DIR) && CGO_ENABLED=0 $(PROGRESS) "building CoreDNS (kubernetes, cache, errors, health, ready, loop plugins) into bin/ from $(COREDNS_DIR)" \
+		$(TOOL_GO) build -gcflags "$(TOOL_GCFLAGS)" -trimpath -ldflags "-s -w" -o $(BIN)/coredns .
 
 # kube-score (make lint) has a module of its own: it needs k8s.io/api packages that the
 # control plane's version no longer has.
 $(BIN)/kube-score: $(TOOLS_DIR)/kube-score/go.mod $(TOOLS_DIR)/kube-score/go.sum
 	@mkdir -p $(BIN)
-	cd $(TOOLS_DIR)/kube-score && $(GO) build -o $(BIN)/kube-score github.com/zegl/kube-score/cmd/kube-score
+	@cd $(TOOLS_DIR)/kube-score && $(PROGRESS) "building kube-score into bin/" $(TOOL_GO) build -gcflags "$(TOOL_GCFLAGS)" -o $(BIN)/kube-score github.com/zegl/kube-score/cmd/kube-score
 
 .PHONY: generate
 generate: $(BIN)/controller-gen ## Regenerate deepcopy code and the CRDs in charts/cors-webhook/crds.
@@ -139,7 +165,7 @@ kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both cer
 		injected-examples=$(KUBE_SCORE_DIR)/injected-examples.yaml
 
 .PHONY: test
-test: tools images standins verify-generate lint ## Unit and end-to-end tests (real kube-apiserver, kubectl, helm, network namespaces).
+test: prereqs tools images standins verify-generate lint ## Unit and end-to-end tests (real kube-apiserver, kubectl, helm, network namespaces).
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
 	$(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
 	$(MAKE) fuzz-ci
@@ -149,13 +175,16 @@ unit: ## Unit tests only (no control plane).
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
 
 .PHONY: e2e
-e2e: tools images standins ## End-to-end tests only.
+e2e: prereqs tools images standins ## End-to-end tests only.
 	$(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
 
+# The demo's program is built as the images it builds are (CGO off, -trimpath), so that both
+# compile the client libraries once.
 .PHONY: demo
-demo: tools ## The seed guide on an embedded control plane (or on $$KUBECONFIG's cluster).
-	@echo ">> building the demo (about a minute the first time)"
-	$(GO) run ./hack/demo
+demo: DOCTOR_FOR = demo
+demo: prereqs node-tools ## The seed guide on an embedded control plane (or on $$KUBECONFIG's cluster).
+	@CGO_ENABLED=0 $(PROGRESS) "compiling the demo" $(GO) build -trimpath -o $(BIN)/demo ./hack/demo
+	$(BIN)/demo
 
 .PHONY: bench
 bench: ## Go benchmarks.

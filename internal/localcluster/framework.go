@@ -82,20 +82,41 @@ var Scheme = func() *runtime.Scheme {
 }()
 
 // RepoRoot finds the repository root (the folder holding go.mod) from this source file, so
-// tests and the demo work from any working directory.
+// tests and the demo work from any working directory. A binary built with -trimpath (make demo
+// builds its program that way, to share compiled packages with the images it builds) knows no
+// source path: it looks up from the working directory for this module's go.mod instead.
 func RepoRoot() (string, error) {
 	_, file, _, ok := goruntime.Caller(0)
 	if !ok {
 		return "", errors.New("cannot locate the framework's source file")
 	}
-	dir := filepath.Dir(file)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+	if filepath.IsAbs(file) {
+		return goModAbove(filepath.Dir(file), "")
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return goModAbove(wd, modulePath)
+}
+
+// modulePath is this repository's module, as its go.mod declares it.
+const modulePath = "github.com/cors-webhook/cors-webhook"
+
+// goModAbove returns dir or its nearest parent that holds a go.mod, of module module when that
+// is not empty.
+func goModAbove(dir, module string) (string, error) {
+	for start := dir; ; {
+		if mod, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			(module == "" || bytes.HasPrefix(mod, []byte("module "+module+"\n"))) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("go.mod not found above " + filepath.Dir(file))
+			if module != "" {
+				return "", fmt.Errorf("the go.mod of %s is not in %s or above: run from the repository", module, start)
+			}
+			return "", errors.New("go.mod not found above " + start)
 		}
 		dir = parent
 	}
