@@ -104,7 +104,7 @@ func CheckNode() error {
 	}
 	for _, f := range []string{runcPath, "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback"} {
 		if _, err := os.Stat(f); err != nil {
-			problems = append(problems, f+" (apt-get install runc containernetworking-plugins)")
+			problems = append(problems, f+" (make prereqs installs it)")
 		}
 	}
 	if len(problems) > 0 {
