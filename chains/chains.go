@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/contract"
@@ -125,6 +126,49 @@ func (t Tenancy) Ignores(namespace string) bool {
 	return slices.Contains(t.SkippedNamespaces, namespace) && !t.Reaches(namespace)
 }
 
+// The scope: what the pod webhook is called for. The chart renders the webhooks'
+// namespaceSelector and objectSelector as [Tenancy.AdmissionNamespaceSelector] and
+// [AdmissionObjectSelector] (a chart test holds them equal), and the selection rule applies
+// the same scope to pods, so the controller never rolls or patches a pod the webhook cannot
+// see: not kube-system's, not the release namespace's, not the webhook's own.
+
+// AdmissionNamespaceSelector selects the namespaces the webhooks are called for: not skipped
+// by name, not labelled cors-webhook.io/inject=disabled.
+func (t Tenancy) AdmissionNamespaceSelector() *metav1.LabelSelector {
+	skipped := slices.Clone(t.SkippedNamespaces)
+	slices.Sort(skipped)
+	skipped = slices.Compact(skipped)
+	sel := &metav1.LabelSelector{}
+	if len(skipped) > 0 {
+		sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{
+			Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpNotIn, Values: skipped})
+	}
+	sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{
+		Key: contract.LabelNamespaceInject, Operator: metav1.LabelSelectorOpNotIn, Values: []string{contract.NamespaceInjectDisabled}})
+	return sel
+}
+
+// AdmissionObjectSelector selects the objects the webhooks are called for: those not labelled
+// cors-webhook.io/ignore=true.
+func AdmissionObjectSelector() *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+		Key: contract.LabelIgnore, Operator: metav1.LabelSelectorOpNotIn, Values: []string{contract.LabelIgnoreTrue}}}}
+}
+
+// InScope reports whether the pod webhook is called for pods of ns:
+// [Tenancy.AdmissionNamespaceSelector] matches it. (It decides without converting the
+// selector, since every pod admission asks it for every candidate chain.)
+func (t Tenancy) InScope(ns *corev1.Namespace) bool {
+	return !slices.Contains(t.SkippedNamespaces, ns.Name) &&
+		ns.Labels[contract.LabelNamespaceInject] != contract.NamespaceInjectDisabled
+}
+
+// PodInScope reports whether the pod webhook is called for a pod with podLabels:
+// [AdmissionObjectSelector] matches them.
+func PodInScope(podLabels map[string]string) bool {
+	return podLabels[contract.LabelIgnore] != contract.LabelIgnoreTrue
+}
+
 // Selection is the rule that says which chain selects which pod, with the server-wide
 // settings it depends on. It is a value, so that a setting that changes the rule (for example
 // which namespaces may reach beyond themselves) is added here and reaches every caller.
@@ -193,7 +237,7 @@ func (s Selection) Selects(c *v1alpha1.PluginChain, podLabels map[string]string,
 	if ns.Name != c.Namespace && (nss == nil || s.Confined(c)) {
 		return false
 	}
-	if s.Ignores(c) {
+	if s.Ignores(c) || !s.Tenancy.InScope(ns) || !PodInScope(podLabels) {
 		return false
 	}
 	pods, nsLabels := labelSet(podLabels), NamespaceLabels(ns)
@@ -206,9 +250,10 @@ func (s Selection) Selects(c *v1alpha1.PluginChain, podLabels map[string]string,
 	return (nss == nil || selectorMatches(nss, nsLabels, false)) && selectorMatches(ps, pods, true)
 }
 
-// SelectsNamespace reports whether c reaches pods of namespace ns at all.
+// SelectsNamespace reports whether c reaches pods of namespace ns at all. Pods of a namespace
+// out of the webhooks' scope are reached by no chain.
 func (s Selection) SelectsNamespace(c *v1alpha1.PluginChain, ns *corev1.Namespace) bool {
-	if s.Ignores(c) {
+	if s.Ignores(c) || !s.Tenancy.InScope(ns) {
 		return false
 	}
 	nss := c.Spec.Selectors.NamespaceSelector
@@ -244,6 +289,9 @@ type Compiled struct {
 	pods, namespaces labels.Selector
 	// confined: the chain acts in its own namespace only (Tenancy), namespaces still filters.
 	confined bool
+	// tenancy gives the scope: namespaces and pods the webhooks are not called for are
+	// selected by no chain.
+	tenancy Tenancy
 }
 
 // Compile converts c's selectors. ok is false when one does not convert, or when the chain is
@@ -252,7 +300,7 @@ func (s Selection) Compile(c *v1alpha1.PluginChain) (cc *Compiled, ok bool) {
 	if s.Ignores(c) {
 		return nil, false
 	}
-	cc = &Compiled{Chain: c, confined: s.Confined(c)}
+	cc = &Compiled{Chain: c, confined: s.Confined(c), tenancy: s.Tenancy}
 	var err error
 	if ps := c.Spec.Selectors.PodSelector; ps != nil {
 		if cc.pods, err = metav1.LabelSelectorAsSelector(ps); err != nil {
@@ -272,13 +320,16 @@ func (c *Compiled) Selects(podLabels map[string]string, ns *corev1.Namespace) bo
 	return c.SelectsNamespace(ns) && c.SelectsPodLabels(podLabels)
 }
 
-// SelectsPodLabels applies the podSelector alone.
+// SelectsPodLabels applies the podSelector and the pod scope ([PodInScope]).
 func (c *Compiled) SelectsPodLabels(podLabels map[string]string) bool {
-	return c.pods == nil || c.pods.Matches(labelSet(podLabels))
+	return PodInScope(podLabels) && (c.pods == nil || c.pods.Matches(labelSet(podLabels)))
 }
 
 // SelectsNamespace is [Selection.SelectsNamespace] for the compiled chain.
 func (c *Compiled) SelectsNamespace(ns *corev1.Namespace) bool {
+	if !c.tenancy.InScope(ns) {
+		return false
+	}
 	if c.namespaces == nil || c.confined {
 		if ns.Name != c.Chain.Namespace {
 			return false
@@ -293,20 +344,33 @@ func (c *Compiled) SelectsNamespace(ns *corev1.Namespace) bool {
 // OwnNamespaceOnly is [Selection.OwnNamespaceOnly] for the compiled chain.
 func (c *Compiled) OwnNamespaceOnly() bool { return c.namespaces == nil || c.confined }
 
-// PodSelector is the podSelector as a labels.Selector, for listing the chain's pods in one
-// namespace from a cache.
+// PodSelector is the podSelector as a labels.Selector, with the pod scope's requirement, for
+// listing the chain's pods in one namespace from a cache.
 func (c *Compiled) PodSelector() labels.Selector {
-	if c.pods == nil {
-		return labels.Everything()
+	sel := c.pods
+	if sel == nil {
+		sel = labels.Everything()
 	}
-	return c.pods
+	return sel.Add(podScope)
 }
+
+// podScope is [AdmissionObjectSelector] as a requirement.
+var podScope = func() labels.Requirement {
+	r, err := labels.NewRequirement(contract.LabelIgnore, selection.NotIn, []string{contract.LabelIgnoreTrue})
+	if err != nil {
+		panic(err)
+	}
+	return *r
+}()
 
 // Namespaces returns the names of the namespaces in all that c reaches, sorted. A chain
 // without a namespaceSelector names its own namespace whether or not all lists it; a confined
 // chain with one names its own namespace unless all lists it without the selector matching.
 func (c *Compiled) Namespaces(all []*corev1.Namespace) []string {
 	if c.OwnNamespaceOnly() {
+		if slices.Contains(c.tenancy.SkippedNamespaces, c.Chain.Namespace) {
+			return nil
+		}
 		for _, ns := range all {
 			if ns.Name == c.Chain.Namespace && !c.SelectsNamespace(ns) {
 				return nil

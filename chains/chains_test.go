@@ -6,8 +6,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 func chain(ns string, pods, namespaces *metav1.LabelSelector, mounts ...v1alpha1.ChainPluginSpec) *v1alpha1.PluginChain {
@@ -201,6 +203,69 @@ func BenchmarkSelectsMiss(b *testing.B) {
 	for b.Loop() {
 		if s.Selects(c, pod, ns) {
 			b.Fatal("selected")
+		}
+	}
+}
+
+// The scope's fast checks decide as its selectors do: the selectors are what the chart renders
+// into the webhook configurations, the checks are what every selection applies.
+func TestScopeChecksAreTheAdmissionSelectors(t *testing.T) {
+	tenancy := Tenancy{SkippedNamespaces: []string{"kube-system", "cors-system", "kube-system"}}
+	nsSel, err := metav1.LabelSelectorAsSelector(tenancy.AdmissionNamespaceSelector())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ns   *corev1.Namespace
+		want bool
+	}{
+		{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, true},
+		{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-system"}}, false},
+		{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "cors-system", Labels: map[string]string{"team": "x"}}}, false},
+		{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{contract.LabelNamespaceInject: contract.NamespaceInjectDisabled}}}, false},
+		{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: map[string]string{contract.LabelNamespaceInject: "enabled"}}}, true},
+	} {
+		if got, sel := tenancy.InScope(tc.ns), nsSel.Matches(NamespaceLabels(tc.ns)); got != tc.want || sel != tc.want {
+			t.Errorf("namespace %s %v: InScope %v, selector %v, want %v", tc.ns.Name, tc.ns.Labels, got, sel, tc.want)
+		}
+	}
+	objSel, err := metav1.LabelSelectorAsSelector(AdmissionObjectSelector())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		pod  map[string]string
+		want bool
+	}{
+		{nil, true},
+		{map[string]string{"app": "a"}, true},
+		{map[string]string{contract.LabelIgnore: contract.LabelIgnoreTrue}, false},
+		{map[string]string{contract.LabelIgnore: "false"}, true},
+	} {
+		if got, sel := PodInScope(tc.pod), objSel.Matches(labels.Set(tc.pod)); got != tc.want || sel != tc.want {
+			t.Errorf("pod %v: PodInScope %v, selector %v, want %v", tc.pod, got, sel, tc.want)
+		}
+	}
+	// A chain that would select everything selects nothing out of scope, and its pod listing
+	// leaves out ignored pods.
+	everything := &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: "cors-system", Name: "all"}}
+	everything.Spec.Selectors.NamespaceSelector = &metav1.LabelSelector{}
+	everything.Spec.Chains = []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{DefaultPlugin}}}
+	s := Selection{Tenancy: Tenancy{ClusterNamespaces: []string{"cors-system"}, SkippedNamespaces: tenancy.SkippedNamespaces}}
+	cc, ok := s.Compile(everything)
+	if !ok {
+		t.Fatal("a cluster-chain namespace's chain is not ignored")
+	}
+	all := []*corev1.Namespace{{ObjectMeta: metav1.ObjectMeta{Name: "kube-system"}}, {ObjectMeta: metav1.ObjectMeta{Name: "cors-system"}}, {ObjectMeta: metav1.ObjectMeta{Name: "web"}}}
+	if got := cc.Namespaces(all); !slices.Equal(got, []string{"web"}) {
+		t.Errorf("a chain selecting every namespace reaches %v, want [web]", got)
+	}
+	if cc.PodSelector().Matches(labels.Set{contract.LabelIgnore: contract.LabelIgnoreTrue}) {
+		t.Errorf("the pod listing of %s takes ignored pods", cc.PodSelector())
+	}
+	for _, ns := range all {
+		if want := ns.Name == "web"; s.Selects(everything, nil, ns) != want || cc.Selects(nil, ns) != want {
+			t.Errorf("namespace %s: Selects %v, compiled %v, want %v", ns.Name, s.Selects(everything, nil, ns), cc.Selects(nil, ns), want)
 		}
 	}
 }

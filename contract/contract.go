@@ -29,6 +29,12 @@ const (
 	LabelNamespaceInject = "cors-webhook.io/inject"
 	// NamespaceInjectDisabled is the LabelNamespaceInject value that opts a namespace out.
 	NamespaceInjectDisabled = "disabled"
+	// LabelIgnore set to LabelIgnoreTrue keeps an object away from every webhook (the chart's
+	// objectSelector): the webhook's own pods and Plugin carry it, so they are admitted while
+	// the webhook is down, and the controller never touches such a pod either.
+	LabelIgnore = "cors-webhook.io/ignore"
+	// LabelIgnoreTrue is the LabelIgnore value that takes an object out of scope.
+	LabelIgnoreTrue = "true"
 )
 
 // Names of what the injection adds to a pod. They are fixed, so that the injection can recognise

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 	"github.com/cors-webhook/cors-webhook/validate"
 )
@@ -56,10 +58,34 @@ func TestOneSelectionRule(t *testing.T) {
 		{"metadata.name=ops", labelsSel(corev1.LabelMetadataName, otherNS)},
 	}
 	plugins := []string{"cors-policy", "cors-b"}
-	for _, tenancy := range []chains.Tenancy{{}, {ClusterNamespaces: []string{otherNS}}} {
-		t.Run(fmt.Sprintf("cluster-chain namespaces %v", tenancy.ClusterNamespaces), func(t *testing.T) {
-			testOneSelectionRule(t, tenancy, plugins, web, ops, podSelectors, nsSelectors)
-		})
+	// The scope: pods the webhook is not called for are selected by no chain, for every
+	// consumer of the rule alike.
+	disabledWeb := web.DeepCopy()
+	disabledWeb.Labels[contract.LabelNamespaceInject] = contract.NamespaceInjectDisabled
+	for _, scope := range []struct {
+		name      string
+		skipped   []string
+		ns        *corev1.Namespace
+		podLabels map[string]string
+		inScope   bool
+	}{
+		{"in scope", []string{"kube-system"}, web, map[string]string{"app": "a"}, true},
+		{"pod's namespace excluded", []string{"kube-system", podNS}, web, map[string]string{"app": "a"}, false},
+		{"pod's namespace labelled inject=disabled", nil, disabledWeb, map[string]string{"app": "a"}, false},
+		{"pod labelled ignore=true", nil, web, map[string]string{"app": "a", contract.LabelIgnore: contract.LabelIgnoreTrue}, false},
+	} {
+		for _, clusterNS := range [][]string{nil, {otherNS}} {
+			tenancy := chains.Tenancy{ClusterNamespaces: clusterNS, SkippedNamespaces: scope.skipped}
+			t.Run(fmt.Sprintf("%s, cluster-chain namespaces %v", scope.name, clusterNS), func(t *testing.T) {
+				selected := testOneSelectionRule(t, tenancy, plugins, scope.ns, ops, scope.podLabels, podSelectors, nsSelectors)
+				switch {
+				case !scope.inScope && selected > 0:
+					t.Fatalf("%d rows select a pod the webhook is not called for", selected)
+				case scope.inScope && (selected == 0 || selected == 2*len(podSelectors)*len(nsSelectors)):
+					t.Fatalf("%d rows selected: the table does not discriminate", selected)
+				}
+			})
+		}
 	}
 }
 
@@ -68,9 +94,10 @@ type namedSelector = struct {
 	sel  *metav1.LabelSelector
 }
 
-func testOneSelectionRule(t *testing.T, tenancy chains.Tenancy, plugins []string, web, ops *corev1.Namespace, podSelectors, nsSelectors []namedSelector) {
+// testOneSelectionRule checks every consumer of the rule against it, for a pod with podLabels in
+// web, and returns how many rows select the pod.
+func testOneSelectionRule(t *testing.T, tenancy chains.Tenancy, plugins []string, web, ops *corev1.Namespace, podLabels map[string]string, podSelectors, nsSelectors []namedSelector) int {
 	const podNS, otherNS = "web", "ops"
-	podLabels := map[string]string{"app": "a"}
 	injector, err := inject.New(inject.Settings{SidecarImage: "img", CORSPlugins: plugins, Tenancy: tenancy})
 	if err != nil {
 		t.Fatal(err)
@@ -119,14 +146,16 @@ func testOneSelectionRule(t *testing.T, tenancy chains.Tenancy, plugins []string
 					probe.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}}
 					errs, _ := validate.PluginChainCreate(snap, probe, validate.Options{Plugins: chains.NewPlugins(plugins...), Tenancy: tenancy})
 					conflict := slices.ContainsFunc(errs, func(e *field.Error) bool { return e.Origin == validate.OriginChainConflict })
-					if conflict != want {
-						t.Errorf("validate: conflict = %v (%v), chains says %v", conflict, errs, want)
+					// Validation compares selectors, not this pod: the probe's pods conflict
+					// when they are in scope, whatever this pod's own ignore label says.
+					inScope := maps.Clone(podLabels)
+					delete(inScope, contract.LabelIgnore)
+					if wantConflict := injector.Selection().Selects(chain, inScope, web); conflict != wantConflict {
+						t.Errorf("validate: conflict = %v (%v), chains says %v", conflict, errs, wantConflict)
 					}
 				})
 			}
 		}
 	}
-	if selected == 0 || selected == 2*len(podSelectors)*len(nsSelectors) {
-		t.Fatalf("%d rows selected: the table does not discriminate", selected)
-	}
+	return selected
 }

@@ -250,6 +250,9 @@ func (c *collector) checkChainConflicts(r clusterstate.Reader, chain *v1alpha1.P
 			return
 		}
 		cc.ownNS = ns
+		if ns != nil && !c.opts.selection().Tenancy.InScope(ns) {
+			return // its pods are out of the webhooks' scope: it selects none
+		}
 	}
 	candidates, err := cc.candidates()
 	if err != nil {
