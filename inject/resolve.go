@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -283,6 +284,39 @@ func (in *Injector) read(podLabels map[string]string, ns *corev1.Namespace, sel 
 		inputs.configs[i] = configs
 	}
 	return inputs, nil
+}
+
+// RetainedBytes estimates what keeping the Inputs keeps alive beyond the cache: the objects
+// they point to stay in memory after the cache has replaced them, until the Inputs go. It
+// counts the fields a tenant can make large (a PluginConfig's config, the annotations and
+// labels of each object), for a memory budget of kept Inputs, not for exact accounting.
+func (in *Inputs) RetainedBytes() int {
+	n := 0
+	if in.namespace != nil {
+		n += objectMetaBytes(&in.namespace.ObjectMeta)
+	}
+	for _, c := range in.sel.chains {
+		n += len(c)
+	}
+	for i, svc := range in.services {
+		n += objectMetaBytes(&svc.ObjectMeta) + 64*len(svc.Spec.Ports)
+		for _, pc := range in.configs[i] {
+			n += objectMetaBytes(&pc.ObjectMeta) + len(pc.Spec.Config.Raw)
+		}
+	}
+	return n
+}
+
+// objectMetaBytes is the size of an object's labels and annotations, plus a fixed share for
+// the rest of it.
+func objectMetaBytes(m *metav1.ObjectMeta) int {
+	n := 512
+	for _, kv := range []map[string]string{m.Labels, m.Annotations} {
+		for k, v := range kv {
+			n += len(k) + len(v)
+		}
+	}
+	return n
 }
 
 // SameInputs reports whether a pod with these labels, in namespace ns, with the chains t

@@ -57,6 +57,9 @@ type ServeOptions struct {
 	// other replicas of a workload are answered from memory while nothing their injection read
 	// has changed (--memo-answers): 0 keeps webhook.DefaultMemoAnswers, a negative number none.
 	MemoAnswers int
+	// MemoBytes bounds the memory those answers keep (--memo-bytes): 0 keeps
+	// webhook.DefaultMemoBytes.
+	MemoBytes int
 
 	// Certs choose the serving certificate's source (--cert-mode and its flags; package certs)
 	// and the webhook configurations whose caBundle must trust it before the server is ready.
@@ -138,7 +141,7 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	for _, kind := range validate.Kinds {
 		register(webhook.ValidatePath(kind), webhook.NewValidator(decoder, kind, reader, opts.Validation))
 	}
-	podInjector, err := newPodInjector(mgr, reader, injector, opts.MemoAnswers)
+	podInjector, err := newPodInjector(mgr, reader, injector, opts.MemoAnswers, opts.MemoBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -166,15 +169,21 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 
 // newPodInjector is the pod injection handler, reading chains through an index kept by the
 // manager's cache.
-func newPodInjector(mgr manager.Manager, r *webhook.CacheReader, injector *inject.Injector, memoAnswers int) (*webhook.PodInjector, error) {
+func newPodInjector(mgr manager.Manager, r *webhook.CacheReader, injector *inject.Injector, memoAnswers, memoBytes int) (*webhook.PodInjector, error) {
 	webhook.RegisterInjectionMetrics()
 	indexed, err := webhook.NewChainIndexReader(context.Background(), mgr.GetCache(), r, injector)
 	if err != nil {
 		return nil, err
 	}
 	h := webhook.NewPodInjector(indexed, injector)
-	if memoAnswers != 0 {
-		h.MemoAnswers(memoAnswers)
+	if memoAnswers != 0 || memoBytes != 0 {
+		if memoAnswers == 0 {
+			memoAnswers = webhook.DefaultMemoAnswers
+		}
+		if memoBytes == 0 {
+			memoBytes = webhook.DefaultMemoBytes
+		}
+		h.Memo(memoAnswers, memoBytes)
 	}
 	h.APIReader = mgr.GetAPIReader()
 	h.Recorder = mgr.GetEventRecorder("cors-webhook")

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"crypto/sha256"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +12,16 @@ import (
 
 // DefaultMemoAnswers is how many injected pods' answers a PodInjector keeps by default.
 const DefaultMemoAnswers = 256
+
+// DefaultMemoBytes is the memory a PodInjector's answers may keep by default (answerMemo's
+// budget): about a thousand answers of the guide's size, so the count bounds it first, unless
+// tenants make their objects large.
+const DefaultMemoBytes = 4 << 20
+
+// MemoMaxPodBytes is the largest pod (its JSON in the admission request) whose answer is kept:
+// a larger pod is injected afresh every time, so that no request makes the memo hash or hold
+// megabytes. Pods of this size are rare; their replicas cost one injection each.
+const MemoMaxPodBytes = 256 << 10
 
 // MemoLookups counts the answer memo's lookups for pods a chain selects: "hit" (the answer of
 // an earlier replica, its inputs unchanged), "stale" (a replica's answer, but what its
@@ -32,12 +43,21 @@ const (
 // are answered without decoding the pod, resolving its policy or writing its patch. An answer
 // is used only while inject.Injector.SameInputs holds: the same cluster objects as when it was
 // computed, so a change of any of them is seen by the very next admission, as without the memo.
-// It holds at most max answers; when full, one is dropped for each new one.
+//
+// It is bounded twice: at most maxAnswers answers, and at most maxBytes of what they keep
+// (memoAnswer.size: the answer itself and the objects its inputs hold on to). Keys are hashes,
+// so a pod's size never counts; answers found stale are dropped at once; when a new answer
+// does not fit, arbitrary ones are dropped until it does.
 type answerMemo struct {
-	mu      sync.RWMutex
-	answers map[string]*memoAnswer
-	max     int
+	mu         sync.RWMutex
+	answers    map[memoKey]*memoAnswer
+	bytes      int // the sum of the answers' sizes
+	maxAnswers int
+	maxBytes   int
 }
+
+// memoKey is a replica key's SHA-256 (replicaHash).
+type memoKey [sha256.Size]byte
 
 // memoAnswer is what the handler answered for an injected pod.
 type memoAnswer struct {
@@ -47,50 +67,92 @@ type memoAnswer struct {
 	// redirectPorts and reasons are for the log line of each injection.
 	redirectPorts string
 	reasons       []string
+	size          int // what keeping it costs (see newMemoAnswer)
 }
 
-func newAnswerMemo(max int) *answerMemo {
-	if max <= 0 {
-		return nil
-	}
-	return &answerMemo{answers: make(map[string]*memoAnswer, max), max: max}
-}
+// memoAnswerOverhead is the fixed part of an answer's size: the entry, its key, the slices'
+// headers.
+const memoAnswerOverhead = 256
 
-func (m *answerMemo) get(key []byte) *memoAnswer {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.answers[string(key)]
-}
-
-func (m *answerMemo) put(key []byte, a *memoAnswer) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.answers[string(key)]; !ok && len(m.answers) >= m.max {
-		for k := range m.answers { // an arbitrary one: the map's order
-			delete(m.answers, k)
-			break
+func newMemoAnswer(inputs *inject.Inputs, patch []byte, warnings []string, redirectPorts string, reasons []string) *memoAnswer {
+	size := memoAnswerOverhead + len(patch) + len(redirectPorts) + inputs.RetainedBytes()
+	for _, list := range [][]string{warnings, reasons} {
+		for _, w := range list {
+			size += len(w) + 16
 		}
 	}
-	m.answers[string(key)] = a
+	return &memoAnswer{inputs: inputs, patch: patch, warnings: warnings, redirectPorts: redirectPorts, reasons: reasons, size: size}
 }
 
-// keyBuffers hold replica keys while a request is handled.
-var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+func newAnswerMemo(maxAnswers, maxBytes int) *answerMemo {
+	if maxAnswers <= 0 || maxBytes <= 0 {
+		return nil
+	}
+	return &answerMemo{answers: make(map[memoKey]*memoAnswer, maxAnswers), maxAnswers: maxAnswers, maxBytes: maxBytes}
+}
+
+func (m *answerMemo) get(key memoKey) *memoAnswer {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.answers[key]
+}
+
+// put keeps a under key, unless it alone is larger than the budget.
+func (m *answerMemo) put(key memoKey, a *memoAnswer) {
+	if a.size > m.maxBytes {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.deleteLocked(key)
+	for k := range m.answers { // arbitrary ones, in the map's order, until a fits
+		if len(m.answers) < m.maxAnswers && m.bytes+a.size <= m.maxBytes {
+			break
+		}
+		m.deleteLocked(k)
+	}
+	m.answers[key] = a
+	m.bytes += a.size
+}
+
+// drop forgets the answer under key if it is still a: an answer found stale is never used
+// again (the objects it read have been replaced), so it should not hold them.
+func (m *answerMemo) drop(key memoKey, a *memoAnswer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.answers[key] == a {
+		m.deleteLocked(key)
+	}
+}
+
+func (m *answerMemo) deleteLocked(key memoKey) {
+	if old, ok := m.answers[key]; ok {
+		m.bytes -= old.size
+		delete(m.answers, key)
+	}
+}
+
+// usage returns how many answers the memo keeps and their size.
+func (m *answerMemo) usage() (answers, bytes int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.answers), m.bytes
+}
 
 // masked stands for a value the replica key leaves out: NUL never occurs in JSON text outside
 // an escape, so a key cannot be mistaken for another with a value there.
 const masked = 0
 
-// replicaKey appends to dst the namespace and the pod's JSON with the values that differ
-// between the replicas of one pod template masked, and reports whether it could: raw must be
-// the valid JSON of a pod, as in an admission request. Masked are the values of the top-level
+// replicaSpans finds the values of a pod's JSON that differ between the replicas of one pod
+// template, in order, and reports whether it could: raw must be the valid JSON of a pod, as in
+// an admission request. Masked are the values of the top-level
 // metadata's name, uid, creationTimestamp, resourceVersion and managedFields, and the names of
 // the volumes and volume mounts other than the injection's own (contract.VolumePolicy): the
 // ServiceAccount admission plugin names each pod's token volume kube-api-access-<random>.
 // Injection reads none of these (TestReplicaKeyMasksOnlyWhatInjectionIgnores). Names are
 // matched as written: a member whose name has an escape is kept, which only makes the key more
 // particular.
-func replicaKey(dst []byte, namespace string, raw []byte) ([]byte, bool) {
+func replicaSpans(raw []byte) ([][2]int, bool) {
 	s := jsonScan{b: raw}
 	var spans [][2]int // the values to mask, in order
 	mask := func() {
@@ -120,7 +182,7 @@ func replicaKey(dst []byte, namespace string, raw []byte) ([]byte, bool) {
 		})
 	}
 	if s.peek() != '{' {
-		return dst, false
+		return nil, false
 	}
 	s.fields(func(key []byte) bool {
 		switch string(key) {
@@ -151,13 +213,47 @@ func replicaKey(dst []byte, namespace string, raw []byte) ([]byte, bool) {
 		return true
 	})
 	if s.err {
+		return nil, false
+	}
+	return spans, true
+}
+
+// replicaKey appends to dst the namespace and the pod's JSON with the values that differ
+// between the replicas of one pod template masked (see replicaSpans), and reports whether it
+// could. The memo keeps its hash, replicaHash; the key itself is the definition tests read.
+func replicaKey(dst []byte, namespace string, raw []byte) ([]byte, bool) {
+	spans, ok := replicaSpans(raw)
+	if !ok {
 		return dst, false
 	}
-	dst = append(append(dst, namespace...), masked)
+	replicaPieces(namespace, raw, spans, func(p []byte) { dst = append(dst, p...) })
+	return dst, true
+}
+
+// replicaHash is the SHA-256 of replicaKey's key, made without the key.
+func replicaHash(namespace string, raw []byte) (memoKey, bool) {
+	spans, ok := replicaSpans(raw)
+	if !ok {
+		return memoKey{}, false
+	}
+	h := sha256.New()
+	replicaPieces(namespace, raw, spans, func(p []byte) { h.Write(p) })
+	var key memoKey
+	h.Sum(key[:0])
+	return key, true
+}
+
+// replicaPieces gives emit the replica key in pieces: the namespace, then raw with each span
+// replaced by the masked byte.
+func replicaPieces(namespace string, raw []byte, spans [][2]int, emit func([]byte)) {
+	mask := []byte{masked}
+	emit([]byte(namespace))
+	emit(mask)
 	at := 0
 	for _, span := range spans {
-		dst = append(append(dst, raw[at:span[0]]...), masked)
+		emit(raw[at:span[0]])
+		emit(mask)
 		at = span[1]
 	}
-	return append(dst, raw[at:]...), true
+	emit(raw[at:])
 }

@@ -117,13 +117,25 @@ type PodInjector struct {
 // NewPodInjector returns the handler, reading PluginChains, PluginConfigs, Services, Plugins
 // and Namespaces from r.
 func NewPodInjector(r clusterstate.Reader, injector *inject.Injector) *PodInjector {
-	return &PodInjector{reader: r, injector: injector, memo: newAnswerMemo(DefaultMemoAnswers)}
+	return &PodInjector{reader: r, injector: injector, memo: newAnswerMemo(DefaultMemoAnswers, DefaultMemoBytes)}
 }
 
 // MemoAnswers keeps the answers of up to n injected pods (DefaultMemoAnswers unless set), so
 // that the other replicas of a workload are answered without injecting them again (see
 // answerMemo); 0 turns the memo off. Call it before serving.
-func (h *PodInjector) MemoAnswers(n int) { h.memo = newAnswerMemo(n) }
+func (h *PodInjector) MemoAnswers(n int) { h.Memo(n, DefaultMemoBytes) }
+
+// Memo keeps the answers of up to answers injected pods, keeping at most bytes of memory
+// with them; either 0 turns the memo off. Call it before serving.
+func (h *PodInjector) Memo(answers, bytes int) { h.memo = newAnswerMemo(answers, bytes) }
+
+// MemoUsage returns how many answers the memo keeps and an estimate of their size.
+func (h *PodInjector) MemoUsage() (answers, bytes int) {
+	if h.memo == nil {
+		return 0, 0
+	}
+	return h.memo.usage()
+}
 
 var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 
@@ -162,14 +174,13 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	if triaged == nil {
 		return admission.Allowed(""), admissionOutcome(early.Outcome)
 	}
-	var key []byte
-	if h.memo != nil {
-		buf := keyBuffers.Get().(*[]byte)
-		k, ok := replicaKey((*buf)[:0], req.Namespace, req.Object.Raw)
-		defer func() { *buf = k[:0]; keyBuffers.Put(buf) }()
-		if ok {
-			key = k
-		}
+	// The memo is for ordinary pods: a large one is neither hashed nor kept.
+	var key memoKey
+	memoized := false
+	if h.memo != nil && len(req.Object.Raw) <= MemoMaxPodBytes {
+		key, memoized = replicaHash(req.Namespace, req.Object.Raw)
+	}
+	if memoized {
 		if resp, hit, err := h.remembered(ctx, key, req.Object.Raw, meta, ns, triaged); err != nil || hit {
 			if err != nil {
 				logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
@@ -207,11 +218,13 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 		logf.FromContext(ctx).Error(err, "writing the injection patch", "namespace", req.Namespace)
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError
 	}
-	if key != nil && maps.Equal(meta.Labels, pod.Labels) {
+	dryRun := req.DryRun != nil && *req.DryRun
+	if memoized && !dryRun && maps.Equal(meta.Labels, pod.Labels) {
+		// Dry runs are not kept: nothing is created, so they are no workload's replicas, and a
+		// client could otherwise fill the memo without creating a pod.
 		// (Labels differ only in a pod whose JSON has its metadata twice: Triage read the
 		// first, the decoder merged both; the memo's lookups would read the first.)
-		h.memo.put(key, &memoAnswer{inputs: res.Inputs(), patch: patch, warnings: res.Resolution.Problems,
-			redirectPorts: res.Resolution.RedirectPortsValue(), reasons: res.Reasons})
+		h.memo.put(key, newMemoAnswer(res.Inputs(), patch, res.Resolution.Problems, res.Resolution.RedirectPortsValue(), res.Reasons))
 	}
 	return patchResponse(patch, res.Resolution.Problems), outcome
 }
@@ -226,12 +239,9 @@ func patchResponse(patch []byte, warnings []string) admission.Response {
 	return resp.WithWarnings(warnings...)
 }
 
-// remembered answers from the memo a pod whose replica key is key (nil: none) when an earlier
+// remembered answers from the memo a pod whose replica key hashes to key when an earlier
 // replica was injected and what its injection read is unchanged.
-func (h *PodInjector) remembered(ctx context.Context, key, raw []byte, meta *metav1.ObjectMeta, ns *corev1.Namespace, t *inject.Triaged) (admission.Response, bool, error) {
-	if key == nil {
-		return admission.Response{}, false, nil
-	}
+func (h *PodInjector) remembered(ctx context.Context, key memoKey, raw []byte, meta *metav1.ObjectMeta, ns *corev1.Namespace, t *inject.Triaged) (admission.Response, bool, error) {
 	a := h.memo.get(key)
 	if a == nil {
 		MemoLookups.WithLabelValues(memoMiss).Inc()
@@ -240,6 +250,9 @@ func (h *PodInjector) remembered(ctx context.Context, key, raw []byte, meta *met
 	same, err := h.injector.SameInputs(a.inputs, meta.Labels, ns, t, h.reader)
 	if err != nil || !same {
 		MemoLookups.WithLabelValues(memoStale).Inc()
+		if err == nil {
+			h.memo.drop(key, a)
+		}
 		return admission.Response{}, false, err
 	}
 	MemoLookups.WithLabelValues(memoHit).Inc()

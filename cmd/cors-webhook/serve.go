@@ -4,6 +4,7 @@ import (
 	"context"
 	goflag "flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
@@ -27,10 +29,11 @@ const defaultShutdownDelay = 10 * time.Second
 
 func newServeCommand() *cobra.Command {
 	var (
-		opts        server.ServeOptions
-		corsPlugins []string
-		zapOpts     = zap.Options{}
-		inj         injectorFlags
+		opts          server.ServeOptions
+		corsPlugins   []string
+		memoBytesFlag string
+		zapOpts       = zap.Options{}
+		inj           injectorFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -66,6 +69,11 @@ else ~/.kube/config.`,
 			if opts.ShutdownDelay < 0 {
 				return &exitError{code: exitUsage, err: fmt.Errorf("--shutdown-delay must not be negative")}
 			}
+			memoBytes, err := resource.ParseQuantity(memoBytesFlag)
+			if err != nil || memoBytes.Sign() <= 0 || memoBytes.Value() > math.MaxInt32 {
+				return &exitError{code: exitUsage, err: fmt.Errorf("--memo-bytes=%s: want a positive size below 2Gi, such as 4Mi", memoBytesFlag)}
+			}
+			opts.MemoBytes = int(memoBytes.Value())
 			switch {
 			case opts.MemoAnswers < 0:
 				return &exitError{code: exitUsage, err: fmt.Errorf("--memo-answers must not be negative")}
@@ -83,6 +91,7 @@ else ~/.kube/config.`,
 	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", defaultShutdownDelay, "after SIGTERM, keep serving this long with /readyz failing, so that endpoints stop routing here before the listener closes")
 	f.BoolVar(&opts.Validation.Strict, "strict", false, "reject what would otherwise be security warnings (risky origin matchers, the null origin, credentials for any origin)")
 	f.IntVar(&opts.MemoAnswers, "memo-answers", webhook.DefaultMemoAnswers, "how many injected pods' answers to keep, so that the other replicas of a workload are answered from memory while nothing their injection read has changed (0: none)")
+	f.StringVar(&memoBytesFlag, "memo-bytes", resource.NewQuantity(webhook.DefaultMemoBytes, resource.BinarySI).String(), "the most memory those answers may keep (their patches and the objects they read); pods over 256Ki and dry runs are never kept")
 	addProcessFlags(f, &opts.MetricsAddr, &opts.ProbeAddr)
 	addCORSPluginsFlag(f, &corsPlugins)
 	addInjectorFlags(f, &inj)
