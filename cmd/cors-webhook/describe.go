@@ -308,7 +308,7 @@ func answer(res *inject.Resolution, q corsQuery) ([]corsAnswer, error) {
 		if len(errs) > 0 {
 			return nil, errs.ToAggregate()
 		}
-		decision := pol.Decide(q.Method, q.Origin)
+		decision := pol.Decide(cors.Request{Method: q.Method, Origin: q.Origin})
 		a.Action = decision.Action.String()
 		a.Headers = pol.AppendHeaders(nil, decision)
 		// Whenever a policy is active, the sidecar adds Vary: Origin.
