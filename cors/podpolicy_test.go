@@ -155,6 +155,7 @@ func TestDecodePodPolicyForwardCompatible(t *testing.T) {
 		{"top-level field", `{"version":1,"generation":7,"ports":{"8080":{"allowOrigins":[{"exact":"https://a.example"}],"maxAge":60}}}`, []string{"generation"}},
 		{"config field", `{"version":1,"ports":{"8080":{"allowPrivateNetwork":true,"allowOrigins":[{"exact":"https://a.example"}],"maxAge":60}}}`, []string{"ports[8080].allowPrivateNetwork"}},
 		{"matcher field", `{"version":1,"ports":{"8080":{"allowOrigins":[{"exact":"https://a.example","caseInsensitive":true}],"maxAge":60}}}`, []string{"ports[8080].allowOrigins[0].caseInsensitive"}},
+		{"entry of an unknown matcher only", `{"version":1,"ports":{"8080":{"allowOrigins":[{"glob":"https://b*"},{"exact":"https://a.example"}],"maxAge":60}}}`, []string{"ports[8080].allowOrigins[0].glob"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ignored, err := DecodePodPolicy([]byte(tt.in))

@@ -128,7 +128,7 @@ func gepRows() []gepRow {
 		{rule: "credentialed * expose: never *", config: starCreds, method: "GET", origin: "https://app.example", toApp: true,
 			want: map[string]string{cors.HeaderAllowOrigin: "https://app.example", cors.HeaderAllowCredentials: "true", cors.HeaderExposeHeaders: "X-Trace"}},
 		{rule: "without credentials * is sent as it is", config: starNoCreds, method: "OPTIONS", origin: "https://app.example", acrm: "PATCH", acrh: []string{"x-test"},
-			want: map[string]string{cors.HeaderAllowOrigin: "https://app.example", cors.HeaderExposeHeaders: "*", cors.HeaderAllowMethods: "*", cors.HeaderAllowHeaders: "*"},
+			want:  map[string]string{cors.HeaderAllowOrigin: "https://app.example", cors.HeaderExposeHeaders: "*", cors.HeaderAllowMethods: "*", cors.HeaderAllowHeaders: "*"},
 			fetch: &corstest.Fetch{Origin: "https://app.example", Method: "PATCH", Headers: []string{"X-Test"}}, browserOK: true},
 		{rule: "without credentials * does not cover Authorization", config: starNoCreds, method: "OPTIONS", origin: "https://app.example", acrm: "GET", acrh: []string{"authorization"},
 			want:  map[string]string{cors.HeaderAllowOrigin: "https://app.example", cors.HeaderExposeHeaders: "*", cors.HeaderAllowMethods: "*", cors.HeaderAllowHeaders: "*"},
