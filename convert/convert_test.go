@@ -82,7 +82,7 @@ func TestConvert(t *testing.T) {
 			},
 			refs: map[string][]string{"prod/ratings-route-cors": {"ratings"}, "frontend/web-cors": {"web-api"}},
 			lost: map[string][]string{
-				"VirtualService prod/ratings-route": {"hostnames ratings.prod.svc.cluster.local"},
+				"VirtualService prod/ratings-route": nil, // its host is the Service itself
 				"VirtualService frontend/web":       {"hostnames web.example.org", `per-path rules http[0] uri prefix "/api"`},
 			},
 		},

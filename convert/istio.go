@@ -17,7 +17,15 @@ import (
 func fromVirtualService(obj *unstructured.Unstructured) *source {
 	s := newSource(obj)
 	ns := namespaceOf(obj)
-	hosts, _, _ := unstructured.NestedStringSlice(obj.Object, "spec", "hosts")
+	// Hosts that name a Service of the mesh are where the sidecar runs anyway; others (public
+	// names behind a gateway) are scoping the sidecar cannot keep.
+	var hosts []string
+	vsHosts, _, _ := unstructured.NestedStringSlice(obj.Object, "spec", "hosts")
+	for _, h := range vsHosts {
+		if _, isService := istioService(h, ns); !isService {
+			hosts = append(hosts, h)
+		}
+	}
 	routes, _, _ := unstructured.NestedSlice(obj.Object, "spec", "http")
 	var all []serviceRef
 	var paths []string
