@@ -80,7 +80,8 @@ var defaultPorts = map[string]string{"http": "80", "https": "443"}
 type source struct {
 	report   Report
 	policies []policy
-	name     string // base for the PluginConfig names
+	name     string       // base for the PluginConfig names
+	attached []serviceRef // every Service a policy of this source applies to
 }
 
 // Convert imports every recognized object of objs; objects of other kinds are ignored (they may
@@ -190,6 +191,11 @@ func pluginChain(ns string, opts Options) *v1alpha1.PluginChain {
 // addPolicy appends cfg for services, merging with an identical config of the same source, so
 // that rules that repeat one policy give one PluginConfig.
 func (s *source) addPolicy(cfg corsconfig.CORSConfig, services []serviceRef) {
+	for _, svc := range services {
+		if !slices.Contains(s.attached, svc) {
+			s.attached = append(s.attached, svc)
+		}
+	}
 	for i := range s.policies {
 		if equalConfig(s.policies[i].cfg, cfg) {
 			for _, svc := range services {
@@ -256,13 +262,14 @@ func stringSlice(obj map[string]any, path ...string) []string {
 	return out
 }
 
-// scoping reports the host and path scoping the sidecar cannot keep.
-func (s *source) scoping(hosts, paths []string, services []serviceRef) {
-	if len(services) == 0 {
+// scoping reports the host and path scoping the sidecar cannot keep for the Services the
+// source's policies apply to.
+func (s *source) scoping(hosts, paths []string) {
+	if len(s.attached) == 0 {
 		return
 	}
-	names := make([]string, len(services))
-	for i, svc := range services {
+	names := make([]string, len(s.attached))
+	for i, svc := range s.attached {
 		names[i] = svc.namespace + "/" + svc.name
 	}
 	if len(hosts) > 0 {

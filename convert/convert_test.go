@@ -285,7 +285,7 @@ func TestRoundTrip(t *testing.T) {
 					{cors.HeaderAllowMethods, row.methods}, {cors.HeaderAllowHeaders, row.headers},
 					{cors.HeaderExposeHeaders, row.expose}, {cors.HeaderMaxAge, row.maxAge},
 				} {
-					if got := list(h.Get(c.name)); !slices.Equal(got, list(c.want)) {
+					if got := splitList(h.Get(c.name)); !slices.Equal(got, splitList(c.want)) {
 						t.Errorf("%s: %s %q, want %q", row.name, c.name, h.Get(c.name), c.want)
 					}
 				}
@@ -304,16 +304,6 @@ func TestRoundTrip(t *testing.T) {
 			}
 		})
 	}
-}
-
-func list(s string) []string {
-	var out []string
-	for item := range strings.SplitSeq(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	return out
 }
 
 // serveSidecar runs the real sidecar with config on the port of a counting backend.

@@ -22,7 +22,6 @@ func fromHTTPRoute(obj *unstructured.Unstructured) *source {
 	ns := namespaceOf(obj)
 	hostnames, _, _ := unstructured.NestedStringSlice(obj.Object, "spec", "hostnames")
 	rules, _, _ := unstructured.NestedSlice(obj.Object, "spec", "rules")
-	var all []serviceRef
 	var paths []string
 	for i, r := range rules {
 		rule, _ := r.(map[string]any)
@@ -72,17 +71,11 @@ func fromHTTPRoute(obj *unstructured.Unstructured) *source {
 				paths = append(paths, fmt.Sprintf("%s %s %q", where, t, v))
 			}
 		}
-		if len(services) == 0 {
-			continue
+		if cfg, ok := gepCORS(s, where, filter); ok && len(services) > 0 {
+			s.addPolicy(cfg, services)
 		}
-		cfg, ok := gepCORS(s, where, filter)
-		if !ok {
-			continue
-		}
-		s.addPolicy(cfg, services)
-		all = append(all, services...)
 	}
-	s.scoping(hostnames, paths, all)
+	s.scoping(hostnames, paths)
 	return s
 }
 

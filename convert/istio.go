@@ -27,7 +27,6 @@ func fromVirtualService(obj *unstructured.Unstructured) *source {
 		}
 	}
 	routes, _, _ := unstructured.NestedSlice(obj.Object, "spec", "http")
-	var all []serviceRef
 	var paths []string
 	for i, r := range routes {
 		route, _ := r.(map[string]any)
@@ -60,17 +59,11 @@ func fromVirtualService(obj *unstructured.Unstructured) *source {
 				}
 			}
 		}
-		if len(services) == 0 {
-			continue
+		if cfg, ok := istioCORS(s, where, cp); ok && len(services) > 0 {
+			s.addPolicy(cfg, services)
 		}
-		cfg, ok := istioCORS(s, where, cp)
-		if !ok {
-			continue
-		}
-		s.addPolicy(cfg, services)
-		all = append(all, services...)
 	}
-	s.scoping(hosts, paths, all)
+	s.scoping(hosts, paths)
 	return s
 }
 

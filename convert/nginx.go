@@ -139,7 +139,7 @@ func fromIngress(obj *unstructured.Unstructured) *source {
 		cfg.MaxAge = &v
 	}
 	s.addPolicy(cfg, services)
-	s.scoping(hosts, paths, services)
+	s.scoping(hosts, paths)
 	return s
 }
 
