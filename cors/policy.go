@@ -516,17 +516,23 @@ func checkTokens(vals []string, p *field.Path, what string) field.ErrorList {
 	return errs
 }
 
-// isTokenList reports whether s is a non-empty comma-separated list of tokens (optional
-// whitespace around the commas), the form of access-control-request-headers. Only such a value
-// is echoed, so a request can never put anything else into a response header.
+// isTokenList reports whether s is a comma-separated list of at least one token (optional
+// whitespace around the commas; empty elements, which RFC 9110 says to ignore, allowed), the
+// form of access-control-request-headers. Only such a value is echoed, so a request can never
+// put anything else into a response header.
 func isTokenList(s string) bool {
+	tokens := 0
 	for {
 		item, rest, more := strings.Cut(s, ",")
-		if !isToken(strings.Trim(item, " \t")) {
+		switch item = strings.Trim(item, " \t"); {
+		case item == "":
+		case isToken(item):
+			tokens++
+		default:
 			return false
 		}
 		if !more {
-			return true
+			return tokens > 0
 		}
 		s = rest
 	}

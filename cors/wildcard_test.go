@@ -97,6 +97,9 @@ func TestCredentialedStarEcho(t *testing.T) {
 			{HeaderAllowMethods, "PUT"}, {HeaderAllowHeaders, "x-a, x-b"}}},
 		{"", "", []Header{{HeaderAllowOrigin, "https://a.example.com"}, {HeaderAllowCredentials, "true"}}},
 		{"P T", "x-a\r\nx: y", []Header{{HeaderAllowOrigin, "https://a.example.com"}, {HeaderAllowCredentials, "true"}}},
+		{"GET", ", x-a", []Header{{HeaderAllowOrigin, "https://a.example.com"}, {HeaderAllowCredentials, "true"},
+			{HeaderAllowMethods, "GET"}, {HeaderAllowHeaders, ", x-a"}}}, // empty list elements are ignored (RFC 9110)
+		{"GET", " , ", []Header{{HeaderAllowOrigin, "https://a.example.com"}, {HeaderAllowCredentials, "true"}, {HeaderAllowMethods, "GET"}}},
 	} {
 		r := Request{Method: "OPTIONS", Origin: "https://a.example.com", RequestMethod: tt.acrm, RequestHeaders: tt.acrh}
 		var d Decision
