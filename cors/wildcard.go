@@ -117,7 +117,7 @@ func (w *wildcard) match(origin string) bool {
 		return host != ""
 	}
 	n := len(host) - len(w.suffix)
-	if n <= 0 || !strings.EqualFold(host[n:], w.suffix) {
+	if n <= 0 || !asciiEqualFold(host[n:], w.suffix) {
 		return false
 	}
 	return validLabels(host[:n])
@@ -145,10 +145,32 @@ func validLabels(s string) bool {
 
 // cutPrefixFold is strings.CutPrefix with an ASCII case-insensitive comparison.
 func cutPrefixFold(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+	if len(s) < len(prefix) || !asciiEqualFold(s[:len(prefix)], prefix) {
 		return s, false
 	}
 	return s[len(prefix):], true
+}
+
+// asciiEqualFold compares ignoring ASCII case only. strings.EqualFold also folds Unicode
+// ("ſ" equals "s", the Kelvin sign "k"), which no serialized origin contains: an Origin with
+// them is not the host the pattern names.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // WildcardProblem explains why s is not a valid allowOrigins[].wildcard, or returns "" when it

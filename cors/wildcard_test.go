@@ -1,6 +1,7 @@
 package cors
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -171,4 +172,44 @@ func equalHeaders(a, b []Header) bool {
 		}
 	}
 	return true
+}
+
+// FuzzWildcardMatch checks the allocation-free matcher against the regex that states GEP-1767's
+// rule for scheme://*.host[:port]: one or more labels before the host, case-insensitive, the
+// scheme's default port optional, any other port exactly.
+func FuzzWildcardMatch(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"https://*.example.com", "https://a.example.com"},
+		{"https://*.example.com", "https://a.b.example.com:443"},
+		{"https://*.example.com", "https://example.com"},
+		{"https://*.example.com", "https://a..example.com"},
+		{"https://*.example.com", "HTTPS://A.EXAMPLE.COM"},
+		{"http://*.example.com:8080", "http://a.example.com:8080"},
+		{"http://*.example.com:8080", "http://a.example.com:80"},
+		{"https://*.example.com", "https://a.example.com:"},
+		{"https://*.example.com", "https://a_b.example.com"},
+		{"https://*.ks.example", "https://a.\u212a\u017f.example"}, // Kelvin sign and long s fold to k and s in Unicode only
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, origin string) {
+		w, problem := parseWildcard(pattern)
+		if problem != "" || w.any || w.suffix == "" {
+			return
+		}
+		port := "(:" + wildcardDefaultPorts[w.scheme] + ")?"
+		if w.port != "" {
+			port = ":" + w.port
+		}
+		ref := regexp.MustCompile(`^` + w.scheme + `://([a-z0-9_-]+\.)+` + regexp.QuoteMeta(w.suffix[1:]) + port + `$`)
+		lower := []byte(origin) // ASCII case only: browsers send nothing else
+		for i, c := range lower {
+			if 'A' <= c && c <= 'Z' {
+				lower[i] = c + 'a' - 'A'
+			}
+		}
+		if got, want := w.match(origin), ref.Match(lower); got != want {
+			t.Fatalf("%q matching %q: %v, the reference %s says %v", pattern, origin, got, ref, want)
+		}
+	})
 }
