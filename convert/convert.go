@@ -177,10 +177,12 @@ func pluginConfig(ns, name, plugin string, cfg corsconfig.CORSConfig, services [
 	return pc
 }
 
+// pluginChain is named apart from hand-written chains (the guide's is "cors-policy-chain"), so
+// that applying the import never replaces one.
 func pluginChain(ns string, opts Options) *v1alpha1.PluginChain {
 	return &v1alpha1.PluginChain{
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "PluginChain"},
-		ObjectMeta: metav1.ObjectMeta{Name: opts.Plugin + "-chain", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: opts.Plugin + "-converted", Namespace: ns},
 		Spec: v1alpha1.PluginChainSpec{
 			Chains:    []v1alpha1.ChainPluginSpec{{Name: "inbound-http", Plugins: []string{opts.Plugin}}},
 			Selectors: v1alpha1.ChainSelectorSpec{PodSelector: opts.PodSelector.DeepCopy()},
