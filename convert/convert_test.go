@@ -349,6 +349,7 @@ func TestConvertConflicts(t *testing.T) {
 	second.SetName("api-admin")
 	ann := second.GetAnnotations()
 	ann[nginxPrefix+"cors-allow-origin"] = "https://admin.example.com"
+	ann[nginxPrefix+"enable-cors"] = "True" // nginx reads booleans with strconv.ParseBool
 	second.SetAnnotations(ann)
 	res := Convert(append(objs, second), Options{})
 	rep := res.Reports[2]

@@ -34,7 +34,7 @@ func fromIngress(obj *unstructured.Unstructured) *source {
 		v, ok := ann[nginxPrefix+name]
 		return v, ok
 	}
-	if v, _ := get("enable-cors"); v != "true" {
+	if v, _ := get("enable-cors"); !parseBool(v, false) {
 		return s
 	}
 	ns := namespaceOf(obj)
@@ -85,12 +85,8 @@ func fromIngress(obj *unstructured.Unstructured) *source {
 	}
 
 	cfg := corsconfig.CORSConfig{UnmatchedPreflights: corsconfig.UnmatchedPreflightsForward}
-	cfg.AllowCredentials = true // nginx's default, also for a value ParseBool refuses
-	if v, ok := get("cors-allow-credentials"); ok {
-		if b, err := strconv.ParseBool(v); err == nil {
-			cfg.AllowCredentials = b
-		}
-	}
+	credentials, _ := get("cors-allow-credentials")
+	cfg.AllowCredentials = parseBool(credentials, true)
 	anyOrigin := true
 	if v, ok := get("cors-allow-origin"); ok {
 		anyOrigin = false
@@ -141,6 +137,15 @@ func fromIngress(obj *unstructured.Unstructured) *source {
 	s.addPolicy(cfg, services)
 	s.scoping(hosts, paths)
 	return s
+}
+
+// parseBool reads a boolean annotation as ingress-nginx does (strconv.ParseBool: "true", "True",
+// "1", ...), def when it is missing or unreadable.
+func parseBool(v string, def bool) bool {
+	if b, err := strconv.ParseBool(v); err == nil {
+		return b
+	}
+	return def
 }
 
 // annotationOr is an annotation's value when ingress-nginx's check accepts it, else its default.
