@@ -197,18 +197,25 @@ func (p *Policy) matches(origin string) bool {
 //
 // Decide is on the sidecar's per-request path and does not allocate.
 func (p *Policy) Decide(r Request) Decision {
-	if p == nil || r.Origin == "" {
+	switch {
+	case p == nil || r.Origin == "":
 		return Decision{}
-	}
-	if !p.matches(r.Origin) {
+	case !p.matches(r.Origin):
 		if p.ignoreUnmatched && r.Method == "OPTIONS" && r.RequestMethod != "" {
 			return Decision{Action: Preflight}
 		}
 		return Decision{}
-	}
-	if r.Method != "OPTIONS" {
+	case r.Method != "OPTIONS":
 		return Decision{Action: Actual, Origin: r.Origin}
+	case p.echoMethodAt < 0 && p.echoHeadersAt < 0:
+		return Decision{Action: Preflight, Origin: r.Origin}
 	}
+	return p.echo(&r)
+}
+
+// echo is the preflight decision of a policy with a credentialed "*": the requested method and
+// headers, when they are tokens. Kept out of Decide so that the common path stays small.
+func (p *Policy) echo(r *Request) Decision {
 	d := Decision{Action: Preflight, Origin: r.Origin}
 	if p.echoMethodAt >= 0 && isToken(r.RequestMethod) {
 		d.allowMethod = r.RequestMethod
@@ -246,6 +253,9 @@ func (p *Policy) AppendHeaders(dst []Header, d Decision) []Header {
 		return dst
 	}
 	dst = append(dst, Header{Name: HeaderAllowOrigin, Value: d.Origin})
+	if p.echoMethodAt < 0 && p.echoHeadersAt < 0 {
+		return append(dst, p.preflight...)
+	}
 	for i, h := range p.preflight {
 		switch i {
 		case p.echoMethodAt:
