@@ -26,16 +26,19 @@ const (
 	fieldAllowCredentials = "allowCredentials"
 	fieldMaxAge           = "maxAge"
 
-	fieldExact  = "exact"
-	fieldPrefix = "prefix"
-	fieldRegex  = "regex"
+	fieldUnmatchedPreflights = "unmatchedPreflights"
+
+	fieldExact    = "exact"
+	fieldPrefix   = "prefix"
+	fieldRegex    = "regex"
+	fieldWildcard = "wildcard"
 )
 
 // configFields and matcherFields list the known fields, sorted, for error messages and
 // did-you-mean suggestions.
 var (
-	configFields  = []string{fieldAllowCredentials, fieldAllowHeaders, fieldAllowMethods, fieldAllowOrigins, fieldExposeHeaders, fieldMaxAge}
-	matcherFields = []string{fieldExact, fieldPrefix, fieldRegex}
+	configFields  = []string{fieldAllowCredentials, fieldAllowHeaders, fieldAllowMethods, fieldAllowOrigins, fieldExposeHeaders, fieldMaxAge, fieldUnmatchedPreflights}
+	matcherFields = []string{fieldExact, fieldPrefix, fieldRegex, fieldWildcard}
 )
 
 // Decode strictly decodes a CORS plugin config (the raw JSON of PluginConfig.spec.config).
@@ -89,6 +92,8 @@ func Decode(raw []byte, fldPath *field.Path) (*corsconfig.CORSConfig, field.Erro
 			var v *intstr.IntOrString
 			v, errs = decodeMaxAge(m.raw, p, errs)
 			cfg.MaxAge = v
+		case fieldUnmatchedPreflights:
+			errs = decodeString(m.raw, p, &cfg.UnmatchedPreflights, errs)
 		}
 	}
 	if len(errs) > 0 {
@@ -110,7 +115,7 @@ func decodeOrigins(raw json.RawMessage, p *field.Path, errs field.ErrorList) ([]
 		ip := p.Index(i)
 		if jsonKind(item) != kindObject {
 			errs = append(errs, field.TypeInvalid(ip, badValue(item),
-				fmt.Sprintf("must be of type object, with one of %q, %q or %q, got %s", fieldExact, fieldPrefix, fieldRegex, jsonKind(item))))
+				fmt.Sprintf("must be of type object, with one of %q, %q, %q or %q, got %s", fieldExact, fieldPrefix, fieldRegex, fieldWildcard, jsonKind(item))))
 			continue
 		}
 		members, merrs := objectMembers(item, ip, false)
@@ -129,23 +134,31 @@ func decodeOrigins(raw json.RawMessage, p *field.Path, errs field.ErrorList) ([]
 				dst = &m.Prefix
 			case fieldRegex:
 				dst = &m.Regex
+			case fieldWildcard:
+				dst = &m.Wildcard
 			default:
 				errs = append(errs, unknownField(mp, mm.name, matcherFields))
 				continue
 			}
-			switch jsonKind(mm.raw) {
-			case kindNull:
-			case kindString:
-				if err := json.Unmarshal(mm.raw, dst); err != nil {
-					errs = append(errs, field.Invalid(mp, field.OmitValueType{}, err.Error()))
-				}
-			default:
-				errs = append(errs, typeError(mp, mm.raw, "string"))
-			}
+			errs = decodeString(mm.raw, mp, dst, errs)
 		}
 		out = append(out, m)
 	}
 	return out, errs
+}
+
+// decodeString sets *dst from a JSON string; null leaves it unset.
+func decodeString(raw json.RawMessage, p *field.Path, dst *string, errs field.ErrorList) field.ErrorList {
+	switch jsonKind(raw) {
+	case kindNull:
+	case kindString:
+		if err := json.Unmarshal(raw, dst); err != nil {
+			errs = append(errs, field.Invalid(p, field.OmitValueType{}, err.Error()))
+		}
+	default:
+		errs = append(errs, typeError(p, raw, "string"))
+	}
+	return errs
 }
 
 func decodeStrings(raw json.RawMessage, p *field.Path, errs field.ErrorList) ([]string, field.ErrorList) {

@@ -156,7 +156,7 @@ func TestDecode(t *testing.T) {
 			name: "origin entry of the wrong type",
 			raw:  `{"allowOrigins":["http://a",{"exact":1}]}`,
 			errs: []wantErr{
-				{field.ErrorTypeTypeInvalid, "spec.config.allowOrigins[0]", []string{`must be of type object, with one of "exact", "prefix" or "regex", got string`}},
+				{field.ErrorTypeTypeInvalid, "spec.config.allowOrigins[0]", []string{`must be of type object, with one of "exact", "prefix", "regex" or "wildcard", got string`}},
 				{field.ErrorTypeTypeInvalid, "spec.config.allowOrigins[1].exact", []string{"must be of type string, got number"}},
 			},
 		},

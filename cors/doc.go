@@ -14,7 +14,10 @@
 //
 // The semantics are pinned to FSM's cors-policy plugin (the seed): exact is string equality,
 // prefix is strings.HasPrefix, regex is an unanchored search, origins are tried in order and
-// any OPTIONS request with a matching Origin is answered as a preflight.
+// any OPTIONS request with a matching Origin is answered as a preflight. What Gateway API's
+// GEP-1767 added since is opt-in through the config itself, so a config written for FSM answers
+// byte for byte as before: wildcard origin entries, a credentialed "*" answered with the
+// preflight's requested method and headers, and unmatchedPreflights: Ignore.
 //
 // This package must stay free of controller-runtime and client-go: the sidecar binary imports it.
 package cors

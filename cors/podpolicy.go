@@ -196,13 +196,16 @@ func knownConfigFields(raw []byte, p *field.Path) (json.RawMessage, []string) {
 		if m.name == fieldAllowOrigins && jsonKind(m.raw) == kindArray {
 			var items []json.RawMessage
 			if json.Unmarshal(m.raw, &items) == nil {
+				kept := items[:0]
 				for i, item := range items {
 					if jsonKind(item) != kindObject {
+						kept = append(kept, item)
 						continue
 					}
 					ip := p.Child(m.name).Index(i)
 					matcher, merrs := objectMembers(item, ip, false)
 					if len(merrs) > 0 {
+						kept = append(kept, item)
 						continue
 					}
 					var known []member
@@ -213,8 +216,14 @@ func knownConfigFields(raw []byte, p *field.Path) (json.RawMessage, []string) {
 							ignored = append(ignored, ip.Child(mm.name).String())
 						}
 					}
-					items[i] = joinMembers(known)
+					// An entry made only of matchers this build does not know is left out, not
+					// kept empty: a future matcher then narrows the policy of an old sidecar
+					// instead of making it refuse the whole policy.
+					if len(known) > 0 || len(matcher) == 0 {
+						kept = append(kept, joinMembers(known))
+					}
 				}
+				items = kept
 				if b, err := json.Marshal(items); err == nil {
 					m.raw = b
 				}

@@ -44,11 +44,11 @@ func TestPodPolicyRoundTrip(t *testing.T) {
 	if len(pols) != 2 || pols[8080] == nil || pols[10000] == nil {
 		t.Fatalf("ParsePodPolicy = %v", pols)
 	}
-	got := pols[8080].AppendHeaders(nil, pols[8080].Decide("OPTIONS", "http://www.bbb.com"))
+	got := pols[8080].AppendHeaders(nil, pols[8080].Decide(Request{Method: "OPTIONS", Origin: "http://www.bbb.com"}))
 	if want := corsHeaders(t, seedOptionsOriginBBB); !reflect.DeepEqual(got, want) {
 		t.Errorf("policy loaded from the annotation answers %v, want %v", got, want)
 	}
-	if d := pols[10000].Decide("GET", "https://a.example"); d.Action != Actual {
+	if d := pols[10000].Decide(Request{Method: "GET", Origin: "https://a.example"}); d.Action != Actual {
 		t.Errorf("port 10000 Decide = %v", d)
 	}
 
@@ -138,7 +138,7 @@ func TestParsePodPolicyAcceptsUnnormalizedConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := pols[8080].AppendHeaders(nil, pols[8080].Decide("OPTIONS", "x")); got[len(got)-1] != (Header{HeaderMaxAge, "172800"}) {
+	if got := pols[8080].AppendHeaders(nil, pols[8080].Decide(Request{Method: "OPTIONS", Origin: "x"})); got[len(got)-1] != (Header{HeaderMaxAge, "172800"}) {
 		t.Errorf("headers = %v", got)
 	}
 }
@@ -155,6 +155,7 @@ func TestDecodePodPolicyForwardCompatible(t *testing.T) {
 		{"top-level field", `{"version":1,"generation":7,"ports":{"8080":{"allowOrigins":[{"exact":"https://a.example"}],"maxAge":60}}}`, []string{"generation"}},
 		{"config field", `{"version":1,"ports":{"8080":{"allowPrivateNetwork":true,"allowOrigins":[{"exact":"https://a.example"}],"maxAge":60}}}`, []string{"ports[8080].allowPrivateNetwork"}},
 		{"matcher field", `{"version":1,"ports":{"8080":{"allowOrigins":[{"exact":"https://a.example","caseInsensitive":true}],"maxAge":60}}}`, []string{"ports[8080].allowOrigins[0].caseInsensitive"}},
+		{"entry of an unknown matcher only", `{"version":1,"ports":{"8080":{"allowOrigins":[{"glob":"https://b*"},{"exact":"https://a.example"}],"maxAge":60}}}`, []string{"ports[8080].allowOrigins[0].glob"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ignored, err := DecodePodPolicy([]byte(tt.in))
@@ -168,10 +169,10 @@ func TestDecodePodPolicyForwardCompatible(t *testing.T) {
 			if pol == nil {
 				t.Fatal("no policy for port 8080")
 			}
-			if d := pol.Decide("GET", "https://a.example"); d.Action != Actual {
+			if d := pol.Decide(Request{Method: "GET", Origin: "https://a.example"}); d.Action != Actual {
 				t.Fatalf("the known part of the policy is not in force: %+v", d)
 			}
-			if d := pol.Decide("GET", "https://b.example"); d.Action == Actual {
+			if d := pol.Decide(Request{Method: "GET", Origin: "https://b.example"}); d.Action == Actual {
 				t.Fatalf("an origin the policy does not allow is allowed: %+v", d)
 			}
 		})

@@ -55,13 +55,30 @@ func (a Action) String() string {
 	}
 }
 
+// Request is what [Policy.Decide] reads of a request: its method and the request headers of
+// the CORS protocol, each "" when absent. The strings may point into the caller's buffers:
+// the Decision keeps them only until the response is written.
+type Request struct {
+	Method string
+	Origin string
+	// RequestMethod and RequestHeaders are access-control-request-method and
+	// access-control-request-headers (several field lines joined with ","), which a credentialed
+	// "*" echoes and which mark an OPTIONS request as a CORS preflight.
+	RequestMethod, RequestHeaders string
+}
+
 // Decision is the outcome of [Policy.Decide] for one request. It is a small value so the
 // sidecar can keep it on the stack between reading the request and writing the response.
 type Decision struct {
 	Action Action
 	// Origin is the request's Origin, echoed in access-control-allow-origin. Empty for
-	// PassThrough.
+	// PassThrough, and for a Preflight that answers an unlisted Origin under
+	// unmatchedPreflights: Ignore (200 without any access-control-* header).
 	Origin string
+	// allowMethod and allowHeaders replace a "*" of allowMethods/allowHeaders when credentials
+	// are allowed (browsers take "*" literally then); "" leaves the header out, as GEP-1767
+	// asks when the request did not name a method or headers.
+	allowMethod, allowHeaders string
 }
 
 // Header is one response header to set. Name is lower-case, as the seed shows it.
@@ -76,12 +93,14 @@ const (
 	matchExact matchKind = iota
 	matchPrefix
 	matchRegex
+	matchWildcard
 )
 
 type matcher struct {
 	kind matchKind
 	s    string
 	re   *regexp.Regexp
+	wc   wildcard
 	// lits are substrings every match of re contains (see requiredLiterals): a cheap reject
 	// before running the regexp, which is by far the most expensive part of Decide.
 	lits []string
@@ -93,6 +112,8 @@ func (m *matcher) match(origin string) bool {
 		return origin == m.s
 	case matchPrefix:
 		return strings.HasPrefix(origin, m.s)
+	case matchWildcard:
+		return m.wc.match(origin)
 	default:
 		for _, l := range m.lits {
 			if !strings.Contains(origin, l) {
@@ -118,6 +139,11 @@ type Policy struct {
 
 	// actual and preflight are the headers after access-control-allow-origin, in the seed's order.
 	actual, preflight []Header
+	// echoMethodAt and echoHeadersAt index the entries of preflight whose value is the
+	// request's (a "*" with allowCredentials), or are -1.
+	echoMethodAt, echoHeadersAt int
+	// ignoreUnmatched answers preflights from unlisted origins (unmatchedPreflights: Ignore).
+	ignoreUnmatched bool
 }
 
 // Config returns a copy of the normalized config the policy was compiled from (nil for a nil
@@ -165,15 +191,39 @@ func (p *Policy) matches(origin string) bool {
 // OPTIONS, with or without Access-Control-Request-Method, as FSM does); Actual otherwise.
 // The method is compared case-sensitively, as HTTP methods are.
 //
+// Under unmatchedPreflights: Ignore, a CORS preflight (OPTIONS with an Origin and an
+// access-control-request-method) from an origin no entry matches is a Preflight with an empty
+// Origin: answered at the sidecar without CORS headers, so it never reaches the application.
+//
 // Decide is on the sidecar's per-request path and does not allocate.
-func (p *Policy) Decide(method, origin string) Decision {
-	if p == nil || origin == "" || !p.matches(origin) {
+func (p *Policy) Decide(r Request) Decision {
+	switch {
+	case p == nil || r.Origin == "":
 		return Decision{}
+	case !p.matches(r.Origin):
+		if p.ignoreUnmatched && r.Method == "OPTIONS" && r.RequestMethod != "" {
+			return Decision{Action: Preflight}
+		}
+		return Decision{}
+	case r.Method != "OPTIONS":
+		return Decision{Action: Actual, Origin: r.Origin}
+	case p.echoMethodAt < 0 && p.echoHeadersAt < 0:
+		return Decision{Action: Preflight, Origin: r.Origin}
 	}
-	if method == "OPTIONS" {
-		return Decision{Action: Preflight, Origin: origin}
+	return p.echo(&r)
+}
+
+// echo is the preflight decision of a policy with a credentialed "*": the requested method and
+// headers, when they are tokens. Kept out of Decide so that the common path stays small.
+func (p *Policy) echo(r *Request) Decision {
+	d := Decision{Action: Preflight, Origin: r.Origin}
+	if p.echoMethodAt >= 0 && isToken(r.RequestMethod) {
+		d.allowMethod = r.RequestMethod
 	}
-	return Decision{Action: Actual, Origin: origin}
+	if p.echoHeadersAt >= 0 && isTokenList(r.RequestHeaders) {
+		d.allowHeaders = r.RequestHeaders
+	}
+	return d
 }
 
 // AppendHeaders appends the response headers for d to dst and returns the extended slice. It
@@ -185,21 +235,39 @@ func (p *Policy) Decide(method, origin string) Decision {
 // non-empty), -max-age (seconds, only when > 0), in this order, which is the seed's.
 // Actual: access-control-allow-origin, -allow-credentials, -expose-headers under the same
 // conditions. PassThrough (and a nil policy): nothing. Vary is not included; see [MergeVary].
+//
+// With allowCredentials, browsers read "*" as a literal name, so (GEP-1767) a "*" in
+// allowMethods or allowHeaders makes the preflight answer with the requested method or headers
+// instead of the list, and leaves the header out when the request named none; a "*" in
+// exposeHeaders is left out of the list.
 func (p *Policy) AppendHeaders(dst []Header, d Decision) []Header {
-	if p == nil {
+	if p == nil || d.Origin == "" {
 		return dst
 	}
-	var tail []Header
 	switch d.Action {
 	case Preflight:
-		tail = p.preflight
 	case Actual:
-		tail = p.actual
+		dst = append(dst, Header{Name: HeaderAllowOrigin, Value: d.Origin})
+		return append(dst, p.actual...)
 	default:
 		return dst
 	}
 	dst = append(dst, Header{Name: HeaderAllowOrigin, Value: d.Origin})
-	return append(dst, tail...)
+	if p.echoMethodAt < 0 && p.echoHeadersAt < 0 {
+		return append(dst, p.preflight...)
+	}
+	for i, h := range p.preflight {
+		switch i {
+		case p.echoMethodAt:
+			h.Value = d.allowMethod
+		case p.echoHeadersAt:
+			h.Value = d.allowHeaders
+		}
+		if h.Value != "" {
+			dst = append(dst, h)
+		}
+	}
+	return dst
 }
 
 // MaxHeaders is the most headers AppendHeaders appends for one decision; a dst with this
@@ -227,7 +295,7 @@ func Compile(cfg *corsconfig.CORSConfig, fldPath *field.Path) (*Policy, field.Er
 	originsPath := fldPath.Child(fieldAllowOrigins)
 	if len(cfg.AllowOrigins) == 0 {
 		errs = append(errs, field.Required(originsPath,
-			fmt.Sprintf("at least one origin matcher (%s, %s or %s) is required", fieldExact, fieldPrefix, fieldRegex)))
+			fmt.Sprintf("at least one origin matcher (%s, %s, %s or %s) is required", fieldExact, fieldPrefix, fieldRegex, fieldWildcard)))
 	}
 	for i, o := range cfg.AllowOrigins {
 		m, merrs := compileMatcher(o, originsPath.Index(i))
@@ -236,7 +304,7 @@ func Compile(cfg *corsconfig.CORSConfig, fldPath *field.Path) (*Policy, field.Er
 			continue
 		}
 		p.matchers = append(p.matchers, m)
-		if m.kind == matchRegex {
+		if m.kind == matchRegex || m.kind == matchWildcard {
 			p.costly = append(p.costly, m)
 		} else {
 			p.cheap = append(p.cheap, m)
@@ -246,6 +314,15 @@ func Compile(cfg *corsconfig.CORSConfig, fldPath *field.Path) (*Policy, field.Er
 	errs = append(errs, checkTokens(cfg.AllowMethods, fldPath.Child(fieldAllowMethods), "an HTTP method token")...)
 	errs = append(errs, checkTokens(cfg.AllowHeaders, fldPath.Child(fieldAllowHeaders), "a header field name")...)
 	errs = append(errs, checkTokens(cfg.ExposeHeaders, fldPath.Child(fieldExposeHeaders), "a header field name")...)
+
+	switch cfg.UnmatchedPreflights {
+	case "", corsconfig.UnmatchedPreflightsForward:
+	case corsconfig.UnmatchedPreflightsIgnore:
+		p.ignoreUnmatched = true
+	default:
+		errs = append(errs, field.NotSupported(fldPath.Child(fieldUnmatchedPreflights), cfg.UnmatchedPreflights,
+			[]string{corsconfig.UnmatchedPreflightsForward, corsconfig.UnmatchedPreflightsIgnore}))
+	}
 
 	var maxAge time.Duration
 	if cfg.MaxAge != nil {
@@ -266,18 +343,28 @@ func Compile(cfg *corsconfig.CORSConfig, fldPath *field.Path) (*Policy, field.Er
 	p.cfg = norm
 
 	var common []Header
+	expose := cfg.ExposeHeaders
 	if cfg.AllowCredentials {
 		common = append(common, Header{Name: HeaderAllowCredentials, Value: "true"})
+		expose = slices.DeleteFunc(slices.Clone(expose), func(h string) bool { return h == "*" })
 	}
-	if len(cfg.ExposeHeaders) > 0 {
-		common = append(common, Header{Name: HeaderExposeHeaders, Value: strings.Join(cfg.ExposeHeaders, ",")})
+	if len(expose) > 0 {
+		common = append(common, Header{Name: HeaderExposeHeaders, Value: strings.Join(expose, ",")})
 	}
 	p.actual = common
 	p.preflight = append([]Header(nil), common...)
+	p.echoMethodAt, p.echoHeadersAt = -1, -1
+	echo := func(vals []string) bool { return cfg.AllowCredentials && slices.Contains(vals, "*") }
 	if len(cfg.AllowMethods) > 0 {
+		if echo(cfg.AllowMethods) {
+			p.echoMethodAt = len(p.preflight)
+		}
 		p.preflight = append(p.preflight, Header{Name: HeaderAllowMethods, Value: strings.Join(cfg.AllowMethods, ",")})
 	}
 	if len(cfg.AllowHeaders) > 0 {
+		if echo(cfg.AllowHeaders) {
+			p.echoHeadersAt = len(p.preflight)
+		}
 		p.preflight = append(p.preflight, Header{Name: HeaderAllowHeaders, Value: strings.Join(cfg.AllowHeaders, ",")})
 	}
 	if secs := int64(maxAge / time.Second); secs > 0 {
@@ -290,6 +377,7 @@ func Compile(cfg *corsconfig.CORSConfig, fldPath *field.Path) (*Policy, field.Er
 }
 
 func compileMatcher(o corsconfig.OriginMatcher, p *field.Path) (matcher, field.ErrorList) {
+	const exactlyOne = "exactly one of " + fieldExact + ", " + fieldPrefix + ", " + fieldRegex + " or " + fieldWildcard
 	var set []string
 	if o.Exact != "" {
 		set = append(set, fieldExact)
@@ -300,16 +388,18 @@ func compileMatcher(o corsconfig.OriginMatcher, p *field.Path) (matcher, field.E
 	if o.Regex != "" {
 		set = append(set, fieldRegex)
 	}
+	if o.Wildcard != "" {
+		set = append(set, fieldWildcard)
+	}
 	switch len(set) {
 	case 0:
-		return matcher{}, field.ErrorList{field.Required(p,
-			fmt.Sprintf("exactly one of %s, %s or %s must be set (and non-empty)", fieldExact, fieldPrefix, fieldRegex))}
+		return matcher{}, field.ErrorList{field.Required(p, exactlyOne+" must be set (and non-empty)")}
 	case 1:
 	default:
 		var errs field.ErrorList
 		for _, name := range set[1:] {
 			errs = append(errs, field.Forbidden(p.Child(name),
-				fmt.Sprintf("may not be set together with %s: an allowOrigins entry has exactly one of %s, %s or %s; use separate entries", set[0], fieldExact, fieldPrefix, fieldRegex)))
+				fmt.Sprintf("may not be set together with %s: an allowOrigins entry has %s; use separate entries", set[0], exactlyOne)))
 		}
 		return matcher{}, errs
 	}
@@ -318,6 +408,12 @@ func compileMatcher(o corsconfig.OriginMatcher, p *field.Path) (matcher, field.E
 		return matcher{kind: matchExact, s: o.Exact}, nil
 	case o.Prefix != "":
 		return matcher{kind: matchPrefix, s: o.Prefix}, nil
+	case o.Wildcard != "":
+		w, problem := parseWildcard(o.Wildcard)
+		if problem != "" {
+			return matcher{}, field.ErrorList{field.Invalid(p.Child(fieldWildcard), o.Wildcard, problem)}
+		}
+		return matcher{kind: matchWildcard, s: o.Wildcard, wc: w}, nil
 	}
 	re, err := regexp.Compile(o.Regex)
 	if err != nil {
@@ -430,6 +526,28 @@ func checkTokens(vals []string, p *field.Path, what string) field.ErrorList {
 	return errs
 }
 
+// isTokenList reports whether s is a comma-separated list of at least one token (optional
+// whitespace around the commas; empty elements, which RFC 9110 says to ignore, allowed), the
+// form of access-control-request-headers. Only such a value is echoed, so a request can never
+// put anything else into a response header.
+func isTokenList(s string) bool {
+	tokens := 0
+	for {
+		item, rest, more := strings.Cut(s, ",")
+		switch item = strings.Trim(item, " \t"); {
+		case item == "":
+		case isToken(item):
+			tokens++
+		default:
+			return false
+		}
+		if !more {
+			return tokens > 0
+		}
+		s = rest
+	}
+}
+
 func isToken(s string) bool {
 	if s == "" {
 		return false
@@ -467,6 +585,9 @@ func Normalize(cfg *corsconfig.CORSConfig) (*corsconfig.CORSConfig, error) {
 		return nil, errors.New("cors: cannot normalize a nil config")
 	}
 	out := cloneConfig(cfg)
+	if out.UnmatchedPreflights == corsconfig.UnmatchedPreflightsForward {
+		out.UnmatchedPreflights = "" // the default: the annotation stays what it was before the field
+	}
 	out.MaxAge = nil
 	if cfg.MaxAge != nil {
 		d, err := ParseMaxAge(*cfg.MaxAge)
@@ -484,10 +605,11 @@ func Normalize(cfg *corsconfig.CORSConfig) (*corsconfig.CORSConfig, error) {
 // cloneConfig deep-copies cfg with empty lists as nil.
 func cloneConfig(cfg *corsconfig.CORSConfig) *corsconfig.CORSConfig {
 	out := &corsconfig.CORSConfig{
-		AllowMethods:     cloneStrings(cfg.AllowMethods),
-		AllowHeaders:     cloneStrings(cfg.AllowHeaders),
-		ExposeHeaders:    cloneStrings(cfg.ExposeHeaders),
-		AllowCredentials: cfg.AllowCredentials,
+		AllowMethods:        cloneStrings(cfg.AllowMethods),
+		AllowHeaders:        cloneStrings(cfg.AllowHeaders),
+		ExposeHeaders:       cloneStrings(cfg.ExposeHeaders),
+		AllowCredentials:    cfg.AllowCredentials,
+		UnmatchedPreflights: cfg.UnmatchedPreflights,
 	}
 	if len(cfg.AllowOrigins) > 0 {
 		out.AllowOrigins = append([]corsconfig.OriginMatcher(nil), cfg.AllowOrigins...)

@@ -75,7 +75,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := tt.p.Decide(tt.method, tt.origin)
+			d := tt.p.Decide(Request{Method: tt.method, Origin: tt.origin})
 			want := Decision{Action: tt.want}
 			if tt.want != PassThrough {
 				want.Origin = tt.origin
@@ -136,13 +136,13 @@ func TestAppendHeaders(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := mustCompile(t, tt.cfg)
-			if got := p.AppendHeaders(nil, p.Decide("GET", o)); !reflect.DeepEqual(got, tt.actual) {
+			if got := p.AppendHeaders(nil, p.Decide(Request{Method: "GET", Origin: o})); !reflect.DeepEqual(got, tt.actual) {
 				t.Errorf("actual headers = %v, want %v", got, tt.actual)
 			}
-			if got := p.AppendHeaders(nil, p.Decide("OPTIONS", o)); !reflect.DeepEqual(got, tt.preflight) {
+			if got := p.AppendHeaders(nil, p.Decide(Request{Method: "OPTIONS", Origin: o})); !reflect.DeepEqual(got, tt.preflight) {
 				t.Errorf("preflight headers = %v, want %v", got, tt.preflight)
 			}
-			if got := p.AppendHeaders(nil, p.Decide("GET", "https://other.example")); got != nil {
+			if got := p.AppendHeaders(nil, p.Decide(Request{Method: "GET", Origin: "https://other.example"})); got != nil {
 				t.Errorf("pass-through headers = %v, want none", got)
 			}
 		})
@@ -151,7 +151,7 @@ func TestAppendHeaders(t *testing.T) {
 	t.Run("appends after existing headers", func(t *testing.T) {
 		p := seedPolicy(t)
 		dst := []Header{{"x-existing", "1"}}
-		got := p.AppendHeaders(dst, p.Decide("GET", "http://www.aaa.com"))
+		got := p.AppendHeaders(dst, p.Decide(Request{Method: "GET", Origin: "http://www.aaa.com"}))
 		if len(got) != 4 || got[0] != dst[0] || got[1] != (Header{HeaderAllowOrigin, "http://www.aaa.com"}) {
 			t.Errorf("AppendHeaders = %v", got)
 		}
@@ -164,7 +164,7 @@ func TestAppendHeaders(t *testing.T) {
 	})
 	t.Run("callers cannot write into the policy", func(t *testing.T) {
 		p := seedPolicy(t)
-		d := p.Decide("OPTIONS", "http://www.aaa.com")
+		d := p.Decide(Request{Method: "OPTIONS", Origin: "http://www.aaa.com"})
 		a := p.AppendHeaders(nil, d)
 		for i := range a {
 			a[i].Value = "clobbered"
@@ -195,7 +195,7 @@ func TestCompileErrors(t *testing.T) {
 		{
 			name: "entry with no matcher",
 			cfg:  &corsconfig.CORSConfig{AllowOrigins: origins(exact("x"), corsconfig.OriginMatcher{})},
-			errs: []wantErr{{field.ErrorTypeRequired, "spec.config.allowOrigins[1]", []string{"exactly one of exact, prefix or regex"}}},
+			errs: []wantErr{{field.ErrorTypeRequired, "spec.config.allowOrigins[1]", []string{"exactly one of exact, prefix, regex or wildcard"}}},
 		},
 		{
 			name: "entry with two matchers",
@@ -492,7 +492,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	}
 	for _, c := range cases {
 		var d Decision
-		if n := testing.AllocsPerRun(100, func() { d = p.Decide(c.method, c.origin) }); n != 0 {
+		if n := testing.AllocsPerRun(100, func() { d = p.Decide(Request{Method: c.method, Origin: c.origin}) }); n != 0 {
 			t.Errorf("Decide(%s) allocates %v times per run", c.name, n)
 		}
 		if n := testing.AllocsPerRun(100, func() { dst = p.AppendHeaders(dst[:0], d) }); n != 0 {
@@ -518,7 +518,7 @@ func TestConcurrentUse(t *testing.T) {
 			dst := make([]Header, 0, MaxHeaders)
 			for i := 0; i < 1000; i++ {
 				for _, o := range []string{"https://www.test.cn", "http://www.aaa.com", "http://evil"} {
-					dst = p.AppendHeaders(dst[:0], p.Decide("OPTIONS", o))
+					dst = p.AppendHeaders(dst[:0], p.Decide(Request{Method: "OPTIONS", Origin: o}))
 				}
 			}
 		}()
@@ -530,7 +530,7 @@ func BenchmarkDecideNoMatch(b *testing.B) {
 	p := seedPolicy(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if p.Decide("GET", "http://evil.example").Action != PassThrough {
+		if p.Decide(Request{Method: "GET", Origin: "http://evil.example"}).Action != PassThrough {
 			b.Fatal("matched")
 		}
 	}
@@ -546,7 +546,7 @@ func BenchmarkDecideMatch(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if p.Decide("GET", c.origin).Action != Actual {
+				if p.Decide(Request{Method: "GET", Origin: c.origin}).Action != Actual {
 					b.Fatal("no match")
 				}
 			}
@@ -561,8 +561,8 @@ func BenchmarkAppendHeaders(b *testing.B) {
 		name string
 		d    Decision
 	}{
-		{"actual", p.Decide("GET", "http://www.bbb.com")},
-		{"preflight", p.Decide("OPTIONS", "http://www.bbb.com")},
+		{"actual", p.Decide(Request{Method: "GET", Origin: "http://www.bbb.com"})},
+		{"preflight", p.Decide(Request{Method: "OPTIONS", Origin: "http://www.bbb.com"})},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -102,7 +102,7 @@ func TestSeedResponses(t *testing.T) {
 	p := seedPolicy(t)
 
 	t.Run("GET", func(t *testing.T) {
-		d := p.Decide("GET", "http://www.bbb.com")
+		d := p.Decide(Request{Method: "GET", Origin: "http://www.bbb.com"})
 		if want := (Decision{Action: Actual, Origin: "http://www.bbb.com"}); d != want {
 			t.Fatalf("Decide = %+v, want %+v", d, want)
 		}
@@ -117,7 +117,7 @@ func TestSeedResponses(t *testing.T) {
 	})
 
 	t.Run("OPTIONS", func(t *testing.T) {
-		d := p.Decide("OPTIONS", "http://www.bbb.com")
+		d := p.Decide(Request{Method: "OPTIONS", Origin: "http://www.bbb.com"})
 		if want := (Decision{Action: Preflight, Origin: "http://www.bbb.com"}); d != want {
 			t.Fatalf("Decide = %+v, want %+v", d, want)
 		}

@@ -35,7 +35,15 @@ var browserHosts = map[string]string{
 	"www.aaa.com":  "127.0.13.2",
 	"www.ccc.com":  "127.0.13.3",
 	"pipy-ok.test": "127.0.13.4",
+	"app.ddd.test": "127.0.13.6", // a subdomain for the GEP-1767 wildcard
+	"a.b.ddd.test": "127.0.13.7", // two labels under it: "*." is greedy
 }
+
+// gepPodPolicy opts into what GEP-1767 added: a wildcard origin, "*" for methods and headers
+// together with credentials (answered with what the preflight asks for), and preflights of
+// other origins answered by the sidecar.
+const gepPodPolicy = `{"version":1,"ports":{"8080":{"allowOrigins":[{"wildcard":"http://*.ddd.test"}],` +
+	`"allowCredentials":true,"allowMethods":["*"],"allowHeaders":["*"],"exposeHeaders":["Kuma-Revision"],"unmatchedPreflights":"Ignore"}}}`
 
 // browserApp is the application: it records what reaches it.
 type browserApp struct {
@@ -98,7 +106,7 @@ func TestBrowser(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, "<!doctype html><title>page</title>")
 	})
-	for _, name := range []string{"www.bbb.com", "www.aaa.com", "www.ccc.com"} {
+	for _, name := range []string{"www.bbb.com", "www.aaa.com", "www.ccc.com", "app.ddd.test", "a.b.ddd.test"} {
 		listenServe(t, browserHosts[name]+":80", page)
 	}
 
@@ -243,6 +251,46 @@ func TestBrowser(t *testing.T) {
 		}
 		if app.count("PATCH /foreign") != 0 {
 			t.Errorf("a PATCH from a foreign origin reached the application:\n%s", app.log())
+		}
+	})
+
+	// GEP-1767's additions, opted into by the config.
+	gep, err := cors.ParsePodPolicy([]byte(gepPodPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Store(gep)
+	t.Run("wildcard origin: a subdomain two labels deep reads a credentialed response", func(t *testing.T) {
+		open("http://a.b.ddd.test")
+		r := fetch("/wild", `{credentials: "include"}`)
+		if !r.OK || r.Status != 200 || r.Body != pipyBody || r.Kuma != "7" {
+			t.Fatalf("fetch: %+v", r)
+		}
+		if app.count("GET /wild http://a.b.ddd.test") != 1 {
+			t.Errorf("the application saw:\n%s", app.log())
+		}
+	})
+	t.Run(`credentialed "*": a preflighted PUT with any header is allowed`, func(t *testing.T) {
+		open("http://app.ddd.test")
+		before := preflights()
+		r := fetch("/star", `{method: "PUT", credentials: "include", headers: {"X-Foo-Bar-1": "s", "X-Other": "o"}}`)
+		if !r.OK || r.Status != 200 || r.Body != pipyBody {
+			t.Fatalf("fetch: %+v", r)
+		}
+		if preflights() != before+1 {
+			t.Errorf("the sidecar answered %d preflights, want 1", preflights()-before)
+		}
+		if app.count("PUT /star http://app.ddd.test s o") != 1 || app.count("OPTIONS /star") != 0 {
+			t.Errorf("the application saw:\n%s", app.log())
+		}
+	})
+	t.Run("unmatchedPreflights Ignore: a foreign preflight never reaches the application", func(t *testing.T) {
+		open("http://www.ccc.com")
+		if r := fetch("/ignored", `{method: "PUT", headers: {"X-Foo-Bar-1": "v"}}`); r.OK {
+			t.Errorf("www.ccc.com sent a preflighted PUT: %+v", r)
+		}
+		if app.count("OPTIONS /ignored") != 0 || app.count("PUT /ignored") != 0 {
+			t.Errorf("a request from a foreign origin reached the application:\n%s", app.log())
 		}
 	})
 }

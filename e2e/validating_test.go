@@ -89,6 +89,27 @@ func TestValidatingWebhook(t *testing.T) {
 		}
 	})
 
+	t.Run("the opt-in GEP-1767 fields are accepted, without warnings", func(t *testing.T) {
+		const gep = `apiVersion: plugin.flomesh.io/v1alpha1
+kind: PluginConfig
+metadata: {name: gep, namespace: pipy}
+spec:
+  plugin: cors-policy
+  destinationRefs: [{kind: Service, name: gep}]
+  config:
+    allowOrigins: [{wildcard: "https://*.example.com"}]
+    allowCredentials: true
+    allowMethods: ["*"]
+    allowHeaders: ["*"]
+    unmatchedPreflights: Ignore
+`
+		res := c.KubectlStdin(t, gep, "apply", "-f", "-")
+		if res.ExitCode != 0 || strings.Contains(res.Stderr, "Warning:") {
+			t.Errorf("kubectl apply exit %d:\n%s", res.ExitCode, res.Output())
+		}
+		c.MustKubectl(t, "delete", "pluginconfig", "-n", "pipy", "gep")
+	})
+
 	t.Run("malformed objects are rejected with their field paths", func(t *testing.T) {
 		for _, tc := range malformedObjects() {
 			t.Run(tc.name, func(t *testing.T) {
@@ -264,6 +285,8 @@ func malformedObjects() []malformedObject {
 		// the 420 KB regex of the issue is created without apply, below.
 		{"a 200 KB regex", cors("huge-regex", "{allowOrigins: [{regex: '^https://("+strings.Repeat("a", 200*1024)+")$'}]}"), invalid("PluginConfig", "huge-regex", "spec.config.allowOrigins[0].regex: Too long: may not be more than 1024 bytes")},
 		{"wildcard subdomain as a prefix", cors("wildcard", "{allowOrigins: [{prefix: 'https://*.example.com'}]}"), invalid("PluginConfig", "wildcard", `for any subdomain use regex '^https://([a-z0-9-]+\.)+example\.com(:[0-9]+)?$'`)},
+		{"wildcard not in GEP-1767's form", cors("bad-wildcard", "{allowOrigins: [{wildcard: 'https://api-*.example.com'}]}"), invalid("PluginConfig", "bad-wildcard", "spec.config.allowOrigins[0].wildcard: Invalid value", `may have "*" only as the whole first label`)},
+		{"unmatchedPreflights neither Forward nor Ignore", cors("unmatched", "{allowOrigins: [{exact: 'http://a.com'}], unmatchedPreflights: Reject}"), invalid("PluginConfig", "unmatched", `spec.config.unmatchedPreflights: Unsupported value: "Reject"`)},
 		{"nginx-style origin list", cors("origin-list", "{allowOrigins: [{exact: 'https://a.example, https://b.example'}]}"), invalid("PluginConfig", "origin-list", `split it into entries {exact: "https://a.example"}, {exact: "https://b.example"}`)},
 		{"octal IPv4 origin", cors("octal", "{allowOrigins: [{exact: 'http://010.0.0.1'}]}"), invalid("PluginConfig", "octal", `(use "http://8.0.0.1")`)},
 		{"too many destinationRefs (CRD schema)", config("many-refs", "  config: {allowOrigins: [{exact: 'http://a.com'}]}\n  destinationRefs: ["+strings.Repeat("{kind: Service, name: web}, ", 64)+"{kind: Service, name: web}]\n"), invalid("PluginConfig", "many-refs", "spec.destinationRefs: Too many: 65: must have at most 64 items")},

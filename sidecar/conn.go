@@ -61,6 +61,8 @@ type request struct {
 	upgrade bool // a protocol upgrade (WebSocket...) is forwarded
 	expect  bool // Expect: 100-continue
 	origin  string
+	// acrm and acrh are access-control-request-method and -headers, for the CORS decision.
+	acrm, acrh string
 }
 
 // response is what the proxy needs to know about a response head.
@@ -97,6 +99,8 @@ type clientConn struct {
 	head    []byte // the request head (and a small body) for the application
 	scratch []byte // long header lines
 	origin  []byte // the request's Origin value; request.origin points into it
+	acrm    []byte // access-control-request-method; request.acrm points into it
+	acrh    []byte // access-control-request-headers, joined; request.acrh points into it
 	upgrade []byte // the request's Upgrade value
 	vary    []byte // the response's Vary values, joined
 	hop     []byte // the Connection values of the head being read, joined
@@ -272,7 +276,7 @@ func (c *clientConn) handle() bool {
 		c.idleDeadline = time.Time{}
 	}
 	pol := c.p.policies.Lookup(c.t.port)
-	d := pol.Decide(r.method, r.origin)
+	d := pol.Decide(cors.Request{Method: r.method, Origin: r.origin, RequestMethod: r.acrm, RequestHeaders: r.acrh})
 	c.t.stats.count(d.Action)
 	if d.Action == cors.Preflight {
 		return c.preflight(r, pol, d)

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,6 +77,9 @@ var requestSeeds = []string{
 	"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n",
 	"GET / HTTP/1.1\nHost: x\n\n",
 	"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\na",
+	"OPTIONS / HTTP/1.1\r\nHost: x\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: x-a\r\naccess-control-request-headers:  x-b \r\n\r\n",
+	"OPTIONS / HTTP/1.1\r\nHost: x\r\nACCESS-CONTROL-REQUEST-METHOD: A\r\nAccess-Control-Request-Method: B\r\n\r\n",
+	"OPTIONS / HTTP/1.1\r\nHost: x\r\nAccess-Control-Request-Headers:\r\nAccess-Control-Request-Headers: x-a\r\n\r\n",
 }
 
 // hopByHop are the fields the proxy never forwards as received.
@@ -133,6 +137,15 @@ func FuzzRequestHead(f *testing.F) {
 		}
 		if want, got := withoutHop(ref.Header), withoutHop(fwd.Header); !reflect.DeepEqual(want, got) {
 			t.Fatalf("fields: net/http read %v, the proxy forwarded %v (input %q)", want, got, data)
+		}
+		// What the CORS decision reads is what net/http reads: the first method, all the header
+		// lists (a credentialed "*" echoes them).
+		if want := ref.Header.Get("Access-Control-Request-Method"); r.acrm != want {
+			t.Fatalf("access-control-request-method: net/http %q, the proxy %q", want, r.acrm)
+		}
+		lines := slices.DeleteFunc(ref.Header.Values("Access-Control-Request-Headers"), func(v string) bool { return v == "" })
+		if want := strings.Join(lines, ", "); r.acrh != want {
+			t.Fatalf("access-control-request-headers: net/http %q, the proxy %q", want, r.acrh)
 		}
 	})
 }

@@ -126,7 +126,12 @@ func (h *h2Server) handler(rp *httputil.ReverseProxy) http.Handler {
 			return
 		}
 		pol := h.p.policies.Lookup(t.port)
-		d := pol.Decide(r.Method, r.Header.Get("Origin"))
+		d := pol.Decide(cors.Request{
+			Method:         r.Method,
+			Origin:         r.Header.Get("Origin"),
+			RequestMethod:  r.Header.Get("Access-Control-Request-Method"),
+			RequestHeaders: strings.Join(r.Header.Values("Access-Control-Request-Headers"), ", "),
+		})
 		t.stats.count(d.Action)
 		if d.Action == cors.Preflight {
 			hdr := w.Header()

@@ -38,7 +38,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func allows(s *PolicyStore, port uint16, origin string) bool {
-	return s.Lookup(port).Decide("GET", origin).Action == cors.Actual
+	return s.Lookup(port).Decide(cors.Request{Method: "GET", Origin: origin}).Action == cors.Actual
 }
 
 func startWatcher(t *testing.T, w *Watcher) {

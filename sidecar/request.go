@@ -13,6 +13,7 @@ import (
 // headScan is the state of reading one header section that only the reading needs.
 type headScan struct {
 	sawOrigin, sawLength, sawHost bool
+	sawACRM                       bool
 	sawTE                         bool
 	connClose, connKeepAlive      bool
 	connUpgrade                   bool
@@ -40,6 +41,7 @@ func (c *clientConn) readRequest(r *request) error {
 	}
 	var st headScan
 	c.upgrade = c.upgrade[:0]
+	c.acrm, c.acrh = c.acrm[:0], c.acrh[:0]
 	c.hop = c.hop[:0]
 	c.spans = c.spans[:0]
 	err = c.readFields(c.br, &budget, &c.head, errBadRequest, func(kind headerKind, val []byte) (bool, error) {
@@ -137,6 +139,13 @@ func (c *clientConn) requestField(r *request, st *headScan, kind headerKind, val
 			st.sawOrigin = true
 			c.origin = append(c.origin[:0], val...)
 		}
+	case hRequestMethod:
+		if !st.sawACRM {
+			st.sawACRM = true
+			c.acrm = append(c.acrm, val...)
+		}
+	case hRequestHeaders:
+		c.acrh = appendList(c.acrh, val)
 	case hContentLength:
 		n := parseContentLength(val)
 		if n < 0 || st.sawLength && n != r.length {
@@ -203,6 +212,12 @@ func (c *clientConn) finishRequest(r *request, st *headScan) error {
 	c.head = append(c.head, crlf...)
 	if len(c.origin) > 0 {
 		r.origin = unsafe.String(unsafe.SliceData(c.origin), len(c.origin))
+	}
+	if len(c.acrm) > 0 {
+		r.acrm = unsafe.String(unsafe.SliceData(c.acrm), len(c.acrm))
+	}
+	if len(c.acrh) > 0 {
+		r.acrh = unsafe.String(unsafe.SliceData(c.acrh), len(c.acrh))
 	}
 	return nil
 }

@@ -166,6 +166,8 @@ const (
 	hTE
 	hTrailer
 	hHost
+	hRequestMethod
+	hRequestHeaders
 )
 
 func classify(name []byte) headerKind {
@@ -222,8 +224,15 @@ func classify(name []byte) headerKind {
 			return hAllowOrigin
 		}
 	case 29:
-		if equalFold(name, "access-control-expose-headers") {
+		switch {
+		case equalFold(name, "access-control-expose-headers"):
 			return hExposeHeaders
+		case equalFold(name, "access-control-request-method"):
+			return hRequestMethod
+		}
+	case 30:
+		if equalFold(name, "access-control-request-headers") {
+			return hRequestHeaders
 		}
 	case 32:
 		if equalFold(name, "access-control-allow-credentials") {

@@ -56,7 +56,7 @@ func checkLimits(cfg *corsconfig.CORSConfig, p *field.Path) field.ErrorList {
 		for _, m := range []struct {
 			kind, value string
 			max         int
-		}{{"exact", o.Exact, MaxOriginLength}, {"prefix", o.Prefix, MaxOriginLength}, {"regex", o.Regex, MaxRegexLength}} {
+		}{{"exact", o.Exact, MaxOriginLength}, {"prefix", o.Prefix, MaxOriginLength}, {"regex", o.Regex, MaxRegexLength}, {"wildcard", o.Wildcard, MaxOriginLength}} {
 			if len(m.value) > m.max {
 				errs = append(errs, field.TooLong(origins.Index(i).Child(m.kind), "", m.max))
 			}

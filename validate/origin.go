@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/idna"
+
+	"github.com/cors-webhook/cors-webhook/cors"
 )
 
 // The checks below are about what browsers actually send. An Origin header is a serialized
@@ -58,6 +60,9 @@ func exactOriginProblem(s string) string {
 		return "must be a serialized origin, scheme://host[:port]: the host is empty"
 	}
 	if strings.Contains(host, "*") {
+		if w := gepWildcard(scheme, host, port, hasPort); w != "" {
+			return fmt.Sprintf("browsers never send %q: an exact entry has no wildcards; for one or more subdomain labels use wildcard %q", s, w)
+		}
 		return fmt.Sprintf("browsers never send %q: an exact entry has no wildcards; for any subdomain use regex %s",
 			s, yamlQuote(wildcardRegex(scheme, host, port, hasPort, false)))
 	}
@@ -336,6 +341,44 @@ func wildcardRegex(scheme, host, port string, hasPort, anyPort bool) string {
 	}
 	re.WriteString("$")
 	return re.String()
+}
+
+// gepWildcard is the allowOrigins[].wildcard entry for an origin written with "*." before its
+// host, in the form browsers send (lower case, punycode, no default port); "" when the
+// wildcard field cannot express it (a "*" elsewhere, another scheme).
+func gepWildcard(scheme, host, port string, hasPort bool) string {
+	rest, ok := strings.CutPrefix(host, "*.")
+	if !ok {
+		return ""
+	}
+	scheme = strings.ToLower(scheme)
+	w := scheme + "://*." + canonicalHost(rest)
+	if hasPort && port != defaultPorts[scheme] {
+		w += ":" + port
+	}
+	if cors.WildcardProblem(w) != "" {
+		return ""
+	}
+	return w
+}
+
+// subdomainRegex recognizes the regexes people write for "any subdomain of one host" —
+// scheme://, then ".*\.", ".+\." or "([a-z0-9-]+\.)+" and similar, then the host with its dots
+// escaped or not, and optionally a fixed port — and returns the wildcard entry that says it
+// without the regex's pitfalls, or "".
+func subdomainRegex(pat string) string {
+	pat = strings.TrimSuffix(strings.TrimPrefix(pat, "^"), "$")
+	scheme, rest, ok := strings.Cut(pat, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		return ""
+	}
+	for _, labels := range []string{`.*\.`, `.+\.`, `(.*\.)`, `(.+\.)`, `([a-z0-9-]+\.)+`, `[a-z0-9-]+\.`, `[^.]+\.`, `([^.]+\.)+`, `\w+\.`} {
+		if host, ok := strings.CutPrefix(rest, labels); ok {
+			host, port, hasPort := splitHostPort(strings.ReplaceAll(host, `\.`, "."))
+			return gepWildcard(scheme, "*."+host, port, hasPort)
+		}
+	}
+	return ""
 }
 
 // originList recognizes several origins in one entry, as nginx or a framework setting would

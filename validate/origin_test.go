@@ -52,7 +52,10 @@ var exactOriginTests = []struct {
 	{"http://1.2.3.4.5", "no IPv4 address browsers accept"},
 	{"http://08.0.0.1", "no IPv4 address browsers accept"},
 	// Wildcards and lists.
-	{"https://*.example.com", `an exact entry has no wildcards; for any subdomain use regex '^https://([a-z0-9-]+\.)+example\.com$'`},
+	{"https://*.example.com", `an exact entry has no wildcards; for one or more subdomain labels use wildcard "https://*.example.com"`},
+	{"HTTPS://*.Example.com:443", `use wildcard "https://*.example.com"`},
+	{"http://*.bücher.example:8080", `use wildcard "http://*.xn--bcher-kva.example:8080"`},
+	{"ws://*.example.com", `use regex '^ws://([a-z0-9-]+\.)+example\.com$'`}, // GEP-1767 knows http and https only
 	{"https://api-*.Example.com:8443", `use regex '^https://api-[a-z0-9-]+\.example\.com:8443$'`},
 	{"https://a.example, https://b.example", `is a list of 2 origins: an entry matches one origin; split it into entries {exact: "https://a.example"}, {exact: "https://b.example"}`},
 	{"https://a.example,HTTPS://B.example/", `split it into entries {exact: "https://a.example"}, {exact: "https://b.example"}`},

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/cors-webhook/cors-webhook/api/corsconfig"
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/cors"
@@ -131,19 +132,10 @@ func (c *collector) validateCORSConfig(raw []byte, p *field.Path) {
 		c.checkOrigin(o, p.Child("allowOrigins").Index(i), cfg.AllowCredentials)
 	}
 	c.checkMethods(cfg.AllowMethods, p.Child("allowMethods"))
-	if cfg.AllowCredentials {
-		for _, l := range []struct {
-			name, what string
-			vals       []string
-		}{
-			{"allowMethods", "methods", cfg.AllowMethods},
-			{"allowHeaders", "request headers", cfg.AllowHeaders},
-			{"exposeHeaders", "response headers", cfg.ExposeHeaders},
-		} {
-			if i := slices.Index(l.vals, "*"); i >= 0 {
-				c.warn(p.Child(l.name).Index(i), `"*" is a wildcard only for requests without credentials: with allowCredentials: true browsers take it literally, as the name "*"; list the %s instead`, l.what)
-			}
-		}
+	// A "*" in allowMethods or allowHeaders works with credentials too: the sidecar answers with
+	// the requested method and headers (GEP-1767). Only exposeHeaders has no request to echo.
+	if i := slices.Index(cfg.ExposeHeaders, "*"); i >= 0 && cfg.AllowCredentials {
+		c.warn(p.Child("exposeHeaders").Index(i), `"*" is a wildcard only for requests without credentials: with allowCredentials: true browsers would take it literally, so the sidecar leaves it out and exposes only the headers listed by name; list the response headers instead`)
 	}
 	if cfg.MaxAge != nil {
 		if d, err := cors.ParseMaxAge(*cfg.MaxAge); err == nil && d > BrowserMaxAge {
@@ -175,17 +167,18 @@ func (c *collector) checkMethods(methods []string, p *field.Path) {
 // others).
 func (c *collector) checkOrigin(o v1alpha1.OriginMatcher, p *field.Path, credentials bool) {
 	var (
-		kind, value string
-		re          *regexp.Regexp
+		kind, value    string
+		re             *regexp.Regexp
+		wildcardPolicy *cors.Policy
 	)
 	switch {
-	case o.Exact != "" && o.Prefix == "" && o.Regex == "":
+	case o.Exact != "" && o.Prefix == "" && o.Regex == "" && o.Wildcard == "":
 		kind, value = "exact", o.Exact
 		if problem := exactOriginProblem(o.Exact); problem != "" {
 			c.add(OriginOrigin, field.Invalid(p.Child(kind), value, problem))
 			return
 		}
-	case o.Prefix != "" && o.Exact == "" && o.Regex == "":
+	case o.Prefix != "" && o.Exact == "" && o.Regex == "" && o.Wildcard == "":
 		kind, value = "prefix", o.Prefix
 		problem, leak := prefixCheck(o.Prefix)
 		if problem != "" {
@@ -195,11 +188,23 @@ func (c *collector) checkOrigin(o v1alpha1.OriginMatcher, p *field.Path, credent
 		if leak != "" {
 			c.risk(p.Child(kind), value, leak)
 		}
-	case o.Regex != "" && o.Exact == "" && o.Prefix == "":
+	case o.Regex != "" && o.Exact == "" && o.Prefix == "" && o.Wildcard == "":
 		kind, value = "regex", o.Regex
 		var err error
 		if re, err = regexp.Compile(o.Regex); err != nil {
 			return // reported by Compile
+		}
+	case o.Wildcard != "" && o.Exact == "" && o.Prefix == "" && o.Regex == "":
+		kind, value = "wildcard", o.Wildcard
+		var errs field.ErrorList
+		if wildcardPolicy, errs = cors.Compile(&corsconfig.CORSConfig{AllowOrigins: []corsconfig.OriginMatcher{o}}, p); len(errs) > 0 {
+			return // reported by Compile
+		}
+		if _, rest, ok := strings.Cut(o.Wildcard, "://*."); ok {
+			if host, _, _ := splitHostPort(rest); !strings.Contains(host, ".") {
+				c.risk(p.Child(kind), value, fmt.Sprintf(
+					"wildcard %q allows every site under the top-level domain %q, which anyone can register a name in; name your own domain", value, host))
+			}
 		}
 	default:
 		return
@@ -210,6 +215,8 @@ func (c *collector) checkOrigin(o v1alpha1.OriginMatcher, p *field.Path, credent
 			return origin == value
 		case "prefix":
 			return strings.HasPrefix(origin, value)
+		case "wildcard":
+			return wildcardPolicy.Match(origin) == 0
 		}
 		return re.MatchString(origin)
 	}
@@ -238,7 +245,10 @@ func (c *collector) checkOrigin(o v1alpha1.OriginMatcher, p *field.Path, credent
 func (c *collector) regexRisks(pattern string, p *field.Path) {
 	start, end, dots, fix := regexRisks(pattern)
 	use := ""
-	if fix != "" {
+	switch w := subdomainRegex(pattern); {
+	case w != "":
+		use = fmt.Sprintf("; use wildcard %q", w)
+	case fix != "":
 		use = "; use " + yamlQuote(fix)
 	}
 	if start || end {

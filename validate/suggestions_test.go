@@ -22,11 +22,11 @@ type suggestion struct {
 }
 
 var (
-	itemPath   = regexp.MustCompile(`^spec\.config\.(\w+)\[(\d+)\](?:\.(exact|prefix|regex))?$`)
+	itemPath   = regexp.MustCompile(`^spec\.config\.(\w+)\[(\d+)\](?:\.(exact|prefix|regex|wildcard))?$`)
 	quoted     = `("(?:[^"\\]|\\.)*"|'(?:[^']|'')*')`
 	splitFix   = regexp.MustCompile(`split it into entries ((?:\{(?:exact|prefix|regex): "(?:[^"\\]|\\.)*"\}(?:, )?)+)`)
 	splitEntry = regexp.MustCompile(`\{(exact|prefix|regex): ("(?:[^"\\]|\\.)*")\}`)
-	kindFix    = regexp.MustCompile(`\b(?:use|or) (exact|prefix|regex) ` + quoted)
+	kindFix    = regexp.MustCompile(`\b(?:use|or) (exact|prefix|regex|wildcard) ` + quoted)
 	plainFix   = regexp.MustCompile(`\buse ` + quoted)
 )
 

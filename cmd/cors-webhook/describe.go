@@ -90,6 +90,8 @@ Offline, with -f, they are read from manifests as for inject; POD then names a P
 	f.StringVarP(&output, "output", "o", "text", "output format: text, yaml or json")
 	f.StringVar(&query.Origin, "origin", "", "the Origin header of a request to answer (the CORS answer is left out without it)")
 	f.StringVar(&query.Method, "method", "GET", "the method of that request (OPTIONS for a preflight)")
+	f.StringVar(&query.RequestMethod, "request-method", "", "the preflight's Access-Control-Request-Method (a credentialed \"*\" answers with it; unmatchedPreflights needs it)")
+	f.StringVar(&query.RequestHeaders, "request-headers", "", "the preflight's Access-Control-Request-Headers")
 	f.Int32Var(&query.Port, "port", 0, "answer for this pod port only (default: every port with a policy)")
 	addInjectorFlags(f, &flags)
 	addCORSPluginsFlag(f, &corsPlugins)
@@ -101,9 +103,10 @@ Offline, with -f, they are read from manifests as for inject; POD then names a P
 
 // corsQuery is the request describe answers.
 type corsQuery struct {
-	Origin string
-	Method string
-	Port   int32
+	Origin                        string
+	Method                        string
+	RequestMethod, RequestHeaders string
+	Port                          int32
 }
 
 // description is what describe reports; its JSON and YAML forms are the -o json|yaml output.
@@ -308,13 +311,16 @@ func answer(res *inject.Resolution, q corsQuery) ([]corsAnswer, error) {
 		if len(errs) > 0 {
 			return nil, errs.ToAggregate()
 		}
-		decision := pol.Decide(q.Method, q.Origin)
+		decision := pol.Decide(cors.Request{Method: q.Method, Origin: q.Origin, RequestMethod: q.RequestMethod, RequestHeaders: q.RequestHeaders})
 		a.Action = decision.Action.String()
 		a.Headers = pol.AppendHeaders(nil, decision)
 		// Whenever a policy is active, the sidecar adds Vary: Origin.
 		a.Headers = append(a.Headers, cors.Header{Name: "vary", Value: cors.MergeVary("")})
-		if decision.Action == cors.PassThrough {
+		switch {
+		case decision.Action == cors.PassThrough:
 			a.Why = "the origin matches no allowOrigins entry: no access-control-* header"
+		case decision.Action == cors.Preflight && decision.Origin == "":
+			a.Why = "unmatchedPreflights: Ignore: the origin matches no allowOrigins entry, so the sidecar answers this preflight 200 without access-control-* headers and the application never sees it"
 		}
 		out = append(out, a)
 	}

@@ -237,3 +237,22 @@ func lastDocument(stream string) string {
 	parts := strings.Split(stream, "\n---\n")
 	return parts[len(parts)-1]
 }
+
+// TestDescribeGEP1767: describe answers with what the opt-in fields make the sidecar answer, given
+// the preflight's access-control-request-* headers.
+func TestDescribeGEP1767(t *testing.T) {
+	opted := strings.Replace(describeContext, "    - X-Foo-Bar-1\n", "    - '*'\n", 1)
+	opted = strings.Replace(opted, "    maxAge: 24h\n", "    maxAge: 24h\n    unmatchedPreflights: Ignore\n", 1)
+	if opted == describeContext {
+		t.Fatal("the seed's config changed shape; update the replacements")
+	}
+	star := describeJSON(t, opted, "pipy-ok-v1", "--origin", "http://www.bbb.com", "--method", "OPTIONS",
+		"--request-method", "PATCH", "--request-headers", "x-a,x-b")
+	if !slices.Contains(star.CORS[0].Headers, cors.Header{Name: cors.HeaderAllowHeaders, Value: "x-a,x-b"}) {
+		t.Errorf("credentialed * does not answer the requested headers: %v", star.CORS[0].Headers)
+	}
+	ignored := describeJSON(t, opted, "pipy-ok-v1", "--origin", "http://evil.example", "--method", "OPTIONS", "--request-method", "PUT")
+	if a := ignored.CORS[0]; a.Action != cors.Preflight.String() || len(a.Headers) != 1 || !strings.Contains(a.Why, "unmatchedPreflights: Ignore") {
+		t.Errorf("unmatched preflight %+v", a)
+	}
+}

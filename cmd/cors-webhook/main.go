@@ -1,7 +1,8 @@
 // Command cors-webhook is the CORS admission webhook for plugin.flomesh.io resources: `serve` runs
 // the admission webhook server, `controller` the leader-elected Day-2 reconcilers and built-in
 // CA, `validate` and `inject` run the same checks and mutation offline on files, `describe`
-// explains what it does with one pod (live or from files), `version` prints the build.
+// explains what it does with one pod (live or from files), `convert` imports CORS settings of
+// ingress-nginx, Istio and Gateway API, `version` prints the build.
 package main
 
 import (
@@ -62,6 +63,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newControllerCommand(), newValidateCommand(), newInjectCommand(), newDescribeCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newControllerCommand(), newValidateCommand(), newInjectCommand(), newDescribeCommand(), newConvertCommand(), newVersionCommand())
 	return root
 }
