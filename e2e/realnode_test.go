@@ -227,6 +227,91 @@ func TestGuideOnARealNode(t *testing.T) {
 			}
 		}
 	})
+
+	// Last: it rolls the curl Deployment.
+	t.Run("a cluster-wide chain leaves kube-system and the release alone", func(t *testing.T) {
+		clusterWideChainScope(t, n)
+	})
+}
+
+// clusterWideChainScope creates a PluginChain in the release namespace (a cluster-chain
+// namespace) that selects every pod of every namespace, and waits until the controller has
+// rolled the curl Deployment for it: by then it has seen the chain. The Deployments of
+// kube-system (CoreDNS) and of the release, which the webhook is never called for, must not
+// have been rolled nor their pods replaced.
+func clusterWideChainScope(t *testing.T, n *framework.Node) {
+	ctx := context.Background()
+	untouched := map[string][]string{} // "namespace/deployment" -> its pods' UIDs
+	for _, ns := range []string{"kube-system", realNodeNamespace} {
+		var deps appsv1.DeploymentList
+		if err := n.Client.List(ctx, &deps, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range deps.Items {
+			untouched[ns+"/"+d.Name] = nil
+		}
+		untouched[ns+"/pods"] = podUIDs(t, n, ns)
+	}
+	if _, ok := untouched["kube-system/coredns"]; !ok {
+		t.Fatalf("no CoreDNS Deployment in kube-system: %v", untouched)
+	}
+	res := n.Cluster.KubectlStdin(t, fmt.Sprintf(`
+apiVersion: plugin.flomesh.io/v1alpha1
+kind: PluginChain
+metadata: {name: everywhere, namespace: %s}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {podSelector: {}, namespaceSelector: {}}
+`, realNodeNamespace), "apply", "-f", "-")
+	if res.ExitCode != 0 {
+		t.Fatalf("kubectl apply: %s", res.Output())
+	}
+	t.Cleanup(func() {
+		n.Cluster.Kubectl(t, "delete", "pluginchain", "everywhere", "-n", realNodeNamespace, "--ignore-not-found")
+	})
+	framework.Eventually(t, 90*time.Second, 250*time.Millisecond, func() (bool, string) {
+		var d appsv1.Deployment
+		if err := n.Client.Get(ctx, client.ObjectKey{Namespace: "curl", Name: "curl"}, &d); err != nil {
+			return false, err.Error()
+		}
+		_, rolled := d.Spec.Template.Annotations["cors-webhook.io/restartedAt"]
+		return rolled, "the controller has not rolled deployment curl/curl for the chain yet"
+	})
+	for key := range untouched {
+		ns, name, _ := strings.Cut(key, "/")
+		if name == "pods" {
+			continue
+		}
+		var d appsv1.Deployment
+		if err := n.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
+			t.Fatal(err)
+		}
+		for k := range d.Spec.Template.Annotations {
+			if strings.HasPrefix(k, "cors-webhook.io/") {
+				t.Errorf("deployment %s was rolled by the controller (%s)", key, k)
+			}
+		}
+	}
+	for _, ns := range []string{"kube-system", realNodeNamespace} {
+		if now := podUIDs(t, n, ns); !slices.Equal(now, untouched[ns+"/pods"]) {
+			t.Errorf("the pods of %s changed: %v, before %v", ns, now, untouched[ns+"/pods"])
+		}
+	}
+}
+
+// podUIDs are the UIDs of namespace ns's pods, sorted.
+func podUIDs(t *testing.T, n *framework.Node, ns string) []string {
+	t.Helper()
+	var pods corev1.PodList
+	if err := n.Client.List(context.Background(), &pods, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var uids []string
+	for _, p := range pods.Items {
+		uids = append(uids, string(p.UID))
+	}
+	slices.Sort(uids)
+	return uids
 }
 
 // installChartOnNode installs the chart with the images built from this commit, and waits
