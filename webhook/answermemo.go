@@ -31,6 +31,13 @@ var MemoLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Lookups of the pod injector's answer memo for selected pods, by result (hit, stale, miss).",
 }, []string{"result"})
 
+// MemoKept is what the answer memo keeps: "answers" and "bytes" (its estimate, bounded by
+// --memo-bytes), so that an operator sees it stay within its budget.
+var MemoKept = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "cors_webhook_pod_answer_memo_kept",
+	Help: "What the pod injector's answer memo keeps, by unit (answers, bytes).",
+}, []string{"unit"})
+
 // Memo lookup results, the MemoLookups labels.
 const (
 	memoHit   = "hit"
@@ -113,6 +120,13 @@ func (m *answerMemo) put(key memoKey, a *memoAnswer) {
 	}
 	m.answers[key] = a
 	m.bytes += a.size
+	m.report()
+}
+
+// report sets MemoKept; m.mu is held.
+func (m *answerMemo) report() {
+	MemoKept.WithLabelValues("answers").Set(float64(len(m.answers)))
+	MemoKept.WithLabelValues("bytes").Set(float64(m.bytes))
 }
 
 // drop forgets the answer under key if it is still a: an answer found stale is never used
@@ -122,6 +136,7 @@ func (m *answerMemo) drop(key memoKey, a *memoAnswer) {
 	defer m.mu.Unlock()
 	if m.answers[key] == a {
 		m.deleteLocked(key)
+		m.report()
 	}
 }
 

@@ -70,13 +70,16 @@ var (
 // idempotent.
 func RegisterInjectionMetrics() {
 	registerInjectionMetrics.Do(func() {
-		metrics.Registry.MustRegister(Injections, InjectionDuration, MemoLookups)
+		metrics.Registry.MustRegister(Injections, InjectionDuration, MemoLookups, MemoKept)
 		for _, o := range inject.Outcomes {
 			Injections.WithLabelValues(admissionOutcome(o))
 		}
 		Injections.WithLabelValues(outcomeError)
 		for _, r := range []string{memoHit, memoStale, memoMiss} {
 			MemoLookups.WithLabelValues(r)
+		}
+		for _, u := range []string{"answers", "bytes"} {
+			MemoKept.WithLabelValues(u)
 		}
 	})
 }
