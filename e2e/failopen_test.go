@@ -52,37 +52,7 @@ func TestFailOpenBackstop(t *testing.T) {
 		}
 	})
 
-	res := c.KubectlStdin(t, fmt.Sprintf(`
-apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: %[2]s}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: %[1]s}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: plugin.flomesh.io/v1alpha1
-kind: PluginChain
-metadata: {name: web, namespace: %[1]s}
-spec:
-  chains: [{name: inbound-http, plugins: [cors-policy]}]
-  selectors: {podSelector: {matchLabels: {app: web}}}
----
-apiVersion: plugin.flomesh.io/v1alpha1
-kind: PluginConfig
-metadata: {name: web, namespace: %[1]s}
-spec:
-  plugin: cors-policy
-  destinationRefs: [{kind: Service, name: web}]
-  config: {allowOrigins: [{exact: "http://www.aaa.com"}]}
-`, selected, unrelated), "apply", "-f", "-")
+	res := c.KubectlStdin(t, namespaceManifest(selected)+namespaceManifest(unrelated)+selectedWebManifests(selected), "apply", "-f", "-")
 	if res.ExitCode != 0 {
 		t.Fatalf("kubectl apply: %s", res.Output())
 	}

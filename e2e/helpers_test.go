@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -25,4 +26,37 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	framework.RemoveBuiltBinaries()
 	os.Exit(code)
+}
+
+// namespaceManifest is a Namespace named name, as one document of a stream.
+func namespaceManifest(name string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n---\n", name)
+}
+
+// selectedWebManifests are the smallest setup that injects a pod labelled app=web in namespace
+// ns: a Service web (http 80 -> 8080) selecting it, a PluginChain web mounting cors-policy for
+// it and a PluginConfig web allowing http://www.aaa.com.
+func selectedWebManifests(ns string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: %[1]s}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: plugin.flomesh.io/v1alpha1
+kind: PluginChain
+metadata: {name: web, namespace: %[1]s}
+spec:
+  chains: [{name: inbound-http, plugins: [cors-policy]}]
+  selectors: {podSelector: {matchLabels: {app: web}}}
+---
+apiVersion: plugin.flomesh.io/v1alpha1
+kind: PluginConfig
+metadata: {name: web, namespace: %[1]s}
+spec:
+  plugin: cors-policy
+  destinationRefs: [{kind: Service, name: web}]
+  config: {allowOrigins: [{exact: "http://www.aaa.com"}]}
+`, ns)
 }

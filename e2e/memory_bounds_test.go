@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,33 +46,7 @@ func TestWebhookMemoryUnderLargePods(t *testing.T) {
 	if limit == 0 {
 		t.Fatal("the chart sets no memory limit for serve")
 	}
-	res := c.KubectlStdin(t, fmt.Sprintf(`
-apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: %[1]s}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: plugin.flomesh.io/v1alpha1
-kind: PluginChain
-metadata: {name: web, namespace: %[1]s}
-spec:
-  chains: [{name: inbound-http, plugins: [cors-policy]}]
-  selectors: {podSelector: {matchLabels: {app: web}}}
----
-apiVersion: plugin.flomesh.io/v1alpha1
-kind: PluginConfig
-metadata: {name: web, namespace: %[1]s}
-spec:
-  plugin: cors-policy
-  destinationRefs: [{kind: Service, name: web}]
-  config: {allowOrigins: [{exact: "http://www.aaa.com"}]}
-`, tenant), "apply", "-f", "-")
+	res := c.KubectlStdin(t, namespaceManifest(tenant)+selectedWebManifests(tenant), "apply", "-f", "-")
 	if res.ExitCode != 0 {
 		t.Fatalf("kubectl apply: %s", res.Output())
 	}
@@ -109,7 +82,7 @@ spec:
 	// The server sees the chain within moments.
 	framework.Eventually(t, 30*time.Second, 200*time.Millisecond, func() (bool, string) { return review(0, "small", true) })
 
-	peak := watchPeakRSS(t, srv.srv.Pid())
+	peak := watchPeakRSS(t, srv.srv)
 	var wg sync.WaitGroup
 	var injected atomic.Int64
 	next := make(chan int)
@@ -140,9 +113,9 @@ spec:
 	}
 }
 
-// watchPeakRSS samples the resident set of process pid until the test ends; the returned
-// function stops the sampling and returns the largest in bytes.
-func watchPeakRSS(t *testing.T, pid int) func() int64 {
+// watchPeakRSS samples the resident set of srv until the test ends; the returned function
+// stops the sampling and returns the largest in bytes.
+func watchPeakRSS(t *testing.T, srv *localcluster.Server) func() int64 {
 	t.Helper()
 	var peak atomic.Int64
 	stop := make(chan struct{})
@@ -152,7 +125,7 @@ func watchPeakRSS(t *testing.T, pid int) func() int64 {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if rss, err := residentBytes(pid); err == nil && rss > peak.Load() {
+			if rss, err := srv.ResidentBytes(); err == nil && rss > peak.Load() {
 				peak.Store(rss)
 			}
 			select {
@@ -169,19 +142,4 @@ func watchPeakRSS(t *testing.T, pid int) func() int64 {
 	}
 	t.Cleanup(func() { finish() })
 	return finish
-}
-
-// residentBytes reads VmRSS of process pid.
-func residentBytes(pid int) (int64, error) {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,7 +228,7 @@ func settledRSS(ctx context.Context, s *localcluster.Server) (int64, error) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		rss, err := rssOf(s.Pid())
+		rss, err := s.ResidentBytes()
 		if err != nil {
 			return 0, err
 		}
@@ -254,21 +253,6 @@ func settledRSS(ctx context.Context, s *localcluster.Server) (int64, error) {
 		case <-tick.C:
 		}
 	}
-}
-
-// rssOf reads VmRSS from /proc/<pid>/status, in bytes.
-func rssOf(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb * 1024, err
-		}
-	}
-	return 0, errors.New("no VmRSS in /proc/<pid>/status")
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

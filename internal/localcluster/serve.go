@@ -287,6 +287,22 @@ func (s *Server) Kill() error {
 // Pid is the process id (for its /proc figures).
 func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
+// ResidentBytes reads the process's resident set (VmRSS of /proc/<pid>/status), in bytes: what
+// a container's memory limit is held against.
+func (s *Server) ResidentBytes() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.Pid()))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", s.Pid())
+}
+
 // Done is closed when the server has exited.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
