@@ -193,6 +193,10 @@ type workloadState struct {
 	// Deployment); why then says what the user must do.
 	replaces bool
 	why      string
+	// health is how far its controller has got with the current template; healthWhy says
+	// what is missing or what went wrong (see rolloutGate).
+	health    rolloutHealth
+	healthWhy string
 }
 
 func deploymentState(d *appsv1.Deployment) workloadState {
@@ -204,6 +208,7 @@ func deploymentState(d *appsv1.Deployment) workloadState {
 	// Pods that are not available yet do not count: without them being ready, a Deployment
 	// whose pods crash would never be rolled. Only pods of older ReplicaSets do.
 	s.inProgress = d.Generation != d.Status.ObservedGeneration || d.Status.Replicas > d.Status.UpdatedReplicas
+	s.health, s.healthWhy = deploymentHealth(d)
 	return s
 }
 
@@ -215,6 +220,7 @@ func statefulSetState(s *appsv1.StatefulSet) workloadState {
 	}
 	st.inProgress = s.Generation != s.Status.ObservedGeneration ||
 		(s.Status.UpdateRevision != "" && s.Status.CurrentRevision != s.Status.UpdateRevision)
+	st.health, st.healthWhy = statefulSetHealth(s)
 	return st
 }
 
@@ -225,6 +231,7 @@ func daemonSetState(d *appsv1.DaemonSet) workloadState {
 		s.why = "its updateStrategy is OnDelete: delete its pods so that they are recreated" + selectorHint(d.Namespace, d.Spec.Selector)
 	}
 	s.inProgress = d.Generation != d.Status.ObservedGeneration || d.Status.UpdatedNumberScheduled < d.Status.DesiredNumberScheduled
+	s.health, s.healthWhy = daemonSetHealth(d)
 	return s
 }
 
@@ -264,7 +271,11 @@ type rolloutFacts struct {
 
 	// disabledBy says why rolling is off ("" when on).
 	disabledBy string
-	state      workloadState
+	// halted and blockedBy are the rollout gate's answer (admit): rollouts are stopped, or
+	// another rollout must finish first; gateRetry is how soon to ask again.
+	halted, blockedBy string
+	gateRetry         time.Duration
+	state             workloadState
 
 	// current is the template's AnnotationRestartedAt, desired the rolloutToken of now.
 	current, desired string
@@ -308,6 +319,10 @@ const (
 	ReasonRolloutIneffective = "CORSRolloutIneffective"
 	ReasonRolloutUnhelpful   = "CORSRolloutWouldNotHelp"
 	ReasonRecreatePod        = "CORSRecreatePod"
+	// ReasonRolloutFailed: a rollout did not become healthy (see rolloutGate).
+	ReasonRolloutFailed = "CORSRolloutFailed"
+	// ReasonRolloutHalted: a rollout is needed but rollouts are stopped after failures.
+	ReasonRolloutHalted = "CORSRolloutHalted"
 )
 
 // decideRollout decides whether to roll a workload some of whose pods need replacing.
@@ -337,12 +352,18 @@ func decideRollout(f rolloutFacts) rolloutDecision {
 		// Somebody's rollout (maybe ours for an earlier change) is running; its end brings
 		// the workload back here.
 		return rolloutDecision{action: actNone, pending: true}
+	case f.halted != "":
+		return rolloutDecision{action: actReport, eventType: corev1.EventTypeWarning, reason: ReasonRolloutHalted,
+			note: fmt.Sprintf("%s, but %s", why, f.halted)}
 	}
 	if f.pendingSince.IsZero() {
 		return rolloutDecision{action: actWait, after: f.settle, pending: true}
 	}
 	if waited := f.now.Sub(f.pendingSince); waited < f.settle {
 		return rolloutDecision{action: actWait, after: f.settle - waited, pending: true}
+	}
+	if f.blockedBy != "" {
+		return rolloutDecision{action: actWait, after: f.gateRetry, pending: true, note: f.blockedBy}
 	}
 	return rolloutDecision{action: actRoll, eventType: corev1.EventTypeNormal, reason: ReasonRollout,
 		note: fmt.Sprintf("%s: rolling it out so that its new pods get it (%s=%s)", why, AnnotationRestartedAt, f.desired)}

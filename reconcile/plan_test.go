@@ -256,8 +256,10 @@ func TestWorkloadStates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.got != tc.want {
-				t.Errorf("state = %+v\nwant    %+v", tc.got, tc.want)
+			got := tc.got
+			got.health, got.healthWhy = 0, "" // TestRolloutHealth
+			if got != tc.want {
+				t.Errorf("state = %+v\nwant    %+v", got, tc.want)
 			}
 		})
 	}
@@ -321,6 +323,18 @@ func TestDecideRollout(t *testing.T) {
 				f.state.inProgress = true
 				f.pendingSince = now.Add(-time.Minute)
 			}), action: actNone, pending: true},
+		{name: "rollouts stopped after failures: the Event says so and how to resume",
+			facts: needs(func(f *rolloutFacts) {
+				f.halted = "rollouts are stopped after 3 failed rollout(s)"
+				f.pendingSince = now.Add(-time.Minute)
+			}), action: actReport, reason: ReasonRolloutHalted,
+			contains: []string{"1 pod(s) run without the CORS sidecar, but rollouts are stopped after 3 failed rollout(s)"}},
+		{name: "another workload's rollout in flight: wait for the gate, after the settle delay",
+			facts: needs(func(f *rolloutFacts) {
+				f.blockedBy = "the canary rollout of Deployment a/b must become healthy first"
+				f.gateRetry = 5 * time.Second
+				f.pendingSince = now.Add(-time.Minute)
+			}), action: actWait, after: 5 * time.Second, pending: true},
 		{name: "rolling turned off: the Event says what to run",
 			facts: needs(func(f *rolloutFacts) { f.disabledBy = "cors-webhook serve --rollout=false" }), action: actReport, reason: ReasonRolloutNeeded,
 			contains: []string{"rolling is off (cors-webhook serve --rollout=false)", "kubectl rollout restart deployment/pipy-ok-v1 -n pipy"}},
