@@ -52,6 +52,8 @@ type podFacts struct {
 	// redirect are the ports of its cors-webhook.io/redirect-ports annotation: what cors-init
 	// redirected when the pod started, which an annotation patch cannot change.
 	redirect []int32
+	// annotations are all of its annotations, for the API server's size bound.
+	annotations map[string]string
 	// optedOut: the pod annotation cors-webhook.io/inject: "false" or the namespace label
 	// cors-webhook.io/inject=disabled. Such a pod gets no CORS, and is never rolled for it.
 	optedOut bool
@@ -65,6 +67,7 @@ type podFacts struct {
 func factsOf(pod *corev1.Pod, ns *corev1.Namespace) podFacts {
 	f := podFacts{injected: hasSidecar(&pod.Spec)}
 	f.never, _ = inject.Uninjectable(pod, ns)
+	f.annotations = pod.Annotations
 	f.policy, f.hasPolicy = pod.Annotations[contract.AnnotationPolicy]
 	f.redirect, _ = contract.ParsePorts(pod.Annotations[contract.AnnotationRedirectPorts])
 	if v, ok := pod.Annotations[contract.AnnotationInject]; ok {
@@ -121,6 +124,9 @@ type podPlan struct {
 	// policy is the annotation value an injected pod must carry; patch says it differs.
 	policy string
 	patch  bool
+	// tooLarge says why the policy is not patched although it differs: the pod's annotations
+	// would exceed a size bound (inject.AnnotationsTooLarge), so the API server would refuse it.
+	tooLarge string
 	// roll says the pod itself cannot be made right in place; missing are the policy ports
 	// it does not redirect (rollMissingPorts).
 	roll    rollReason
@@ -146,6 +152,11 @@ func planPod(f podFacts, res *inject.Resolution) podPlan {
 		}
 	}
 	p.patch = !f.hasPolicy || f.policy != p.policy
+	if p.patch {
+		if p.tooLarge = inject.AnnotationsTooLarge(f.annotations, map[string]string{contract.AnnotationPolicy: p.policy}); p.tooLarge != "" {
+			p.patch = false
+		}
+	}
 	return p
 }
 
@@ -319,6 +330,8 @@ const (
 	ReasonRolloutIneffective = "CORSRolloutIneffective"
 	ReasonRolloutUnhelpful   = "CORSRolloutWouldNotHelp"
 	ReasonRecreatePod        = "CORSRecreatePod"
+	// ReasonPolicyTooLarge: a pod's new policy annotation would exceed a size bound.
+	ReasonPolicyTooLarge = "CORSPolicyTooLarge"
 	// ReasonRolloutFailed: a rollout did not become healthy (see rolloutGate).
 	ReasonRolloutFailed = "CORSRolloutFailed"
 	// ReasonRolloutHalted: a rollout is needed but rollouts are stopped after failures.
