@@ -183,19 +183,25 @@ type Selection struct {
 // says: its namespace is not a cluster-chain namespace.
 func (s Selection) Confined(c *v1alpha1.PluginChain) bool { return !s.Tenancy.Reaches(c.Namespace) }
 
-// WouldReachFurther reports whether c's namespaceSelector selects some namespace of all other
-// than its own while c is confined to its own: the selector promises more than the chain does.
-// An empty selector always would.
-func (s Selection) WouldReachFurther(c *v1alpha1.PluginChain, all []*corev1.Namespace) bool {
+// WouldReachFurther reports whether c is confined to its own namespace while its
+// namespaceSelector is not limited to it (by kubernetes.io/metadata.name): the selector
+// promises more than the chain does. It reads c alone, never the namespaces that exist: a
+// warning that depended on them would tell a tenant whether other namespaces carry a label.
+func (s Selection) WouldReachFurther(c *v1alpha1.PluginChain) bool {
 	nss := c.Spec.Selectors.NamespaceSelector
 	if nss == nil || !s.Confined(c) {
 		return false
 	}
-	if len(nss.MatchLabels) == 0 && len(nss.MatchExpressions) == 0 {
+	return !limitedTo(nss, c.Namespace)
+}
+
+// limitedTo reports whether sel can select namespace ns only, whatever labels namespaces carry.
+func limitedTo(sel *metav1.LabelSelector, ns string) bool {
+	if v, ok := sel.MatchLabels[corev1.LabelMetadataName]; ok && v == ns {
 		return true
 	}
-	for _, ns := range all {
-		if ns.Name != c.Namespace && selectorMatches(nss, NamespaceLabels(ns), false) {
+	for _, r := range sel.MatchExpressions {
+		if r.Key == corev1.LabelMetadataName && r.Operator == metav1.LabelSelectorOpIn && len(r.Values) == 1 && r.Values[0] == ns {
 			return true
 		}
 	}

@@ -145,9 +145,14 @@ func TestTenancy(t *testing.T) {
 	}
 }
 
+// TestWouldReachFurther: the answer depends on the chain's own selector only. Before, a
+// selector of a label only the chain's own namespace carried gave no warning and one that
+// another namespace carried did: an oracle on other namespaces' labels.
 func TestWouldReachFurther(t *testing.T) {
-	all := []*corev1.Namespace{namespace("web", map[string]string{"team": "x"}), namespace("api", map[string]string{"team": "y"})}
 	s := Selection{Tenancy: Tenancy{ClusterNamespaces: []string{"ops"}}}
+	name := func(op metav1.LabelSelectorOperator, values ...string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: corev1.LabelMetadataName, Operator: op, Values: values}}}
+	}
 	for _, tc := range []struct {
 		name       string
 		chainNS    string
@@ -156,12 +161,16 @@ func TestWouldReachFurther(t *testing.T) {
 	}{
 		{name: "nil selector", chainNS: "web", want: false},
 		{name: "empty selector", chainNS: "web", namespaces: &metav1.LabelSelector{}, want: true},
-		{name: "selector of its own namespace only", chainNS: "web", namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "x"}}, want: false},
-		{name: "selector of another namespace", chainNS: "web", namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "y"}}, want: true},
+		{name: "a label, whichever namespaces carry it", chainNS: "web", namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "x"}}, want: true},
+		{name: "its own name as a label", chainNS: "web", namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: "web", "team": "x"}}, want: false},
+		{name: "its own name in an expression", chainNS: "web", namespaces: name(metav1.LabelSelectorOpIn, "web"), want: false},
+		{name: "its own name and another", chainNS: "web", namespaces: name(metav1.LabelSelectorOpIn, "web", "api"), want: true},
+		{name: "another name", chainNS: "web", namespaces: name(metav1.LabelSelectorOpIn, "api"), want: true},
+		{name: "not another name", chainNS: "web", namespaces: name(metav1.LabelSelectorOpNotIn, "api"), want: true},
 		{name: "designated namespace", chainNS: "ops", namespaces: &metav1.LabelSelector{}, want: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := s.WouldReachFurther(chain(tc.chainNS, nil, tc.namespaces), all); got != tc.want {
+			if got := s.WouldReachFurther(chain(tc.chainNS, nil, tc.namespaces)); got != tc.want {
 				t.Errorf("WouldReachFurther = %v, want %v", got, tc.want)
 			}
 		})

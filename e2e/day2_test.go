@@ -336,6 +336,13 @@ spec:
 // complete their rollouts.
 func dayTwoKubelet(t *testing.T, c *framework.Cluster, namespaces ...string) {
 	t.Helper()
+	dayTwoKubeletIf(t, c, func(*corev1.Pod) bool { return true }, namespaces...)
+}
+
+// dayTwoKubeletIf is dayTwoKubelet for the pods that start: the others stay Pending, as pods
+// whose containers cannot start do.
+func dayTwoKubeletIf(t *testing.T, c *framework.Cluster, starts func(*corev1.Pod) bool, namespaces ...string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
@@ -349,7 +356,7 @@ func dayTwoKubelet(t *testing.T, c *framework.Cluster, namespaces ...string) {
 				}
 				for i := range pods.Items {
 					pod := &pods.Items[i]
-					if pod.DeletionTimestamp != nil || dayTwoIsReady(pod) {
+					if pod.DeletionTimestamp != nil || dayTwoIsReady(pod) || !starts(pod) {
 						continue
 					}
 					now := metav1.Now().UTC().Format(time.RFC3339)

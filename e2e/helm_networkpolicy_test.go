@@ -86,6 +86,22 @@ func TestHelmNetworkPolicy(t *testing.T) {
 			Ingress: []networkingv1.NetworkPolicyIngressRule{metrics(monitoring)},
 			Egress:  []networkingv1.NetworkPolicyEgressRule{tunedAPIServer, dns}},
 	}, {
+		name: "the control plane's addresses known: only they may call the webhook port",
+		set:  []string{"networkPolicy.webhook.controlPlaneCIDRs={10.0.0.10/32,10.0.0.11/32}"},
+		webhook: &networkingv1.NetworkPolicySpec{PolicyTypes: both,
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{Ports: webhook.Ports, From: []networkingv1.NetworkPolicyPeer{
+				{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.10/32"}}, {IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.11/32"}}}}, metrics(anyPod)},
+			Egress: []networkingv1.NetworkPolicyEgressRule{apiServer}},
+		controller: defaultController,
+	}, {
+		name: "control plane CIDRs add to webhook.from",
+		set:  []string{"networkPolicy.webhook.from[0].ipBlock.cidr=10.0.0.0/24", "networkPolicy.webhook.controlPlaneCIDRs={192.0.2.0/28}"},
+		webhook: &networkingv1.NetworkPolicySpec{PolicyTypes: both,
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{Ports: webhook.Ports, From: []networkingv1.NetworkPolicyPeer{
+				controlPlane, {IPBlock: &networkingv1.IPBlock{CIDR: "192.0.2.0/28"}}}}, metrics(anyPod)},
+			Egress: []networkingv1.NetworkPolicyEgressRule{apiServer}},
+		controller: defaultController,
+	}, {
 		name: "disabled",
 		set:  []string{"networkPolicy.enabled=false"},
 	}} {

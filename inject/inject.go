@@ -250,7 +250,7 @@ func (in *Injector) injectSelected(pod *corev1.Pod, ns *corev1.Namespace, sel se
 	if err != nil {
 		return Result{}, err
 	}
-	if why := annotationsTooLarge(pod, changes); why != "" {
+	if why := AnnotationsTooLarge(pod.Annotations, changes.Annotations); why != "" {
 		out := skipped(PolicyTooLarge, fmt.Sprintf("PluginChain %s selects the pod, but it cannot be injected: %s", chains, why))
 		out.Chains, out.Resolution, out.inputs = sel.chains, res, inputs
 		out.Reasons = append(out.Reasons, details...)
@@ -322,19 +322,21 @@ func (in *Injector) triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clus
 	return Result{}, false, sel, ns, nil
 }
 
-// annotationsTooLarge says why the injected pod's annotations would be too large, or "".
-func annotationsTooLarge(pod *corev1.Pod, c *Changes) string {
-	if n := len(c.Annotations[contract.AnnotationPolicy]); n > contract.MaxPolicyAnnotationBytes {
+// AnnotationsTooLarge says why a pod's annotations would be too large once set (ours) is
+// written over them, or "". The reconciler's in-place policy patch asks the same question as
+// the injection: the API server would refuse the patch, and retrying it would only spin.
+func AnnotationsTooLarge(annotations, set map[string]string) string {
+	if n := len(set[contract.AnnotationPolicy]); n > contract.MaxPolicyAnnotationBytes {
 		return fmt.Sprintf("its policy annotation %s would take %d bytes, more than the %d this injector writes (too many configured ports with large configs)",
 			contract.AnnotationPolicy, n, contract.MaxPolicyAnnotationBytes)
 	}
 	total := 0
-	for k, v := range pod.Annotations {
-		if _, ours := c.Annotations[k]; !ours {
+	for k, v := range annotations {
+		if _, ours := set[k]; !ours {
 			total += len(k) + len(v)
 		}
 	}
-	for k, v := range c.Annotations {
+	for k, v := range set {
 		total += len(k) + len(v)
 	}
 	if total > contract.MaxPodAnnotationsBytes {

@@ -484,3 +484,40 @@ func TestRolloutReconcilerWaitsForAdmission(t *testing.T) {
 		t.Errorf("rollout event %q", e)
 	}
 }
+
+// TestPodReconcilerRefusesAnOversizedPolicy: a new policy that would take the pod's annotations
+// over the API server's bound is not sent (the API server would refuse it, on every retry);
+// an Event says why, once.
+func TestPodReconcilerRefusesAnOversizedPolicy(t *testing.T) {
+	s := newSeedCluster(t)
+	d, rs, pod := s.deployment(t, true)
+	pod.Annotations[contract.AnnotationPolicy] = emptyPolicy
+	// Room for the pass-through policy it has, not for the seed policy (longer) it should get.
+	used := len("example.com/big")
+	for k, v := range pod.Annotations {
+		used += len(k) + len(v)
+	}
+	pod.Annotations["example.com/big"] = strings.Repeat("x", contract.MaxPodAnnotationsBytes-used)
+	cl := fakeClient(t, d, rs, pod)
+	rec := events.NewFakeRecorder(4)
+	r := &podReconciler{client: cl, reader: s.reader, injector: s.injector, recorder: rec,
+		rollouts: make(chan event.TypedGenericEvent[workloadKey], 4), notes: newNoteLog()}
+	for range 2 {
+		if _, err := r.Reconcile(context.Background(), podRequest(pod)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := &corev1.Pod{}
+	if err := cl.Get(context.Background(), client.ObjectKeyFromObject(pod), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Annotations[contract.AnnotationPolicy] != emptyPolicy {
+		t.Errorf("policy patched to %d bytes: the pod's annotations now exceed %d bytes", len(got.Annotations[contract.AnnotationPolicy]), contract.MaxPodAnnotationsBytes)
+	}
+	if len(rec.Events) != 1 {
+		t.Fatalf("%d events, want 1", len(rec.Events))
+	}
+	if e := <-rec.Events; !strings.Contains(e, "Warning "+ReasonPolicyTooLarge) || !strings.Contains(e, "more than the API server's 262144") {
+		t.Errorf("event %q", e)
+	}
+}

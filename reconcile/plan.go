@@ -52,6 +52,8 @@ type podFacts struct {
 	// redirect are the ports of its cors-webhook.io/redirect-ports annotation: what cors-init
 	// redirected when the pod started, which an annotation patch cannot change.
 	redirect []int32
+	// annotations are all of its annotations, for the API server's size bound.
+	annotations map[string]string
 	// optedOut: the pod annotation cors-webhook.io/inject: "false" or the namespace label
 	// cors-webhook.io/inject=disabled. Such a pod gets no CORS, and is never rolled for it.
 	optedOut bool
@@ -65,6 +67,7 @@ type podFacts struct {
 func factsOf(pod *corev1.Pod, ns *corev1.Namespace) podFacts {
 	f := podFacts{injected: hasSidecar(&pod.Spec)}
 	f.never, _ = inject.Uninjectable(pod, ns)
+	f.annotations = pod.Annotations
 	f.policy, f.hasPolicy = pod.Annotations[contract.AnnotationPolicy]
 	f.redirect, _ = contract.ParsePorts(pod.Annotations[contract.AnnotationRedirectPorts])
 	if v, ok := pod.Annotations[contract.AnnotationInject]; ok {
@@ -121,6 +124,9 @@ type podPlan struct {
 	// policy is the annotation value an injected pod must carry; patch says it differs.
 	policy string
 	patch  bool
+	// tooLarge says why the policy is not patched although it differs: the pod's annotations
+	// would exceed a size bound (inject.AnnotationsTooLarge), so the API server would refuse it.
+	tooLarge string
 	// roll says the pod itself cannot be made right in place; missing are the policy ports
 	// it does not redirect (rollMissingPorts).
 	roll    rollReason
@@ -146,6 +152,11 @@ func planPod(f podFacts, res *inject.Resolution) podPlan {
 		}
 	}
 	p.patch = !f.hasPolicy || f.policy != p.policy
+	if p.patch {
+		if p.tooLarge = inject.AnnotationsTooLarge(f.annotations, map[string]string{contract.AnnotationPolicy: p.policy}); p.tooLarge != "" {
+			p.patch = false
+		}
+	}
 	return p
 }
 
@@ -193,6 +204,10 @@ type workloadState struct {
 	// Deployment); why then says what the user must do.
 	replaces bool
 	why      string
+	// health is how far its controller has got with the current template; healthWhy says
+	// what is missing or what went wrong (see rolloutGate).
+	health    rolloutHealth
+	healthWhy string
 }
 
 func deploymentState(d *appsv1.Deployment) workloadState {
@@ -204,6 +219,7 @@ func deploymentState(d *appsv1.Deployment) workloadState {
 	// Pods that are not available yet do not count: without them being ready, a Deployment
 	// whose pods crash would never be rolled. Only pods of older ReplicaSets do.
 	s.inProgress = d.Generation != d.Status.ObservedGeneration || d.Status.Replicas > d.Status.UpdatedReplicas
+	s.health, s.healthWhy = deploymentHealth(d)
 	return s
 }
 
@@ -215,6 +231,7 @@ func statefulSetState(s *appsv1.StatefulSet) workloadState {
 	}
 	st.inProgress = s.Generation != s.Status.ObservedGeneration ||
 		(s.Status.UpdateRevision != "" && s.Status.CurrentRevision != s.Status.UpdateRevision)
+	st.health, st.healthWhy = statefulSetHealth(s)
 	return st
 }
 
@@ -225,6 +242,7 @@ func daemonSetState(d *appsv1.DaemonSet) workloadState {
 		s.why = "its updateStrategy is OnDelete: delete its pods so that they are recreated" + selectorHint(d.Namespace, d.Spec.Selector)
 	}
 	s.inProgress = d.Generation != d.Status.ObservedGeneration || d.Status.UpdatedNumberScheduled < d.Status.DesiredNumberScheduled
+	s.health, s.healthWhy = daemonSetHealth(d)
 	return s
 }
 
@@ -264,7 +282,11 @@ type rolloutFacts struct {
 
 	// disabledBy says why rolling is off ("" when on).
 	disabledBy string
-	state      workloadState
+	// halted and blockedBy are the rollout gate's answer (admit): rollouts are stopped, or
+	// another rollout must finish first; gateRetry is how soon to ask again.
+	halted, blockedBy string
+	gateRetry         time.Duration
+	state             workloadState
 
 	// current is the template's AnnotationRestartedAt, desired the rolloutToken of now.
 	current, desired string
@@ -308,6 +330,12 @@ const (
 	ReasonRolloutIneffective = "CORSRolloutIneffective"
 	ReasonRolloutUnhelpful   = "CORSRolloutWouldNotHelp"
 	ReasonRecreatePod        = "CORSRecreatePod"
+	// ReasonPolicyTooLarge: a pod's new policy annotation would exceed a size bound.
+	ReasonPolicyTooLarge = "CORSPolicyTooLarge"
+	// ReasonRolloutFailed: a rollout did not become healthy (see rolloutGate).
+	ReasonRolloutFailed = "CORSRolloutFailed"
+	// ReasonRolloutHalted: a rollout is needed but rollouts are stopped after failures.
+	ReasonRolloutHalted = "CORSRolloutHalted"
 )
 
 // decideRollout decides whether to roll a workload some of whose pods need replacing.
@@ -337,12 +365,18 @@ func decideRollout(f rolloutFacts) rolloutDecision {
 		// Somebody's rollout (maybe ours for an earlier change) is running; its end brings
 		// the workload back here.
 		return rolloutDecision{action: actNone, pending: true}
+	case f.halted != "":
+		return rolloutDecision{action: actReport, eventType: corev1.EventTypeWarning, reason: ReasonRolloutHalted,
+			note: fmt.Sprintf("%s, but %s", why, f.halted)}
 	}
 	if f.pendingSince.IsZero() {
 		return rolloutDecision{action: actWait, after: f.settle, pending: true}
 	}
 	if waited := f.now.Sub(f.pendingSince); waited < f.settle {
 		return rolloutDecision{action: actWait, after: f.settle - waited, pending: true}
+	}
+	if f.blockedBy != "" {
+		return rolloutDecision{action: actWait, after: f.gateRetry, pending: true, note: f.blockedBy}
 	}
 	return rolloutDecision{action: actRoll, eventType: corev1.EventTypeNormal, reason: ReasonRollout,
 		note: fmt.Sprintf("%s: rolling it out so that its new pods get it (%s=%s)", why, AnnotationRestartedAt, f.desired)}

@@ -76,6 +76,14 @@ func TestPlanPod(t *testing.T) {
 		{name: "only ports with a policy must be redirected",
 			facts: podFacts{injected: true, policy: passThrough.PolicyJSON, hasPolicy: true, redirect: []int32{9090}}, res: passThrough,
 			want: podPlan{policy: passThrough.PolicyJSON}},
+		{name: "a policy that would take the pod's annotations over the API server's bound is not patched",
+			facts: podFacts{injected: true, policy: passThrough.PolicyJSON, hasPolicy: true, redirect: []int32{8080},
+				annotations: map[string]string{"example.com/big": strings.Repeat("x", contract.MaxPodAnnotationsBytes-64)}}, res: seed,
+			want: podPlan{policy: seed.PolicyJSON, tooLarge: "more than the API server's"}},
+		{name: "a policy over the injector's own bound is not patched",
+			facts: podFacts{injected: true, policy: passThrough.PolicyJSON, hasPolicy: true},
+			res:   &inject.Resolution{Selected: true, PolicyJSON: strings.Repeat("x", contract.MaxPolicyAnnotationBytes+1)},
+			want:  podPlan{policy: strings.Repeat("x", contract.MaxPolicyAnnotationBytes+1), tooLarge: "more than the 131072 this injector writes"}},
 		{name: "no resolution: an injected pod passes through",
 			facts: podFacts{injected: true, policy: seed.PolicyJSON, hasPolicy: true}, res: nil,
 			want: podPlan{policy: emptyPolicy, patch: true}},
@@ -85,6 +93,9 @@ func TestPlanPod(t *testing.T) {
 			got := planPod(tc.facts, tc.res)
 			if got.policy != tc.want.policy || got.patch != tc.want.patch || got.roll != tc.want.roll || !slices.Equal(got.missing, tc.want.missing) {
 				t.Errorf("planPod = %+v\nwant      %+v", got, tc.want)
+			}
+			if !strings.Contains(got.tooLarge, tc.want.tooLarge) || (got.tooLarge == "") != (tc.want.tooLarge == "") {
+				t.Errorf("tooLarge %q, want %q", got.tooLarge, tc.want.tooLarge)
 			}
 		})
 	}
@@ -256,8 +267,10 @@ func TestWorkloadStates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.got != tc.want {
-				t.Errorf("state = %+v\nwant    %+v", tc.got, tc.want)
+			got := tc.got
+			got.health, got.healthWhy = 0, "" // TestRolloutHealth
+			if got != tc.want {
+				t.Errorf("state = %+v\nwant    %+v", got, tc.want)
 			}
 		})
 	}
@@ -321,6 +334,18 @@ func TestDecideRollout(t *testing.T) {
 				f.state.inProgress = true
 				f.pendingSince = now.Add(-time.Minute)
 			}), action: actNone, pending: true},
+		{name: "rollouts stopped after failures: the Event says so and how to resume",
+			facts: needs(func(f *rolloutFacts) {
+				f.halted = "rollouts are stopped after 3 failed rollout(s)"
+				f.pendingSince = now.Add(-time.Minute)
+			}), action: actReport, reason: ReasonRolloutHalted,
+			contains: []string{"1 pod(s) run without the CORS sidecar, but rollouts are stopped after 3 failed rollout(s)"}},
+		{name: "another workload's rollout in flight: wait for the gate, after the settle delay",
+			facts: needs(func(f *rolloutFacts) {
+				f.blockedBy = "the canary rollout of Deployment a/b must become healthy first"
+				f.gateRetry = 5 * time.Second
+				f.pendingSince = now.Add(-time.Minute)
+			}), action: actWait, after: 5 * time.Second, pending: true},
 		{name: "rolling turned off: the Event says what to run",
 			facts: needs(func(f *rolloutFacts) { f.disabledBy = "cors-webhook serve --rollout=false" }), action: actReport, reason: ReasonRolloutNeeded,
 			contains: []string{"rolling is off (cors-webhook serve --rollout=false)", "kubectl rollout restart deployment/pipy-ok-v1 -n pipy"}},

@@ -85,6 +85,7 @@ func (r *podReconciler) Reconcile(ctx context.Context, req ctrlreconcile.Request
 	if err := r.client.Get(ctx, req.NamespacedName, pod); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.notes.forget(req.String())
+			r.notes.forget(req.String() + "/policy")
 			return ctrlreconcile.Result{}, nil
 		}
 		return ctrlreconcile.Result{}, err
@@ -109,6 +110,10 @@ func (r *podReconciler) Reconcile(ctx context.Context, req ctrlreconcile.Request
 			return ctrlreconcile.Result{}, client.IgnoreNotFound(err)
 		}
 		logf.FromContext(ctx).V(1).Info("policy annotation updated", "selected", res.Selected, "chains", res.Chains)
+	}
+	if plan.tooLarge != "" && r.notes.first(req.String()+"/policy", plan.tooLarge) {
+		r.recorder.Eventf(pod, chainRef(res.Chains), corev1.EventTypeWarning, ReasonPolicyTooLarge, "PatchPolicy",
+			"the policy of this pod changed, but it is not updated: %s; its sidecar keeps the previous policy", plan.tooLarge)
 	}
 	if plan.roll == rollNone {
 		r.notes.forget(req.String())

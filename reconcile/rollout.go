@@ -39,6 +39,7 @@ type rolloutReconciler struct {
 	recorder events.EventRecorder
 	opts     Options
 	limiter  *rate.Limiter
+	gate     rolloutGate
 	notes    *noteLog
 	now      func() time.Time
 
@@ -80,7 +81,8 @@ func (r *rolloutReconciler) setup(mgr manager.Manager, requests <-chan event.Typ
 		Complete(r)
 }
 
-// Reconcile implements reconcile.TypedReconciler for one workload.
+// Reconcile implements reconcile.TypedReconciler for one workload: observe (load, judge,
+// observe), decide (decideRollout), act.
 func (r *rolloutReconciler) Reconcile(ctx context.Context, key workloadKey) (ctrlreconcile.Result, error) {
 	obj, tmpl, state, err := r.load(ctx, key)
 	if err != nil {
@@ -88,57 +90,74 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, key workloadKey) (ctr
 	}
 	if obj == nil || obj.GetDeletionTimestamp() != nil {
 		r.forget(key)
+		r.gate.drop(key)
 		return ctrlreconcile.Result{}, nil
 	}
+	recheck := r.judge(ctx, key, obj, state)
+	f, err := r.observe(ctx, key, obj, tmpl, state)
+	if err != nil || f == nil {
+		return ctrlreconcile.Result{RequeueAfter: recheck}, err
+	}
+	res, err := r.act(ctx, key, obj, f, decideRollout(*f))
+	if recheck > 0 && (res.RequeueAfter == 0 || recheck < res.RequeueAfter) {
+		res.RequeueAfter = recheck
+	}
+	return res, err
+}
+
+// judge gives the verdict on key's rollout if one is in flight, and returns when to look
+// again if it is still progressing (its deadline passes without any event).
+func (r *rolloutReconciler) judge(ctx context.Context, key workloadKey, obj client.Object, state workloadState) time.Duration {
+	since, ok := r.gate.since(key)
+	if !ok {
+		return 0
+	}
+	v := judgeRollout(state.health, state.healthWhy, since, r.now(), r.opts.RolloutDeadline)
+	if v.health == healthProgressing {
+		return v.recheck
+	}
+	failures := r.gate.finish(key, v.health)
+	log := logf.FromContext(ctx)
+	if v.health == healthDone {
+		log.Info("rollout healthy", "took", r.now().Sub(since))
+		return 0
+	}
+	RolloutFailures.WithLabelValues(key.Kind).Inc()
+	note := fmt.Sprintf("the rollout of %s did not become healthy: %s. Its earlier pods keep running; find the cause in `kubectl describe %s -n %s` and its new pods' Events, then fix it or undo the rollout (kubectl rollout undo %s -n %s)",
+		key.ref(), v.why, key.ref(), key.Namespace, key.ref(), key.Namespace)
+	if failures >= r.opts.RolloutFailureLimit {
+		RolloutsHalted.Set(1)
+		note += fmt.Sprintf(". That makes %d failed rollout(s): no more rollouts start until the controller restarts", failures)
+	}
+	log.Info("rollout failed", "why", v.why, "failures", failures)
+	r.recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonRolloutFailed, "Rollout", note)
+	return 0
+}
+
+// observe gathers the facts decideRollout needs; nil when the workload needs no rollout.
+func (r *rolloutReconciler) observe(ctx context.Context, key workloadKey, obj client.Object, tmpl *corev1.PodTemplateSpec, state workloadState) (*rolloutFacts, error) {
 	ns, err := r.reader.Namespace(key.Namespace)
 	if err != nil || ns == nil {
-		return ctrlreconcile.Result{}, err
+		return nil, err
 	}
 	// What a new pod of the template would get: the injection itself, run on the template.
 	// Most workloads are selected by no chain, and then rolling cannot be the answer.
 	ir, err := r.injector.Inject(&corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}, ns, r.reader)
 	if err != nil {
-		return ctrlreconcile.Result{}, err
+		return nil, err
 	}
 	switch ir.Outcome {
 	case inject.NotSelected, inject.PluginNotDeclared, inject.PodOptedOut, inject.NamespaceOptedOut:
 		r.forget(key)
-		return ctrlreconcile.Result{}, nil
+		return nil, nil
 	}
-	pods, err := r.podsOf(ctx, key, obj.GetUID())
-	if err != nil {
-		return ctrlreconcile.Result{}, err
-	}
-	f := rolloutFacts{ref: key.ref(), namespace: key.Namespace, state: state, now: r.now(), settle: r.opts.RolloutSettle}
-	for i := range pods {
-		pod := &pods[i]
-		if !active(pod) {
-			continue
-		}
-		res, err := r.injector.Resolve(pod, ns, r.reader)
-		if err != nil {
-			return ctrlreconcile.Result{}, err
-		}
-		plan := planPod(factsOf(pod, ns), res)
-		if r.opts.RollOutdatedSidecars && plan.roll == rollNone && outdatedSidecar(pod, res, r.injector) {
-			plan.roll = rollOutdatedSidecar
-		}
-		switch plan.roll {
-		case rollNone:
-			continue
-		case rollNotInjected:
-			f.notInjected++
-		case rollMissingPorts:
-			f.missingPorts++
-			f.missing = unionPorts(f.missing, plan.missing)
-		case rollOutdatedSidecar:
-			f.outdated++
-		}
-		f.chains = union(f.chains, res.Chains)
+	f := &rolloutFacts{ref: key.ref(), namespace: key.Namespace, state: state, now: r.now(), settle: r.opts.RolloutSettle}
+	if err := r.countPods(ctx, key, obj, ns, f); err != nil {
+		return nil, err
 	}
 	if f.needing() == 0 {
 		r.forget(key)
-		return ctrlreconcile.Result{}, nil
+		return nil, nil
 	}
 	if f.templateOK = ir.Outcome == inject.Injected; f.templateOK {
 		f.desired = rolloutToken(ir.Resolution, tmpl)
@@ -159,8 +178,48 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, key workloadKey) (ctr
 		f.disabledBy = fmt.Sprintf("the annotation %s=%q on the %s", AnnotationRollout, obj.GetAnnotations()[AnnotationRollout], key.Kind)
 	}
 	f.pendingSince = r.pendingSince(key)
+	f.halted, f.blockedBy = admit(r.gate.view(r.opts.RolloutFailureLimit), key)
+	f.gateRetry = r.opts.AdmissionRetry
+	return f, nil
+}
 
-	d := decideRollout(f)
+// countPods counts, into f, the workload's running pods that need replacing, and why.
+func (r *rolloutReconciler) countPods(ctx context.Context, key workloadKey, obj client.Object, ns *corev1.Namespace, f *rolloutFacts) error {
+	pods, err := r.podsOf(ctx, key, obj.GetUID())
+	if err != nil {
+		return err
+	}
+	for i := range pods {
+		pod := &pods[i]
+		if !active(pod) {
+			continue
+		}
+		res, err := r.injector.Resolve(pod, ns, r.reader)
+		if err != nil {
+			return err
+		}
+		plan := planPod(factsOf(pod, ns), res)
+		if r.opts.RollOutdatedSidecars && plan.roll == rollNone && outdatedSidecar(pod, res, r.injector) {
+			plan.roll = rollOutdatedSidecar
+		}
+		switch plan.roll {
+		case rollNone:
+			continue
+		case rollNotInjected:
+			f.notInjected++
+		case rollMissingPorts:
+			f.missingPorts++
+			f.missing = unionPorts(f.missing, plan.missing)
+		case rollOutdatedSidecar:
+			f.outdated++
+		}
+		f.chains = union(f.chains, res.Chains)
+	}
+	return nil
+}
+
+// act carries out decision d about the workload obj.
+func (r *rolloutReconciler) act(ctx context.Context, key workloadKey, obj client.Object, f *rolloutFacts, d rolloutDecision) (ctrlreconcile.Result, error) {
 	log := logf.FromContext(ctx)
 	if d.action == actRoll && r.opts.AdmissionReady != nil {
 		if err := r.opts.AdmissionReady(ctx); err != nil {
@@ -176,7 +235,7 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, key workloadKey) (ctr
 		}
 	case actWait:
 		r.markPending(key, f.now)
-		log.V(1).Info("rollout needed, waiting for changes to settle", "after", d.after, "why", f.needWhy())
+		log.V(1).Info("rollout needed, waiting", "after", d.after, "why", f.needWhy(), "for", d.note)
 		return ctrlreconcile.Result{RequeueAfter: d.after}, nil
 	case actReport:
 		r.clearPending(key)
@@ -196,9 +255,12 @@ func (r *rolloutReconciler) Reconcile(ctx context.Context, key workloadKey) (ctr
 		}
 		r.clearPending(key)
 		r.notes.forget(key.String())
+		r.gate.started(key, f.now)
 		Rollouts.WithLabelValues(key.Kind).Inc()
 		log.Info("rolling out", "note", d.note)
 		r.recorder.Eventf(obj, chainRef(f.chains), d.eventType, d.reason, "Rollout", d.note)
+		// Without an event the deadline would pass unnoticed.
+		return ctrlreconcile.Result{RequeueAfter: r.opts.RolloutDeadline}, nil
 	}
 	return ctrlreconcile.Result{}, nil
 }

@@ -45,6 +45,14 @@ type Options struct {
 	RolloutInterval time.Duration
 	RolloutBurst    int
 
+	// RolloutDeadline is how long a rollout may take to become healthy (all replicas updated
+	// and available) before it counts as failed; a Deployment's ProgressDeadlineExceeded fails
+	// it sooner. RolloutFailureLimit failed rollouts stop all further rollouts until the
+	// controller restarts (see rolloutGate). Defaults DefaultRolloutDeadline and
+	// DefaultRolloutFailureLimit.
+	RolloutDeadline     time.Duration
+	RolloutFailureLimit int
+
 	// PodWorkers is how many pods are reconciled concurrently (policy patches are independent
 	// API calls). Default DefaultPodWorkers.
 	PodWorkers int
@@ -73,8 +81,11 @@ const (
 	DefaultAdmissionRetry  = 5 * time.Second
 	DefaultRolloutInterval = time.Second
 	DefaultRolloutBurst    = 5
-	DefaultPodWorkers      = 8
-	DefaultStatusDelay     = time.Second
+	// DefaultRolloutDeadline is the Deployment's own default progressDeadlineSeconds.
+	DefaultRolloutDeadline     = 10 * time.Minute
+	DefaultRolloutFailureLimit = 3
+	DefaultPodWorkers          = 8
+	DefaultStatusDelay         = time.Second
 )
 
 func (o Options) withDefaults() Options {
@@ -86,6 +97,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RolloutBurst <= 0 {
 		o.RolloutBurst = DefaultRolloutBurst
+	}
+	if o.RolloutDeadline <= 0 {
+		o.RolloutDeadline = DefaultRolloutDeadline
+	}
+	if o.RolloutFailureLimit <= 0 {
+		o.RolloutFailureLimit = DefaultRolloutFailureLimit
 	}
 	if o.PodWorkers <= 0 {
 		o.PodWorkers = DefaultPodWorkers
@@ -123,6 +140,16 @@ var (
 		Name: "cors_webhook_reconcile_rollouts_total",
 		Help: "Workloads rolled by the Day-2 reconciler so that their pods get the CORS sidecar right.",
 	}, []string{"kind"})
+	// RolloutFailures counts the rollouts that did not become healthy, by kind.
+	RolloutFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cors_webhook_reconcile_rollout_failures_total",
+		Help: "Rollouts by the Day-2 reconciler that did not become healthy within their deadline.",
+	}, []string{"kind"})
+	// RolloutsHalted is 1 once failed rollouts have stopped further rollouts.
+	RolloutsHalted = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cors_webhook_reconcile_rollouts_halted",
+		Help: "1 when the Day-2 reconciler has stopped rolling workloads after repeated failed rollouts (restart the controller to resume).",
+	})
 	// StatusWrites counts the status patches of PluginChains and PluginConfigs, by kind.
 	StatusWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cors_webhook_reconcile_status_writes_total",
@@ -142,9 +169,10 @@ var (
 func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader, opts Options) error {
 	opts = opts.withDefaults()
 	registerMetrics.Do(func() {
-		metrics.Registry.MustRegister(PolicyPatches, Rollouts, StatusWrites)
+		metrics.Registry.MustRegister(PolicyPatches, Rollouts, RolloutFailures, RolloutsHalted, StatusWrites)
 		for _, k := range []string{kindDeployment, kindStatefulSet, kindDaemonSet} {
 			Rollouts.WithLabelValues(k)
+			RolloutFailures.WithLabelValues(k)
 		}
 	})
 	if err := addIndexes(context.Background(), mgr); err != nil {

@@ -31,7 +31,7 @@ func PluginChainCreate(r clusterstate.Reader, chain *v1alpha1.PluginChain, opts 
 	c.validateMeta(&chain.ObjectMeta, true)
 	corsPlugin, ok := c.validateChains(r, chain)
 	if c.validateSelectors(chain) {
-		c.checkTenancy(r, chain)
+		c.checkTenancy(chain)
 		if ok && corsPlugin != "" {
 			c.checkChainConflicts(r, chain, corsPlugin)
 		}
@@ -158,18 +158,13 @@ func (c *collector) validateSelectors(chain *v1alpha1.PluginChain) bool {
 
 // checkTenancy warns when a chain's namespaceSelector would reach other namespaces although
 // its namespace is not a cluster-chain namespace: the chain acts in its own namespace only.
-func (c *collector) checkTenancy(r clusterstate.Reader, chain *v1alpha1.PluginChain) {
+func (c *collector) checkTenancy(chain *v1alpha1.PluginChain) {
 	sel := c.opts.selection()
 	if chain.Spec.Selectors.NamespaceSelector == nil || !sel.Confined(chain) {
 		return
 	}
 	path := field.NewPath("spec", "selectors", "namespaceSelector")
-	namespaces, err := r.Namespaces()
-	if err != nil {
-		c.add("", field.InternalError(path, err))
-		return
-	}
-	if sel.WouldReachFurther(chain, namespaces) {
+	if sel.WouldReachFurther(chain) {
 		designated := strings.Join(c.opts.Tenancy.ClusterNamespaces, ",")
 		if designated == "" {
 			designated = "none"

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/cors-webhook/cors-webhook/chains"
+	"github.com/cors-webhook/cors-webhook/reconcile"
 	"github.com/cors-webhook/cors-webhook/server"
 	"github.com/cors-webhook/cors-webhook/webhook"
 )
@@ -139,6 +140,8 @@ else ~/.kube/config.`,
 	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader among replicas; only the leader reconciles and rotates certificates")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	f.BoolVar(&opts.Reconcile.RollOutdatedSidecars, "roll-outdated-sidecars", false, "roll Deployments, StatefulSets and DaemonSets whose injected pods carry an older cors-webhook.io/sidecar-version than --sidecar-image's, so that a sidecar upgrade reaches running pods")
+	f.DurationVar(&opts.Reconcile.RolloutDeadline, "rollout-deadline", reconcile.DefaultRolloutDeadline, "how long a rollout may take to have all replicas updated and available before it counts as failed (a Deployment's ProgressDeadlineExceeded fails it sooner)")
+	f.IntVar(&opts.Reconcile.RolloutFailureLimit, "rollout-failure-limit", reconcile.DefaultRolloutFailureLimit, "failed rollouts after which no more rollouts start until the controller restarts")
 	f.BoolVar(&rollout, "rollout", true, "roll Deployments, StatefulSets and DaemonSets whose running pods a PluginChain newly selects, or whose policy needs a port their redirect lacks (false: only report it in Events; a workload annotation cors-webhook.io/rollout=false does the same for one workload)")
 	addProcessFlags(f, &opts.MetricsAddr, &opts.ProbeAddr)
 	addCORSPluginsFlag(f, &opts.CORSPlugins)

@@ -69,7 +69,8 @@ func TestValidateSeed(t *testing.T) {
 		"Warning: PluginConfig pipy/cors-policy-config: spec.config.allowOrigins[0].regex: regex 'http.*://www.test.cn' has an unescaped \".\"",
 		`Warning: PluginConfig pipy/cors-policy-config: spec.config.allowOrigins[2].prefix: prefix "http://www.bbb.com" has no host boundary`,
 		"Warning: PluginConfig pipy/cors-policy-config: spec.config.maxAge:",
-		"3 objects: 3 valid, 0 invalid, 4 warnings",
+		`Warning: PluginChain pipy/cors-policy-chain: spec.selectors.namespaceSelector: selects namespaces other than "pipy"`,
+		"3 objects: 3 valid, 0 invalid, 5 warnings",
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
