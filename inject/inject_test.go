@@ -1351,3 +1351,53 @@ func TestSameInputs(t *testing.T) {
 		})
 	}
 }
+
+// The controller writes a PluginConfig's status as the pods it configures come and go; a
+// status write keeps the config's uid and generation, so what was resolved from it still
+// holds. A spec change (a new generation) or a config deleted and created again (a new uid)
+// does not.
+func TestSameInputsAcrossStatusWrites(t *testing.T) {
+	in := newInjector(t)
+	versioned := func(uid string, generation int, status string) string {
+		doc := strings.Replace(seedConfig, "metadata: {name: cors-policy-config, namespace: pipy}",
+			fmt.Sprintf("metadata: {name: cors-policy-config, namespace: pipy, uid: %s, generation: %d}", uid, generation), 1)
+		return strings.TrimRight(doc, " \n") + "\nstatus: {currentStatus: " + status + "}\n"
+	}
+	var base []string
+	for _, doc := range seed {
+		if doc == seedConfig {
+			doc = versioned("u1", 1, "Pending")
+		}
+		base = append(base, doc)
+	}
+	decoded := objects(t, base...)
+	snap := clusterstate.NewSnapshot(decoded...)
+	ns, _ := snap.Namespace("pipy")
+	p := pod(t, podPipyV1)
+	res, err := in.Inject(p, ns, snap)
+	if err != nil || res.Outcome != Injected {
+		t.Fatalf("%s %v", res.Outcome, err)
+	}
+	for _, tt := range []struct {
+		name, config string
+		same         bool
+	}{
+		{"its status written", versioned("u1", 1, "Active"), true},
+		{"its spec changed", versioned("u1", 2, "Active"), false},
+		{"deleted and created again", versioned("u2", 1, "Active"), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			now := clusterstate.NewSnapshot(decoded...)
+			for _, o := range objects(t, tt.config) {
+				now.Add(o)
+			}
+			_, triaged, err := in.Triage(&metav1.ObjectMeta{Labels: p.Labels}, ns, now)
+			if err != nil || triaged == nil {
+				t.Fatalf("triage: %v %v", triaged, err)
+			}
+			if same, err := in.SameInputs(res.Inputs(), p.Labels, ns, triaged, now); err != nil || same != tt.same {
+				t.Errorf("SameInputs = %v (%v), want %v", same, err, tt.same)
+			}
+		})
+	}
+}

@@ -353,12 +353,23 @@ func (in *Injector) SameInputs(was *Inputs, podLabels map[string]string, ns *cor
 			return false, nil
 		}
 		for _, pc := range configs {
-			if !slices.Contains(was.configs[i], pc) {
+			if !slices.ContainsFunc(was.configs[i], func(w *v1alpha1.PluginConfig) bool { return sameSpec(w, pc) }) {
 				return false, nil
 			}
 		}
 	}
 	return true, nil
+}
+
+// sameSpec reports whether PluginConfig b is a in all that injection reads: the very object,
+// or the same object (uid) at the same generation. The controller writes a config's status as
+// the pods it configures come and go (during every rollout); the API server bumps a custom
+// resource's generation on spec changes only (the status subresource), so a status write
+// leaves the answers computed from the config valid. A generation of 0 (an object that never
+// went through an API server) counts as unknown: only the very object is the same.
+func sameSpec(a, b *v1alpha1.PluginConfig) bool {
+	return a == b || (a.UID != "" && a.UID == b.UID && a.Generation != 0 && a.Generation == b.Generation &&
+		a.Name == b.Name && a.Namespace == b.Namespace)
 }
 
 // IndexedServices is implemented by Readers that index Services by their selector (the webhook
