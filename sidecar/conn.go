@@ -478,8 +478,7 @@ func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.D
 // sendRequest sends the request head, and the body unless it waits for "100 Continue".
 func (c *clientConn) sendRequest(x *exchange) error {
 	if x.inlined {
-		_, err := x.up.sock.Write(c.head)
-		return err
+		return x.up.sock.writeAwaitRead(c.head)
 	}
 	err := x.up.out.write(c.head)
 	if err == nil && !x.r.expect {

@@ -30,6 +30,8 @@ type sockIO struct {
 	// has its own.
 	rd, wr       ioCall
 	readFn, wrFn func(fd uintptr) bool
+	awaitFn      func(fd uintptr) bool
+	written      bool // writeAwaitRead: the write is done, the next call ends the wait
 }
 
 type ioCall struct {
@@ -43,7 +45,7 @@ func newSockIO(nc net.Conn) *sockIO {
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			s.raw, s.rawIO = raw, rawSyscalls
-			s.readFn, s.wrFn = s.read, s.write
+			s.readFn, s.wrFn, s.awaitFn = s.read, s.writeOut, s.writeThenWait
 		}
 	}
 	return s
@@ -103,10 +105,10 @@ func (s *sockIO) read(fd uintptr) bool {
 	}
 }
 
-// write is the RawConn callback of Write: it writes all of the buffer, waiting for
-// writability whenever the socket buffer is full.
-func (s *sockIO) write(fd uintptr) bool {
-	for s.wr.n < len(s.wr.buf) {
+// writeOut is the RawConn callback of Write: it writes what is left of the buffer and reports
+// false (wait for writability, then call again) when the socket buffer is full.
+func (s *sockIO) writeOut(fd uintptr) bool {
+	for s.wr.n < len(s.wr.buf) && s.wr.errno == 0 {
 		n, errno := rawWrite(fd, s.wr.buf[s.wr.n:])
 		switch errno {
 		case 0:
@@ -116,8 +118,50 @@ func (s *sockIO) write(fd uintptr) bool {
 			return false
 		default:
 			s.wr.errno = errno
-			return true
 		}
 	}
 	return true
+}
+
+// writeAwaitRead writes p whole and returns once the socket has something to read, for a request
+// whose answer is read next: the write happens inside a RawConn read, after the poller's
+// readiness was reset, so the answer (which cannot arrive before the request left) always wakes
+// the wait, and the read that would find nothing and only then wait is saved. The next Read
+// finds the answer. When the socket buffer takes only part of p, the rest goes through Write
+// and the answer is read as usual.
+func (s *sockIO) writeAwaitRead(p []byte) error {
+	if !s.rawIO {
+		_, err := s.Write(p)
+		return err
+	}
+	s.wr, s.written = ioCall{buf: p}, false
+	err := s.raw.Read(s.awaitFn)
+	n, errno := s.wr.n, s.wr.errno
+	s.wr.buf = nil
+	switch {
+	case err != nil && n == len(p):
+		return nil // the wait failed (a deadline, Close): the next Read says so
+	case err != nil:
+		return err
+	case errno != 0:
+		return os.NewSyscallError("write", errno)
+	case n < len(p):
+		_, err = s.Write(p[n:])
+		return err
+	}
+	return nil
+}
+
+// writeThenWait is the RawConn read callback of writeAwaitRead: the first call writes (false:
+// wait for readability), the next one ends the wait. A write the socket buffer cuts short ends
+// at once.
+func (s *sockIO) writeThenWait(fd uintptr) bool {
+	if s.written {
+		return true
+	}
+	if !s.writeOut(fd) || s.wr.errno != 0 {
+		return true
+	}
+	s.written = true
+	return false
 }

@@ -136,6 +136,58 @@ func TestSockIOBehavesAsNetConn(t *testing.T) {
 				t.Error("the echo differs from what was written")
 			}
 		}},
+		{"writeAwaitRead returns with the answer readable", func(t *testing.T, s *sockIO, peer net.Conn) {
+			go io.Copy(peer, peer)
+			if err := s.writeAwaitRead([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			if s.rawIO && rawPeekEmpty(rawFD(t, s)) {
+				t.Error("writeAwaitRead returned before the answer arrived")
+			}
+			if b := make([]byte, 8); !readString(s, b, "ping") {
+				t.Error("the answer is not the echo")
+			}
+		}},
+		{"writeAwaitRead larger than the socket buffers", func(t *testing.T, s *sockIO, peer net.Conn) {
+			want := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+			go func() {
+				b := make([]byte, len(want))
+				if _, err := io.ReadFull(peer, b); err == nil && bytes.Equal(b, want) {
+					peer.Write([]byte("done"))
+				}
+			}()
+			if err := s.writeAwaitRead(want); err != nil {
+				t.Fatal(err)
+			}
+			if b := make([]byte, 8); !readString(s, b, "done") {
+				t.Error("the peer did not receive the write whole")
+			}
+		}},
+		{"writeAwaitRead with a read deadline and a silent peer", func(t *testing.T, s *sockIO, peer net.Conn) {
+			s.nc.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			if err := s.writeAwaitRead([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Read after the deadline: %v", err)
+			}
+			if b := make([]byte, 4); !readString(peer, b, "ping") {
+				t.Error("the peer did not receive the write")
+			}
+		}},
+		{"writeAwaitRead to a reset connection", func(t *testing.T, s *sockIO, peer net.Conn) {
+			peer.(*net.TCPConn).SetLinger(0)
+			peer.Close()
+			var err error
+			for i := 0; err == nil && i < 100; i++ { // the reset may take a write to show
+				if err = s.writeAwaitRead([]byte("ping")); err == nil {
+					_, err = s.Read(make([]byte, 1))
+				}
+			}
+			if !isStaleConnErr(err) {
+				t.Errorf("writeAwaitRead and Read on a reset connection: %v", err)
+			}
+		}},
 		{"a write deadline ends a write the peer does not read", func(t *testing.T, s *sockIO, peer net.Conn) {
 			s.nc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 			n, err := s.Write(make([]byte, 64<<20))
@@ -191,4 +243,19 @@ func waitReadable(t *testing.T, s *sockIO) {
 	if err := s.raw.Read(func(fd uintptr) bool { return !rawPeekEmpty(fd) }); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// readString reads len(want) bytes into b and reports whether they are want.
+func readString(r io.Reader, b []byte, want string) bool {
+	n, err := io.ReadFull(r, b[:len(want)])
+	return err == nil && string(b[:n]) == want
+}
+
+func rawFD(t *testing.T, s *sockIO) uintptr {
+	t.Helper()
+	var fd uintptr
+	if err := s.raw.Control(func(f uintptr) { fd = f }); err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }
