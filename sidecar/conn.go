@@ -90,10 +90,11 @@ var (
 
 // clientConn serves the HTTP/1.x requests of one client connection, one at a time.
 type clientConn struct {
-	p  *Proxy
-	nc net.Conn
-	t  *target
-	br *bufio.Reader
+	p    *Proxy
+	nc   net.Conn
+	sock *sockIO // nc's reads and writes on the request path
+	t    *target
+	br   *bufio.Reader
 
 	out     outBuf // to the client
 	head    []byte // the request head (and a small body) for the application
@@ -121,8 +122,9 @@ type clientConn struct {
 }
 
 func (c *clientConn) serve() {
-	c.br = getReader(c.nc)
-	c.out.w = c.nc
+	c.sock = newSockIO(c.nc)
+	c.br = getReader(c.sock)
+	c.out.w = c.sock
 	defer c.finish()
 	defer func() {
 		// A bug must cost one connection, not the pod's traffic (net/http does the same).
@@ -476,8 +478,7 @@ func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.D
 // sendRequest sends the request head, and the body unless it waits for "100 Continue".
 func (c *clientConn) sendRequest(x *exchange) error {
 	if x.inlined {
-		_, err := x.up.nc.Write(c.head)
-		return err
+		return x.up.sock.writeAwaitRead(c.head)
 	}
 	err := x.up.out.write(c.head)
 	if err == nil && !x.r.expect {

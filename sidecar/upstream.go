@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -13,16 +14,15 @@ import (
 // upConn is one keep-alive connection to the application.
 type upConn struct {
 	nc       net.Conn
+	sock     *sockIO
 	br       *bufio.Reader
 	out      outBuf
 	addr     string
 	lastUsed time.Time
 	reused   bool // it has carried a request before: a failure may be a stale keep-alive
 
-	raw     syscall.RawConn // for peerOpen
-	peekFn  func(fd uintptr) bool
-	peekBuf [1]byte
-	open    bool
+	peekFn func(fd uintptr) bool // for peerOpen, made once
+	open   bool
 }
 
 // bufio readers and the large copy buffers are pooled: a keep-alive connection keeps its own
@@ -32,9 +32,9 @@ var (
 	bigPool    = sync.Pool{New: func() any { b := make([]byte, outBufLimit); return &b }}
 )
 
-func getReader(nc net.Conn) *bufio.Reader {
+func getReader(r io.Reader) *bufio.Reader {
 	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(nc)
+	br.Reset(r)
 	return br
 }
 
@@ -72,27 +72,21 @@ func (u *upConn) usable(now time.Time, maxIdle time.Duration) bool {
 }
 
 // peerOpen peeks at the connection without blocking: an idle keep-alive connection has nothing
-// to read, so data, EOF or an error all mean it cannot be reused. The raw connection and the
-// callback are made once per connection, so the check allocates nothing.
+// to read, so data, EOF or an error all mean it cannot be reused. The callback is made once per
+// connection, so the check allocates nothing; like sockIO, it uses a raw system call.
 func (u *upConn) peerOpen() bool {
-	if u.raw == nil {
-		sc, ok := u.nc.(syscall.Conn)
-		if !ok {
-			return true
-		}
-		raw, err := sc.SyscallConn()
-		if err != nil {
-			return false
-		}
-		u.raw, u.peekFn = raw, u.peek
+	if u.sock.raw == nil {
+		return true
+	}
+	if u.peekFn == nil {
+		u.peekFn = u.peek
 	}
 	u.open = false
-	return u.raw.Read(u.peekFn) == nil && u.open
+	return u.sock.raw.Read(u.peekFn) == nil && u.open
 }
 
 func (u *upConn) peek(fd uintptr) bool {
-	_, _, err := syscall.Recvfrom(int(fd), u.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	u.open = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+	u.open = rawPeekEmpty(fd)
 	return true // never wait
 }
 
@@ -141,7 +135,8 @@ func (p *pool) dial(ctx context.Context, addr string) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upConn{nc: nc, br: getReader(nc), out: outBuf{w: nc}, addr: addr, lastUsed: time.Now()}, nil
+	sock := newSockIO(nc)
+	return &upConn{nc: nc, sock: sock, br: getReader(sock), out: outBuf{w: sock}, addr: addr, lastUsed: time.Now()}, nil
 }
 
 // put returns a healthy idle connection.

@@ -418,7 +418,7 @@ func methodString(m []byte) string {
 // write system call. Writes larger than the batch limit go straight to the connection.
 type outBuf struct {
 	b []byte
-	w net.Conn
+	w io.Writer
 }
 
 // outBufLimit is the size at which outBuf flushes; bodies are streamed in pieces of this size.

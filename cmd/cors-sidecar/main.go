@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -198,6 +199,12 @@ func runProxy(fl proxyFlags, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	if os.Getenv("GOMAXPROCS") == "" {
+		if n, ok := cpuLimitProcs(os.DirFS("/")); ok && n < runtime.GOMAXPROCS(0) {
+			runtime.GOMAXPROCS(n)
+		}
+	}
+
 	store := &sidecar.PolicyStore{}
 	metrics := &sidecar.Metrics{}
 	proxy, err := sidecar.New(sidecar.Config{
@@ -259,7 +266,7 @@ func runProxy(fl proxyFlags, stderr io.Writer) int {
 		mode = "explicit upstream " + fl.upstream
 	}
 	log.Info("cors-sidecar proxy started", "version", versionString(), "inbound_port", fl.inboundPort,
-		"admin_port", fl.adminPort, "mode", mode, "policy_file", fl.policyFile)
+		"admin_port", fl.adminPort, "mode", mode, "policy_file", fl.policyFile, "gomaxprocs", runtime.GOMAXPROCS(0))
 
 	code := exitOK
 	select {

@@ -1,0 +1,167 @@
+package sidecar
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// sockIO is how the request path reads and writes its sockets. A read or write through net.Conn
+// enters the system call with the scheduler told (entersyscall), so that sysmon can hand the
+// goroutine's P to another thread when the call lasts over 20 µs. On loopback a write runs the
+// receiver's TCP stack too, and the kernel may preempt the proxy there in favour of the
+// application it just woke: calls cross that line often, and every hand-off costs a futex
+// wake-up, a spinning thread and a context switch, the futex and nanosleep calls that showed in
+// the proxy's system call profile. sockIO issues the same non-blocking read and write through
+// syscall.RawConn with raw system calls instead (rawRead, rawWrite): the P stays with the
+// goroutine, and waiting for readiness, deadlines and Close behave as with net.Conn, since
+// RawConn waits on the same poller. The raw calls cannot block the P for long: Go's sockets
+// are non-blocking, so a call that would wait returns EAGAIN and the goroutine parks on the
+// poller as before. A connection without a RawConn (tests' fakes), or one on another system
+// than Linux, uses its own Read and Write.
+type sockIO struct {
+	nc    net.Conn
+	raw   syscall.RawConn // nil when nc has none
+	rawIO bool            // Read and Write use raw system calls
+
+	// The calls in progress, for the callbacks, which are made once per connection so that a
+	// call allocates nothing. A read and a write may run at once (as on a net.Conn), so each
+	// has its own.
+	rd, wr       ioCall
+	readFn, wrFn func(fd uintptr) bool
+	awaitFn      func(fd uintptr) bool
+	written      bool // writeAwaitRead: the write is done, the next call ends the wait
+}
+
+type ioCall struct {
+	buf   []byte
+	n     int
+	errno syscall.Errno
+}
+
+func newSockIO(nc net.Conn) *sockIO {
+	s := &sockIO{nc: nc}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			s.raw, s.rawIO = raw, rawSyscalls
+			s.readFn, s.wrFn, s.awaitFn = s.read, s.writeOut, s.writeThenWait
+		}
+	}
+	return s
+}
+
+func (s *sockIO) Read(p []byte) (int, error) {
+	if !s.rawIO {
+		return s.nc.Read(p)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.rd = ioCall{buf: p}
+	err := s.raw.Read(s.readFn)
+	n, errno := s.rd.n, s.rd.errno
+	s.rd.buf = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, os.NewSyscallError("read", errno)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (s *sockIO) Write(p []byte) (int, error) {
+	if !s.rawIO {
+		return s.nc.Write(p)
+	}
+	s.wr = ioCall{buf: p}
+	err := s.raw.Write(s.wrFn)
+	n, errno := s.wr.n, s.wr.errno
+	s.wr.buf = nil
+	if err == nil && errno != 0 {
+		err = os.NewSyscallError("write", errno)
+	}
+	return n, err
+}
+
+// read is the RawConn callback of Read: false means "wait until readable, then call again".
+func (s *sockIO) read(fd uintptr) bool {
+	for {
+		n, errno := rawRead(fd, s.rd.buf)
+		switch errno {
+		case 0:
+			s.rd.n = n
+			return true
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			s.rd.errno = errno
+			return true
+		}
+	}
+}
+
+// writeOut is the RawConn callback of Write: it writes what is left of the buffer and reports
+// false (wait for writability, then call again) when the socket buffer is full.
+func (s *sockIO) writeOut(fd uintptr) bool {
+	for s.wr.n < len(s.wr.buf) && s.wr.errno == 0 {
+		n, errno := rawWrite(fd, s.wr.buf[s.wr.n:])
+		switch errno {
+		case 0:
+			s.wr.n += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			s.wr.errno = errno
+		}
+	}
+	return true
+}
+
+// writeAwaitRead writes p whole and returns once the socket has something to read, for a request
+// whose answer is read next: the write happens inside a RawConn read, after the poller's
+// readiness was reset, so the answer (which cannot arrive before the request left) always wakes
+// the wait, and the read that would find nothing and only then wait is saved. The next Read
+// finds the answer. When the socket buffer takes only part of p, the rest goes through Write
+// and the answer is read as usual.
+func (s *sockIO) writeAwaitRead(p []byte) error {
+	if !s.rawIO {
+		_, err := s.Write(p)
+		return err
+	}
+	s.wr, s.written = ioCall{buf: p}, false
+	err := s.raw.Read(s.awaitFn)
+	n, errno := s.wr.n, s.wr.errno
+	s.wr.buf = nil
+	switch {
+	case err != nil && n == len(p):
+		return nil // the wait failed (a deadline, Close): the next Read says so
+	case err != nil:
+		return err
+	case errno != 0:
+		return os.NewSyscallError("write", errno)
+	case n < len(p):
+		_, err = s.Write(p[n:])
+		return err
+	}
+	return nil
+}
+
+// writeThenWait is the RawConn read callback of writeAwaitRead: the first call writes (false:
+// wait for readability), the next one ends the wait. A write the socket buffer cuts short ends
+// at once.
+func (s *sockIO) writeThenWait(fd uintptr) bool {
+	if s.written {
+		return true
+	}
+	if !s.writeOut(fd) || s.wr.errno != 0 {
+		return true
+	}
+	s.written = true
+	return false
+}
