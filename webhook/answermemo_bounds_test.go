@@ -54,7 +54,7 @@ func TestAnswerMemoStaysWithinItsBudget(t *testing.T) {
 func TestAnswerMemoKeepsNoDryRunLargePodOrStaleAnswer(t *testing.T) {
 	h := newIndexedTestInjector(t, startCache(t, injectionCluster(true)...))
 	fresh := newIndexedTestInjector(t, startCache(t, injectionCluster(true)...))
-	fresh.MemoAnswers(0)
+	fresh.Memo(0, 0)
 	replicas := benchReplicas(t, "app-3", 3)
 	usage := func() int { n, _ := h.MemoUsage(); return n }
 

@@ -47,7 +47,7 @@ func answerOf(resp admission.Response) string {
 // key.
 func TestReplicaKeyMasksOnlyWhatInjectionIgnores(t *testing.T) {
 	h := newIndexedTestInjector(t, startCache(t, injectionCluster(true)...))
-	h.MemoAnswers(0)
+	h.Memo(0, 0)
 	replicas := benchReplicas(t, "app-3", 5)
 	base := replicas[0].Object.Raw
 	want := answerOf(h.Handle(context.Background(), replicas[0]))
@@ -204,7 +204,7 @@ func TestAnswerMemoAgreesWithInjection(t *testing.T) {
 		reader.Reader = clusterstate.NewSnapshot(live...)
 	}
 	memo, fresh := newTestInjector(t, reader), newTestInjector(t, reader)
-	fresh.MemoAnswers(0)
+	fresh.Memo(0, 0)
 	lookups := func() (hits, stale float64) {
 		return testutil.ToFloat64(MemoLookups.WithLabelValues(memoHit)), testutil.ToFloat64(MemoLookups.WithLabelValues(memoStale))
 	}
@@ -338,7 +338,7 @@ func TestAnswerMemoUnderConcurrentChanges(t *testing.T) {
 	}
 	reader := &atomicReader{}
 	fresh := newTestInjector(t, reader)
-	fresh.MemoAnswers(0)
+	fresh.Memo(0, 0)
 	valid := map[string]bool{}
 	for _, origin := range origins {
 		reader.current.Store(snapshotWith(origin))

@@ -123,13 +123,10 @@ func NewPodInjector(r clusterstate.Reader, injector *inject.Injector) *PodInject
 	return &PodInjector{reader: r, injector: injector, memo: newAnswerMemo(DefaultMemoAnswers, DefaultMemoBytes)}
 }
 
-// MemoAnswers keeps the answers of up to n injected pods (DefaultMemoAnswers unless set), so
-// that the other replicas of a workload are answered without injecting them again (see
-// answerMemo); 0 turns the memo off. Call it before serving.
-func (h *PodInjector) MemoAnswers(n int) { h.Memo(n, DefaultMemoBytes) }
-
-// Memo keeps the answers of up to answers injected pods, keeping at most bytes of memory
-// with them; either 0 turns the memo off. Call it before serving.
+// Memo keeps the answers of up to answers injected pods (DefaultMemoAnswers unless set),
+// keeping at most bytes of memory with them (DefaultMemoBytes), so that the other replicas of a
+// workload are answered without injecting them again (see answerMemo); either 0 turns the memo
+// off. Call it before serving.
 func (h *PodInjector) Memo(answers, bytes int) { h.memo = newAnswerMemo(answers, bytes) }
 
 // MemoUsage returns how many answers the memo keeps and an estimate of their size.

@@ -203,7 +203,7 @@ func BenchmarkPodInjectorHandle(b *testing.B) {
 				b.Run(tc.name, func(b *testing.B) {
 					h := *h
 					if !tc.memo {
-						h.MemoAnswers(0)
+						h.Memo(0, 0)
 					}
 					reqs := benchReplicas(b, tc.app, 64)
 					checkOutcome(b, &h, reqs[0], tc.want)
