@@ -249,10 +249,11 @@ func FuzzReplicaKey(f *testing.F) {
 	f.Add(`{"metadata":{"name":"p","uid":"u","managedFields":[{"a":"]"}]},"spec":{"volumes":[{"name":"v"}],"containers":[{"name":"c","volumeMounts":[{"name":"v"}]}]}}`)
 	f.Add(`{"spec":{"volumes":null,"containers":[1,"x",{"volumeMounts":{}}]}}`)
 	f.Add(`{"kind":"Pod","spec":{"initContainers":[{"volumeMounts":[{"name":"cors-policy"}]}]}}`)
+	f.Add(`null`)
 	f.Fuzz(func(t *testing.T, raw string) {
 		var doc map[string]any
-		if json.Unmarshal([]byte(raw), &doc) != nil {
-			return
+		if json.Unmarshal([]byte(raw), &doc) != nil || doc == nil {
+			return // not a JSON object: "null" decodes into a nil map without an error
 		}
 		key, ok := replicaKey(nil, "ns", []byte(raw))
 		if !ok {
