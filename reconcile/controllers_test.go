@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -168,10 +169,14 @@ func TestPodReconcilerHandsSelectedPodsToTheirWorkload(t *testing.T) {
 	cl := fakeClient(t, d, rs, pod)
 	ch := make(chan event.TypedGenericEvent[workloadKey], 4)
 	rec := events.NewFakeRecorder(4)
-	r := &podReconciler{client: cl, reader: s.reader, injector: s.injector, recorder: rec, rollouts: ch, notes: newNoteLog()}
+	r := &podReconciler{client: cl, reader: s.reader, injector: s.injector, recorder: rec, rollouts: ch, notes: newNoteLog(), missing: newMissingPods()}
+	missingBefore := testutil.ToFloat64(PodsMissingSidecar.WithLabelValues(pod.Namespace))
 
 	if _, err := r.Reconcile(context.Background(), podRequest(pod)); err != nil {
 		t.Fatal(err)
+	}
+	if d := testutil.ToFloat64(PodsMissingSidecar.WithLabelValues(pod.Namespace)) - missingBefore; d != 1 {
+		t.Errorf("cors_webhook_pods_missing_sidecar moved by %v for a selected pod without the sidecar, want 1", d)
 	}
 	select {
 	case e := <-ch:

@@ -41,6 +41,7 @@ type podReconciler struct {
 	recorder events.EventRecorder
 	rollouts chan<- event.TypedGenericEvent[workloadKey]
 	notes    *noteLog
+	missing  *missingPods
 	// rollOutdated is Options.RollOutdatedSidecars.
 	rollOutdated bool
 }
@@ -84,6 +85,7 @@ func (r *podReconciler) Reconcile(ctx context.Context, req ctrlreconcile.Request
 	pod := &corev1.Pod{}
 	if err := r.client.Get(ctx, req.NamespacedName, pod); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.missing.set(req.NamespacedName, false)
 			r.notes.forget(req.String())
 			r.notes.forget(req.String() + "/policy")
 			return ctrlreconcile.Result{}, nil
@@ -91,6 +93,7 @@ func (r *podReconciler) Reconcile(ctx context.Context, req ctrlreconcile.Request
 		return ctrlreconcile.Result{}, err
 	}
 	if !active(pod) {
+		r.missing.set(req.NamespacedName, false)
 		return ctrlreconcile.Result{}, nil
 	}
 	ns, err := r.reader.Namespace(pod.Namespace)
@@ -102,6 +105,7 @@ func (r *podReconciler) Reconcile(ctx context.Context, req ctrlreconcile.Request
 		return ctrlreconcile.Result{}, err
 	}
 	plan := planPod(factsOf(pod, ns), res)
+	r.missing.set(req.NamespacedName, plan.roll == rollNotInjected)
 	if r.rollOutdated && plan.roll == rollNone && outdatedSidecar(pod, res, r.injector) {
 		plan.roll = rollOutdatedSidecar
 	}

@@ -169,7 +169,7 @@ var (
 func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader, opts Options) error {
 	opts = opts.withDefaults()
 	registerMetrics.Do(func() {
-		metrics.Registry.MustRegister(PolicyPatches, Rollouts, RolloutFailures, RolloutsHalted, StatusWrites)
+		metrics.Registry.MustRegister(PolicyPatches, Rollouts, RolloutFailures, RolloutsHalted, StatusWrites, PodsMissingSidecar)
 		for _, k := range []string{kindDeployment, kindStatefulSet, kindDaemonSet} {
 			Rollouts.WithLabelValues(k)
 			RolloutFailures.WithLabelValues(k)
@@ -183,7 +183,7 @@ func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader
 
 	pods := &podReconciler{
 		client: mgr.GetClient(), reader: r, injector: injector,
-		recorder: recorder, rollouts: rollouts, notes: newNoteLog(),
+		recorder: recorder, rollouts: rollouts, notes: newNoteLog(), missing: newMissingPods(),
 		rollOutdated: opts.RollOutdatedSidecars,
 	}
 	if err := pods.setup(mgr, opts); err != nil {

@@ -39,6 +39,27 @@ var (
 		Help: "Expiry (NotAfter) of the webhook's serving certificate, in Unix seconds; 0 while none is loaded.",
 	}, servingCertificateExpiry)
 
+	// The injection metrics in the shape of Istio's sidecar_injection_* family (requests,
+	// success, skip, failure), by the pod's namespace, so that an operator can tell which
+	// tenant's pods were skipped or failed. The namespace is the only per-object label: pod
+	// names would make a series per pod. Injections has the same admissions without it.
+	InjectionRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cors_webhook_sidecar_injection_requests_total",
+		Help: "Pod creations the mutating webhook was asked about, by namespace.",
+	}, []string{"namespace"})
+	InjectionSuccesses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cors_webhook_sidecar_injection_success_total",
+		Help: "Pod creations answered with the sidecar patch, by namespace (the API server may still refuse the pod).",
+	}, []string{"namespace"})
+	InjectionSkips = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cors_webhook_sidecar_injection_skip_total",
+		Help: "Pod creations admitted without the sidecar, by namespace and reason (not-selected, pod-opted-out, host-network, pod-security, ...).",
+	}, []string{"namespace", "reason"})
+	InjectionFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cors_webhook_sidecar_injection_failure_total",
+		Help: "Pod creations the mutating webhook could not handle (the pod is admitted without the sidecar: the webhook fails open), by namespace.",
+	}, []string{"namespace"})
+
 	servingLeaf atomic.Pointer[func() (*x509.Certificate, error)]
 
 	registerMetrics sync.Once
@@ -57,7 +78,8 @@ var validatedKinds = []string{"Plugin", "PluginChain", "PluginConfig"}
 // server exposes, with every rejection reason present. It is idempotent.
 func RegisterMetrics() {
 	registerMetrics.Do(func() {
-		metrics.Registry.MustRegister(Rejections, Warnings, ServingCertificateExpiry)
+		metrics.Registry.MustRegister(Rejections, Warnings, ServingCertificateExpiry,
+			InjectionRequests, InjectionSuccesses, InjectionSkips, InjectionFailures)
 		for _, kind := range validatedKinds {
 			Warnings.WithLabelValues(kind)
 			for _, r := range append([]string{reasonDecode, reasonInternal}, validate.Reasons...) {
@@ -81,4 +103,18 @@ func servingCertificateExpiry() float64 {
 		return 0
 	}
 	return float64(c.NotAfter.Unix())
+}
+
+// countInjection adds one pod admission with its Injections outcome to the per-namespace
+// injection metrics.
+func countInjection(namespace, outcome string) {
+	InjectionRequests.WithLabelValues(namespace).Inc()
+	switch outcome {
+	case outcomePatched:
+		InjectionSuccesses.WithLabelValues(namespace).Inc()
+	case outcomeError:
+		InjectionFailures.WithLabelValues(namespace).Inc()
+	default:
+		InjectionSkips.WithLabelValues(namespace, outcome).Inc()
+	}
 }

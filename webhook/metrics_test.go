@@ -87,3 +87,37 @@ func TestServingCertificateExpiry(t *testing.T) {
 		t.Errorf("expiry without a certificate %v, want 0", got)
 	}
 }
+
+func TestInjectionMetricsByNamespace(t *testing.T) {
+	RegisterMetrics()
+	const ns = "injection-metrics-test"
+	for _, tc := range []struct {
+		outcome                string
+		success, skip, failure float64
+		skipReason             string
+	}{
+		{outcome: outcomePatched, success: 1},
+		{outcome: string(inject.NotSelected), skip: 1, skipReason: string(inject.NotSelected)},
+		{outcome: string(inject.HostNetwork), skip: 1, skipReason: string(inject.HostNetwork)},
+		{outcome: outcomeError, failure: 1},
+	} {
+		t.Run(tc.outcome, func(t *testing.T) {
+			value := func() (req, success, skip, failure float64) {
+				req = testutil.ToFloat64(InjectionRequests.WithLabelValues(ns))
+				success = testutil.ToFloat64(InjectionSuccesses.WithLabelValues(ns))
+				if tc.skipReason != "" {
+					skip = testutil.ToFloat64(InjectionSkips.WithLabelValues(ns, tc.skipReason))
+				}
+				failure = testutil.ToFloat64(InjectionFailures.WithLabelValues(ns))
+				return
+			}
+			r0, s0, k0, f0 := value()
+			countInjection(ns, tc.outcome)
+			r1, s1, k1, f1 := value()
+			if r1-r0 != 1 || s1-s0 != tc.success || k1-k0 != tc.skip || f1-f0 != tc.failure {
+				t.Errorf("requests +%v success +%v skip +%v failure +%v, want +1 +%v +%v +%v",
+					r1-r0, s1-s0, k1-k0, f1-f0, tc.success, tc.skip, tc.failure)
+			}
+		})
+	}
+}

@@ -146,6 +146,7 @@ func (h *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	InjectionDuration.Observe(time.Since(start).Seconds())
 	if outcome != "" {
 		Injections.WithLabelValues(outcome).Inc()
+		countInjection(req.Namespace, outcome)
 	}
 	return resp
 }
