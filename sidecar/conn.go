@@ -278,8 +278,9 @@ func (c *clientConn) handle() bool {
 		c.idleDeadline = time.Time{}
 	}
 	pol := c.p.policies.Lookup(c.t.port)
-	d := pol.Decide(cors.Request{Method: r.method, Origin: r.origin, RequestMethod: r.acrm, RequestHeaders: r.acrh})
-	c.t.stats.count(d.Action)
+	creq := cors.Request{Method: r.method, Origin: r.origin, RequestMethod: r.acrm, RequestHeaders: r.acrh}
+	d := pol.Decide(creq)
+	c.t.stats.record(pol, &creq, d)
 	if d.Action == cors.Preflight {
 		return c.preflight(r, pol, d)
 	}

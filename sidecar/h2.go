@@ -126,13 +126,14 @@ func (h *h2Server) handler(rp *httputil.ReverseProxy) http.Handler {
 			return
 		}
 		pol := h.p.policies.Lookup(t.port)
-		d := pol.Decide(cors.Request{
+		creq := cors.Request{
 			Method:         r.Method,
 			Origin:         r.Header.Get("Origin"),
 			RequestMethod:  r.Header.Get("Access-Control-Request-Method"),
 			RequestHeaders: strings.Join(r.Header.Values("Access-Control-Request-Headers"), ", "),
-		})
-		t.stats.count(d.Action)
+		}
+		d := pol.Decide(creq)
+		t.stats.record(pol, &creq, d)
 		if d.Action == cors.Preflight {
 			hdr := w.Header()
 			setCORSHeaders(hdr, pol, d)

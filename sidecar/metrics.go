@@ -30,6 +30,7 @@ type Metrics struct {
 type portStats struct {
 	port      uint16
 	decisions [3]atomic.Uint64 // indexed by cors.Action
+	cors      corsStats        // requests with an Origin (decisions.go)
 	upErrors  atomic.Uint64
 }
 
@@ -109,6 +110,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 				s.decisions[a].Load())
 		}
 	}
+	writeCORSDecisions(bw, stats)
 	header("cors_sidecar_upstream_errors_total", "counter",
 		"Requests answered 502 because the application could not be reached or answered malformed HTTP, by port.")
 	for _, s := range stats {
