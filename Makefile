@@ -143,6 +143,10 @@ lint: kube-score ## gofmt, go vet, go.mod/go.sum as go mod tidy leaves them, and
 # and pull policy.
 # CRITICAL findings fail unless hack/kube-score-exceptions.yaml lists them with a reason.
 KUBE_SCORE_DIR := $(BIN)/kube-score-renderings
+# The chart with every optional monitoring object (Services, ServiceMonitor, PodMonitor,
+# dashboard, PrometheusRule).
+KUBE_SCORE_MONITORING_FLAGS := --set metrics.serviceMonitor.enabled=true --set metrics.podMonitor.enabled=true \
+	--set metrics.dashboard.enabled=true --set metrics.prometheusRule.enabled=true
 # The injected image is cors-webhook inject's default (the appVersion tag), as a user gets it.
 KUBE_SCORE_INJECT_FLAGS := --sidecar-image-pull-policy IfNotPresent
 
@@ -151,6 +155,7 @@ kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both cer
 	@mkdir -p $(KUBE_SCORE_DIR)
 	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook > $(KUBE_SCORE_DIR)/chart-self-signed.yaml
 	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook --set certs.mode=cert-manager > $(KUBE_SCORE_DIR)/chart-cert-manager.yaml
+	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook $(KUBE_SCORE_MONITORING_FLAGS) > $(KUBE_SCORE_DIR)/chart-monitoring.yaml
 	$(GO) build -o $(KUBE_SCORE_DIR)/cors-webhook ./cmd/cors-webhook
 	cd examples/manifests && { \
 		$(KUBE_SCORE_DIR)/cors-webhook inject --namespace pipy $(KUBE_SCORE_INJECT_FLAGS) \
@@ -162,6 +167,7 @@ kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both cer
 		-exceptions hack/kube-score-exceptions.yaml \
 		chart-self-signed=$(KUBE_SCORE_DIR)/chart-self-signed.yaml \
 		chart-cert-manager=$(KUBE_SCORE_DIR)/chart-cert-manager.yaml \
+		chart-monitoring=$(KUBE_SCORE_DIR)/chart-monitoring.yaml \
 		injected-examples=$(KUBE_SCORE_DIR)/injected-examples.yaml
 
 .PHONY: test

@@ -46,7 +46,7 @@ func TestHelmLint(t *testing.T) {
 		{name: "defaults"},
 		{name: "cert-manager", set: []string{"certs.mode=cert-manager"}},
 		{name: "cert-manager with an existing issuer", set: []string{"certs.mode=cert-manager", "certs.certManager.issuerRef.name=corp-ca", "certs.certManager.issuerRef.kind=ClusterIssuer"}},
-		{name: "everything on", set: []string{"plugin.declare=true", "metrics.serviceMonitor.enabled=true", "podAntiAffinity=hard", "webhook.devURL=https://127.0.0.1:9443"}},
+		{name: "everything on", set: []string{"plugin.declare=true", "metrics.serviceMonitor.enabled=true", "metrics.podMonitor.enabled=true", "metrics.dashboard.enabled=true", "metrics.prometheusRule.enabled=true", "podAntiAffinity=hard", "webhook.devURL=https://127.0.0.1:9443"}},
 		{name: "single replica", set: []string{"replicaCount=1", "podAntiAffinity=none"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
