@@ -135,8 +135,10 @@ lint: kube-score ## gofmt, go vet, go.mod/go.sum as go mod tidy leaves them, and
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; exit 1; }
 	@cd $(TOOLS_DIR) && $(GO) mod tidy -diff || { echo "$(TOOLS_DIR)/go.mod is not tidy: run 'go mod tidy' there and commit"; exit 1; }
 	@cd $(TOOLS_DIR)/kube-score && $(GO) mod tidy -diff || { echo "$(TOOLS_DIR)/kube-score/go.mod is not tidy: run 'go mod tidy' there and commit"; exit 1; }
+	@cd hack/metricnames && $(GO) mod tidy -diff || { echo "hack/metricnames/go.mod is not tidy: run 'go mod tidy' there and commit"; exit 1; }
 	$(GO) vet ./...
 	cd $(TOOLS_DIR) && $(GO) vet ./...
+	cd hack/metricnames && $(GO) vet ./...
 
 # kube-score over what a platform team would vet: the chart in both certificate modes and the
 # guide's manifests as `cors-webhook inject` injects them with the chart's default sidecar image
@@ -173,12 +175,14 @@ kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both cer
 .PHONY: test
 test: prereqs tools images standins verify-generate lint ## Unit and end-to-end tests (real kube-apiserver, kubectl, helm, network namespaces).
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
+	cd hack/metricnames && $(GO) test $(GO_TEST_FLAGS) ./...
 	$(GO) test $(GO_TEST_FLAGS) -v ./e2e/...
 	$(MAKE) fuzz-ci
 
 .PHONY: unit
 unit: ## Unit tests only (no control plane).
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v /e2e)
+	cd hack/metricnames && $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: e2e
 e2e: prereqs tools images standins ## End-to-end tests only.

@@ -144,6 +144,10 @@ func TestGuideOnARealNode(t *testing.T) {
 		}
 	})
 
+	t.Run("the dashboard and alerts name only metrics that exist", func(t *testing.T) {
+		checkMonitoringMetricsExist(t, n, pipyPods)
+	})
+
 	t.Run("a PluginConfig edit reaches the running sidecars", func(t *testing.T) {
 		before := podIdentities(t, n, "pipy", "app=pipy-ok")
 		patch := `{"spec":{"config":{"allowOrigins":[{"regex":"http.*://www.test.cn"},{"exact":"http://www.aaa.com"},{"prefix":"http://www.bbb.com"},{"exact":"http://www.ccc.com"}]}}}`
