@@ -144,6 +144,8 @@ func TestGuideOnARealNode(t *testing.T) {
 		}
 	})
 
+	t.Run("helm test", func(t *testing.T) { helmTestInjects(t, n) })
+
 	t.Run("the dashboard and alerts name only metrics that exist", func(t *testing.T) {
 		checkMonitoringMetricsExist(t, n, pipyPods)
 	})

@@ -63,6 +63,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newControllerCommand(), newValidateCommand(), newInjectCommand(), newDescribeCommand(), newConvertCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newControllerCommand(), newValidateCommand(), newInjectCommand(), newDescribeCommand(), newConvertCommand(), newSelftestCommand(), newVersionCommand())
 	return root
 }
