@@ -65,10 +65,20 @@ build: ## Build cors-webhook and the static cors-sidecar into bin/.
 images: ## OCI images of cors-webhook and cors-sidecar (linux/amd64+arm64) in bin/images, no Docker.
 	$(GO) run ./hack/images build -out $(IMAGES_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)" -repository $(IMAGE_REPOSITORY)
 
+# The chart is pushed as an OCI artifact beside the images: REGISTRY/charts/cors-webhook:CHART_VERSION,
+# installed with `helm install cors-webhook oci://REGISTRY/charts/cors-webhook --version CHART_VERSION`.
+# HELM_PUSH_FLAGS=--plain-http for a registry without TLS (the e2e tests' in-process one).
+CHART_VERSION   ?= $(shell sed -n 's/^version: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' charts/cors-webhook/Chart.yaml)
+CHARTS_DIR      := $(BIN)/charts
+HELM_PUSH_FLAGS ?=
+
 .PHONY: push
-push: ## Push the images `make images` built to REGISTRY/NAME:IMAGE_TAG (REGISTRY=host[:port]/path).
+push: $(BIN)/helm ## Push the images `make images` built to REGISTRY/NAME:IMAGE_TAG and the chart to oci://REGISTRY/charts (REGISTRY=host[:port]/path).
 	@if [ -z "$(REGISTRY)" ]; then echo "usage: make push REGISTRY=host[:port]/path (after make images)"; exit 1; fi
 	$(GO) run ./hack/images push -out $(IMAGES_DIR) -registry $(REGISTRY) -tag $(IMAGE_TAG)
+	@mkdir -p $(CHARTS_DIR)
+	$(BIN)/helm package charts/cors-webhook --destination $(CHARTS_DIR)
+	$(BIN)/helm push $(CHARTS_DIR)/cors-webhook-$(CHART_VERSION).tgz oci://$(REGISTRY)/charts $(HELM_PUSH_FLAGS)
 
 .PHONY: standins
 standins: ## Test stand-in images (pause, pipy, curl) as tarballs in bin/images/standins.

@@ -323,6 +323,13 @@ func podUIDs(t *testing.T, n *framework.Node, ns string) []string {
 // CA bundle the server wrote.
 func installChartOnNode(t *testing.T, n *framework.Node) {
 	t.Helper()
+	installReleaseOnNode(t, n, helmChartDir(t), "--set", "image.tag="+guideImageTag, "--set", "injector.sidecar.image.tag="+guideImageTag)
+}
+
+// installReleaseOnNode installs chart (a folder or an oci:// reference) as the release, with
+// args added to helm install, and waits as installChartOnNode does.
+func installReleaseOnNode(t *testing.T, n *framework.Node, chart string, args ...string) {
+	t.Helper()
 	h, err := localcluster.NewHelm()
 	if err != nil {
 		t.Fatal(err)
@@ -330,9 +337,8 @@ func installChartOnNode(t *testing.T, n *framework.Node) {
 	t.Cleanup(func() { _ = h.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := h.Run(ctx, n.Kubeconfig, "install", realNodeRelease, helmChartDir(t),
-		"--namespace", realNodeNamespace, "--create-namespace",
-		"--set", "image.tag="+guideImageTag, "--set", "injector.sidecar.image.tag="+guideImageTag)
+	res, err := h.Run(ctx, n.Kubeconfig, append([]string{"install", realNodeRelease, chart,
+		"--namespace", realNodeNamespace, "--create-namespace"}, args...)...)
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("helm install: %v %s", err, res.Output())
 	}

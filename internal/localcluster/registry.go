@@ -117,3 +117,15 @@ func (m *mirrors) String() string {
 	slices.Sort(parts)
 	return strings.Join(parts, " ")
 }
+
+// Registry returns the address (host:port, plain HTTP) of the in-process registry that the
+// node's containerd pulls host's images from (e.g. "ghcr.io"), and false when no image of the
+// node's Images names that host. Pushing REPOSITORY:TAG there makes host/REPOSITORY:TAG
+// pullable on the node, as `make push REGISTRY=host/...` would for a real registry.
+func (n *Node) Registry(host string) (string, bool) {
+	if n.mirrors == nil {
+		return "", false
+	}
+	addr, ok := n.mirrors.addrs[host]
+	return addr, ok
+}
