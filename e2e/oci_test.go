@@ -20,8 +20,9 @@ import (
 // `make push` sends the images `make images` built and the chart, as an OCI artifact, to the
 // in-process registry that the real node's containerd pulls ghcr.io's images from; the chart is
 // installed from oci:// with its defaults (so its images are ghcr.io/cors-webhook/*:appVersion,
-// pulled from that registry) and the CORS Plugin declared; `helm test` then proves that the
-// webhooks answer through the API server and that a selected pod is injected.
+// pulled from that registry) and the CORS Plugin declared, once `make sign` (a key pair made
+// here) signed them and attached SBOMs and `make verify` checked it all; `helm test` then
+// proves that the webhooks answer through the API server and that a selected pod is injected.
 func TestInstallFromOCIRegistry(t *testing.T) {
 	root, err := localcluster.RepoRoot()
 	if err != nil {
@@ -57,6 +58,38 @@ func TestInstallFromOCIRegistry(t *testing.T) {
 			}
 		}
 		t.Logf("make push in %s:\n%s", time.Since(started).Round(time.Millisecond), out)
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("make sign and make verify", func(t *testing.T) {
+		keys := t.TempDir()
+		started := time.Now()
+		run := func(dir string, args ...string) string {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=e2e")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			return string(out)
+		}
+		run(filepath.Join(root, "hack", "sign"), "go", "run", ".", "keygen", "-dir", keys)
+		signed := run(root, "make", "--no-print-directory", "sign", "REGISTRY="+registry, "COSIGN_KEY="+filepath.Join(keys, "cosign.key"))
+		verified := run(root, "make", "--no-print-directory", "verify", "REGISTRY="+registry, "COSIGN_PUB="+filepath.Join(keys, "cosign.pub"))
+		// Two image indexes and the chart signed; two platforms of two images with an SBOM.
+		if n := strings.Count(verified, " is signed"); n != 3 {
+			t.Errorf("%d artifacts verified as signed, want 3", n)
+		}
+		if n := strings.Count(verified, "carries a signed CycloneDX SBOM"); n != 2*len(imagebuild.Platforms) {
+			t.Errorf("%d platform images verified with a signed SBOM, want %d", n, 2*len(imagebuild.Platforms))
+		}
+		t.Logf("signed and verified in %s:\n%s\n%s", time.Since(started).Round(time.Millisecond), signed, verified)
 	})
 	if t.Failed() {
 		t.FailNow()
