@@ -61,6 +61,27 @@ build: ## Build cors-webhook and the static cors-sidecar into bin/.
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/cors-webhook ./cmd/cors-webhook
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/cors-sidecar ./cmd/cors-sidecar
 
+# kubectl cors: the cors-webhook binary under the name kubectl looks plugins up by; it then has
+# only the user commands (describe, validate, inject, convert, version). The archives are what
+# krew installs (.krew.yaml), one per platform.
+KUBECTL_CORS_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+
+.PHONY: kubectl-cors
+kubectl-cors: ## Build the kubectl plugin bin/kubectl-cors (`kubectl cors ...` once on $$PATH).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/kubectl-cors ./cmd/cors-webhook
+
+.PHONY: kubectl-cors-dist
+kubectl-cors-dist: ## The krew archives bin/dist/kubectl-cors_VERSION_OS_ARCH.tar.gz (KUBECTL_CORS_PLATFORMS).
+	@rm -rf $(BIN)/dist && mkdir -p $(BIN)/dist
+	@for p in $(KUBECTL_CORS_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		dir=$(BIN)/dist/$$os-$$arch; mkdir -p $$dir; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $$dir/kubectl-cors$$ext ./cmd/cors-webhook || exit 1; \
+		cp README.md $$dir/; \
+		tar -C $$dir -czf $(BIN)/dist/kubectl-cors_$(VERSION)_$${os}_$${arch}.tar.gz kubectl-cors$$ext README.md || exit 1; \
+		echo "$(BIN)/dist/kubectl-cors_$(VERSION)_$${os}_$${arch}.tar.gz"; \
+	done
+
 .PHONY: images
 images: ## OCI images of cors-webhook and cors-sidecar (linux/amd64+arm64) in bin/images, no Docker.
 	$(GO) run ./hack/images build -out $(IMAGES_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)" -repository $(IMAGE_REPOSITORY)

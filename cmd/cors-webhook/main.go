@@ -35,11 +35,14 @@ func (e *exitError) Error() string {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	root := newRootCommand()
+	if isKubectlPlugin(os.Args[0]) {
+		root = newKubectlPluginCommand()
+	}
+	os.Exit(run(root, os.Args[1:]))
 }
 
-func run(args []string) int {
-	root := newRootCommand()
+func run(root *cobra.Command, args []string) int {
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
