@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -112,10 +113,15 @@ func TestHelmNetworkPolicy(t *testing.T) {
 			}
 			objs := helmTemplate(t, chart, args...)
 			policies := map[string]networkingv1.NetworkPolicy{}
+			var testHooks []networkingv1.NetworkPolicy // helm test's, which exist only while it runs
 			for _, doc := range objs["NetworkPolicy"] {
 				var np networkingv1.NetworkPolicy
 				if err := yaml.UnmarshalStrict([]byte(doc), &np); err != nil {
 					t.Fatal(err)
+				}
+				if np.Annotations["helm.sh/hook"] == "test" {
+					testHooks = append(testHooks, np)
+					continue
 				}
 				policies[np.Name] = np
 			}
@@ -173,6 +179,24 @@ func TestHelmNetworkPolicy(t *testing.T) {
 			}
 			if len(policies) > 2 {
 				t.Errorf("%d NetworkPolicies rendered, want at most 2", len(policies))
+			}
+			if len(testHooks) != len(policies)/2 {
+				t.Errorf("%d NetworkPolicies of helm test rendered with %d of the release, want 1 with them, none without", len(testHooks), len(policies))
+			}
+			// helm test's policy is the test pod's alone.
+			for _, np := range testHooks {
+				sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for name, d := range deployments {
+					if sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+						t.Errorf("helm test's NetworkPolicy %s selects the pods of Deployment %s", np.Name, name)
+					}
+				}
+				if len(np.Spec.Ingress) != 0 || !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+					t.Errorf("helm test's NetworkPolicy %s lets traffic in: %+v", np.Name, np.Spec)
+				}
 			}
 		})
 	}
