@@ -59,9 +59,15 @@ func resolve(ctx context.Context, ref string) (name.Tag, name.Digest, error) {
 	return tag, tag.Context().Digest(desc.Digest.String()), nil
 }
 
-// platformImages returns the digests of an index's images, or the digest itself when it is an
-// image (the chart).
-func platformImages(ctx context.Context, d name.Digest) ([]name.Digest, error) {
+// platformImage is one image of an index.
+type platformImage struct {
+	digest   name.Digest
+	platform v1.Platform
+}
+
+// platformImages returns the images of the index d (attestation manifests and other
+// platform-less entries left out).
+func platformImages(ctx context.Context, d name.Digest) ([]platformImage, error) {
 	idx, err := remote.Index(d, remoteOpts(ctx)...)
 	if err != nil {
 		return nil, err
@@ -70,14 +76,42 @@ func platformImages(ctx context.Context, d name.Digest) ([]name.Digest, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []name.Digest
+	var out []platformImage
 	for _, desc := range m.Manifests {
 		if desc.Platform == nil || desc.Platform.OS == "unknown" {
 			continue
 		}
-		out = append(out, d.Context().Digest(desc.Digest.String()))
+		out = append(out, platformImage{d.Context().Digest(desc.Digest.String()), *desc.Platform})
 	}
 	return out, nil
+}
+
+// eachImageSBOM calls f with every platform image of a's images and the SBOM made from it.
+func eachImageSBOM(ctx context.Context, a artifacts, f func(pi platformImage, bom *CycloneDX) error) error {
+	for _, ref := range a.imageRefs() {
+		tag, d, err := resolve(ctx, ref)
+		if err != nil {
+			return err
+		}
+		platforms, err := platformImages(ctx, d)
+		if err != nil {
+			return err
+		}
+		for _, pi := range platforms {
+			img, err := remote.Image(pi.digest, remoteOpts(ctx)...)
+			if err != nil {
+				return err
+			}
+			bom, err := imageSBOM(img, tag.Context().Name(), tag.TagStr())
+			if err != nil {
+				return err
+			}
+			if err := f(pi, bom); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func sign(ctx context.Context, out io.Writer, a artifacts, keyFile string) error {
@@ -100,31 +134,13 @@ func sign(ctx context.Context, out io.Writer, a artifacts, keyFile string) error
 		}
 		fmt.Fprintf(out, "signed %s (%s)\n", ref, d.DigestStr())
 	}
-	for _, ref := range a.imageRefs() {
-		tag, d, err := resolve(ctx, ref)
-		if err != nil {
-			return err
+	return eachImageSBOM(ctx, a, func(pi platformImage, bom *CycloneDX) error {
+		if err := attest(ctx, sv, pi.digest, bom, opts); err != nil {
+			return fmt.Errorf("attaching the SBOM of %s: %w", pi.digest, err)
 		}
-		platforms, err := platformImages(ctx, d)
-		if err != nil {
-			return err
-		}
-		for _, pd := range platforms {
-			img, err := remote.Image(pd, remoteOpts(ctx)...)
-			if err != nil {
-				return err
-			}
-			bom, err := imageSBOM(img, tag.Context().Name(), tag.TagStr())
-			if err != nil {
-				return err
-			}
-			if err := attest(ctx, sv, pd, bom, opts); err != nil {
-				return fmt.Errorf("attaching the SBOM of %s: %w", pd, err)
-			}
-			fmt.Fprintf(out, "attached a signed CycloneDX SBOM (%d components) to %s\n", len(bom.Components), pd)
-		}
-	}
-	return nil
+		fmt.Fprintf(out, "attached a signed CycloneDX SBOM (%d components) to %s\n", len(bom.Components), pi.digest)
+		return nil
+	})
 }
 
 // signDigest attaches a cosign signature of d, claiming the identity tag, as `cosign sign
@@ -241,7 +257,8 @@ func verify(ctx context.Context, out io.Writer, a artifacts, keyFile string) err
 			errs = append(errs, err)
 			continue
 		}
-		for _, pd := range platforms {
+		for _, pi := range platforms {
+			pd := pi.digest
 			aco := *co
 			aco.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
 			atts, _, err := cosign.VerifyImageAttestations(ctx, pd, &aco)
@@ -322,42 +339,16 @@ func sbomOf(atts []oci.Signature) (*CycloneDX, error) {
 // writeSBOMs writes the SBOM of every platform image to dir, named by image and platform, for a
 // signer that attests them itself (cosign attest in the release workflow).
 func writeSBOMs(ctx context.Context, out io.Writer, a artifacts, dir string) error {
-	for _, ref := range a.imageRefs() {
-		tag, d, err := resolve(ctx, ref)
+	return eachImageSBOM(ctx, a, func(pi platformImage, bom *CycloneDX) error {
+		b, err := json.MarshalIndent(bom, "", "  ")
 		if err != nil {
 			return err
 		}
-		idx, err := remote.Index(d, remoteOpts(ctx)...)
-		if err != nil {
+		file := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.cdx.json", filepath.Base(pi.digest.RepositoryStr()), pi.platform.OS, pi.platform.Architecture))
+		if err := os.WriteFile(file, b, 0o644); err != nil {
 			return err
 		}
-		m, err := idx.IndexManifest()
-		if err != nil {
-			return err
-		}
-		for _, desc := range m.Manifests {
-			if desc.Platform == nil || desc.Platform.OS == "unknown" {
-				continue
-			}
-			pd := d.Context().Digest(desc.Digest.String())
-			img, err := remote.Image(pd, remoteOpts(ctx)...)
-			if err != nil {
-				return err
-			}
-			bom, err := imageSBOM(img, tag.Context().Name(), tag.TagStr())
-			if err != nil {
-				return err
-			}
-			b, err := json.MarshalIndent(bom, "", "  ")
-			if err != nil {
-				return err
-			}
-			file := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.cdx.json", filepath.Base(tag.RepositoryStr()), desc.Platform.OS, desc.Platform.Architecture))
-			if err := os.WriteFile(file, b, 0o644); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "%s %s\n", file, pd)
-		}
-	}
-	return nil
+		fmt.Fprintf(out, "%s %s\n", file, pi.digest)
+		return nil
+	})
 }

@@ -104,6 +104,14 @@ func TestSignAndVerify(t *testing.T) {
 	}
 	t.Logf("verify:\n%s", out.String())
 
+	sboms := t.TempDir()
+	if err := writeSBOMs(ctx, io.Discard, a, sboms); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := os.ReadDir(sboms); len(files) != 2 || files[0].Name() != "cors-sidecar-linux-amd64.cdx.json" {
+		t.Errorf("sbom wrote %v, want one file per platform image", files)
+	}
+
 	if err := verify(ctx, io.Discard, a, other+"/cosign.pub"); err == nil {
 		t.Error("verified with another key")
 	}
