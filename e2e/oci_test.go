@@ -113,7 +113,7 @@ func TestInstallFromOCIRegistry(t *testing.T) {
 	}
 
 	t.Run("helm test", func(t *testing.T) {
-		out := runHelmTest(t, n.Kubeconfig, realNodeRelease, realNodeNamespace)
+		out := runHelmTest(t, n.Cluster, realNodeRelease, realNodeNamespace)
 		if !strings.Contains(out, "ok: the mutating webhook injected the cors-sidecar") {
 			t.Errorf("the self-test did not show an injection")
 		}
