@@ -332,17 +332,13 @@ func (s *statusReconciler) chainsOfPod(ctx context.Context, o client.Object) []c
 	if err != nil || ns == nil {
 		return nil
 	}
-	own, err1 := s.reader.PluginChainsInNamespace(ns.Name)
-	wide, err2 := s.reader.PluginChainsWithNamespaceSelector()
-	if err1 != nil || err2 != nil {
-		logf.FromContext(ctx).Error(err1, "listing PluginChains", "also", err2)
+	candidates, err := s.injector.Selection().Candidates(s.reader, ns.Name)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "listing PluginChains")
 		return nil
 	}
 	var out []ctrlreconcile.Request
-	for i, c := range append(own, wide...) {
-		if i < len(own) && c.Spec.Selectors.NamespaceSelector != nil {
-			continue // listed again among the wide ones
-		}
+	for _, c := range candidates {
 		if !s.injector.Selection().Acts(c, o.GetLabels(), ns) {
 			continue
 		}
@@ -363,13 +359,12 @@ func (s *statusReconciler) chainsOfPlugin(m *mapper) handler.MapFunc {
 
 // chainsOfNamespace: the chains whose reach a namespace's labels can change.
 func (s *statusReconciler) chainsOfNamespace(ctx context.Context, o client.Object) []ctrlreconcile.Request {
-	own, err1 := s.reader.PluginChainsInNamespace(o.GetName())
-	wide, err2 := s.reader.PluginChainsWithNamespaceSelector()
-	if err1 != nil || err2 != nil {
+	candidates, err := s.injector.Selection().Candidates(s.reader, o.GetName())
+	if err != nil {
 		return nil
 	}
 	var out []ctrlreconcile.Request
-	for _, c := range append(own, wide...) {
+	for _, c := range candidates {
 		out = append(out, requestFor(c))
 	}
 	return out

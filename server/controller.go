@@ -77,9 +77,9 @@ func NewController(cfg *rest.Config, opts ControllerOptions) (manager.Manager, e
 	if err := certs.SetupRotation(mgr, opts.Certs); err != nil {
 		return nil, fmt.Errorf("certificate rotation: %w", err)
 	}
-	// The reconcilers read the CacheReader itself, which answers from the informer stores
-	// (not through the pod injector's chain index, which an informer event handler updates
-	// and which could lag behind the event that triggered a reconcile).
+	// The reconcilers read the CacheReader without a chains.Index: it answers from the
+	// informer stores (an index, which an informer event handler updates, could lag behind
+	// the event that triggered a reconcile).
 	reader, err := webhook.NewCacheReader(context.Background(), mgr.GetCache())
 	if err != nil {
 		return nil, err

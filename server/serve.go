@@ -138,6 +138,10 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	}
 	opts.Validation.Plugins = injector.Selection().Plugins
 	opts.Validation.Tenancy = injector.Selection().Tenancy
+	// One chains.Index, under the injector's rule, for injection and validation alike.
+	if err := reader.IndexChains(injector.Selection()); err != nil {
+		return nil, err
+	}
 	for _, kind := range validate.Kinds {
 		register(webhook.ValidatePath(kind), webhook.NewValidator(decoder, kind, reader, opts.Validation))
 	}
@@ -167,15 +171,10 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	return s, nil
 }
 
-// newPodInjector is the pod injection handler, reading chains through an index kept by the
-// manager's cache.
+// newPodInjector is the pod injection handler, reading chains through the Reader's index.
 func newPodInjector(mgr manager.Manager, r *webhook.CacheReader, injector *inject.Injector, memoAnswers, memoBytes int) (*webhook.PodInjector, error) {
 	webhook.RegisterInjectionMetrics()
-	indexed, err := webhook.NewChainIndexReader(context.Background(), mgr.GetCache(), r, injector)
-	if err != nil {
-		return nil, err
-	}
-	h := webhook.NewPodInjector(indexed, injector)
+	h := webhook.NewPodInjector(r, injector)
 	if memoAnswers != 0 || memoBytes != 0 {
 		if memoAnswers == 0 {
 			memoAnswers = webhook.DefaultMemoAnswers

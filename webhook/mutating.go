@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	jsoniter "github.com/json-iterator/go"
@@ -21,9 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -533,73 +530,4 @@ func podName(meta *metav1.ObjectMeta) string {
 	return fmt.Sprintf("%s<generated>", meta.GenerateName)
 }
 
-// ChainIndexReader is the pod injector's Reader: a clusterstate.Reader plus an
-// inject.ChainIndex of the PluginChains in the cache, so that a pod admission does not list and
-// evaluate every chain (see inject.ChainIndex). The informer's event handler files each
-// change into the index as it comes, so no admission waits for a rebuild, whatever the number
-// of chains.
-type ChainIndexReader struct {
-	clusterstate.Reader
-	index  *inject.ChainIndex
-	synced func() bool // the handler has filed the chains the informer held when it started
-	ready  atomic.Bool
-}
-
-var (
-	_ inject.IndexedChains   = (*ChainIndexReader)(nil)
-	_ inject.IndexedServices = (*ChainIndexReader)(nil)
-	_ inject.IndexedServices = (*CacheReader)(nil)
-)
-
-// indexSyncTimeout bounds how long the first admission waits for the PluginChain informer's
-// first sync; past it, admission fails rather than injecting from an incomplete view.
-const indexSyncTimeout = 5 * time.Second
-
-// NewChainIndexReader wraps r (a Reader over c) with an index of c's PluginChains built for
-// injector, kept current by an event handler on c's PluginChain informer. Like NewCacheReader,
-// it must run before the cache starts.
-func NewChainIndexReader(ctx context.Context, c cache.Informers, r clusterstate.Reader, injector *inject.Injector) (*ChainIndexReader, error) {
-	inf, err := c.GetInformer(ctx, &v1alpha1.PluginChain{})
-	if err != nil {
-		return nil, fmt.Errorf("informer for PluginChains: %w", err)
-	}
-	chains, ok := inf.(toolscache.SharedIndexInformer)
-	if !ok {
-		return nil, fmt.Errorf("informer for PluginChains is a %T, not a client-go SharedIndexInformer", inf)
-	}
-	return newChainIndexReader(chains, r, injector)
-}
-
-func newChainIndexReader(chains toolscache.SharedIndexInformer, r clusterstate.Reader, injector *inject.Injector) (*ChainIndexReader, error) {
-	ix := injector.IndexChains(nil)
-	reg, err := chains.AddEventHandler(chainEvents(ix.Set, ix.Delete))
-	if err != nil {
-		return nil, fmt.Errorf("watching PluginChains: %w", err)
-	}
-	return &ChainIndexReader{Reader: r, index: ix, synced: reg.HasSynced}, nil
-}
-
-// ServicesForLabels implements inject.IndexedServices with the wrapped Reader's index, or all
-// the Services of the namespace when it has none.
-func (r *ChainIndexReader) ServicesForLabels(namespace string, labels map[string]string) ([]*corev1.Service, error) {
-	if ix, ok := r.Reader.(inject.IndexedServices); ok {
-		return ix.ServicesForLabels(namespace, labels)
-	}
-	return r.ServicesInNamespace(namespace)
-}
-
-// CORSChainIndex implements inject.IndexedChains. Until the index holds the chains the informer
-// started with, it waits (up to indexSyncTimeout): injecting from a partial view would leave
-// pods without their sidecar.
-func (r *ChainIndexReader) CORSChainIndex() (*inject.ChainIndex, error) {
-	if r.ready.Load() {
-		return r.index, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), indexSyncTimeout)
-	defer cancel()
-	if !toolscache.WaitForCacheSync(ctx.Done(), r.synced) {
-		return nil, errors.New("the PluginChain index has not filed the informer's chains yet")
-	}
-	r.ready.Store(true)
-	return r.index, nil
-}
+var _ inject.IndexedServices = (*CacheReader)(nil)

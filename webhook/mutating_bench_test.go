@@ -227,16 +227,8 @@ func BenchmarkPodInjectorHandle(b *testing.B) {
 // Reader with the PluginChain index.
 func newIndexedTestInjector(b testing.TB, c cache.Cache) *PodInjector {
 	b.Helper()
-	cr, err := NewCacheReader(context.Background(), c)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := newTestInjector(b, cr)
-	r, err := NewChainIndexReader(context.Background(), c, h.reader, h.injector)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h.reader = r
+	h := newTestInjector(b, nil)
+	h.reader = newCacheReaderFor(b, c, h.injector.Selection())
 	return h
 }
 

@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
-	"github.com/cors-webhook/cors-webhook/validate"
 )
 
 // Indexes the CacheReader adds to the informers of the manager's cache. Admission answers from
@@ -57,14 +57,15 @@ const DefaultLookupTimeout = 5 * time.Second
 // them): a PluginChain admission compares the chain with every chain that can reach its
 // namespaces, and copying them would dominate its cost.
 //
-// It also keeps a validate.ChainIndex of the PluginChains, so that a PluginChain admission
-// compares the chain only with those whose podSelector may overlap its own. The informer's
-// event handler files each change as it arrives (no rebuild: every such admission follows a
-// change), and lookups wait until the handler has filed the initial list.
+// It also keeps the chains.Index of the PluginChains, so that a pod admission visits only the
+// chains filed under the pod's labels and a PluginChain admission compares the chain only with
+// those whose podSelector may overlap its own. The informer's one event handler files each
+// change as it arrives (no rebuild: every such admission follows a change), and lookups wait
+// until the handler has filed the initial list.
 type CacheReader struct {
 	plugins, chains, configs, namespaces, services toolscache.SharedIndexInformer
 
-	chainIndex       *validate.ChainIndex
+	chainIndex       *chains.Index
 	chainIndexSynced func() bool
 
 	synced  atomic.Bool
@@ -72,8 +73,8 @@ type CacheReader struct {
 }
 
 var (
-	_ clusterstate.Reader    = (*CacheReader)(nil)
-	_ validate.IndexedChains = (*CacheReader)(nil)
+	_ clusterstate.Reader = (*CacheReader)(nil)
+	_ chains.Indexed      = (*CacheReader)(nil)
 )
 
 // NewCacheReader creates (or finds) the informers of c (normally mgr.GetCache()) for
@@ -109,9 +110,6 @@ func (r *CacheReader) setup(ctx context.Context, c cache.Informers) error {
 			return nil, nil
 		},
 	}); err != nil {
-		return fmt.Errorf("indexing PluginChains: %w", err)
-	}
-	if err := r.indexChains(); err != nil {
 		return fmt.Errorf("indexing PluginChains: %w", err)
 	}
 	if err := addIndexers(r.configs, toolscache.Indexers{
@@ -152,12 +150,16 @@ func (r *CacheReader) setup(ctx context.Context, c cache.Informers) error {
 	return nil
 }
 
-// indexChains keeps r.chainIndex up to date from the PluginChain informer.
-func (r *CacheReader) indexChains() error {
-	ix := validate.NewChainIndex()
+// IndexChains makes r keep a chains.Index of the PluginChains filed under the rule sel (the
+// injector's, inject.Injector.Selection, which validation shares), fed by one event handler on
+// the PluginChain informer. Call it once, before the cache starts. The admission process does;
+// the controller does not: its reconcilers must see a change as soon as the event that
+// triggered them, and the index, updated by a handler, could lag behind it.
+func (r *CacheReader) IndexChains(sel chains.Selection) error {
+	ix := chains.NewIndex(sel)
 	reg, err := r.chains.AddEventHandler(chainEvents(ix.Set, ix.Delete))
 	if err != nil {
-		return err
+		return fmt.Errorf("indexing PluginChains: %w", err)
 	}
 	r.chainIndex, r.chainIndexSynced = ix, reg.HasSynced
 	return nil
@@ -210,11 +212,11 @@ func addIndexers(inf toolscache.SharedIndexInformer, indexers toolscache.Indexer
 	return inf.AddIndexers(missing)
 }
 
-// HasSynced reports whether every informer has synced once, and the PluginChain index has
-// filed the initial list.
+// HasSynced reports whether every informer has synced once, and the PluginChain index, if r
+// keeps one, has filed the initial list.
 func (r *CacheReader) HasSynced() bool {
 	return r.plugins.HasSynced() && r.chains.HasSynced() && r.configs.HasSynced() &&
-		r.namespaces.HasSynced() && r.services.HasSynced() && r.chainIndexSynced()
+		r.namespaces.HasSynced() && r.services.HasSynced() && (r.chainIndexSynced == nil || r.chainIndexSynced())
 }
 
 // ready waits (up to the sync timeout) for the first sync; afterwards it costs one atomic load.
@@ -299,8 +301,8 @@ func (r *CacheReader) PluginConfigsForService(namespace, service string) ([]*v1a
 	return byIndex[v1alpha1.PluginConfig](r, r.configs, IndexConfigService, namespace+"/"+service)
 }
 
-// PluginChainIndex implements validate.IndexedChains.
-func (r *CacheReader) PluginChainIndex() (*validate.ChainIndex, error) {
+// ChainIndex implements chains.Indexed: the index IndexChains set up, or nil.
+func (r *CacheReader) ChainIndex() (*chains.Index, error) {
 	if err := r.ready(); err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/inject"
 	"github.com/cors-webhook/cors-webhook/validate"
 )
 
@@ -116,10 +117,27 @@ func startWatchedCache(t testing.TB, objs ...client.Object) (cache.Cache, map[re
 }
 
 // newCacheReader is NewCacheReader for a started cache (another reader over the same cache).
+// newCacheReader is a CacheReader over c whose chains.Index files chains by the rule of
+// newTestInjector's injector.
 func newCacheReader(t testing.TB, c cache.Cache) *CacheReader {
+	t.Helper()
+	s := inject.DefaultSettings()
+	s.SidecarImage = "example.com/cors-sidecar:test"
+	in, err := inject.New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newCacheReaderFor(t, c, in.Selection())
+}
+
+// newCacheReaderFor is a CacheReader over c whose chains.Index files chains by sel.
+func newCacheReaderFor(t testing.TB, c cache.Cache, sel chains.Selection) *CacheReader {
 	t.Helper()
 	r, err := NewCacheReader(context.Background(), c)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.IndexChains(sel); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -256,7 +274,7 @@ func clusterOf10k() []client.Object {
 
 // BenchmarkPluginChainCreate validates one PluginChain against 10,000 existing chains in 1,000
 // namespaces through the server's cache-backed Reader (see docs/benchmarks.md): "indexed" as the
-// server does, through the Reader's validate.ChainIndex, and "listing" through a Reader that
+// server does, through the Reader's chains.Index, and "listing" through a Reader that
 // hides the index, so validation compares the chain with every chain that can reach the same
 // namespaces.
 func BenchmarkPluginChainCreate(b *testing.B) {

@@ -19,6 +19,7 @@ import (
 	goflag "flag"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/cors"
@@ -191,41 +192,26 @@ func describePod(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader, i
 	d.Problems, d.Notes = res.Problems, res.Notes
 	sel := injector.Selection()
 
-	own, err := r.PluginChainsInNamespace(ns.Name)
-	if err != nil {
-		return nil, err
-	}
-	wide, err := r.PluginChainsWithNamespaceSelector()
+	considered, err := sel.Considered(r, ns.Name)
 	if err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
-	for _, c := range slices.Concat(own, wide) {
-		key := c.Namespace + "/" + c.Name
+	for _, c := range considered {
+		key := chains.Key(c)
 		if seen[key] || !sel.Plugins.Mounts(c) {
 			continue
 		}
 		seen[key] = true
-		cd := chainDescription{Name: key, Plugins: sel.Plugins.InboundHTTP(c), Selects: sel.Selects(c, pod.Labels, ns)}
 		chainNS, err := r.Namespace(c.Namespace)
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case sel.Ignores(c):
-			cd.Why = "namespace " + c.Namespace + " is excluded from the webhooks (--excluded-namespaces), so its PluginChains are ignored"
-		case c.Namespace != ns.Name && sel.IgnoresIn(c, chainNS):
-			cd.Selects = false
-			cd.Why = "namespace " + c.Namespace + " opts out of the webhooks with the label " + contract.LabelNamespaceInject + "=" + contract.NamespaceInjectDisabled + ", so its PluginChains are ignored"
-		case c.Namespace != ns.Name && c.Spec.Selectors.NamespaceSelector != nil && sel.Confined(c):
-			cd.Why = "namespace " + c.Namespace + " is not a cluster-chain namespace (--cluster-chain-namespaces), so it selects pods of its own namespace only, whatever its namespaceSelector says"
-		case !sel.SelectsNamespace(c, ns) && sel.OwnNamespaceOnly(c) && c.Spec.Selectors.NamespaceSelector == nil:
-			cd.Why = "it has no namespaceSelector, so it selects pods of its own namespace only"
-		case !sel.SelectsNamespace(c, ns):
-			cd.Why = "its namespaceSelector does not select namespace " + ns.Name
-		case !cd.Selects:
-			cd.Why = "its podSelector does not select the pod's labels"
-		default:
+		reason := sel.Explain(c, pod.Labels, ns, chainNS)
+		cd := chainDescription{Name: key, Plugins: sel.Plugins.InboundHTTP(c), Selects: reason == chains.ReasonSelected}
+		if !cd.Selects {
+			cd.Why = reason.Message(c, ns.Name)
+		} else {
 			var undeclared []string
 			for _, p := range cd.Plugins {
 				if pl, err := r.Plugin(p); err != nil {

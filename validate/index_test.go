@@ -17,13 +17,13 @@ import (
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
-// indexedSnapshot is a Snapshot that also offers a ChainIndex, as the server's Reader does.
+// indexedSnapshot is a Snapshot that also offers a chains.Index, as the server's Reader does.
 type indexedSnapshot struct {
 	*clusterstate.Snapshot
-	ix *ChainIndex
+	ix *chains.Index
 }
 
-func (s indexedSnapshot) PluginChainIndex() (*ChainIndex, error) { return s.ix, nil }
+func (s indexedSnapshot) ChainIndex() (*chains.Index, error) { return s.ix, nil }
 
 // chainGen generates random PluginChains over a small label vocabulary, so that their
 // selectors often overlap: matchLabels, In/NotIn/Exists/DoesNotExist (and the odd invalid
@@ -125,7 +125,7 @@ func (g chainGen) subset(of []string) []string {
 }
 
 // TestChainIndexFindsWhatListingFinds: for random clusters, tenancies and new chains,
-// validating a PluginChain through the ChainIndex gives exactly the errors and warnings,
+// validating a PluginChain through the chains.Index gives exactly the errors and warnings,
 // witnesses included, that comparing it with every chain of the namespaces it reaches gives;
 // also when the index was kept up to date one change at a time.
 func TestChainIndexFindsWhatListingFinds(t *testing.T) {
@@ -144,10 +144,13 @@ func TestChainIndexFindsWhatListingFinds(t *testing.T) {
 			objs = append(objs, c)
 		}
 		snap := clusterstate.NewSnapshot(objs...)
-		bulk := indexedSnapshot{snap, NewChainIndex(list...)}
-		stepwise := indexedSnapshot{snap, stepwiseIndex(g, list)}
 		opts := Options{Plugins: chains.NewPlugins("cors-policy", "cors-b"),
 			Tenancy: chains.Tenancy{ClusterNamespaces: g.subset(g.namespaces), SkippedNamespaces: g.subset(g.namespaces)}}
+		bulk := indexedSnapshot{snap, chains.NewIndex(opts.selection(), list...)}
+		stepwise := indexedSnapshot{snap, stepwiseIndex(g, opts.selection(), list)}
+		if ix, _ := opts.selection().IndexOf(bulk); ix != bulk.ix {
+			t.Fatal("validation would not read the index")
+		}
 
 		for n := range 20 {
 			var errs field.ErrorList
@@ -195,8 +198,8 @@ func TestChainIndexFindsWhatListingFinds(t *testing.T) {
 
 // stepwiseIndex reaches an index of list through Set and Delete, in random order, with
 // earlier versions of chains, replaced, and chains that are deleted again.
-func stepwiseIndex(g chainGen, list []*v1alpha1.PluginChain) *ChainIndex {
-	ix := NewChainIndex()
+func stepwiseIndex(g chainGen, sel chains.Selection, list []*v1alpha1.PluginChain) *chains.Index {
+	ix := chains.NewIndex(sel)
 	for _, i := range g.rng.Perm(len(list)) {
 		c := list[i]
 		switch g.rng.IntN(4) {
