@@ -530,4 +530,4 @@ func podName(meta *metav1.ObjectMeta) string {
 	return fmt.Sprintf("%s<generated>", meta.GenerateName)
 }
 
-var _ inject.IndexedServices = (*CacheReader)(nil)
+var _ inject.IndexedServices = (*clusterstate.CacheReader)(nil)

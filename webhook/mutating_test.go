@@ -290,7 +290,7 @@ func TestPodInjectorReadsNewNamespacesFromTheAPI(t *testing.T) {
 		snap.Add(o)
 	}
 	h := newTestInjector(t, snap)
-	scheme, _ := NewScheme()
+	scheme, _ := clusterstate.NewScheme()
 	req := podReview(t, replicaSetPod(map[string]string{"app": "pipy-ok"}), admissionv1.Create)
 
 	if resp := h.Handle(context.Background(), req); len(resp.Patch) != 0 {

@@ -17,10 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	sigsyaml "sigs.k8s.io/yaml"
 
-	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
@@ -165,16 +163,7 @@ func leadingSeparatorLines(chunk []byte) int {
 }
 
 // scheme knows the built-in kinds and the plugin.flomesh.io kinds, for decoding documents.
-var scheme = func() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}()
+var scheme = clusterstate.Scheme
 
 var codecs = serializer.NewCodecFactory(scheme, serializer.EnableStrict)
 

@@ -1,4 +1,4 @@
-package webhook
+package clusterstate
 
 import (
 	"context"
@@ -16,7 +16,6 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/chains"
-	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
 // Indexes the CacheReader adds to the informers of the manager's cache. Admission answers from
@@ -51,7 +50,7 @@ func CachedKinds() []client.Object {
 // than validating against an incomplete cache.
 const DefaultLookupTimeout = 5 * time.Second
 
-// CacheReader is the clusterstate.Reader of the server: the informers of the manager's cache,
+// CacheReader is the Reader of the server: the informers of the manager's cache,
 // read through their indexers. It returns the cached objects themselves, without the copy a
 // cache List makes of every item, as the Reader contract allows (callers must not modify
 // them): a PluginChain admission compares the chain with every chain that can reach its
@@ -73,8 +72,8 @@ type CacheReader struct {
 }
 
 var (
-	_ clusterstate.Reader = (*CacheReader)(nil)
-	_ chains.Indexed      = (*CacheReader)(nil)
+	_ Reader         = (*CacheReader)(nil)
+	_ chains.Indexed = (*CacheReader)(nil)
 )
 
 // NewCacheReader creates (or finds) the informers of c (normally mgr.GetCache()) for
@@ -276,27 +275,27 @@ func typed[T any](items []any) ([]*T, error) {
 	return out, nil
 }
 
-// Plugin implements clusterstate.Reader.
+// Plugin implements Reader.
 func (r *CacheReader) Plugin(name string) (*v1alpha1.Plugin, error) {
 	return byKey[v1alpha1.Plugin](r, r.plugins, name)
 }
 
-// PluginChainsInNamespace implements clusterstate.Reader.
+// PluginChainsInNamespace implements Reader.
 func (r *CacheReader) PluginChainsInNamespace(namespace string) ([]*v1alpha1.PluginChain, error) {
 	return byIndex[v1alpha1.PluginChain](r, r.chains, toolscache.NamespaceIndex, namespace)
 }
 
-// PluginChainsWithNamespaceSelector implements clusterstate.Reader.
+// PluginChainsWithNamespaceSelector implements Reader.
 func (r *CacheReader) PluginChainsWithNamespaceSelector() ([]*v1alpha1.PluginChain, error) {
 	return byIndex[v1alpha1.PluginChain](r, r.chains, IndexChainNamespaceSelector, "true")
 }
 
-// PluginConfigsForPlugin implements clusterstate.Reader.
+// PluginConfigsForPlugin implements Reader.
 func (r *CacheReader) PluginConfigsForPlugin(namespace, plugin string) ([]*v1alpha1.PluginConfig, error) {
 	return byIndex[v1alpha1.PluginConfig](r, r.configs, IndexConfigPlugin, namespace+"/"+plugin)
 }
 
-// PluginConfigsForService implements clusterstate.Reader.
+// PluginConfigsForService implements Reader.
 func (r *CacheReader) PluginConfigsForService(namespace, service string) ([]*v1alpha1.PluginConfig, error) {
 	return byIndex[v1alpha1.PluginConfig](r, r.configs, IndexConfigService, namespace+"/"+service)
 }
@@ -309,12 +308,12 @@ func (r *CacheReader) ChainIndex() (*chains.Index, error) {
 	return r.chainIndex, nil
 }
 
-// Namespace implements clusterstate.Reader.
+// Namespace implements Reader.
 func (r *CacheReader) Namespace(name string) (*corev1.Namespace, error) {
 	return byKey[corev1.Namespace](r, r.namespaces, name)
 }
 
-// Namespaces implements clusterstate.Reader.
+// Namespaces implements Reader.
 func (r *CacheReader) Namespaces() ([]*corev1.Namespace, error) {
 	if err := r.ready(); err != nil {
 		return nil, err
@@ -322,12 +321,12 @@ func (r *CacheReader) Namespaces() ([]*corev1.Namespace, error) {
 	return typed[corev1.Namespace](r.namespaces.GetIndexer().List())
 }
 
-// Service implements clusterstate.Reader.
+// Service implements Reader.
 func (r *CacheReader) Service(namespace, name string) (*corev1.Service, error) {
 	return byKey[corev1.Service](r, r.services, namespace+"/"+name)
 }
 
-// ServicesInNamespace implements clusterstate.Reader.
+// ServicesInNamespace implements Reader.
 func (r *CacheReader) ServicesInNamespace(namespace string) ([]*corev1.Service, error) {
 	return byIndex[corev1.Service](r, r.services, toolscache.NamespaceIndex, namespace)
 }
