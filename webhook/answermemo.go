@@ -6,8 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/podjson"
 )
 
 // DefaultMemoAnswers is how many injected pods' answers a PodInjector keeps by default.
@@ -154,121 +154,8 @@ func (m *answerMemo) usage() (answers, bytes int) {
 	return len(m.answers), m.bytes
 }
 
-// masked stands for a value the replica key leaves out: NUL never occurs in JSON text outside
-// an escape, so a key cannot be mistaken for another with a value there.
-const masked = 0
-
-// replicaSpans finds the values of a pod's JSON that differ between the replicas of one pod
-// template, in order, and reports whether it could: raw must be the valid JSON of a pod, as in
-// an admission request. Masked are the values of the top-level
-// metadata's name, uid, creationTimestamp, resourceVersion and managedFields, and the names of
-// the volumes and volume mounts other than the injection's own (contract.VolumePolicy): the
-// ServiceAccount admission plugin names each pod's token volume kube-api-access-<random>.
-// Injection reads none of these (TestReplicaKeyMasksOnlyWhatInjectionIgnores). Names are
-// matched as written: a member whose name has an escape is kept, which only makes the key more
-// particular.
-func replicaSpans(raw []byte) ([][2]int, bool) {
-	s := jsonScan{b: raw}
-	var spans [][2]int // the values to mask, in order
-	mask := func() {
-		start := s.i
-		s.skipValue()
-		spans = append(spans, [2]int{start, s.i})
-	}
-	// maskNames masks the member "name" of each object of the array at s.i, unless it is the
-	// injection's volume name; with in, those of the array in each object's member in.
-	var maskNames func(in string)
-	maskNames = func(in string) {
-		s.elements(func() {
-			s.fields(func(key []byte) bool {
-				switch {
-				case in == "" && string(key) == "name" && s.peek() == '"':
-					start := s.i
-					if name, plain := s.str(); plain && string(name) != contract.VolumePolicy {
-						spans = append(spans, [2]int{start, s.i})
-					}
-				case in != "" && string(key) == in:
-					maskNames("")
-				default:
-					return false
-				}
-				return true
-			})
-		})
-	}
-	if s.peek() != '{' {
-		return nil, false
-	}
-	s.fields(func(key []byte) bool {
-		switch string(key) {
-		case "metadata":
-			s.fields(func(key []byte) bool {
-				switch string(key) {
-				case "name", "uid", "creationTimestamp", "resourceVersion", "managedFields":
-					mask()
-					return true
-				}
-				return false
-			})
-		case "spec":
-			s.fields(func(key []byte) bool {
-				switch string(key) {
-				case "volumes":
-					maskNames("")
-				case "containers", "initContainers", "ephemeralContainers":
-					maskNames("volumeMounts")
-				default:
-					return false
-				}
-				return true
-			})
-		default:
-			return false
-		}
-		return true
-	})
-	if s.err {
-		return nil, false
-	}
-	return spans, true
-}
-
-// replicaKey appends to dst the namespace and the pod's JSON with the values that differ
-// between the replicas of one pod template masked (see replicaSpans), and reports whether it
-// could. The memo keeps its hash, replicaHash; the key itself is the definition tests read.
-func replicaKey(dst []byte, namespace string, raw []byte) ([]byte, bool) {
-	spans, ok := replicaSpans(raw)
-	if !ok {
-		return dst, false
-	}
-	replicaPieces(namespace, raw, spans, func(p []byte) { dst = append(dst, p...) })
-	return dst, true
-}
-
-// replicaHash is the SHA-256 of replicaKey's key, made without the key.
+// replicaHash is the memo's key of a pod: the hash of its replica key (podjson.ReplicaHash),
+// with the values injection never reads masked (inject.ReplicaMask).
 func replicaHash(namespace string, raw []byte) (memoKey, bool) {
-	spans, ok := replicaSpans(raw)
-	if !ok {
-		return memoKey{}, false
-	}
-	h := sha256.New()
-	replicaPieces(namespace, raw, spans, func(p []byte) { h.Write(p) })
-	var key memoKey
-	h.Sum(key[:0])
-	return key, true
-}
-
-// replicaPieces gives emit the replica key in pieces: the namespace, then raw with each span
-// replaced by the masked byte.
-func replicaPieces(namespace string, raw []byte, spans [][2]int, emit func([]byte)) {
-	mask := []byte{masked}
-	emit([]byte(namespace))
-	emit(mask)
-	at := 0
-	for _, span := range spans {
-		emit(raw[at:span[0]])
-		emit(mask)
-		at = span[1]
-	}
-	emit(raw[at:])
+	return podjson.ReplicaHash(namespace, raw, inject.ReplicaMask)
 }

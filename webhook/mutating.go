@@ -2,13 +2,9 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +25,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/podjson"
 )
 
 // MutatePodPath is the path of the pod injection webhook, in controller-runtime's naming
@@ -159,7 +156,7 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	}
 	// Most pods are selected by no chain, and that needs only their metadata: decoding the
 	// whole pod would cost more than the rest of the admission together.
-	meta, err := decodeMetadata(req.Object.Raw)
+	meta, err := podjson.DecodeMetadata(req.Object.Raw)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), outcomeError
 	}
@@ -186,7 +183,7 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 			return resp, outcomePatched
 		}
 	}
-	pod, err := decodePod(req.Object.Raw)
+	pod, err := podjson.DecodePod(req.Object.Raw)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), outcomeError
 	}
@@ -263,87 +260,7 @@ func (h *PodInjector) remembered(ctx context.Context, key memoKey, raw []byte, m
 	return patchResponse(a.patch, a.warnings), true, nil
 }
 
-// decodeMetadata decodes what Triage reads of a pod's JSON: its labels and annotations. Every
-// other member is skipped without being decoded, and reading stops after metadata, which the
-// API server writes before spec: the answer for the pods no chain selects must not cost a
-// decoding of the pod, nor of its managedFields (in admission requests they describe every
-// field of the pod). encoding/json cannot skip without scanning twice, so this uses the
-// json-iterator that apimachinery already links in.
-func decodeMetadata(raw []byte) (*metav1.ObjectMeta, error) {
-	iter := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowIterator(raw)
-	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnIterator(iter)
-	if iter.WhatIsNext() != jsoniter.ObjectValue {
-		return nil, errors.New("the object is not a JSON object")
-	}
-	meta := &metav1.ObjectMeta{}
-	iter.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
-		if field != "metadata" {
-			it.Skip()
-			return it.Error == nil
-		}
-		var labels, annotations bool
-		it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
-			switch field {
-			case "labels":
-				it.ReadVal(&meta.Labels)
-				labels = true
-			case "annotations":
-				it.ReadVal(&meta.Annotations)
-				annotations = true
-			case "ownerReferences", "finalizers", "managedFields":
-				// The API server writes these after labels and annotations (ObjectMeta's
-				// field order). Stopping here once the labels are read skips managedFields.
-				// Annotations only carry the opt-out, which Inject checks again on the
-				// decoded pod, so missing them in an unusual order cannot change a patch.
-				if labels {
-					return false
-				}
-				it.Skip()
-			default:
-				it.Skip()
-			}
-			return it.Error == nil && !(labels && annotations)
-		})
-		return false // the rest of the pod is not needed
-	})
-	if iter.Error != nil && !errors.Is(iter.Error, io.EOF) {
-		return nil, fmt.Errorf("decoding the pod's metadata: %w", iter.Error)
-	}
-	return meta, nil
-}
-
-// decodePod decodes a pod in one pass, without its managedFields. The request's resource
-// already says it is a v1 Pod, so there is no first pass over the document to find its kind;
-// managedFields are cut out first (withoutManagedFields), because injection never reads them
-// and the patch is written from the change set, never from the decoded pod (injectionPatch).
-// The decoder is json-iterator with case-sensitive member names, as apimachinery's serializer
-// configured it before it moved to sigs.k8s.io/json; that one validates the whole document
-// before decoding it, which made the decoding half of the injected review's cost.
-func decodePod(raw []byte) (*corev1.Pod, error) {
-	if len(raw) == 0 {
-		return nil, errors.New("there is no content to decode")
-	}
-	pod := &corev1.Pod{}
-	if err := podJSON.Unmarshal(withoutManagedFields(raw), pod); err != nil {
-		return nil, fmt.Errorf("decoding the pod: %w", err)
-	}
-	pod.ManagedFields = nil // when the scan did not find them where the API server writes them
-	return pod, nil
-}
-
-// podJSON is decodePod's decoder.
-var podJSON = jsoniter.Config{EscapeHTML: true, SortMapKeys: true, ValidateJsonRawMessage: true, CaseSensitive: true}.Froze()
-
-// injectionPatch is the JSON patch of the injection, built straight from its change set and
-// the decoded pod: the injection changes metadata.annotations, metadata.labels,
-// spec.initContainers and spec.volumes and nothing else (inject.Changes), so there is no pod
-// to re-encode and no diff to compute. Members the pod lacks are added whole; otherwise each
-// key is added (or replaced when its value differs), the init containers are inserted before
-// the pod's own, and the volumes appended. The pod's own entries are never written back, so
-// fields unknown to this build's API types (a newer API server), and those decodePod skips,
-// stay as they were sent. The patch is written as JSON here, the containers and volume from
-// the JSON the injector keeps for them: encoding operations for controller-runtime to marshal
-// cost as much as the rest of the admission.
+// injectionPatch is the JSON patch of the injection: podjson.Patch of its change set.
 func injectionPatch(pod *corev1.Pod, changes *inject.Changes) ([]byte, error) {
 	inits, err := changes.InitContainersJSON()
 	if err != nil {
@@ -353,125 +270,8 @@ func injectionPatch(pod *corev1.Pod, changes *inject.Changes) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := patchWriter{s: patchJSON.BorrowStream(nil)}
-	defer patchJSON.ReturnStream(w.s)
-	w.s.WriteArrayStart()
-	for _, m := range []struct {
-		path      string
-		own, want map[string]string
-	}{
-		{"/metadata/annotations", pod.Annotations, changes.Annotations},
-		{"/metadata/labels", pod.Labels, changes.Labels},
-	} {
-		if len(m.want) == 0 {
-			continue
-		}
-		keys := slices.Sorted(maps.Keys(m.want))
-		if m.own == nil {
-			w.op("add", m.path)
-			w.s.WriteObjectStart()
-			for i, k := range keys {
-				if i > 0 {
-					w.s.WriteMore()
-				}
-				w.s.WriteObjectField(k)
-				w.s.WriteStringWithHTMLEscaped(m.want[k])
-			}
-			w.s.WriteObjectEnd()
-			w.end()
-			continue
-		}
-		for _, k := range keys {
-			v := m.want[k]
-			old, exists := m.own[k]
-			switch {
-			case !exists:
-				w.op("add", m.path+"/"+pointerEscape(k))
-			case old != v:
-				w.op("replace", m.path+"/"+pointerEscape(k))
-			default:
-				continue
-			}
-			w.s.WriteStringWithHTMLEscaped(v)
-			w.end()
-		}
-	}
-	if len(inits) > 0 {
-		if pod.Spec.InitContainers == nil {
-			w.op("add", "/spec/initContainers")
-			w.array(inits)
-			w.end()
-		} else {
-			for i, c := range inits {
-				w.op("add", "/spec/initContainers/"+strconv.Itoa(i))
-				w.s.Write(c)
-				w.end()
-			}
-		}
-	}
-	if len(volumes) > 0 {
-		if pod.Spec.Volumes == nil {
-			w.op("add", "/spec/volumes")
-			w.array(volumes)
-			w.end()
-		} else {
-			for _, v := range volumes {
-				w.op("add", "/spec/volumes/-")
-				w.s.Write(v)
-				w.end()
-			}
-		}
-	}
-	w.s.WriteArrayEnd()
-	if w.s.Error != nil {
-		return nil, fmt.Errorf("writing the patch: %w", w.s.Error)
-	}
-	return slices.Clone(w.s.Buffer()), nil
+	return podjson.Patch(pod, podjson.Changes{Annotations: changes.Annotations, Labels: changes.Labels, InitContainers: inits, Volumes: volumes})
 }
-
-// patchJSON writes patches; only its streams are used.
-var patchJSON = jsoniter.ConfigCompatibleWithStandardLibrary
-
-// patchWriter writes the operations of a JSON patch (RFC 6902) to a stream.
-type patchWriter struct {
-	s   *jsoniter.Stream
-	ops int
-}
-
-// op starts an operation, up to its value.
-func (w *patchWriter) op(op, path string) {
-	if w.ops > 0 {
-		w.s.WriteMore()
-	}
-	w.ops++
-	w.s.WriteObjectStart()
-	w.s.WriteObjectField("op")
-	w.s.WriteString(op)
-	w.s.WriteMore()
-	w.s.WriteObjectField("path")
-	w.s.WriteStringWithHTMLEscaped(path)
-	w.s.WriteMore()
-	w.s.WriteObjectField("value")
-}
-
-func (w *patchWriter) end() { w.s.WriteObjectEnd() }
-
-// array writes already encoded values as a JSON array.
-func (w *patchWriter) array(items [][]byte) {
-	w.s.WriteArrayStart()
-	for i, item := range items {
-		if i > 0 {
-			w.s.WriteMore()
-		}
-		w.s.Write(item)
-	}
-	w.s.WriteArrayEnd()
-}
-
-// pointerEscape escapes a map key as a JSON pointer segment (RFC 6901).
-func pointerEscape(key string) string { return pointerEscaper.Replace(key) }
-
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 // namespace returns the pod's namespace from the cache, or from the API server when the cache
 // has not seen it yet, or a label-less stand-in when neither has it.

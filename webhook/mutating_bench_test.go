@@ -36,6 +36,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/podjson"
 )
 
 // injectionCluster is the benchmark's cluster: 1,000 PluginChains and 10,000 Services in 100
@@ -447,8 +448,19 @@ func BenchmarkDecodePod(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decodePod(raw); err != nil {
+		if _, err := podjson.DecodePod(raw); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func BenchmarkWithoutManagedFields(b *testing.B) {
+	raw, err := json.Marshal(benchPod("app-3"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		podjson.WithoutManagedFields(raw)
 	}
 }

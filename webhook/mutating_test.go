@@ -32,6 +32,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/podjson"
 )
 
 // seedObjects is the seed guide's cluster: namespace pipy labeled as `fsm namespace add` does,
@@ -331,7 +332,7 @@ func TestDecodeMetadata(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeMetadata(raw)
+		got, err := podjson.DecodeMetadata(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +342,7 @@ func TestDecodeMetadata(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			meta, err := decodeMetadata([]byte(tt.raw))
+			meta, err := podjson.DecodeMetadata([]byte(tt.raw))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("error %v, want error %v", err, tt.wantErr)
 			}
@@ -472,7 +473,7 @@ func TestInjectionPatchProducesTheInjectedPod(t *testing.T) {
 			if err := json.Unmarshal(raw, full); err != nil {
 				t.Fatal(err)
 			}
-			pod, err := decodePod(raw)
+			pod, err := podjson.DecodePod(raw)
 			if err != nil {
 				t.Fatal(err)
 			}
