@@ -175,19 +175,14 @@ func (x *Index) Selecting(podLabels map[string]string, ns *corev1.Namespace, vis
 // MayOverlap calls visit, once each, for the chains that may select a pod that c selects: the
 // wide chains and the own-namespace chains of the namespaces c reaches, narrowed to those
 // filed under a label value c's podSelector allows (allows, as [Pinned.MayOverlap] takes it).
-// reaches says whether c reaches a namespace; it is asked only when c may reach other
-// namespaces than its own. It holds every chain an exact comparison would accept.
+// reaches says whether c reaches an existing namespace; it is not asked for the namespace of a
+// chain without a namespaceSelector, which reaches its own namespace whatever its labels. It
+// holds every chain an exact comparison would accept.
 func (x *Index) MayOverlap(c *v1alpha1.PluginChain, allows func(key string) ([]string, bool), reaches func(namespace string) (bool, error), visit func(*v1alpha1.PluginChain)) error {
 	collect := func(e *indexed) { visit(e.chain) }
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	x.wide.MayOverlap(allows, collect)
-	if x.sel.OwnNamespaceOnly(c) {
-		if local := x.own[c.Namespace]; local != nil {
-			local.MayOverlap(allows, collect)
-		}
-		return nil
-	}
 	var err error
 	reached := func(name string) bool {
 		ok, e := reaches(name)
@@ -195,6 +190,14 @@ func (x *Index) MayOverlap(c *v1alpha1.PluginChain, allows func(key string) ([]s
 			err = e
 		}
 		return ok
+	}
+	if x.sel.OwnNamespaceOnly(c) {
+		// Without a namespaceSelector, c reaches its namespace whatever its labels; with
+		// one (confined), only when the selector matches it.
+		if local := x.own[c.Namespace]; local != nil && (c.Spec.Selectors.NamespaceSelector == nil || reached(c.Namespace)) {
+			local.MayOverlap(allows, collect)
+		}
+		return err
 	}
 	// When c's podSelector narrows the chains of all namespaces to fewer than there are
 	// namespaces, look them up and check their namespace; otherwise (it pins no label those

@@ -231,3 +231,32 @@ func TestCompareKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestConfinedChainConflictsOnlyWhereItsSelectorReaches: a tenant's chain with a
+// namespaceSelector is confined to its own namespace, and reaches even that one only when the
+// selector matches its labels; so it conflicts with a chain of its namespace that puts another
+// CORS plugin on the same pods only then, through the index as through listing (the case of
+// e2e's "deleting is never blocked").
+func TestConfinedChainConflictsOnlyWhereItsSelectorReaches(t *testing.T) {
+	opts := Options{Plugins: chains.NewPlugins("cors-policy", "cors-b")}
+	own := &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: "teams", Name: "team-b"}}
+	own.Spec.Chains = []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"cors-b"}}}
+	own.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "b"}}
+	confined := &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: "teams", Name: "web-everywhere"}}
+	confined.Spec.Chains = []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"cors-policy"}}}
+	confined.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "edge"}}
+	confined.Spec.Selectors.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "web"}}
+	for _, tc := range []struct {
+		labels   map[string]string
+		conflict bool
+	}{{nil, false}, {map[string]string{"tier": "web"}, true}} {
+		snap := clusterstate.NewSnapshot(corsPlugin("cors-policy"), corsPlugin("cors-b"), namespace("teams", tc.labels), own)
+		indexed := indexedSnapshot{snap, chains.NewIndex(opts.selection(), own)}
+		for _, r := range []clusterstate.Reader{snap, indexed} {
+			errs, _ := PluginChainCreate(r, confined, opts)
+			if got := slices.ContainsFunc(errs, func(e *field.Error) bool { return e.Origin == OriginChainConflict }); got != tc.conflict {
+				t.Errorf("namespace labels %v, reader %T: conflict %v, want %v (%v)", tc.labels, r, got, tc.conflict, errs)
+			}
+		}
+	}
+}

@@ -311,17 +311,25 @@ func (cc *chainCheck) candidates() ([]*v1alpha1.PluginChain, error) {
 		err := ix.MayOverlap(cc.chain, cc.scope.pods.allows, cc.reaches, func(c *v1alpha1.PluginChain) { out = append(out, c) })
 		return out, err
 	}
-	if sel.OwnNamespaceOnly(cc.chain) {
-		return sel.Candidates(cc.r, cc.chain.Namespace)
-	}
-	namespaces, err := cc.r.Namespaces()
-	if err != nil {
-		return nil, err
-	}
 	var reached []string
-	for _, ns := range namespaces {
-		if cc.compiled.SelectsNamespace(ns) {
-			reached = append(reached, ns.Name)
+	switch {
+	case cc.chain.Spec.Selectors.NamespaceSelector == nil:
+		reached = []string{cc.chain.Namespace} // whatever its labels, or whether it exists
+	case sel.OwnNamespaceOnly(cc.chain):
+		if ok, err := cc.reaches(cc.chain.Namespace); err != nil {
+			return nil, err
+		} else if ok {
+			reached = []string{cc.chain.Namespace}
+		}
+	default:
+		namespaces, err := cc.r.Namespaces()
+		if err != nil {
+			return nil, err
+		}
+		for _, ns := range namespaces {
+			if cc.compiled.SelectsNamespace(ns) {
+				reached = append(reached, ns.Name)
+			}
 		}
 	}
 	return sel.Candidates(cc.r, reached...)
