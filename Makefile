@@ -203,11 +203,12 @@ FUZZTIME ?= 10m
 FUZZ_TARGETS = FuzzRequestHead FuzzChunkedBody FuzzResponseHead
 
 .PHONY: fuzz
-fuzz: ## Differential fuzzing of the sidecar's HTTP/1.1 readers against net/http, the pod's managedFields cut, its replica key, the injection patch against gomodules.xyz/jsonpatch and the GEP-1767 wildcard matcher; FUZZTIME (10m) per target.
+fuzz: ## Differential fuzzing of the sidecar's HTTP/1.1 readers against net/http, the pod's managedFields cut, its replica key, the injection patch against gomodules.xyz/jsonpatch, cors.Decode (user input) against encoding/json and the GEP-1767 wildcard matcher; FUZZTIME (10m) per target.
 	@for t in $(FUZZ_TARGETS); do echo ">> $$t"; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) ./sidecar/ || exit 1; done
 	@echo ">> FuzzWithoutManagedFields"; $(GO) test -run '^$$' -fuzz '^FuzzWithoutManagedFields$$' -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) ./internal/podjson/
 	@echo ">> FuzzReplicaKey"; $(GO) test -run '^$$' -fuzz '^FuzzReplicaKey$$' -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) ./internal/podjson/
 	@echo ">> FuzzPatch"; $(GO) test -run '^$$' -fuzz '^FuzzPatch$$' -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) ./internal/podjson/
+	@echo ">> FuzzDecode"; $(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) ./cors/
 	@echo ">> FuzzWildcardMatch"; $(GO) test -run '^$$' -fuzz '^FuzzWildcardMatch$$' -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) ./cors/
 
 .PHONY: fuzz-ci
