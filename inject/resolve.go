@@ -152,7 +152,7 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 	for i, svc := range inputs.services {
 		var applicable []candidate
 		for _, pc := range inputs.configs[i] {
-			if !slices.Contains(sel.plugins, pc.Spec.Plugin) || !namesService(pc, ns.Name, svc.Name) {
+			if !slices.Contains(sel.plugins, pc.Spec.Plugin) || !pc.NamesService(svc.Name) {
 				continue
 			}
 			key := pc.Namespace + "/" + pc.Name
@@ -401,27 +401,11 @@ func servicesFor(podLabels map[string]string, namespace string, r clusterstate.R
 // compileConfig decodes and compiles a CORS PluginConfig. The compiled policy's Config is the
 // normalized form that the annotation carries.
 func compileConfig(pc *v1alpha1.PluginConfig) (*cors.Policy, error) {
-	path := field.NewPath("spec", "config")
-	cfg, errs := cors.Decode(pc.Spec.Config.Raw, path)
-	if len(errs) > 0 {
-		return nil, errs.ToAggregate()
-	}
-	pol, errs := cors.Compile(cfg, path)
+	pol, errs := cors.CompileRaw(pc.Spec.Config.Raw, field.NewPath("spec", "config"))
 	if len(errs) > 0 {
 		return nil, errs.ToAggregate()
 	}
 	return pol, nil
-}
-
-// namesService reports whether a PluginConfig's destinationRefs name the Service, with the
-// rules the validating webhook enforces: kind Service, in the config's own namespace.
-func namesService(pc *v1alpha1.PluginConfig, namespace, service string) bool {
-	for _, ref := range pc.Spec.DestinationRefs {
-		if ref.Kind == "Service" && ref.Name == service && (ref.Namespace == "" || ref.Namespace == namespace) {
-			return true
-		}
-	}
-	return false
 }
 
 // targetPort resolves the pod port a Service port sends traffic to, as the endpoints controller

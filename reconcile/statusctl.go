@@ -288,12 +288,7 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 
 // configError is why a PluginConfig's CORS config is invalid ("" when it is valid).
 func configError(cfg *v1alpha1.PluginConfig) string {
-	path := field.NewPath("spec", "config")
-	decoded, errs := cors.Decode(cfg.Spec.Config.Raw, path)
-	if len(errs) == 0 {
-		_, errs = cors.Compile(decoded, path)
-	}
-	if len(errs) > 0 {
+	if _, errs := cors.CompileRaw(cfg.Spec.Config.Raw, field.NewPath("spec", "config")); len(errs) > 0 {
 		return errs.ToAggregate().Error()
 	}
 	return ""

@@ -298,7 +298,7 @@ func (c *collector) checkConfigConflicts(r clusterstate.Reader, cfg *v1alpha1.Pl
 	for i, ref := range cfg.Spec.DestinationRefs {
 		p := refsPath.Index(i)
 		for _, o := range others {
-			if namesService(o, ref.Name) {
+			if o.NamesService(ref.Name) {
 				if reported++; reported <= maxReported {
 					c.add(OriginConfigConflict, field.Forbidden(p, fmt.Sprintf(
 						"Service %q is already configured for plugin %q by PluginConfig %s: a Service can have only one CORS config",
@@ -354,15 +354,6 @@ func (c *collector) checkConfigConflicts(r clusterstate.Reader, cfg *v1alpha1.Pl
 	if warned > maxReported {
 		c.warn(refsPath, "and %d more possible conflicts", warned-maxReported)
 	}
-}
-
-func namesService(cfg *v1alpha1.PluginConfig, name string) bool {
-	for _, ref := range cfg.Spec.DestinationRefs {
-		if ref.Kind == "Service" && ref.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // servicesOverlap decides whether two Services' selectors can select one pod, with the labels

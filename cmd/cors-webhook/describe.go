@@ -252,7 +252,7 @@ func describePod(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader, i
 	}
 	slices.SortFunc(d.Configs, func(a, b configDescription) int { return strings.Compare(a.Name, b.Name) })
 
-	d.Sidecar.Injected = slices.ContainsFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == contract.ContainerSidecar })
+	d.Sidecar.Injected = inject.HasSidecar(&pod.Spec)
 	if d.outcome, err = injector.Inject(pod, ns, r); err != nil {
 		return nil, err
 	}
@@ -261,11 +261,7 @@ func describePod(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader, i
 		current := pod.Annotations[contract.AnnotationPolicy] == res.PolicyJSON
 		d.Sidecar.PolicyCurrent = &current
 		redirected, _ := contract.ParsePorts(pod.Annotations[contract.AnnotationRedirectPorts])
-		for _, p := range res.RedirectPorts {
-			if _, configured := res.Policy.Ports[strconv.Itoa(int(p))]; configured && !slices.Contains(redirected, p) {
-				d.Sidecar.MissingPorts = append(d.Sidecar.MissingPorts, p)
-			}
-		}
+		d.Sidecar.MissingPorts = inject.MissingPorts(res.Policy, redirected)
 	}
 	if q.Origin != "" {
 		if d.CORS, err = answer(res, q); err != nil {
