@@ -170,6 +170,61 @@ func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.Plu
 	return o, nil
 }
 
+// namedServices returns the Services cfg names (PluginConfig.NamesService), each once, and
+// records them and the missing ones in o.
+func (s *statusReconciler) namedServices(cfg *v1alpha1.PluginConfig, o *configObservation) ([]*corev1.Service, error) {
+	var services []*corev1.Service
+	for _, ref := range cfg.Spec.DestinationRefs {
+		if ref.Name == "" || !cfg.NamesService(ref.Name) || slices.Contains(o.services, ref.Name) {
+			continue // the validating webhook refuses the others; they name nothing here
+		}
+		svc, err := s.reader.Service(cfg.Namespace, ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		if svc == nil {
+			if !slices.Contains(o.missing, "Service "+ref.Name) {
+				o.missing = append(o.missing, "Service "+ref.Name)
+			}
+			continue
+		}
+		o.services = append(o.services, svc.Name)
+		services = append(services, svc)
+	}
+	return services, nil
+}
+
+// observeBackingPod records in o what cfg does for pod, a pod of one of its Services.
+func (s *statusReconciler) observeBackingPod(pod *corev1.Pod, ns *corev1.Namespace, cfg *v1alpha1.PluginConfig, o *configObservation) error {
+	o.backing++
+	f := factsOf(pod, ns)
+	if f.optedOut || (f.never != "" && !f.injected) {
+		o.optedOut++
+		return nil
+	}
+	res, err := s.injector.Resolve(pod, ns, s.reader)
+	if err != nil {
+		return err
+	}
+	if !res.Selected || !slices.Contains(res.Plugins, cfg.Spec.Plugin) {
+		o.notSelected++
+		return nil
+	}
+	ports := res.AppliedPorts(cfg.Namespace, cfg.Name)
+	switch {
+	case len(ports) == 0 && len(res.OverriddenPorts(cfg.Namespace, cfg.Name)) > 0:
+		o.overridden++
+	case len(ports) == 0:
+		o.noPort++
+	case f.injected:
+		o.applied++
+		o.ports = unionPorts(o.ports, ports)
+	default:
+		o.waiting++
+	}
+	return nil
+}
+
 // selectorError is why a chain's selectors do not parse ("" when they do).
 func selectorError(c *v1alpha1.PluginChain) string {
 	var errs []string
@@ -218,23 +273,9 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 	if o.invalid = configError(cfg); o.invalid != "" {
 		return o, nil
 	}
-	var services []*corev1.Service
-	for _, ref := range cfg.Spec.DestinationRefs {
-		if ref.Kind != "Service" || ref.Name == "" || (ref.Namespace != "" && ref.Namespace != cfg.Namespace) {
-			continue // the validating webhook refuses these; they name nothing here
-		}
-		svc, err := s.reader.Service(cfg.Namespace, ref.Name)
-		if err != nil {
-			return o, err
-		}
-		if svc == nil {
-			o.missing = append(o.missing, "Service "+ref.Name)
-			continue
-		}
-		if !slices.Contains(o.services, svc.Name) {
-			o.services = append(o.services, svc.Name)
-			services = append(services, svc)
-		}
+	services, err := s.namedServices(cfg, &o)
+	if err != nil {
+		return o, err
 	}
 	ns, err := s.reader.Namespace(cfg.Namespace)
 	if err != nil || ns == nil {
@@ -255,31 +296,8 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 				continue
 			}
 			seen[pod.Name] = true
-			o.backing++
-			f := factsOf(pod, ns)
-			if f.optedOut || (f.never != "" && !f.injected) {
-				o.optedOut++
-				continue
-			}
-			res, err := s.injector.Resolve(pod, ns, s.reader)
-			if err != nil {
+			if err := s.observeBackingPod(pod, ns, cfg, &o); err != nil {
 				return o, err
-			}
-			if !res.Selected || !slices.Contains(res.Plugins, cfg.Spec.Plugin) {
-				o.notSelected++
-				continue
-			}
-			ports := res.AppliedPorts(cfg.Namespace, cfg.Name)
-			switch {
-			case len(ports) == 0 && len(res.OverriddenPorts(cfg.Namespace, cfg.Name)) > 0:
-				o.overridden++
-			case len(ports) == 0:
-				o.noPort++
-			case f.injected:
-				o.applied++
-				o.ports = unionPorts(o.ports, ports)
-			default:
-				o.waiting++
 			}
 		}
 	}
