@@ -20,6 +20,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/explain"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/manifests"
 )
 
 func newDescribeCommand() *cobra.Command {
@@ -212,17 +213,17 @@ func describeOutcome(s explain.Sidecar) string {
 // readOffline finds the pod among the documents: a Pod of that name, or the pod template of a
 // workload of that name, in namespace.
 func readOffline(files []string, stdin io.Reader, namespace, name string) (*corev1.Pod, clusterstate.Reader, error) {
-	docs, err := readDocuments(files, stdin)
+	docs, err := manifests.Read(files, stdin)
 	if err != nil {
 		return nil, nil, err
 	}
-	snap, objs, err := snapshotOf(docs, namespace)
+	snap, objs, err := manifests.Snapshot(docs, namespace)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, obj := range objs {
-		if w, ok := workloadOf(obj); ok && w.name == name && w.namespace == namespace {
-			pod := w.pod()
+		if w, ok := manifests.WorkloadOf(obj); ok && w.Name == name && w.Namespace == namespace {
+			pod := w.Pod()
 			pod.Name = name
 			return pod, snap, nil
 		}
@@ -237,7 +238,7 @@ func readLive(ctx context.Context, namespace, name string) (*corev1.Pod, cluster
 	if err != nil {
 		return nil, nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.New(cfg, client.Options{Scheme: clusterstate.Scheme})
 	if err != nil {
 		return nil, nil, err
 	}

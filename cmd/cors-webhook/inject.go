@@ -7,8 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/manifests"
 )
 
 func newInjectCommand() *cobra.Command {
@@ -50,7 +49,7 @@ conflicting, 2 when the input cannot be read or parsed, or on a usage error.`,
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			docs, err := readDocuments(files, cmd.InOrStdin())
+			docs, err := manifests.Read(files, cmd.InOrStdin())
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -155,31 +154,31 @@ func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error)
 // injectDocuments writes every document to out, with the pod templates injected, and reports
 // each workload on errOut. It returns whether any selected workload could not be injected or
 // the CORS inputs have problems.
-func injectDocuments(docs []document, namespace string, injector *inject.Injector, out, errOut io.Writer) (bool, error) {
+func injectDocuments(docs []manifests.Document, namespace string, injector *inject.Injector, out, errOut io.Writer) (bool, error) {
 	// snapshotOf defaults namespaces in the objects it is given; the output must not show that.
-	ctx := make([]document, len(docs))
+	ctx := make([]manifests.Document, len(docs))
 	for i, d := range docs {
 		ctx[i] = d
 		ctx[i].Object = d.Object.DeepCopy()
 	}
-	snap, objs, err := snapshotOf(ctx, namespace)
+	snap, objs, err := manifests.Snapshot(ctx, namespace)
 	if err != nil {
 		return false, err
 	}
 	failed := false
 	for i, d := range docs {
-		if w, ok := workloadOf(objs[i]); ok {
-			ns, err := snap.Namespace(w.namespace)
+		if w, ok := manifests.WorkloadOf(objs[i]); ok {
+			ns, err := snap.Namespace(w.Namespace)
 			if err != nil {
 				return false, err
 			}
-			res, err := injector.Inject(w.pod(), ns, snap)
+			res, err := injector.Inject(w.Pod(), ns, snap)
 			if err != nil {
 				return false, err
 			}
-			id := fmt.Sprintf("%s %s/%s", w.kind, w.namespace, w.name)
+			id := fmt.Sprintf("%s %s/%s", w.Kind, w.Namespace, w.Name)
 			if res.Outcome == inject.Injected {
-				if err := applyTemplate(d.Object.Object, w.path, res.Changes); err != nil {
+				if err := applyTemplate(d.Object.Object, w.Path, res.Changes); err != nil {
 					return false, fmt.Errorf("%s: %w", d.Where(), err)
 				}
 				fmt.Fprintf(errOut, "%s: injected: %s\n", id, res.Reasons[0])
@@ -213,42 +212,6 @@ func injectDocuments(docs []document, namespace string, injector *inject.Injecto
 		}
 	}
 	return failed, nil
-}
-
-// workload is an object with a pod template: where the template is, and whose it is.
-type workload struct {
-	kind, namespace, name string
-	template              *corev1.PodTemplateSpec
-	path                  []string // of the template (metadata and spec) in the object; nil: the object itself (a Pod)
-}
-
-// pod is the template as the pod the workload's controller would create.
-func (w workload) pod() *corev1.Pod {
-	p := &corev1.Pod{ObjectMeta: *w.template.ObjectMeta.DeepCopy(), Spec: *w.template.Spec.DeepCopy()}
-	p.Namespace = w.namespace
-	return p
-}
-
-// workloadOf finds the pod template of the kinds whose pods the webhook would inject.
-func workloadOf(obj runtime.Object) (workload, bool) {
-	tmpl := []string{"spec", "template"}
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		return workload{"Pod", o.Namespace, o.Name, &corev1.PodTemplateSpec{ObjectMeta: o.ObjectMeta, Spec: o.Spec}, nil}, true
-	case *appsv1.Deployment:
-		return workload{"Deployment", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
-	case *appsv1.StatefulSet:
-		return workload{"StatefulSet", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
-	case *appsv1.DaemonSet:
-		return workload{"DaemonSet", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
-	case *appsv1.ReplicaSet:
-		return workload{"ReplicaSet", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
-	case *batchv1.Job:
-		return workload{"Job", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
-	case *batchv1.CronJob:
-		return workload{"CronJob", o.Namespace, o.Name, &o.Spec.JobTemplate.Spec.Template, []string{"spec", "jobTemplate", "spec", "template"}}, true
-	}
-	return workload{}, false
 }
 
 // applyTemplate writes the injection's change set onto the document's pod template: its

@@ -17,6 +17,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/internal/manifests"
 	"github.com/cors-webhook/cors-webhook/validate"
 )
 
@@ -51,7 +52,7 @@ input cannot be read or parsed, or on a usage error.`,
 			}
 			opts.Plugins = chains.NewPlugins(corsPlugins...)
 			opts.Tenancy = tenancy.tenancy()
-			docs, err := readDocuments(files, cmd.InOrStdin())
+			docs, err := manifests.Read(files, cmd.InOrStdin())
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -165,19 +166,19 @@ var pluginGroup = v1alpha1.GroupVersion.Group
 // of all of them (plus the Namespaces and Services of the input). A plugin object that cannot
 // be decoded (an unknown field, a wrong type, an unknown kind or version) is reported as
 // invalid; any other document that cannot be decoded is a read error.
-func validateDocuments(docs []document, namespace string, opts validate.Options) (*report, error) {
+func validateDocuments(docs []manifests.Document, namespace string, opts validate.Options) (*report, error) {
 	type entry struct {
 		rep   objectReport
 		clean int // index of the object among the decodable documents, or -1
 	}
 	var (
-		clean   []document
+		clean   []manifests.Document
 		entries []entry
 	)
 	for _, d := range docs {
 		gvk := d.Object.GroupVersionKind()
 		ours := gvk.Group == pluginGroup
-		obj, _, err := codecs.UniversalDeserializer().Decode(d.Raw, nil, nil)
+		obj, _, err := manifests.Codecs.UniversalDeserializer().Decode(d.Raw, nil, nil)
 		var errs field.ErrorList
 		decoded := true
 		switch {
@@ -189,14 +190,14 @@ func validateDocuments(docs []document, namespace string, opts validate.Options)
 			errs = strictErrors(err)
 			raw, merr := json.Marshal(obj)
 			if merr != nil {
-				return nil, readError{fmt.Errorf("%s: %w", d.Where(), merr)}
+				return nil, manifests.ReadError{Err: fmt.Errorf("%s: %w", d.Where(), merr)}
 			}
 			d.Raw = raw
 		case ours:
 			errs = field.ErrorList{&field.Error{Type: field.ErrorTypeInvalid, Detail: "cannot be decoded: " + err.Error()}}
 			decoded = false
 		default:
-			return nil, readError{fmt.Errorf("%s: %w", d.Where(), err)}
+			return nil, manifests.ReadError{Err: fmt.Errorf("%s: %w", d.Where(), err)}
 		}
 		idx := -1
 		if decoded {
@@ -213,7 +214,7 @@ func validateDocuments(docs []document, namespace string, opts validate.Options)
 			entries = append(entries, e)
 		}
 	}
-	snap, objs, err := snapshotOf(clean, namespace)
+	snap, objs, err := manifests.Snapshot(clean, namespace)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,9 @@
-package main
+// Package manifests reads Kubernetes manifests the way the offline commands (`cors-webhook
+// validate`, `inject`, `describe -f`, `convert`) do: files, directories or stdin, several YAML
+// documents and Lists, each with where it came from; typed decoding with the one scheme
+// (clusterstate.Scheme); the in-memory cluster they describe; and the pod templates of
+// workloads.
+package manifests
 
 import (
 	"bufio"
@@ -22,9 +27,9 @@ import (
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
-// document is one object read from the input, with where it came from so that errors can point
+// Document is one object read from the input, with where it came from so that errors can point
 // at it. Raw is the object as JSON; Object is nil for empty documents (comments only).
-type document struct {
+type Document struct {
 	Source string // file name, or "-" for standard input
 	Line   int    // 1-based line where the document starts
 	Raw    []byte
@@ -32,26 +37,26 @@ type document struct {
 }
 
 // Where names the document's position for messages: "file.yaml:12".
-func (d document) Where() string { return fmt.Sprintf("%s:%d", d.Source, d.Line) }
+func (d Document) Where() string { return fmt.Sprintf("%s:%d", d.Source, d.Line) }
 
-// readError is an input that could not be read or parsed; the commands exit with exitUsage.
-type readError struct{ err error }
+// ReadError is an input that could not be read or parsed (the commands' usage errors).
+type ReadError struct{ Err error }
 
-func (e readError) Error() string { return e.err.Error() }
-func (e readError) Unwrap() error { return e.err }
+func (e ReadError) Error() string { return e.Err.Error() }
+func (e ReadError) Unwrap() error { return e.Err }
 
-// readDocuments reads every document of every path: a file, a directory (its *.yaml, *.yml and
+// Read reads every document of every path: a file, a directory (its *.yaml, *.yml and
 // *.json files, sorted, not recursive), or "-" for stdin. YAML may hold several documents; a
-// `kind: List` is flattened into its items. Errors are readError values naming file and line.
-func readDocuments(paths []string, stdin io.Reader) ([]document, error) {
+// `kind: List` is flattened into its items. Errors are ReadError values naming file and line.
+func Read(paths []string, stdin io.Reader) ([]Document, error) {
 	if len(paths) == 0 {
-		return nil, readError{errors.New("no input: give -f FILE, -f DIR or -f -")}
+		return nil, ReadError{errors.New("no input: give -f FILE, -f DIR or -f -")}
 	}
-	var docs []document
+	var docs []Document
 	for _, p := range paths {
 		files, err := expand(p)
 		if err != nil {
-			return nil, readError{err}
+			return nil, ReadError{err}
 		}
 		for _, f := range files {
 			var data []byte
@@ -61,11 +66,11 @@ func readDocuments(paths []string, stdin io.Reader) ([]document, error) {
 				data, err = os.ReadFile(f)
 			}
 			if err != nil {
-				return nil, readError{err}
+				return nil, ReadError{err}
 			}
-			got, err := parseDocuments(f, data)
+			got, err := Parse(f, data)
 			if err != nil {
-				return nil, readError{err}
+				return nil, ReadError{err}
 			}
 			docs = append(docs, got...)
 		}
@@ -101,11 +106,11 @@ func expand(p string) ([]string, error) {
 	return files, nil
 }
 
-// parseDocuments splits one file into documents and decodes each to JSON.
-func parseDocuments(source string, data []byte) ([]document, error) {
+// Parse splits one file into documents and decodes each to JSON.
+func Parse(source string, data []byte) ([]Document, error) {
 	reader := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	line := 1
-	var docs []document
+	var docs []Document
 	for {
 		chunk, err := reader.Read()
 		if errors.Is(err, io.EOF) {
@@ -139,11 +144,11 @@ func parseDocuments(source string, data []byte) ([]document, error) {
 				if err != nil {
 					return nil, fmt.Errorf("%s:%d: %w", source, start, err)
 				}
-				docs = append(docs, document{Source: source, Line: start, Raw: itemRaw, Object: item})
+				docs = append(docs, Document{Source: source, Line: start, Raw: itemRaw, Object: item})
 			}
 			continue
 		}
-		docs = append(docs, document{Source: source, Line: start, Raw: raw, Object: obj})
+		docs = append(docs, Document{Source: source, Line: start, Raw: raw, Object: obj})
 	}
 }
 
@@ -162,15 +167,14 @@ func leadingSeparatorLines(chunk []byte) int {
 	return n
 }
 
-// scheme knows the built-in kinds and the plugin.flomesh.io kinds, for decoding documents.
-var scheme = clusterstate.Scheme
+// Codecs decode documents strictly with clusterstate.Scheme: the built-in kinds and the
+// plugin.flomesh.io kinds.
+var Codecs = serializer.NewCodecFactory(clusterstate.Scheme, serializer.EnableStrict)
 
-var codecs = serializer.NewCodecFactory(scheme, serializer.EnableStrict)
-
-// decodeTyped decodes a document into its typed Go object (e.g. *v1alpha1.PluginChain); kinds
+// DecodeTyped decodes a document into its typed Go object (e.g. *v1alpha1.PluginChain); kinds
 // the scheme does not know come back as the *unstructured.Unstructured itself.
-func decodeTyped(d document) (runtime.Object, error) {
-	obj, _, err := codecs.UniversalDeserializer().Decode(d.Raw, nil, nil)
+func DecodeTyped(d Document) (runtime.Object, error) {
+	obj, _, err := Codecs.UniversalDeserializer().Decode(d.Raw, nil, nil)
 	if runtime.IsNotRegisteredError(err) {
 		return d.Object, nil
 	}
@@ -180,18 +184,18 @@ func decodeTyped(d document) (runtime.Object, error) {
 	return obj, nil
 }
 
-// snapshotOf builds the cluster context of the offline commands from the documents: Plugins,
+// Snapshot builds the cluster context of the offline commands from the documents: Plugins,
 // PluginChains, PluginConfigs, Namespaces and Services, with namespaced objects defaulted to
 // defaultNamespace. Namespaces referenced by objects but not in the input exist with no labels,
 // as `kubectl create namespace` would make them.
-func snapshotOf(docs []document, defaultNamespace string) (*clusterstate.Snapshot, []runtime.Object, error) {
+func Snapshot(docs []Document, defaultNamespace string) (*clusterstate.Snapshot, []runtime.Object, error) {
 	snap := clusterstate.NewSnapshot()
 	objs := make([]runtime.Object, len(docs))
 	namespaces := map[string]bool{}
 	for i, d := range docs {
-		obj, err := decodeTyped(d)
+		obj, err := DecodeTyped(d)
 		if err != nil {
-			return nil, nil, readError{err}
+			return nil, nil, ReadError{err}
 		}
 		if m, ok := obj.(interface {
 			GetNamespace() string
