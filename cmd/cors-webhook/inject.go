@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/contract"
@@ -155,7 +153,7 @@ func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error)
 // each workload on errOut. It returns whether any selected workload could not be injected or
 // the CORS inputs have problems.
 func injectDocuments(docs []manifests.Document, namespace string, injector *inject.Injector, out, errOut io.Writer) (bool, error) {
-	// snapshotOf defaults namespaces in the objects it is given; the output must not show that.
+	// manifests.Snapshot defaults namespaces in the objects it is given; the output must not show that.
 	ctx := make([]manifests.Document, len(docs))
 	for i, d := range docs {
 		ctx[i] = d
@@ -178,7 +176,7 @@ func injectDocuments(docs []manifests.Document, namespace string, injector *inje
 			}
 			id := fmt.Sprintf("%s %s/%s", w.Kind, w.Namespace, w.Name)
 			if res.Outcome == inject.Injected {
-				if err := applyTemplate(d.Object.Object, w.Path, res.Changes); err != nil {
+				if err := w.Apply(d.Object.Object, res.Changes.Annotations, res.Changes.Labels, res.Changes.InitContainers, res.Changes.Volumes); err != nil {
 					return false, fmt.Errorf("%s: %w", d.Where(), err)
 				}
 				fmt.Fprintf(errOut, "%s: injected: %s\n", id, res.Reasons[0])
@@ -212,84 +210,4 @@ func injectDocuments(docs []manifests.Document, namespace string, injector *inje
 		}
 	}
 	return failed, nil
-}
-
-// applyTemplate writes the injection's change set onto the document's pod template: its
-// annotations and labels, its init containers before the template's and its volumes after. The
-// rest of the document is left exactly as it was read, so the output differs from the input
-// only by the injection (no defaulted fields, no creationTimestamp: null).
-func applyTemplate(obj map[string]any, path []string, changes *inject.Changes) error {
-	tmpl := obj
-	if len(path) > 0 {
-		m, found, err := unstructured.NestedMap(obj, path...)
-		if err != nil || !found {
-			return fmt.Errorf("no pod template at %s", strings.Join(path, "."))
-		}
-		tmpl = m
-	}
-	for _, f := range []struct {
-		name string
-		set  map[string]string
-	}{{"annotations", changes.Annotations}, {"labels", changes.Labels}} {
-		for k, v := range f.set {
-			if err := unstructured.SetNestedField(tmpl, v, "metadata", f.name, k); err != nil {
-				return err
-			}
-		}
-	}
-	inits, err := toUnstructured(changes.InitContainers)
-	if err != nil {
-		return err
-	}
-	if err := prependSlice(tmpl, inits, "spec", "initContainers"); err != nil {
-		return err
-	}
-	vols, err := toUnstructured(changes.Volumes)
-	if err != nil {
-		return err
-	}
-	if err := appendSlice(tmpl, vols, "spec", "volumes"); err != nil {
-		return err
-	}
-	if len(path) > 0 {
-		return unstructured.SetNestedMap(obj, tmpl, path...)
-	}
-	return nil
-}
-
-// toUnstructured converts API values for an unstructured document.
-func toUnstructured[T any](items []T) ([]any, error) {
-	out := make([]any, 0, len(items))
-	for i := range items {
-		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&items[i])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, nil
-}
-
-func prependSlice(obj map[string]any, items []any, path ...string) error {
-	if len(items) == 0 {
-		return nil
-	}
-	existing, _, err := unstructured.NestedFieldNoCopy(obj, path...)
-	if err != nil {
-		return err
-	}
-	list, _ := existing.([]any)
-	return unstructured.SetNestedField(obj, append(items, list...), path...)
-}
-
-func appendSlice(obj map[string]any, items []any, path ...string) error {
-	if len(items) == 0 {
-		return nil
-	}
-	existing, _, err := unstructured.NestedFieldNoCopy(obj, path...)
-	if err != nil {
-		return err
-	}
-	list, _ := existing.([]any)
-	return unstructured.SetNestedField(obj, append(append([]any(nil), list...), items...), path...)
 }
