@@ -1,10 +1,18 @@
 package webhook
 
 import (
+	"context"
 	"crypto/sha256"
+	"maps"
+	"net/http"
 	"sync"
 
+	jsoniter "github.com/json-iterator/go"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/cors-webhook/cors-webhook/inject"
 	"github.com/cors-webhook/cors-webhook/internal/podjson"
@@ -152,6 +160,65 @@ func (m *answerMemo) usage() (answers, bytes int) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return len(m.answers), m.bytes
+}
+
+// around is the memo as a decorator of PodInjector.inject: a replica of a pod injected before
+// is answered from memory while what its injection read is unchanged (remembered); any other
+// pod is injected, and its answer kept.
+func (m *answerMemo) around(ctx context.Context, h *PodInjector, req admission.Request, meta *metav1.ObjectMeta, ns *corev1.Namespace, t *inject.Triaged) (admission.Response, string) {
+	// The memo is for ordinary pods: a large one is neither hashed nor kept.
+	var key memoKey
+	memoized := false
+	if len(req.Object.Raw) <= MemoMaxPodBytes {
+		key, memoized = replicaHash(req.Namespace, req.Object.Raw)
+	}
+	if memoized {
+		if resp, hit, err := m.remembered(ctx, h, key, req.Object.Raw, meta, ns, t); err != nil || hit {
+			if err != nil {
+				logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
+				return admission.Errored(http.StatusInternalServerError, err), outcomeError
+			}
+			return resp, outcomePatched
+		}
+	}
+	resp, outcome, done := h.inject(ctx, req, ns, t)
+	dryRun := req.DryRun != nil && *req.DryRun
+	if memoized && done != nil && !dryRun && maps.Equal(meta.Labels, done.pod.Labels) {
+		// Dry runs are not kept: nothing is created, so they are no workload's replicas, and a
+		// client could otherwise fill the memo without creating a pod.
+		// (Labels differ only in a pod whose JSON has its metadata twice: Triage read the
+		// first, the decoder merged both; the memo's lookups would read the first.)
+		res := done.res
+		m.put(key, newMemoAnswer(res.Inputs(), done.patch, res.Resolution.Problems, res.Resolution.RedirectPortsValue(), res.Reasons))
+	}
+	return resp, outcome
+}
+
+// remembered answers from the memo a pod whose replica key hashes to key when an earlier
+// replica was injected and what its injection read is unchanged.
+func (m *answerMemo) remembered(ctx context.Context, h *PodInjector, key memoKey, raw []byte, meta *metav1.ObjectMeta, ns *corev1.Namespace, t *inject.Triaged) (admission.Response, bool, error) {
+	a := m.get(key)
+	if a == nil {
+		MemoLookups.WithLabelValues(memoMiss).Inc()
+		return admission.Response{}, false, nil
+	}
+	same, err := h.injector.SameInputs(a.inputs, meta.Labels, ns, t, h.reader)
+	if err != nil || !same {
+		MemoLookups.WithLabelValues(memoStale).Inc()
+		if err == nil {
+			m.drop(key, a)
+		}
+		return admission.Response{}, false, err
+	}
+	MemoLookups.WithLabelValues(memoHit).Inc()
+	if log := logf.FromContext(ctx).V(1); log.Enabled() {
+		// Triage's metadata has no name: it is read here, for the log alone.
+		named := metav1.ObjectMeta{Name: jsoniter.Get(raw, "metadata", "name").ToString(),
+			GenerateName: jsoniter.Get(raw, "metadata", "generateName").ToString()}
+		log.Info("injecting the CORS sidecar", "namespace", ns.Name, "pod", podName(&named),
+			"redirectPorts", a.redirectPorts, "reasons", a.reasons, "remembered", true)
+	}
+	return patchResponse(a.patch, a.warnings), true, nil
 }
 
 // replicaHash is the memo's key of a pod: the hash of its replica key (podjson.ReplicaHash),

@@ -3,13 +3,11 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	jsoniter "github.com/json-iterator/go"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -168,40 +166,42 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	if triaged == nil {
 		return admission.Allowed(""), admissionOutcome(early.Outcome)
 	}
-	// The memo is for ordinary pods: a large one is neither hashed nor kept.
-	var key memoKey
-	memoized := false
-	if h.memo != nil && len(req.Object.Raw) <= MemoMaxPodBytes {
-		key, memoized = replicaHash(req.Namespace, req.Object.Raw)
+	if h.memo != nil {
+		return h.memo.around(ctx, h, req, meta, ns, triaged)
 	}
-	if memoized {
-		if resp, hit, err := h.remembered(ctx, key, req.Object.Raw, meta, ns, triaged); err != nil || hit {
-			if err != nil {
-				logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
-				return admission.Errored(http.StatusInternalServerError, err), outcomeError
-			}
-			return resp, outcomePatched
-		}
-	}
+	resp, outcome, _ := h.inject(ctx, req, ns, triaged)
+	return resp, outcome
+}
+
+// injected is an injection's answer, for the memo to keep.
+type injected struct {
+	res   inject.Result
+	pod   *corev1.Pod
+	patch []byte
+}
+
+// inject decodes a pod that chains select, injects it and writes the patch; done is the
+// answer when the pod was injected (nil otherwise).
+func (h *PodInjector) inject(ctx context.Context, req admission.Request, ns *corev1.Namespace, triaged *inject.Triaged) (_ admission.Response, outcome string, done *injected) {
 	pod, err := podjson.DecodePod(req.Object.Raw)
 	if err != nil {
-		return admission.Errored(http.StatusBadRequest, err), outcomeError
+		return admission.Errored(http.StatusBadRequest, err), outcomeError, nil
 	}
 	res, err := h.injector.InjectTriaged(pod, ns, triaged, h.reader)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
-		return admission.Errored(http.StatusInternalServerError, err), outcomeError
+		return admission.Errored(http.StatusInternalServerError, err), outcomeError, nil
 	}
-	outcome := admissionOutcome(res.Outcome)
+	outcome = admissionOutcome(res.Outcome)
 	if res.Outcome.Impossible() {
 		// sideEffects: None promises that a dry run changes nothing: no event then.
 		h.reportSkipped(ctx, req.Namespace, pod, res, req.DryRun == nil || !*req.DryRun)
 	}
 	if res.Outcome != inject.Injected {
 		if res.Outcome.Impossible() {
-			return admission.Allowed("").WithWarnings(res.Reasons...), outcome
+			return admission.Allowed("").WithWarnings(res.Reasons...), outcome, nil
 		}
-		return admission.Allowed(""), outcome
+		return admission.Allowed(""), outcome, nil
 	}
 	if log := logf.FromContext(ctx).V(1); log.Enabled() {
 		log.Info("injecting the CORS sidecar", "namespace", req.Namespace, "pod", podName(&pod.ObjectMeta),
@@ -210,17 +210,9 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	patch, err := injectionPatch(pod, res.Changes)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "writing the injection patch", "namespace", req.Namespace)
-		return admission.Errored(http.StatusInternalServerError, err), outcomeError
+		return admission.Errored(http.StatusInternalServerError, err), outcomeError, nil
 	}
-	dryRun := req.DryRun != nil && *req.DryRun
-	if memoized && !dryRun && maps.Equal(meta.Labels, pod.Labels) {
-		// Dry runs are not kept: nothing is created, so they are no workload's replicas, and a
-		// client could otherwise fill the memo without creating a pod.
-		// (Labels differ only in a pod whose JSON has its metadata twice: Triage read the
-		// first, the decoder merged both; the memo's lookups would read the first.)
-		h.memo.put(key, newMemoAnswer(res.Inputs(), patch, res.Resolution.Problems, res.Resolution.RedirectPortsValue(), res.Reasons))
-	}
-	return patchResponse(patch, res.Resolution.Problems), outcome
+	return patchResponse(patch, res.Resolution.Problems), outcome, &injected{res: res, pod: pod, patch: patch}
 }
 
 // patchResponse allows the pod with the injection's patch and the problems of its inputs (a
@@ -231,33 +223,6 @@ func patchResponse(patch []byte, warnings []string) admission.Response {
 	patchType := admissionv1.PatchTypeJSONPatch
 	resp.Patch, resp.PatchType = patch, &patchType
 	return resp.WithWarnings(warnings...)
-}
-
-// remembered answers from the memo a pod whose replica key hashes to key when an earlier
-// replica was injected and what its injection read is unchanged.
-func (h *PodInjector) remembered(ctx context.Context, key memoKey, raw []byte, meta *metav1.ObjectMeta, ns *corev1.Namespace, t *inject.Triaged) (admission.Response, bool, error) {
-	a := h.memo.get(key)
-	if a == nil {
-		MemoLookups.WithLabelValues(memoMiss).Inc()
-		return admission.Response{}, false, nil
-	}
-	same, err := h.injector.SameInputs(a.inputs, meta.Labels, ns, t, h.reader)
-	if err != nil || !same {
-		MemoLookups.WithLabelValues(memoStale).Inc()
-		if err == nil {
-			h.memo.drop(key, a)
-		}
-		return admission.Response{}, false, err
-	}
-	MemoLookups.WithLabelValues(memoHit).Inc()
-	if log := logf.FromContext(ctx).V(1); log.Enabled() {
-		// Triage's metadata has no name: it is read here, for the log alone.
-		named := metav1.ObjectMeta{Name: jsoniter.Get(raw, "metadata", "name").ToString(),
-			GenerateName: jsoniter.Get(raw, "metadata", "generateName").ToString()}
-		log.Info("injecting the CORS sidecar", "namespace", ns.Name, "pod", podName(&named),
-			"redirectPorts", a.redirectPorts, "reasons", a.reasons, "remembered", true)
-	}
-	return patchResponse(a.patch, a.warnings), true, nil
 }
 
 // injectionPatch is the JSON patch of the injection: podjson.Patch of its change set.
