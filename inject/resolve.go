@@ -123,6 +123,41 @@ func (in *Injector) Resolve(pod *corev1.Pod, ns *corev1.Namespace, r clusterstat
 	return res, err
 }
 
+// candidate is a PluginConfig that may apply on a port.
+type candidate struct {
+	ref    ConfigRef
+	policy *cors.Policy
+	// version identifies the config's content: "uid@resourceVersion", or "" when the object
+	// has neither (read from files).
+	version string
+}
+
+// applicable are the valid configs among configs that name svc for a CORS plugin of the
+// selection. compiled holds each config's policy by key (nil: invalid), so a config naming
+// several Services is compiled, and reported in res when invalid, once.
+func (in *Injector) applicable(svc *corev1.Service, configs []*v1alpha1.PluginConfig, sel selection, compiled map[string]*cors.Policy, res *Resolution) []candidate {
+	var out []candidate
+	for _, pc := range configs {
+		if !slices.Contains(sel.plugins, pc.Spec.Plugin) || !pc.NamesService(svc.Name) {
+			continue
+		}
+		key := pc.Namespace + "/" + pc.Name
+		pol, seen := compiled[key]
+		if !seen {
+			var err error
+			if pol, err = in.configs.compile(pc); err != nil {
+				res.Invalid = append(res.Invalid, InvalidConfig{Config: ConfigRef{Namespace: pc.Namespace, Name: pc.Name}, Error: err.Error()})
+				res.Problems = append(res.Problems, fmt.Sprintf("PluginConfig %s is invalid and is ignored: %v", key, err))
+			}
+			compiled[key] = pol
+		}
+		if pol != nil {
+			out = append(out, candidate{ref: ConfigRef{Namespace: pc.Namespace, Name: pc.Name, Service: svc.Name}, policy: pol, version: configVersion(pc)})
+		}
+	}
+	return out
+}
+
 // resolve computes the policy part of a Resolution for a selection already made, and the
 // Inputs it read when the selection selects the pod.
 func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection, r clusterstate.Reader) (*Resolution, *Inputs, error) {
@@ -139,36 +174,11 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 		return nil, nil, err
 	}
 
-	type candidate struct {
-		ref    ConfigRef
-		policy *cors.Policy
-		// version identifies the config's content: "uid@resourceVersion", or "" when the
-		// object has neither (read from files).
-		version string
-	}
 	byPort := map[int32][]candidate{}
 	redirect := map[int32]bool{}
 	compiled := map[string]*cors.Policy{} // by config key; nil: invalid, already reported
 	for i, svc := range inputs.services {
-		var applicable []candidate
-		for _, pc := range inputs.configs[i] {
-			if !slices.Contains(sel.plugins, pc.Spec.Plugin) || !pc.NamesService(svc.Name) {
-				continue
-			}
-			key := pc.Namespace + "/" + pc.Name
-			pol, seen := compiled[key]
-			if !seen {
-				pol, err = in.configs.compile(pc)
-				if err != nil {
-					res.Invalid = append(res.Invalid, InvalidConfig{Config: ConfigRef{Namespace: pc.Namespace, Name: pc.Name}, Error: err.Error()})
-					res.Problems = append(res.Problems, fmt.Sprintf("PluginConfig %s is invalid and is ignored: %v", key, err))
-				}
-				compiled[key] = pol
-			}
-			if pol != nil {
-				applicable = append(applicable, candidate{ref: ConfigRef{Namespace: pc.Namespace, Name: pc.Name, Service: svc.Name}, policy: pol, version: configVersion(pc)})
-			}
-		}
+		applicable := in.applicable(svc, inputs.configs[i], sel, compiled, res)
 		for i := range svc.Spec.Ports {
 			sp := &svc.Spec.Ports[i]
 			port, why := targetPort(pod, sp)
