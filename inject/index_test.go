@@ -14,14 +14,6 @@ import (
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
-// indexedSnapshot is a Snapshot that also offers a chains.Index, as the server's Reader does.
-type indexedSnapshot struct {
-	*clusterstate.Snapshot
-	ix *chains.Index
-}
-
-func (s indexedSnapshot) ChainIndex() (*chains.Index, error) { return s.ix, nil }
-
 // TestChainIndexAgreesWithListing: for random chains, namespaces and pods, selecting chains
 // through the index, built at once or change by change, gives exactly what listing and
 // evaluating every chain gives.
@@ -102,7 +94,7 @@ func TestChainIndexAgreesWithListing(t *testing.T) {
 			objs = append(objs, c)
 		}
 		snap := clusterstate.NewSnapshot(objs...)
-		indexed := indexedSnapshot{Snapshot: snap, ix: chains.NewIndex(in.Selection(), list...)}
+		indexed := clusterstate.IndexedSnapshot{Snapshot: snap, Index: chains.NewIndex(in.Selection(), list...)}
 		// The same chains filed change by change, as the informer's handler files them: in
 		// random order, some first in an earlier version (another namespace reach, selector or
 		// plugin), some deleted and added again, plus chains that come and go.
@@ -132,10 +124,10 @@ func TestChainIndexAgreesWithListing(t *testing.T) {
 			}
 		}
 		changed.Delete("a", "never-filed")
-		if changed.Len() != indexed.ix.Len() {
-			t.Fatalf("round %d: %d chains filed change by change, %d at once", round, changed.Len(), indexed.ix.Len())
+		if changed.Len() != indexed.Index.Len() {
+			t.Fatalf("round %d: %d chains filed change by change, %d at once", round, changed.Len(), indexed.Index.Len())
 		}
-		incremental := indexedSnapshot{Snapshot: snap, ix: changed}
+		incremental := clusterstate.IndexedSnapshot{Snapshot: snap, Index: changed}
 		for p := range 40 {
 			ns, _ := snap.Namespace(nsNames[rng.IntN(len(nsNames))])
 			podLabels := randomLabels()
@@ -176,7 +168,7 @@ func TestChainIndexOfAnotherRuleIsIgnored(t *testing.T) {
 	// An index of no chains, of another rule: using it would select nothing.
 	other := in.Selection()
 	other.Plugins = chains.NewPlugins("cors-policy")
-	r := indexedSnapshot{Snapshot: snap, ix: chains.NewIndex(other)}
+	r := clusterstate.IndexedSnapshot{Snapshot: snap, Index: chains.NewIndex(other)}
 	res := injectInto(t, in, pod(t, podPipyV1), seed...)
 	ns, _ := snap.Namespace("pipy")
 	got, err := in.Inject(pod(t, podPipyV1), ns, r)

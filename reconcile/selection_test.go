@@ -126,7 +126,7 @@ func testOneSelectionRule(t *testing.T, tenancy chains.Tenancy, plugins []string
 
 					// The server's Reader keeps a chains.Index, which injection and validation
 					// read instead of listing: both answers must agree with the rule.
-					indexed := indexedSnapshot{snap, chains.NewIndex(injector.Selection(), chain)}
+					indexed := clusterstate.IndexedSnapshot{Snapshot: snap, Index: chains.NewIndex(injector.Selection(), chain)}
 					for _, r := range []clusterstate.Reader{snap, indexed} {
 						res, err := injector.Resolve(pod, web, r)
 						if err != nil {
@@ -172,11 +172,3 @@ func probeChain(ns string) *v1alpha1.PluginChain {
 	probe.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}}
 	return probe
 }
-
-// indexedSnapshot is a Snapshot with a chains.Index, as the server's Reader is.
-type indexedSnapshot struct {
-	*clusterstate.Snapshot
-	ix *chains.Index
-}
-
-func (s indexedSnapshot) ChainIndex() (*chains.Index, error) { return s.ix, nil }

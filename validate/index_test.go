@@ -17,14 +17,6 @@ import (
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
-// indexedSnapshot is a Snapshot that also offers a chains.Index, as the server's Reader does.
-type indexedSnapshot struct {
-	*clusterstate.Snapshot
-	ix *chains.Index
-}
-
-func (s indexedSnapshot) ChainIndex() (*chains.Index, error) { return s.ix, nil }
-
 // chainGen generates random PluginChains over a small label vocabulary, so that their
 // selectors often overlap: matchLabels, In/NotIn/Exists/DoesNotExist (and the odd invalid
 // requirement), with or without a namespaceSelector, mounting one CORS plugin or another,
@@ -146,9 +138,9 @@ func TestChainIndexFindsWhatListingFinds(t *testing.T) {
 		snap := clusterstate.NewSnapshot(objs...)
 		opts := Options{Plugins: chains.NewPlugins("cors-policy", "cors-b"),
 			Tenancy: chains.Tenancy{ClusterNamespaces: g.subset(g.namespaces), SkippedNamespaces: g.subset(g.namespaces)}}
-		bulk := indexedSnapshot{snap, chains.NewIndex(opts.selection(), list...)}
-		stepwise := indexedSnapshot{snap, stepwiseIndex(g, opts.selection(), list)}
-		if ix, _ := opts.selection().IndexOf(bulk); ix != bulk.ix {
+		bulk := clusterstate.IndexedSnapshot{Snapshot: snap, Index: chains.NewIndex(opts.selection(), list...)}
+		stepwise := clusterstate.IndexedSnapshot{Snapshot: snap, Index: stepwiseIndex(g, opts.selection(), list)}
+		if ix, _ := opts.selection().IndexOf(bulk); ix != bulk.Index {
 			t.Fatal("validation would not read the index")
 		}
 
@@ -251,7 +243,7 @@ func TestConfinedChainConflictsOnlyWhereItsSelectorReaches(t *testing.T) {
 		conflict bool
 	}{{nil, false}, {map[string]string{"tier": "web"}, true}} {
 		snap := clusterstate.NewSnapshot(corsPlugin("cors-policy"), corsPlugin("cors-b"), namespace("teams", tc.labels), own)
-		indexed := indexedSnapshot{snap, chains.NewIndex(opts.selection(), own)}
+		indexed := clusterstate.IndexedSnapshot{Snapshot: snap, Index: chains.NewIndex(opts.selection(), own)}
 		for _, r := range []clusterstate.Reader{snap, indexed} {
 			errs, _ := PluginChainCreate(r, confined, opts)
 			if got := slices.ContainsFunc(errs, func(e *field.Error) bool { return e.Origin == OriginChainConflict }); got != tc.conflict {

@@ -25,7 +25,7 @@ type Changes struct {
 // to re-encode and no diff to compute. Members the pod lacks are added whole; otherwise each
 // key is added (or replaced when its value differs), the init containers are inserted before
 // the pod's own, and the volumes appended. The pod's own entries are never written back, so
-// fields unknown to this build's API types (a newer API server), and those decodePod skips,
+// fields unknown to this build's API types (a newer API server), and those DecodePod skips,
 // stay as they were sent. The patch is written as JSON here, the containers and volumes from
 // the JSON the injector keeps for them: encoding operations for controller-runtime to marshal
 // cost as much as the rest of the admission. Applying it gives the object that applying
