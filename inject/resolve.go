@@ -423,15 +423,11 @@ func compileConfig(pc *v1alpha1.PluginConfig) (*cors.Policy, error) {
 // ports of the pod's containers and native sidecars. It returns a reason instead when the port
 // cannot carry this product's traffic to this pod.
 func targetPort(pod *corev1.Pod, sp *corev1.ServicePort) (int32, string) {
-	if proto := protocolOf(sp.Protocol); proto != corev1.ProtocolTCP {
+	if proto := clusterstate.Protocol(sp.Protocol); proto != corev1.ProtocolTCP {
 		return 0, fmt.Sprintf("protocol %s is not TCP; the sidecar handles only HTTP over TCP", proto)
 	}
-	tp := sp.TargetPort
-	switch {
-	case tp.Type == intstr.Int && tp.IntVal == 0:
-		// Unset: the API server defaults it to the Service port; files may leave it out.
-		return sp.Port, ""
-	case tp.Type == intstr.Int:
+	tp := clusterstate.TargetPort(sp) // unset: the Service port, as the API server defaults it
+	if tp.Type == intstr.Int {
 		if tp.IntVal < 1 || tp.IntVal > 65535 {
 			return 0, fmt.Sprintf("targetPort %d is not a port number", tp.IntVal)
 		}
@@ -463,19 +459,11 @@ func namedPort(pod *corev1.Pod, name string) (int32, bool) {
 
 func findPort(ports []corev1.ContainerPort, name string) (int32, bool) {
 	for _, p := range ports {
-		if p.Name == name && protocolOf(p.Protocol) == corev1.ProtocolTCP {
+		if p.Name == name && clusterstate.Protocol(p.Protocol) == corev1.ProtocolTCP {
 			return p.ContainerPort, true
 		}
 	}
 	return 0, false
-}
-
-// protocolOf applies the API server's default, so files without defaults resolve the same.
-func protocolOf(p corev1.Protocol) corev1.Protocol {
-	if p == "" {
-		return corev1.ProtocolTCP
-	}
-	return p
 }
 
 // isHTTPPort reports whether a Service port declares HTTP by the Kubernetes conventions: a name

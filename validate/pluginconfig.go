@@ -407,19 +407,14 @@ func commonTargetPorts(a, b *corev1.Service) (same, maybe []string) {
 	return same, maybe
 }
 
-// targetPorts returns the target ports of a Service's TCP ports, defaulted to the port number
-// as the apiserver does. UDP and SCTP ports never carry HTTP.
+// targetPorts returns the target ports of a Service's TCP ports (clusterstate.TargetPort).
+// UDP and SCTP ports never carry HTTP.
 func targetPorts(svc *corev1.Service) []intstr.IntOrString {
 	var out []intstr.IntOrString
-	for _, p := range svc.Spec.Ports {
-		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
-			continue
+	for i := range svc.Spec.Ports {
+		if p := &svc.Spec.Ports[i]; clusterstate.Protocol(p.Protocol) == corev1.ProtocolTCP {
+			out = append(out, clusterstate.TargetPort(p))
 		}
-		tp := p.TargetPort
-		if (tp.Type == intstr.Int && tp.IntVal == 0) || (tp.Type == intstr.String && tp.StrVal == "") {
-			tp = intstr.FromInt32(p.Port)
-		}
-		out = append(out, tp)
 	}
 	return out
 }
