@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -178,26 +176,9 @@ func validateDocuments(docs []manifests.Document, namespace string, opts validat
 	for _, d := range docs {
 		gvk := d.Object.GroupVersionKind()
 		ours := gvk.Group == pluginGroup
-		obj, _, err := manifests.Codecs.UniversalDeserializer().Decode(d.Raw, nil, nil)
-		var errs field.ErrorList
-		decoded := true
-		switch {
-		case ours && runtime.IsNotRegisteredError(err):
-			errs, decoded = field.ErrorList{unsupportedKind(gvk)}, false
-		case err == nil || runtime.IsNotRegisteredError(err):
-		case runtime.IsStrictDecodingError(err) && obj != nil:
-			// Unknown or duplicate fields: report them, and validate the rest as decoded.
-			errs = strictErrors(err)
-			raw, merr := json.Marshal(obj)
-			if merr != nil {
-				return nil, manifests.ReadError{Err: fmt.Errorf("%s: %w", d.Where(), merr)}
-			}
-			d.Raw = raw
-		case ours:
-			errs = field.ErrorList{&field.Error{Type: field.ErrorTypeInvalid, Detail: "cannot be decoded: " + err.Error()}}
-			decoded = false
-		default:
-			return nil, manifests.ReadError{Err: fmt.Errorf("%s: %w", d.Where(), err)}
+		d, errs, decoded, err := manifests.DecodeStrict(d, ours, validate.KindNames())
+		if err != nil {
+			return nil, err
 		}
 		idx := -1
 		if decoded {
@@ -262,43 +243,4 @@ func (o *objectReport) addErrors(errs field.ErrorList) {
 			Field: e.Field, Type: string(e.Type), Reason: validate.Reason(e), Detail: e.Detail, Message: msg,
 		})
 	}
-}
-
-func unsupportedKind(gvk schema.GroupVersionKind) *field.Error {
-	if gvk.Version != v1alpha1.GroupVersion.Version {
-		return field.NotSupported(field.NewPath("apiVersion"), gvk.GroupVersion().String(), []string{v1alpha1.GroupVersion.String()})
-	}
-	return field.NotSupported(field.NewPath("kind"), gvk.Kind, validate.KindNames())
-}
-
-var unknownFieldRE = regexp.MustCompile(`^unknown field "(.+)"$`)
-var duplicateFieldRE = regexp.MustCompile(`^duplicate field "(.+)"$`)
-
-// strictErrors turns the strict decoder's complaints (unknown and duplicate fields) into field
-// errors, as the apiserver's strict field validation (kubectl's default) rejects them.
-func strictErrors(err error) field.ErrorList {
-	sde, ok := runtime.AsStrictDecodingError(err)
-	if !ok {
-		return field.ErrorList{&field.Error{Type: field.ErrorTypeInvalid, Detail: err.Error()}}
-	}
-	var out field.ErrorList
-	for _, e := range sde.Errors() {
-		msg := e.Error()
-		switch {
-		case unknownFieldRE.MatchString(msg):
-			p := unknownFieldRE.FindStringSubmatch(msg)[1]
-			out = append(out, field.Forbidden(field.NewPath(p), "unknown field: the "+v1alpha1.GroupVersion.String()+" schema has no such field"))
-		case duplicateFieldRE.MatchString(msg):
-			p := duplicateFieldRE.FindStringSubmatch(msg)[1]
-			out = append(out, withFieldDetail(field.Duplicate(field.NewPath(p), p), "the field appears more than once"))
-		default:
-			out = append(out, &field.Error{Type: field.ErrorTypeInvalid, Detail: msg})
-		}
-	}
-	return out
-}
-
-func withFieldDetail(e *field.Error, detail string) *field.Error {
-	e.Detail = detail
-	return e
 }

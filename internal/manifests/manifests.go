@@ -8,11 +8,13 @@ package manifests
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -20,10 +22,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
@@ -228,4 +233,68 @@ var clusterScopedKinds = map[string]bool{
 
 func namespaced(obj runtime.Object) bool {
 	return !clusterScopedKinds[obj.GetObjectKind().GroupVersionKind().Kind]
+}
+
+// DecodeStrict decodes d with Codecs as the API server's strict field validation (kubectl's
+// default) would. For a document of ours (a plugin.flomesh.io kind), what cannot be decoded is
+// reported as field errors rather than failing: unknown and duplicate fields (then out holds
+// the rest, re-encoded, and decoded is true), a kind or version that does not exist (kinds are
+// those that do), or any other decoding error (decoded is false). For other documents, an
+// unknown kind is fine and any other decoding error is a ReadError.
+func DecodeStrict(d Document, ours bool, kinds []string) (out Document, errs field.ErrorList, decoded bool, err error) {
+	gvk := d.Object.GroupVersionKind()
+	obj, _, derr := Codecs.UniversalDeserializer().Decode(d.Raw, nil, nil)
+	switch {
+	case ours && runtime.IsNotRegisteredError(derr):
+		return d, field.ErrorList{unsupportedKind(gvk, kinds)}, false, nil
+	case derr == nil || runtime.IsNotRegisteredError(derr):
+		return d, nil, true, nil
+	case runtime.IsStrictDecodingError(derr) && obj != nil:
+		// Unknown or duplicate fields: report them, and validate the rest as decoded.
+		raw, merr := json.Marshal(obj)
+		if merr != nil {
+			return d, nil, false, ReadError{fmt.Errorf("%s: %w", d.Where(), merr)}
+		}
+		d.Raw = raw
+		return d, strictErrors(derr), true, nil
+	case ours:
+		return d, field.ErrorList{&field.Error{Type: field.ErrorTypeInvalid, Detail: "cannot be decoded: " + derr.Error()}}, false, nil
+	}
+	return d, nil, false, ReadError{fmt.Errorf("%s: %w", d.Where(), derr)}
+}
+
+func unsupportedKind(gvk schema.GroupVersionKind, kinds []string) *field.Error {
+	if gvk.Version != v1alpha1.GroupVersion.Version {
+		return field.NotSupported(field.NewPath("apiVersion"), gvk.GroupVersion().String(), []string{v1alpha1.GroupVersion.String()})
+	}
+	return field.NotSupported(field.NewPath("kind"), gvk.Kind, kinds)
+}
+
+var unknownFieldRE = regexp.MustCompile(`^unknown field "(.+)"$`)
+var duplicateFieldRE = regexp.MustCompile(`^duplicate field "(.+)"$`)
+
+// strictErrors turns the strict decoder's complaints (unknown and duplicate fields) into field
+// errors, as the apiserver's strict field validation (kubectl's default) rejects them.
+func strictErrors(err error) field.ErrorList {
+	sde, ok := runtime.AsStrictDecodingError(err)
+	if !ok {
+		return field.ErrorList{&field.Error{Type: field.ErrorTypeInvalid, Detail: err.Error()}}
+	}
+	var out field.ErrorList
+	for _, e := range sde.Errors() {
+		msg := e.Error()
+		switch {
+		case unknownFieldRE.MatchString(msg):
+			p := unknownFieldRE.FindStringSubmatch(msg)[1]
+			out = append(out, field.Forbidden(field.NewPath(p), "unknown field: the "+v1alpha1.GroupVersion.String()+" schema has no such field"))
+		case duplicateFieldRE.MatchString(msg):
+			p := duplicateFieldRE.FindStringSubmatch(msg)[1]
+			dup := field.Duplicate(field.NewPath(p), p)
+			dup.Detail = "the field appears more than once"
+			out = append(out, dup)
+		default:
+			out = append(out, &field.Error{Type: field.ErrorTypeInvalid, Detail: msg})
+		}
+	}
+	return out
 }
