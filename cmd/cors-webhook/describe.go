@@ -221,12 +221,8 @@ func readOffline(files []string, stdin io.Reader, namespace, name string) (*core
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, obj := range objs {
-		if w, ok := manifests.WorkloadOf(obj); ok && w.Name == name && w.Namespace == namespace {
-			pod := w.Pod()
-			pod.Name = name
-			return pod, snap, nil
-		}
+	if pod := manifests.PodOf(objs, namespace, name); pod != nil {
+		return pod, snap, nil
 	}
 	return nil, nil, fmt.Errorf("no Pod or workload %s/%s in the input", namespace, name)
 }
@@ -246,39 +242,9 @@ func readLive(ctx context.Context, namespace, name string) (*corev1.Pod, cluster
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, pod); err != nil {
 		return nil, nil, err
 	}
-	snap := clusterstate.NewSnapshot()
-	var (
-		namespaces corev1.NamespaceList
-		services   corev1.ServiceList
-		plugins    v1alpha1.PluginList
-		chainList  v1alpha1.PluginChainList
-		configs    v1alpha1.PluginConfigList
-	)
-	for _, l := range []struct {
-		list client.ObjectList
-		opts []client.ListOption
-	}{
-		{&namespaces, nil}, {&services, []client.ListOption{client.InNamespace(namespace)}}, {&plugins, nil},
-		{&chainList, nil}, {&configs, []client.ListOption{client.InNamespace(namespace)}},
-	} {
-		if err := c.List(ctx, l.list, l.opts...); err != nil {
-			return nil, nil, err
-		}
-	}
-	for i := range namespaces.Items {
-		snap.Add(&namespaces.Items[i])
-	}
-	for i := range services.Items {
-		snap.Add(&services.Items[i])
-	}
-	for i := range plugins.Items {
-		snap.Add(&plugins.Items[i])
-	}
-	for i := range chainList.Items {
-		snap.Add(&chainList.Items[i])
-	}
-	for i := range configs.Items {
-		snap.Add(&configs.Items[i])
+	snap, err := clusterstate.Read(ctx, c, namespace)
+	if err != nil {
+		return nil, nil, err
 	}
 	return pod, snap, nil
 }

@@ -26,6 +26,19 @@ func (w Workload) Pod() *corev1.Pod {
 	return p
 }
 
+// PodOf is the Pod of that namespace and name among objs, or the pod of the workload of that
+// namespace and name (named after it); nil when there is neither.
+func PodOf(objs []runtime.Object, namespace, name string) *corev1.Pod {
+	for _, obj := range objs {
+		if w, ok := WorkloadOf(obj); ok && w.Name == name && w.Namespace == namespace {
+			pod := w.Pod()
+			pod.Name = name
+			return pod
+		}
+	}
+	return nil
+}
+
 // WorkloadOf finds the pod template of the kinds whose pods the webhook would inject.
 func WorkloadOf(obj runtime.Object) (Workload, bool) {
 	tmpl := []string{"spec", "template"}
