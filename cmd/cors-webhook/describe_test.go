@@ -8,6 +8,7 @@ import (
 
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/cors"
 	"github.com/cors-webhook/cors-webhook/examples"
 	"github.com/cors-webhook/cors-webhook/explain"
@@ -83,11 +84,11 @@ func TestDescribeOffline(t *testing.T) {
 		t.Errorf("selected %v, source %s, sidecar %+v", d.Selected, d.Source, d.Sidecar)
 	}
 	wantChains := []explain.Chain{
-		{Name: "pipy/cors-policy-chain", Plugins: []string{"cors-policy"}, Selects: true},
-		{Name: "pipy/other-app", Plugins: []string{"cors-policy"}, Why: "its podSelector does not select the pod's labels"},
+		{Name: "pipy/cors-policy-chain", Plugins: []string{"cors-policy"}, Selects: true, Reason: chains.ReasonSelected},
+		{Name: "pipy/other-app", Plugins: []string{"cors-policy"}, Reason: chains.ReasonPodNotSelected, Why: "its podSelector does not select the pod's labels"},
 	}
 	if !slices.EqualFunc(d.Chains, wantChains, func(a, b explain.Chain) bool {
-		return a.Name == b.Name && a.Selects == b.Selects && a.Why == b.Why && slices.Equal(a.Plugins, b.Plugins)
+		return a.Name == b.Name && a.Selects == b.Selects && a.Reason == b.Reason && a.Why == b.Why && slices.Equal(a.Plugins, b.Plugins)
 	}) {
 		t.Errorf("chains %+v\nwant %+v", d.Chains, wantChains)
 	}
