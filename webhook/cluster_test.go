@@ -15,7 +15,6 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
-	"github.com/cors-webhook/cors-webhook/inject"
 	"github.com/cors-webhook/cors-webhook/internal/cachetest"
 	"github.com/cors-webhook/cors-webhook/validate"
 )
@@ -31,13 +30,7 @@ func startWatchedCache(t testing.TB, objs ...client.Object) (cache.Cache, map[re
 // newTestInjector's injector.
 func newCacheReader(t testing.TB, c cache.Cache) *clusterstate.CacheReader {
 	t.Helper()
-	s := inject.DefaultSettings()
-	s.SidecarImage = "example.com/cors-sidecar:test"
-	in, err := inject.New(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newCacheReaderFor(t, c, in.Selection())
+	return newCacheReaderFor(t, c, newTestInjector(t, nil).injector.Selection())
 }
 
 // newCacheReaderFor is a CacheReader over c whose chains.Index files chains by sel.
