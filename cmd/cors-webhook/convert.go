@@ -81,14 +81,14 @@ output does not validate), 2 when the input cannot be read or on a usage error.`
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			rep, err := validateDocuments(rendered, "default", validate.Options{Plugins: chains.NewPlugins(plugin)})
+			rep, err := validate.Manifests(rendered, "default", validate.Options{Plugins: chains.NewPlugins(plugin)})
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
 			if _, err := cmd.OutOrStdout().Write(out); err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			rep.printText(errOut, errOut)
+			printText(rep, errOut, errOut)
 			if !rep.Valid {
 				return &exitError{code: exitInvalid}
 			}
