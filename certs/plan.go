@@ -104,92 +104,35 @@ func PlanRotation(data map[string][]byte, req Request, now time.Time) (Plan, err
 	if req.CertValidity <= 0 || req.CAValidity <= 0 {
 		return Plan{}, errors.New("certificate lifetimes must be positive")
 	}
+	st := observeSecret(data, now)
 	p := Plan{CAActiveSince: req.CAActiveSince}
-	bundle := parseCerts(data[KeyCABundle])
-	var (
-		ca    *x509.Certificate
-		caKey crypto.Signer
-		older []*x509.Certificate
-	)
-	if len(bundle) > 0 {
-		if key, err := parseKey(data[KeyCAKey]); err == nil && publicKeysEqual(bundle[0].PublicKey, key.Public()) && bundle[0].IsCA {
-			ca, caKey, older = bundle[0], key, bundle[1:]
-		} else {
-			// The CA's key is lost or does not match: the certificates stay trusted (whatever
-			// is served now keeps working) but a new CA must sign from now on.
-			older = bundle
-		}
-	}
 
-	leaf, leafOK := parseLeaf(data[KeyTLSCert], data[KeyTLSKey])
-	servingValid := leafOK && now.Before(leaf.NotAfter) && now.After(leaf.NotBefore) && verifiedByAny(leaf, bundle)
-
-	switch {
-	case ca == nil:
-		p.Reasons = append(p.Reasons, "no usable CA")
-	case !now.Before(renewAt(ca)):
-		p.Reasons = append(p.Reasons, fmt.Sprintf("CA expires %s", ca.NotAfter.Format(time.RFC3339)))
-	case req.Rotate == RotateCA:
-		p.Reasons = append(p.Reasons, "CA rotation requested ("+AnnotationRotate+"="+RotateCA+")")
-	}
-	if len(p.Reasons) > 0 {
-		if ca != nil {
-			older = append([]*x509.Certificate{ca}, older...)
+	// The CA: renewed when unusable, due or asked for; the current one then stays trusted.
+	if p.Reasons = caReasons(st.ca, req, now); len(p.Reasons) > 0 {
+		if st.ca != nil {
+			st.older = append([]*x509.Certificate{st.ca}, st.older...)
 		}
 		var err error
-		ca, caKey, err = newCA(req.CAValidity, now)
-		if err != nil {
+		if st.ca, st.caKey, err = newCA(req.CAValidity, now); err != nil {
 			return Plan{}, err
 		}
 		p.CAActiveSince = now
 		p.RotateHandled = req.Rotate == RotateCA
 	}
-	// Expired CAs leave the bundle: nothing they signed can be valid any more. So do all but the
-	// most recent maxOlderCAs, except the one that signed what is served now, so that repeated
-	// forced rotations cannot grow the bundle without bound.
-	older = slices.DeleteFunc(older, func(c *x509.Certificate) bool { return !now.Before(c.NotAfter) })
-	for i := len(older) - 1; i >= maxOlderCAs; i-- {
-		if !(leafOK && leaf.CheckSignatureFrom(older[i]) == nil) {
-			older = slices.Delete(older, i, i+1)
-		}
-	}
+	st.older = st.pruneOlder(now)
 	if p.CAActiveSince.IsZero() {
 		// A Secret from before this annotation, or edited by hand: count from now.
 		p.CAActiveSince = now
 	}
 
-	var leafReasons []string
-	switch {
-	case !leafOK:
-		leafReasons = append(leafReasons, "no usable serving certificate")
-	case !servingValid:
-		leafReasons = append(leafReasons, "serving certificate is not valid now or not signed by a trusted CA")
-	case !now.Before(renewAt(leaf)):
-		leafReasons = append(leafReasons, fmt.Sprintf("serving certificate expires %s", leaf.NotAfter.Format(time.RFC3339)))
-	case !sameHosts(leaf, req.Hosts):
-		leafReasons = append(leafReasons, "serving certificate hosts changed")
-	case req.Rotate != "" && req.Rotate != RotateCA:
-		leafReasons = append(leafReasons, "serving certificate rotation requested ("+AnnotationRotate+"="+req.Rotate+")")
-	}
-	// A valid certificate from an older CA keeps being served until the current CA has been in
-	// the caBundle for PropagationDelay, even when it is due for renewal, as long as it is still
-	// valid then: renewing it earlier would have replicas serve a certificate that the API
-	// server may not trust yet.
+	// The serving certificate: renewed when unusable, due, for other hosts, asked for, or
+	// still from an older CA once the current one has propagated.
 	switchAt := p.CAActiveSince.Add(req.PropagationDelay)
-	pendingSwitch := false
-	if servingValid && leaf.CheckSignatureFrom(ca) != nil {
-		if now.Before(switchAt) && leaf.NotAfter.After(switchAt) {
-			pendingSwitch = true
-			leafReasons = nil
-		} else if len(leafReasons) == 0 {
-			leafReasons = append(leafReasons, "moving the serving certificate to the current CA")
-		}
-	}
+	leafReasons, pendingSwitch := st.leafReasons(req, now, switchAt)
 	tlsCert, tlsKey := data[KeyTLSCert], data[KeyTLSKey]
 	if len(leafReasons) > 0 {
 		var err error
-		leaf, tlsCert, tlsKey, err = newLeaf(ca, caKey, req.Hosts, req.CertValidity, now)
-		if err != nil {
+		if st.leaf, tlsCert, tlsKey, err = newLeaf(st.ca, st.caKey, req.Hosts, req.CertValidity, now); err != nil {
 			return Plan{}, err
 		}
 		p.Reasons = append(p.Reasons, leafReasons...)
@@ -198,12 +141,12 @@ func PlanRotation(data map[string][]byte, req Request, now time.Time) (Plan, err
 		}
 	}
 
-	caKeyPEM, err := encodeKey(caKey)
+	caKeyPEM, err := encodeKey(st.caKey)
 	if err != nil {
 		return Plan{}, err
 	}
 	p.Data = map[string][]byte{
-		KeyCABundle: encodeCerts(append([]*x509.Certificate{ca}, older...)),
+		KeyCABundle: encodeCerts(append([]*x509.Certificate{st.ca}, st.older...)),
 		KeyCAKey:    caKeyPEM,
 		KeyTLSCert:  tlsCert,
 		KeyTLSKey:   tlsKey,
@@ -213,15 +156,109 @@ func PlanRotation(data map[string][]byte, req Request, now time.Time) (Plan, err
 		p.Data[KeyCAKey] = data[KeyCAKey]
 	}
 	p.Changed = !p.CAActiveSince.Equal(req.CAActiveSince) || !dataEqual(data, p.Data)
-
-	p.NextCheck = earliest(renewAt(ca), renewAt(leaf))
-	if pendingSwitch {
-		p.NextCheck = earliest(p.NextCheck, switchAt)
-	}
-	for _, c := range older {
-		p.NextCheck = earliest(p.NextCheck, c.NotAfter)
-	}
+	p.NextCheck = st.nextCheck(pendingSwitch, switchAt)
 	return p, nil
+}
+
+// secretState is what PlanRotation reads of the Secret.
+type secretState struct {
+	// ca and caKey are the current CA, nil when its key is lost or does not match; older are
+	// the other CAs of the bundle.
+	ca    *x509.Certificate
+	caKey crypto.Signer
+	older []*x509.Certificate
+	// leaf is the serving certificate (leafOK: it parses, with its key); servingValid: it is
+	// valid now and signed by a CA of the bundle.
+	leaf         *x509.Certificate
+	leafOK       bool
+	servingValid bool
+}
+
+func observeSecret(data map[string][]byte, now time.Time) secretState {
+	var st secretState
+	bundle := parseCerts(data[KeyCABundle])
+	if len(bundle) > 0 {
+		if key, err := parseKey(data[KeyCAKey]); err == nil && publicKeysEqual(bundle[0].PublicKey, key.Public()) && bundle[0].IsCA {
+			st.ca, st.caKey, st.older = bundle[0], key, bundle[1:]
+		} else {
+			// The CA's key is lost or does not match: the certificates stay trusted (whatever
+			// is served now keeps working) but a new CA must sign from now on.
+			st.older = bundle
+		}
+	}
+	st.leaf, st.leafOK = parseLeaf(data[KeyTLSCert], data[KeyTLSKey])
+	st.servingValid = st.leafOK && now.Before(st.leaf.NotAfter) && now.After(st.leaf.NotBefore) && verifiedByAny(st.leaf, bundle)
+	return st
+}
+
+// caReasons say why the CA must be renewed; none when it need not.
+func caReasons(ca *x509.Certificate, req Request, now time.Time) []string {
+	switch {
+	case ca == nil:
+		return []string{"no usable CA"}
+	case !now.Before(renewAt(ca)):
+		return []string{fmt.Sprintf("CA expires %s", ca.NotAfter.Format(time.RFC3339))}
+	case req.Rotate == RotateCA:
+		return []string{"CA rotation requested (" + AnnotationRotate + "=" + RotateCA + ")"}
+	}
+	return nil
+}
+
+// pruneOlder drops the expired older CAs (nothing they signed can be valid any more) and all
+// but the most recent maxOlderCAs, except the one that signed what is served now, so that
+// repeated forced rotations cannot grow the bundle without bound.
+func (st *secretState) pruneOlder(now time.Time) []*x509.Certificate {
+	older := slices.DeleteFunc(st.older, func(c *x509.Certificate) bool { return !now.Before(c.NotAfter) })
+	for i := len(older) - 1; i >= maxOlderCAs; i-- {
+		if !(st.leafOK && st.leaf.CheckSignatureFrom(older[i]) == nil) {
+			older = slices.Delete(older, i, i+1)
+		}
+	}
+	return older
+}
+
+// leafReasons say why the serving certificate must be renewed, none when it need not;
+// pendingSwitch says it is kept for now, though from an older CA, until switchAt.
+//
+// A valid certificate from an older CA keeps being served until the current CA has been in
+// the caBundle for PropagationDelay, even when it is due for renewal, as long as it is still
+// valid then: renewing it earlier would have replicas serve a certificate that the API server
+// may not trust yet.
+func (st *secretState) leafReasons(req Request, now, switchAt time.Time) (reasons []string, pendingSwitch bool) {
+	switch {
+	case !st.leafOK:
+		reasons = []string{"no usable serving certificate"}
+	case !st.servingValid:
+		reasons = []string{"serving certificate is not valid now or not signed by a trusted CA"}
+	case !now.Before(renewAt(st.leaf)):
+		reasons = []string{fmt.Sprintf("serving certificate expires %s", st.leaf.NotAfter.Format(time.RFC3339))}
+	case !sameHosts(st.leaf, req.Hosts):
+		reasons = []string{"serving certificate hosts changed"}
+	case req.Rotate != "" && req.Rotate != RotateCA:
+		reasons = []string{"serving certificate rotation requested (" + AnnotationRotate + "=" + req.Rotate + ")"}
+	}
+	if !st.servingValid || st.leaf.CheckSignatureFrom(st.ca) == nil {
+		return reasons, false
+	}
+	if now.Before(switchAt) && st.leaf.NotAfter.After(switchAt) {
+		return nil, true
+	}
+	if len(reasons) == 0 {
+		reasons = []string{"moving the serving certificate to the current CA"}
+	}
+	return reasons, false
+}
+
+// nextCheck is the earliest time something will need renewing or switching.
+func (st *secretState) nextCheck(pendingSwitch bool, switchAt time.Time) time.Time {
+	next := earliest(renewAt(st.ca), renewAt(st.leaf))
+	if pendingSwitch {
+		next = earliest(next, switchAt)
+	}
+	for _, c := range st.older {
+		next = earliest(next, c.NotAfter)
+	}
+	return next
 }
 
 // renewAt is when a third of the certificate's lifetime is left.

@@ -1,5 +1,5 @@
 // Package clusterstate is what validation and injection read of the cluster. One interface, two
-// implementations: the webhook server's informer cache (package webhook) and an in-memory
+// implementations: the server's informer cache (CacheReader, with its indexes) and an in-memory
 // Snapshot of objects read from files (the offline `validate` and `inject` commands), so that
 // admission and the CLI share one code path.
 package clusterstate

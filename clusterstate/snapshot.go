@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 )
 
 // Snapshot is an in-memory Reader over a fixed set of objects, for the offline commands and for
@@ -141,3 +142,14 @@ func filter[T any](list []T, keep func(T) bool) []T {
 	}
 	return out
 }
+
+// IndexedSnapshot is a Snapshot that also keeps a chains.Index of its PluginChains, as the
+// server's CacheReader does, so that tests can hold the indexed lookups to the listed ones.
+// Index must hold the Snapshot's chains.
+type IndexedSnapshot struct {
+	*Snapshot
+	Index *chains.Index
+}
+
+// ChainIndex implements chains.Indexed.
+func (s IndexedSnapshot) ChainIndex() (*chains.Index, error) { return s.Index, nil }

@@ -27,23 +27,9 @@ var (
 	nginxExpose  = regexp.MustCompile(`^(([A-Za-z0-9\-\_]+|\*),?\s?)+$`)
 )
 
-func fromIngress(obj *unstructured.Unstructured) *source {
-	s := newSource(obj)
-	ann := obj.GetAnnotations()
-	get := func(name string) (string, bool) {
-		v, ok := ann[nginxPrefix+name]
-		return v, ok
-	}
-	if v, _ := get("enable-cors"); !parseBool(v, false) {
-		return s
-	}
-	ns := namespaceOf(obj)
-
-	// Backends, hosts and paths.
-	var (
-		services     []serviceRef
-		hosts, paths []string
-	)
+// ingressBackends are the Ingress's backend Services (each once; other backends are recorded
+// as lost in s), and its hosts and paths.
+func ingressBackends(obj *unstructured.Unstructured, ns string, s *source) (services []serviceRef, hosts, paths []string) {
 	addService := func(backend map[string]any) {
 		if name, ok, _ := unstructured.NestedString(backend, "service", "name"); ok && name != "" {
 			ref := serviceRef{ns, name}
@@ -79,6 +65,22 @@ func fromIngress(obj *unstructured.Unstructured) *source {
 			}
 		}
 	}
+	return services, hosts, paths
+}
+
+func fromIngress(obj *unstructured.Unstructured) *source {
+	s := newSource(obj)
+	ann := obj.GetAnnotations()
+	get := func(name string) (string, bool) {
+		v, ok := ann[nginxPrefix+name]
+		return v, ok
+	}
+	if v, _ := get("enable-cors"); !parseBool(v, false) {
+		return s
+	}
+	ns := namespaceOf(obj)
+
+	services, hosts, paths := ingressBackends(obj, ns, s)
 	if len(services) == 0 {
 		s.lost("no backend Service: nothing to attach the CORS policy to")
 		return s

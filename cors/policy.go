@@ -284,6 +284,17 @@ const MaxHeaders = 6
 // into response headers; maxAge must parse (see [ParseMaxAge]). Errors carry paths below
 // fldPath, e.g. spec.config.allowOrigins[1].regex for fldPath = field.NewPath("spec", "config").
 //
+// CompileRaw decodes (see [Decode]) and compiles a raw CORS config, PluginConfig.spec.config:
+// the one way injection, the Day-2 status and `describe` read a PluginConfig. Validation
+// decodes and compiles in two steps, to check its limits in between.
+func CompileRaw(raw []byte, fldPath *field.Path) (*Policy, field.ErrorList) {
+	cfg, errs := Decode(raw, fldPath)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return Compile(cfg, fldPath)
+}
+
 // Compile reports all errors it finds and returns a nil Policy when there are any.
 func Compile(cfg *corsconfig.CORSConfig, fldPath *field.Path) (*Policy, field.ErrorList) {
 	if cfg == nil {

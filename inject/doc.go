@@ -15,7 +15,7 @@
 //     cors-webhook.io/inject=disabled;
 //  2. chain matching: a PluginChain selects the pod by the rule of package chains (which
 //     validation and reconciliation share) and mounts a declared CORS plugin in inbound-http,
-//     through a [ChainIndex] when the Reader keeps one;
+//     through a [chains.Index] when the Reader keeps one;
 //  3. idempotency: a pod that already has the cors-sidecar container is left alone, unless
 //     what was added since (a reinvocation after another webhook) collides with the sidecar's
 //     ports or port names;

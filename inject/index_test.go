@@ -10,16 +10,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
-
-// indexedSnapshot is a Snapshot that also offers a ChainIndex, as the server's Reader does.
-type indexedSnapshot struct {
-	*clusterstate.Snapshot
-	ix *ChainIndex
-}
-
-func (s indexedSnapshot) CORSChainIndex() (*ChainIndex, error) { return s.ix, nil }
 
 // TestChainIndexAgreesWithListing: for random chains, namespaces and pods, selecting chains
 // through the index, built at once or change by change, gives exactly what listing and
@@ -71,7 +64,7 @@ func TestChainIndexAgreesWithListing(t *testing.T) {
 		for _, ns := range nsNames {
 			objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: randomLabels()}})
 		}
-		var chains []*v1alpha1.PluginChain
+		var list []*v1alpha1.PluginChain
 		for i := range 12 {
 			plugins := []string{"cors-policy"}
 			switch rng.IntN(6) {
@@ -97,17 +90,17 @@ func TestChainIndexAgreesWithListing(t *testing.T) {
 					c.Spec.Selectors.NamespaceSelector = &metav1.LabelSelector{}
 				}
 			}
-			chains = append(chains, c)
+			list = append(list, c)
 			objs = append(objs, c)
 		}
 		snap := clusterstate.NewSnapshot(objs...)
-		indexed := indexedSnapshot{Snapshot: snap, ix: in.IndexChains(chains)}
+		indexed := clusterstate.IndexedSnapshot{Snapshot: snap, Index: chains.NewIndex(in.Selection(), list...)}
 		// The same chains filed change by change, as the informer's handler files them: in
 		// random order, some first in an earlier version (another namespace reach, selector or
 		// plugin), some deleted and added again, plus chains that come and go.
-		changed := in.IndexChains(nil)
-		for _, i := range rng.Perm(len(chains)) {
-			c := chains[i]
+		changed := chains.NewIndex(in.Selection())
+		for _, i := range rng.Perm(len(list)) {
+			c := list[i]
 			if rng.IntN(3) == 0 {
 				earlier := c.DeepCopy()
 				earlier.Spec.Selectors.PodSelector = randomSelector()
@@ -131,10 +124,10 @@ func TestChainIndexAgreesWithListing(t *testing.T) {
 			}
 		}
 		changed.Delete("a", "never-filed")
-		if changed.Len() != indexed.ix.Len() {
-			t.Fatalf("round %d: %d chains filed change by change, %d at once", round, changed.Len(), indexed.ix.Len())
+		if changed.Len() != indexed.Index.Len() {
+			t.Fatalf("round %d: %d chains filed change by change, %d at once", round, changed.Len(), indexed.Index.Len())
 		}
-		incremental := indexedSnapshot{Snapshot: snap, ix: changed}
+		incremental := clusterstate.IndexedSnapshot{Snapshot: snap, Index: changed}
 		for p := range 40 {
 			ns, _ := snap.Namespace(nsNames[rng.IntN(len(nsNames))])
 			podLabels := randomLabels()
@@ -167,13 +160,15 @@ func TestChainIndexAgreesWithListing(t *testing.T) {
 	}
 }
 
-func TestChainIndexOfAnotherInjectorIsIgnored(t *testing.T) {
+// TestChainIndexOfAnotherRuleIsIgnored: an index filed under another rule (other CORS plugins,
+// another tenancy) answers for that rule, so the injector lists chains instead.
+func TestChainIndexOfAnotherRuleIsIgnored(t *testing.T) {
 	in := newInjector(t)
-	other := newInjector(t)
 	snap := clusterstate.NewSnapshot(objects(t, seed...)...)
-	// An index of no chains, built by another injector (other settings): using it would
-	// select nothing.
-	r := indexedSnapshot{Snapshot: snap, ix: other.IndexChains(nil)}
+	// An index of no chains, of another rule: using it would select nothing.
+	other := in.Selection()
+	other.Plugins = chains.NewPlugins("cors-policy")
+	r := clusterstate.IndexedSnapshot{Snapshot: snap, Index: chains.NewIndex(other)}
 	res := injectInto(t, in, pod(t, podPipyV1), seed...)
 	ns, _ := snap.Namespace("pipy")
 	got, err := in.Inject(pod(t, podPipyV1), ns, r)
@@ -187,9 +182,9 @@ func TestChainIndexOfAnotherInjectorIsIgnored(t *testing.T) {
 
 // seedStyleChains are n chains shaped like the guide's: a namespaceSelector, one app each.
 func seedStyleChains(n int) []*v1alpha1.PluginChain {
-	var chains []*v1alpha1.PluginChain
+	var list []*v1alpha1.PluginChain
 	for i := range n {
-		chains = append(chains, &v1alpha1.PluginChain{
+		list = append(list, &v1alpha1.PluginChain{
 			ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("ns-%d", i%100), Name: fmt.Sprintf("c%d", i)},
 			Spec: v1alpha1.PluginChainSpec{
 				Chains: []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"cors-policy"}}},
@@ -200,17 +195,17 @@ func seedStyleChains(n int) []*v1alpha1.PluginChain {
 			},
 		})
 	}
-	return chains
+	return list
 }
 
 // BenchmarkChainIndexChange: what one PluginChain change costs the index among 1,000 chains,
 // filed in place, against building the index again.
 func BenchmarkChainIndexChange(b *testing.B) {
 	in := newInjector(b)
-	chains := seedStyleChains(1000)
+	list := seedStyleChains(1000)
 	b.Run("set", func(b *testing.B) {
-		ix := in.IndexChains(chains)
-		changed := chains[500].DeepCopy()
+		ix := chains.NewIndex(in.Selection(), list...)
+		changed := list[500].DeepCopy()
 		for i := 0; b.Loop(); i++ {
 			changed.Spec.Selectors.PodSelector.MatchLabels["app"] = fmt.Sprintf("app-%d", i%2000)
 			ix.Set(changed.DeepCopy())
@@ -218,14 +213,14 @@ func BenchmarkChainIndexChange(b *testing.B) {
 	})
 	b.Run("rebuild", func(b *testing.B) {
 		for b.Loop() {
-			in.IndexChains(chains)
+			chains.NewIndex(in.Selection(), list...)
 		}
 	})
 }
 
 func TestSelectIndexedDoesNotAllocateForUnselectedPods(t *testing.T) {
 	in := newInjector(t)
-	ix := in.IndexChains(seedStyleChains(1000))
+	ix := chains.NewIndex(in.Selection(), seedStyleChains(1000)...)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns-5", Labels: map[string]string{"mesh": "fsm", corev1.LabelMetadataName: "ns-5"}}}
 	podLabels := map[string]string{"app": "batch", "pod-template-hash": "abc"}
 	snap := clusterstate.NewSnapshot()

@@ -216,7 +216,7 @@ func (in *Injector) InjectTriaged(pod *corev1.Pod, ns *corev1.Namespace, t *Tria
 // injectSelected is Inject once chains select the pod.
 func (in *Injector) injectSelected(pod *corev1.Pod, ns *corev1.Namespace, sel selection, r clusterstate.Reader) (Result, error) {
 	chains := strings.Join(sel.chains, ", ")
-	if hasContainer(pod, contract.ContainerSidecar) {
+	if HasSidecar(&pod.Spec) {
 		// A reinvocation (reinvocationPolicy: IfNeeded) after another webhook changed the
 		// pod: what it added must not take the sidecar's ports or port names, so the
 		// collision check runs before the pod is returned unchanged.
@@ -289,17 +289,15 @@ func (in *Injector) Triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clus
 // Triaged is what Triage matched for a pod that chains select.
 type Triaged struct{ sel selection }
 
-// optedOut is the pod's or its namespace's opt-out, if either has one.
+// optedOut is the pod's or its namespace's opt-out (OptedOut), if either has one.
 func optedOut(meta *metav1.ObjectMeta, ns *corev1.Namespace) (Result, bool) {
-	if v, ok := meta.Annotations[contract.AnnotationInject]; ok {
-		if b, err := strconv.ParseBool(v); err == nil && !b {
-			return skipped(PodOptedOut, fmt.Sprintf("the pod opts out with the annotation %s=%q", contract.AnnotationInject, v)), true
-		}
+	switch o, out := OptedOut(meta, ns); {
+	case !out:
+		return Result{}, false
+	case o == PodOptedOut:
+		return skipped(PodOptedOut, fmt.Sprintf("the pod opts out with the annotation %s=%q", contract.AnnotationInject, meta.Annotations[contract.AnnotationInject])), true
 	}
-	if ns.Labels[contract.LabelNamespaceInject] == contract.NamespaceInjectDisabled {
-		return skipped(NamespaceOptedOut, fmt.Sprintf("namespace %s opts out with the label %s=%s", ns.Name, contract.LabelNamespaceInject, contract.NamespaceInjectDisabled)), true
-	}
-	return Result{}, false
+	return skipped(NamespaceOptedOut, fmt.Sprintf("namespace %s opts out with the label %s=%s", ns.Name, contract.LabelNamespaceInject, contract.NamespaceInjectDisabled)), true
 }
 
 func (in *Injector) triage(meta *metav1.ObjectMeta, ns *corev1.Namespace, r clusterstate.Reader) (Result, bool, selection, *corev1.Namespace, error) {
@@ -384,17 +382,6 @@ func (in *Injector) collisions(pod *corev1.Pod, redirect []int32, injected bool)
 		}
 	}
 	return out
-}
-
-func hasContainer(pod *corev1.Pod, name string) bool {
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for i := range cs {
-			if cs[i].Name == name {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Changes are what an injection adds to a pod: the pod contract. They touch

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
@@ -28,35 +29,27 @@ func (s *selection) equal(o *selection) bool {
 }
 
 // selectChains finds the PluginChains that select a pod with these labels in namespace ns and
-// mount a CORS plugin in inbound-http. It does not allocate for chains that do not match, which
-// is almost every chain for almost every pod.
+// mount a CORS plugin in inbound-http: through the Reader's chains.Index when it keeps one of
+// the injector's rule, otherwise among the chains that may reach the namespace
+// (chains.Selection.Candidates). It does not allocate for chains that do not match, which is
+// almost every chain for almost every pod.
 func (in *Injector) selectChains(podLabels map[string]string, ns *corev1.Namespace, r clusterstate.Reader) (selection, error) {
 	var sel selection
-	if src, ok := r.(IndexedChains); ok {
-		ix, err := src.CORSChainIndex()
-		if err != nil {
-			return sel, fmt.Errorf("reading the PluginChain index: %w", err)
-		}
-		if ix != nil && ix.owner == in {
-			if err := in.selectIndexed(ix, podLabels, ns, &sel, r); err != nil {
-				return sel, err
-			}
-			return sel.sorted(), nil
-		}
-	}
-	own, err := r.PluginChainsInNamespace(ns.Name)
+	ix, err := in.selection.IndexOf(r)
 	if err != nil {
-		return sel, fmt.Errorf("listing the PluginChains of namespace %s: %w", ns.Name, err)
+		return sel, fmt.Errorf("reading the PluginChain index: %w", err)
 	}
-	wide, err := r.PluginChainsWithNamespaceSelector()
-	if err != nil {
-		return sel, fmt.Errorf("listing the PluginChains with a namespaceSelector: %w", err)
-	}
-	for i, c := range slices.Concat(own, wide) {
-		// Chains of the namespace with a namespaceSelector are visited with the wide ones.
-		if i < len(own) && c.Spec.Selectors.NamespaceSelector != nil {
-			continue
+	if ix != nil {
+		if err := in.selectIndexed(ix, podLabels, ns, &sel, r); err != nil {
+			return sel, err
 		}
+		return sel.sorted(), nil
+	}
+	candidates, err := in.selection.Candidates(r, ns.Name)
+	if err != nil {
+		return sel, fmt.Errorf("listing the PluginChains that may reach namespace %s: %w", ns.Name, err)
+	}
+	for _, c := range candidates {
 		if !in.selection.Acts(c, podLabels, ns) {
 			continue
 		}
@@ -65,6 +58,11 @@ func (in *Injector) selectChains(podLabels map[string]string, ns *corev1.Namespa
 		}
 	}
 	return sel.sorted(), nil
+}
+
+// selectIndexed is selectChains over an index.
+func (in *Injector) selectIndexed(ix *chains.Index, podLabels map[string]string, ns *corev1.Namespace, sel *selection, r clusterstate.Reader) error {
+	return ix.Selecting(podLabels, ns, func(c *v1alpha1.PluginChain) error { return in.addChain(sel, c, ns, r) })
 }
 
 // sorted makes the selection independent of the order chains were visited in.
@@ -81,7 +79,7 @@ func (s selection) sorted() selection {
 // addChain adds c, a chain that mounts a CORS plugin and selects the pod, to sel with the
 // CORS plugins it mounts that are declared.
 func (in *Injector) addChain(sel *selection, c *v1alpha1.PluginChain, podNS *corev1.Namespace, r clusterstate.Reader) error {
-	key := c.Namespace + "/" + c.Name
+	key := chains.Key(c)
 	if c.Namespace != podNS.Name {
 		// A chain reaching in from a namespace the webhooks skip by its label is ignored (in
 		// its own namespace, the pod's namespace opt-out already applies).

@@ -123,6 +123,41 @@ func (in *Injector) Resolve(pod *corev1.Pod, ns *corev1.Namespace, r clusterstat
 	return res, err
 }
 
+// candidate is a PluginConfig that may apply on a port.
+type candidate struct {
+	ref    ConfigRef
+	policy *cors.Policy
+	// version identifies the config's content: "uid@resourceVersion", or "" when the object
+	// has neither (read from files).
+	version string
+}
+
+// applicable are the valid configs among configs that name svc for a CORS plugin of the
+// selection. compiled holds each config's policy by key (nil: invalid), so a config naming
+// several Services is compiled, and reported in res when invalid, once.
+func (in *Injector) applicable(svc *corev1.Service, configs []*v1alpha1.PluginConfig, sel selection, compiled map[string]*cors.Policy, res *Resolution) []candidate {
+	var out []candidate
+	for _, pc := range configs {
+		if !slices.Contains(sel.plugins, pc.Spec.Plugin) || !pc.NamesService(svc.Name) {
+			continue
+		}
+		key := pc.Namespace + "/" + pc.Name
+		pol, seen := compiled[key]
+		if !seen {
+			var err error
+			if pol, err = in.configs.compile(pc); err != nil {
+				res.Invalid = append(res.Invalid, InvalidConfig{Config: ConfigRef{Namespace: pc.Namespace, Name: pc.Name}, Error: err.Error()})
+				res.Problems = append(res.Problems, fmt.Sprintf("PluginConfig %s is invalid and is ignored: %v", key, err))
+			}
+			compiled[key] = pol
+		}
+		if pol != nil {
+			out = append(out, candidate{ref: ConfigRef{Namespace: pc.Namespace, Name: pc.Name, Service: svc.Name}, policy: pol, version: configVersion(pc)})
+		}
+	}
+	return out
+}
+
 // resolve computes the policy part of a Resolution for a selection already made, and the
 // Inputs it read when the selection selects the pod.
 func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection, r clusterstate.Reader) (*Resolution, *Inputs, error) {
@@ -139,36 +174,11 @@ func (in *Injector) resolve(pod *corev1.Pod, ns *corev1.Namespace, sel selection
 		return nil, nil, err
 	}
 
-	type candidate struct {
-		ref    ConfigRef
-		policy *cors.Policy
-		// version identifies the config's content: "uid@resourceVersion", or "" when the
-		// object has neither (read from files).
-		version string
-	}
 	byPort := map[int32][]candidate{}
 	redirect := map[int32]bool{}
 	compiled := map[string]*cors.Policy{} // by config key; nil: invalid, already reported
 	for i, svc := range inputs.services {
-		var applicable []candidate
-		for _, pc := range inputs.configs[i] {
-			if !slices.Contains(sel.plugins, pc.Spec.Plugin) || !namesService(pc, ns.Name, svc.Name) {
-				continue
-			}
-			key := pc.Namespace + "/" + pc.Name
-			pol, seen := compiled[key]
-			if !seen {
-				pol, err = in.configs.compile(pc)
-				if err != nil {
-					res.Invalid = append(res.Invalid, InvalidConfig{Config: ConfigRef{Namespace: pc.Namespace, Name: pc.Name}, Error: err.Error()})
-					res.Problems = append(res.Problems, fmt.Sprintf("PluginConfig %s is invalid and is ignored: %v", key, err))
-				}
-				compiled[key] = pol
-			}
-			if pol != nil {
-				applicable = append(applicable, candidate{ref: ConfigRef{Namespace: pc.Namespace, Name: pc.Name, Service: svc.Name}, policy: pol, version: configVersion(pc)})
-			}
-		}
+		applicable := in.applicable(svc, inputs.configs[i], sel, compiled, res)
 		for i := range svc.Spec.Ports {
 			sp := &svc.Spec.Ports[i]
 			port, why := targetPort(pod, sp)
@@ -401,27 +411,11 @@ func servicesFor(podLabels map[string]string, namespace string, r clusterstate.R
 // compileConfig decodes and compiles a CORS PluginConfig. The compiled policy's Config is the
 // normalized form that the annotation carries.
 func compileConfig(pc *v1alpha1.PluginConfig) (*cors.Policy, error) {
-	path := field.NewPath("spec", "config")
-	cfg, errs := cors.Decode(pc.Spec.Config.Raw, path)
-	if len(errs) > 0 {
-		return nil, errs.ToAggregate()
-	}
-	pol, errs := cors.Compile(cfg, path)
+	pol, errs := cors.CompileRaw(pc.Spec.Config.Raw, field.NewPath("spec", "config"))
 	if len(errs) > 0 {
 		return nil, errs.ToAggregate()
 	}
 	return pol, nil
-}
-
-// namesService reports whether a PluginConfig's destinationRefs name the Service, with the
-// rules the validating webhook enforces: kind Service, in the config's own namespace.
-func namesService(pc *v1alpha1.PluginConfig, namespace, service string) bool {
-	for _, ref := range pc.Spec.DestinationRefs {
-		if ref.Kind == "Service" && ref.Name == service && (ref.Namespace == "" || ref.Namespace == namespace) {
-			return true
-		}
-	}
-	return false
 }
 
 // targetPort resolves the pod port a Service port sends traffic to, as the endpoints controller
@@ -429,15 +423,11 @@ func namesService(pc *v1alpha1.PluginConfig, namespace, service string) bool {
 // ports of the pod's containers and native sidecars. It returns a reason instead when the port
 // cannot carry this product's traffic to this pod.
 func targetPort(pod *corev1.Pod, sp *corev1.ServicePort) (int32, string) {
-	if proto := protocolOf(sp.Protocol); proto != corev1.ProtocolTCP {
+	if proto := clusterstate.Protocol(sp.Protocol); proto != corev1.ProtocolTCP {
 		return 0, fmt.Sprintf("protocol %s is not TCP; the sidecar handles only HTTP over TCP", proto)
 	}
-	tp := sp.TargetPort
-	switch {
-	case tp.Type == intstr.Int && tp.IntVal == 0:
-		// Unset: the API server defaults it to the Service port; files may leave it out.
-		return sp.Port, ""
-	case tp.Type == intstr.Int:
+	tp := clusterstate.TargetPort(sp) // unset: the Service port, as the API server defaults it
+	if tp.Type == intstr.Int {
 		if tp.IntVal < 1 || tp.IntVal > 65535 {
 			return 0, fmt.Sprintf("targetPort %d is not a port number", tp.IntVal)
 		}
@@ -469,19 +459,11 @@ func namedPort(pod *corev1.Pod, name string) (int32, bool) {
 
 func findPort(ports []corev1.ContainerPort, name string) (int32, bool) {
 	for _, p := range ports {
-		if p.Name == name && protocolOf(p.Protocol) == corev1.ProtocolTCP {
+		if p.Name == name && clusterstate.Protocol(p.Protocol) == corev1.ProtocolTCP {
 			return p.ContainerPort, true
 		}
 	}
 	return 0, false
-}
-
-// protocolOf applies the API server's default, so files without defaults resolve the same.
-func protocolOf(p corev1.Protocol) corev1.Protocol {
-	if p == "" {
-		return corev1.ProtocolTCP
-	}
-	return p
 }
 
 // isHTTPPort reports whether a Service port declares HTTP by the Kubernetes conventions: a name

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -65,31 +64,13 @@ type podFacts struct {
 
 // factsOf reads the facts of pod, in namespace ns.
 func factsOf(pod *corev1.Pod, ns *corev1.Namespace) podFacts {
-	f := podFacts{injected: hasSidecar(&pod.Spec)}
+	f := podFacts{injected: inject.HasSidecar(&pod.Spec)}
 	f.never, _ = inject.Uninjectable(pod, ns)
 	f.annotations = pod.Annotations
 	f.policy, f.hasPolicy = pod.Annotations[contract.AnnotationPolicy]
 	f.redirect, _ = contract.ParsePorts(pod.Annotations[contract.AnnotationRedirectPorts])
-	if v, ok := pod.Annotations[contract.AnnotationInject]; ok {
-		if b, err := strconv.ParseBool(v); err == nil && !b {
-			f.optedOut = true
-		}
-	}
-	if ns != nil && ns.Labels[contract.LabelNamespaceInject] == contract.NamespaceInjectDisabled {
-		f.optedOut = true
-	}
+	_, f.optedOut = inject.OptedOut(&pod.ObjectMeta, ns)
 	return f
-}
-
-func hasSidecar(spec *corev1.PodSpec) bool {
-	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
-		for i := range cs {
-			if cs[i].Name == contract.ContainerSidecar {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // rollReason says why a pod needs to be replaced.
@@ -147,7 +128,7 @@ func planPod(f podFacts, res *inject.Resolution) podPlan {
 	p.policy = emptyPolicy
 	if selected {
 		p.policy = res.PolicyJSON
-		if p.missing = missingPorts(res.Policy, f.redirect); len(p.missing) > 0 {
+		if p.missing = inject.MissingPorts(res.Policy, f.redirect); len(p.missing) > 0 {
 			p.roll = rollMissingPorts
 		}
 	}
@@ -158,22 +139,6 @@ func planPod(f podFacts, res *inject.Resolution) podPlan {
 		}
 	}
 	return p
-}
-
-// missingPorts are the ports policy configures that redirect does not cover, sorted.
-func missingPorts(policy cors.PodPolicy, redirect []int32) []int32 {
-	var out []int32
-	for key := range policy.Ports {
-		p, err := strconv.ParseUint(key, 10, 16)
-		if err != nil {
-			continue // Marshal never writes such a key
-		}
-		if !slices.Contains(redirect, int32(p)) {
-			out = append(out, int32(p))
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // rolloutToken is the AnnotationRestartedAt value for rolling a workload whose new pods will get

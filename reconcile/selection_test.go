@@ -124,12 +124,17 @@ func testOneSelectionRule(t *testing.T, tenancy chains.Tenancy, plugins []string
 						selected++
 					}
 
-					res, err := injector.Resolve(pod, web, snap)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if res.Selected != want {
-						t.Errorf("inject: Selected = %v, chains says %v", res.Selected, want)
+					// The server's Reader keeps a chains.Index, which injection and validation
+					// read instead of listing: both answers must agree with the rule.
+					indexed := clusterstate.IndexedSnapshot{Snapshot: snap, Index: chains.NewIndex(injector.Selection(), chain)}
+					for _, r := range []clusterstate.Reader{snap, indexed} {
+						res, err := injector.Resolve(pod, web, r)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if res.Selected != want {
+							t.Errorf("inject (%T): Selected = %v, chains says %v", r, res.Selected, want)
+						}
 					}
 
 					namespaces, podSel := chainScope(injector.Selection(), chain, snap)
@@ -141,21 +146,29 @@ func testOneSelectionRule(t *testing.T, tenancy chains.Tenancy, plugins []string
 						t.Errorf("reconcile chainsOfPod: %v, chains says %v", got, want)
 					}
 
-					probe := &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: podNS, Name: "probe"}}
-					probe.Spec.Chains = []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"cors-policy"}}}
-					probe.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}}
-					errs, _ := validate.PluginChainCreate(snap, probe, validate.Options{Plugins: chains.NewPlugins(plugins...), Tenancy: tenancy})
-					conflict := slices.ContainsFunc(errs, func(e *field.Error) bool { return e.Origin == validate.OriginChainConflict })
 					// Validation compares selectors, not this pod: the probe's pods conflict
 					// when they are in scope, whatever this pod's own ignore label says.
 					inScope := maps.Clone(podLabels)
 					delete(inScope, contract.LabelIgnore)
-					if wantConflict := injector.Selection().Selects(chain, inScope, web); conflict != wantConflict {
-						t.Errorf("validate: conflict = %v (%v), chains says %v", conflict, errs, wantConflict)
+					wantConflict := injector.Selection().Selects(chain, inScope, web)
+					for _, r := range []clusterstate.Reader{snap, indexed} {
+						errs, _ := validate.PluginChainCreate(r, probeChain(podNS), validate.Options{Plugins: chains.NewPlugins(plugins...), Tenancy: tenancy})
+						conflict := slices.ContainsFunc(errs, func(e *field.Error) bool { return e.Origin == validate.OriginChainConflict })
+						if conflict != wantConflict {
+							t.Errorf("validate (%T): conflict = %v (%v), chains says %v", r, conflict, errs, wantConflict)
+						}
 					}
 				})
 			}
 		}
 	}
 	return selected
+}
+
+// probeChain puts another CORS plugin than the chain under test on app=a pods of namespace ns.
+func probeChain(ns string) *v1alpha1.PluginChain {
+	probe := &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe"}}
+	probe.Spec.Chains = []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"cors-policy"}}}
+	probe.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}}
+	return probe
 }

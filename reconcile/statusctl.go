@@ -170,6 +170,61 @@ func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.Plu
 	return o, nil
 }
 
+// namedServices returns the Services cfg names (PluginConfig.NamesService), each once, and
+// records them and the missing ones in o.
+func (s *statusReconciler) namedServices(cfg *v1alpha1.PluginConfig, o *configObservation) ([]*corev1.Service, error) {
+	var services []*corev1.Service
+	for _, ref := range cfg.Spec.DestinationRefs {
+		if ref.Name == "" || !cfg.NamesService(ref.Name) || slices.Contains(o.services, ref.Name) {
+			continue // the validating webhook refuses the others; they name nothing here
+		}
+		svc, err := s.reader.Service(cfg.Namespace, ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		if svc == nil {
+			if !slices.Contains(o.missing, "Service "+ref.Name) {
+				o.missing = append(o.missing, "Service "+ref.Name)
+			}
+			continue
+		}
+		o.services = append(o.services, svc.Name)
+		services = append(services, svc)
+	}
+	return services, nil
+}
+
+// observeBackingPod records in o what cfg does for pod, a pod of one of its Services.
+func (s *statusReconciler) observeBackingPod(pod *corev1.Pod, ns *corev1.Namespace, cfg *v1alpha1.PluginConfig, o *configObservation) error {
+	o.backing++
+	f := factsOf(pod, ns)
+	if f.optedOut || (f.never != "" && !f.injected) {
+		o.optedOut++
+		return nil
+	}
+	res, err := s.injector.Resolve(pod, ns, s.reader)
+	if err != nil {
+		return err
+	}
+	if !res.Selected || !slices.Contains(res.Plugins, cfg.Spec.Plugin) {
+		o.notSelected++
+		return nil
+	}
+	ports := res.AppliedPorts(cfg.Namespace, cfg.Name)
+	switch {
+	case len(ports) == 0 && len(res.OverriddenPorts(cfg.Namespace, cfg.Name)) > 0:
+		o.overridden++
+	case len(ports) == 0:
+		o.noPort++
+	case f.injected:
+		o.applied++
+		o.ports = unionPorts(o.ports, ports)
+	default:
+		o.waiting++
+	}
+	return nil
+}
+
 // selectorError is why a chain's selectors do not parse ("" when they do).
 func selectorError(c *v1alpha1.PluginChain) string {
 	var errs []string
@@ -218,23 +273,9 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 	if o.invalid = configError(cfg); o.invalid != "" {
 		return o, nil
 	}
-	var services []*corev1.Service
-	for _, ref := range cfg.Spec.DestinationRefs {
-		if ref.Kind != "Service" || ref.Name == "" || (ref.Namespace != "" && ref.Namespace != cfg.Namespace) {
-			continue // the validating webhook refuses these; they name nothing here
-		}
-		svc, err := s.reader.Service(cfg.Namespace, ref.Name)
-		if err != nil {
-			return o, err
-		}
-		if svc == nil {
-			o.missing = append(o.missing, "Service "+ref.Name)
-			continue
-		}
-		if !slices.Contains(o.services, svc.Name) {
-			o.services = append(o.services, svc.Name)
-			services = append(services, svc)
-		}
+	services, err := s.namedServices(cfg, &o)
+	if err != nil {
+		return o, err
 	}
 	ns, err := s.reader.Namespace(cfg.Namespace)
 	if err != nil || ns == nil {
@@ -255,31 +296,8 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 				continue
 			}
 			seen[pod.Name] = true
-			o.backing++
-			f := factsOf(pod, ns)
-			if f.optedOut || (f.never != "" && !f.injected) {
-				o.optedOut++
-				continue
-			}
-			res, err := s.injector.Resolve(pod, ns, s.reader)
-			if err != nil {
+			if err := s.observeBackingPod(pod, ns, cfg, &o); err != nil {
 				return o, err
-			}
-			if !res.Selected || !slices.Contains(res.Plugins, cfg.Spec.Plugin) {
-				o.notSelected++
-				continue
-			}
-			ports := res.AppliedPorts(cfg.Namespace, cfg.Name)
-			switch {
-			case len(ports) == 0 && len(res.OverriddenPorts(cfg.Namespace, cfg.Name)) > 0:
-				o.overridden++
-			case len(ports) == 0:
-				o.noPort++
-			case f.injected:
-				o.applied++
-				o.ports = unionPorts(o.ports, ports)
-			default:
-				o.waiting++
 			}
 		}
 	}
@@ -288,12 +306,7 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 
 // configError is why a PluginConfig's CORS config is invalid ("" when it is valid).
 func configError(cfg *v1alpha1.PluginConfig) string {
-	path := field.NewPath("spec", "config")
-	decoded, errs := cors.Decode(cfg.Spec.Config.Raw, path)
-	if len(errs) == 0 {
-		_, errs = cors.Compile(decoded, path)
-	}
-	if len(errs) > 0 {
+	if _, errs := cors.CompileRaw(cfg.Spec.Config.Raw, field.NewPath("spec", "config")); len(errs) > 0 {
 		return errs.ToAggregate().Error()
 	}
 	return ""
@@ -332,17 +345,13 @@ func (s *statusReconciler) chainsOfPod(ctx context.Context, o client.Object) []c
 	if err != nil || ns == nil {
 		return nil
 	}
-	own, err1 := s.reader.PluginChainsInNamespace(ns.Name)
-	wide, err2 := s.reader.PluginChainsWithNamespaceSelector()
-	if err1 != nil || err2 != nil {
-		logf.FromContext(ctx).Error(err1, "listing PluginChains", "also", err2)
+	candidates, err := s.injector.Selection().Candidates(s.reader, ns.Name)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "listing PluginChains")
 		return nil
 	}
 	var out []ctrlreconcile.Request
-	for i, c := range append(own, wide...) {
-		if i < len(own) && c.Spec.Selectors.NamespaceSelector != nil {
-			continue // listed again among the wide ones
-		}
+	for _, c := range candidates {
 		if !s.injector.Selection().Acts(c, o.GetLabels(), ns) {
 			continue
 		}
@@ -363,13 +372,12 @@ func (s *statusReconciler) chainsOfPlugin(m *mapper) handler.MapFunc {
 
 // chainsOfNamespace: the chains whose reach a namespace's labels can change.
 func (s *statusReconciler) chainsOfNamespace(ctx context.Context, o client.Object) []ctrlreconcile.Request {
-	own, err1 := s.reader.PluginChainsInNamespace(o.GetName())
-	wide, err2 := s.reader.PluginChainsWithNamespaceSelector()
-	if err1 != nil || err2 != nil {
+	candidates, err := s.injector.Selection().Candidates(s.reader, o.GetName())
+	if err != nil {
 		return nil
 	}
 	var out []ctrlreconcile.Request
-	for _, c := range append(own, wide...) {
+	for _, c := range candidates {
 		out = append(out, requestFor(c))
 	}
 	return out

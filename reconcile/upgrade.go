@@ -15,7 +15,7 @@ import (
 // Pods no chain selects are left alone: rolling them would remove the sidecar, which is the
 // business of the chain's own change.
 func outdatedSidecar(pod *corev1.Pod, res *inject.Resolution, in *inject.Injector) bool {
-	if res == nil || !res.Selected || !hasSidecar(&pod.Spec) {
+	if res == nil || !res.Selected || !inject.HasSidecar(&pod.Spec) {
 		return false
 	}
 	return inject.SidecarOutdated(pod.Annotations[contract.AnnotationSidecarVersion], inject.SidecarVersion(in.Settings().SidecarImage))

@@ -13,9 +13,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/cors-webhook/cors-webhook/certs"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/inject"
 	"github.com/cors-webhook/cors-webhook/reconcile"
-	"github.com/cors-webhook/cors-webhook/webhook"
 )
 
 // ControllerOptions configure `cors-webhook controller`. The zero value of each field is its
@@ -49,7 +49,7 @@ type ControllerOptions struct {
 // self-signed mode, the certificate rotation, both run by the elected leader only; a
 // non-leader replica only keeps its caches warm to take over quickly.
 func NewController(cfg *rest.Config, opts ControllerOptions) (manager.Manager, error) {
-	scheme, err := webhook.NewScheme()
+	scheme, err := clusterstate.NewScheme()
 	if err != nil {
 		return nil, err
 	}
@@ -77,10 +77,10 @@ func NewController(cfg *rest.Config, opts ControllerOptions) (manager.Manager, e
 	if err := certs.SetupRotation(mgr, opts.Certs); err != nil {
 		return nil, fmt.Errorf("certificate rotation: %w", err)
 	}
-	// The reconcilers read the CacheReader itself, which answers from the informer stores
-	// (not through the pod injector's chain index, which an informer event handler updates
-	// and which could lag behind the event that triggered a reconcile).
-	reader, err := webhook.NewCacheReader(context.Background(), mgr.GetCache())
+	// The reconcilers read the CacheReader without a chains.Index: it answers from the
+	// informer stores (an index, which an informer event handler updates, could lag behind
+	// the event that triggered a reconcile).
+	reader, err := clusterstate.NewCacheReader(context.Background(), mgr.GetCache())
 	if err != nil {
 		return nil, err
 	}

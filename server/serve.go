@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/cors-webhook/cors-webhook/certs"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/inject"
 	"github.com/cors-webhook/cors-webhook/validate"
 	"github.com/cors-webhook/cors-webhook/webhook"
@@ -80,7 +81,7 @@ type Serve struct {
 // informers and indexes admission reads, and every admission handler. No leader election:
 // every replica serves alone, so admission does not depend on a lease or on the controller.
 func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
-	scheme, err := webhook.NewScheme()
+	scheme, err := clusterstate.NewScheme()
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +108,7 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 			// The handlers read labels, selectors and specs; managedFields are dead weight
 			// in a cluster-wide cache of Services and Namespaces.
 			DefaultTransform: cache.TransformStripManagedFields(),
-			// Admission caches only webhook.CachedKinds: a read of anything else is a bug
+			// Admission caches only clusterstate.CachedKinds: a read of anything else is a bug
 			// that must fail, not a cluster-wide informer started on the first request.
 			ReaderFailOnMissingInformer: true,
 		},
@@ -121,7 +122,7 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	}
 	// Creating the informers now makes them start, and sync, with the cache rather than lazily
 	// on the first admission request.
-	reader, err := webhook.NewCacheReader(context.Background(), mgr.GetCache())
+	reader, err := clusterstate.NewCacheReader(context.Background(), mgr.GetCache())
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +139,10 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	}
 	opts.Validation.Plugins = injector.Selection().Plugins
 	opts.Validation.Tenancy = injector.Selection().Tenancy
+	// One chains.Index, under the injector's rule, for injection and validation alike.
+	if err := reader.IndexChains(injector.Selection()); err != nil {
+		return nil, err
+	}
 	for _, kind := range validate.Kinds {
 		register(webhook.ValidatePath(kind), webhook.NewValidator(decoder, kind, reader, opts.Validation))
 	}
@@ -167,15 +172,10 @@ func NewServe(cfg *rest.Config, opts ServeOptions) (*Serve, error) {
 	return s, nil
 }
 
-// newPodInjector is the pod injection handler, reading chains through an index kept by the
-// manager's cache.
-func newPodInjector(mgr manager.Manager, r *webhook.CacheReader, injector *inject.Injector, memoAnswers, memoBytes int) (*webhook.PodInjector, error) {
+// newPodInjector is the pod injection handler, reading chains through the Reader's index.
+func newPodInjector(mgr manager.Manager, r *clusterstate.CacheReader, injector *inject.Injector, memoAnswers, memoBytes int) (*webhook.PodInjector, error) {
 	webhook.RegisterInjectionMetrics()
-	indexed, err := webhook.NewChainIndexReader(context.Background(), mgr.GetCache(), r, injector)
-	if err != nil {
-		return nil, err
-	}
-	h := webhook.NewPodInjector(indexed, injector)
+	h := webhook.NewPodInjector(r, injector)
 	if memoAnswers != 0 || memoBytes != 0 {
 		if memoAnswers == 0 {
 			memoAnswers = webhook.DefaultMemoAnswers
@@ -205,7 +205,7 @@ func (s *Serve) closeWhenDraining(h http.Handler) http.Handler {
 
 // cacheSynced is ready once every informer the Reader uses has synced: before that,
 // validation would compare against an incomplete view and could accept conflicts.
-func cacheSynced(r *webhook.CacheReader) healthz.Checker {
+func cacheSynced(r *clusterstate.CacheReader) healthz.Checker {
 	return func(*http.Request) error {
 		if !r.HasSynced() {
 			return errors.New("informer cache has not synced yet")

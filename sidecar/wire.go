@@ -170,73 +170,33 @@ const (
 	hRequestHeaders
 )
 
+// headerKinds are the headers classify knows, by the length of their name: a lookup visits at
+// most two names, compared without allocating or lower-casing.
+var headerKinds = [...][]struct {
+	name string
+	kind headerKind
+}{
+	2:  {{"te", hTE}},
+	4:  {{"vary", hVary}, {"host", hHost}},
+	6:  {{"origin", hOrigin}, {"expect", hExpect}},
+	7:  {{"upgrade", hUpgrade}, {"trailer", hTrailer}},
+	10: {{"connection", hConnection}, {"keep-alive", hKeepAlive}},
+	14: {{"content-length", hContentLength}, {"http2-settings", hHTTP2Settings}},
+	16: {{"proxy-connection", hProxyConnection}},
+	17: {{"transfer-encoding", hTransferEncoding}},
+	27: {{"access-control-allow-origin", hAllowOrigin}},
+	29: {{"access-control-expose-headers", hExposeHeaders}, {"access-control-request-method", hRequestMethod}},
+	30: {{"access-control-request-headers", hRequestHeaders}},
+	32: {{"access-control-allow-credentials", hAllowCredentials}},
+}
+
 func classify(name []byte) headerKind {
-	switch len(name) {
-	case 2:
-		if equalFold(name, "te") {
-			return hTE
-		}
-	case 4:
-		switch {
-		case equalFold(name, "vary"):
-			return hVary
-		case equalFold(name, "host"):
-			return hHost
-		}
-	case 6:
-		switch {
-		case equalFold(name, "origin"):
-			return hOrigin
-		case equalFold(name, "expect"):
-			return hExpect
-		}
-	case 7:
-		switch {
-		case equalFold(name, "upgrade"):
-			return hUpgrade
-		case equalFold(name, "trailer"):
-			return hTrailer
-		}
-	case 10:
-		switch {
-		case equalFold(name, "connection"):
-			return hConnection
-		case equalFold(name, "keep-alive"):
-			return hKeepAlive
-		}
-	case 14:
-		switch {
-		case equalFold(name, "content-length"):
-			return hContentLength
-		case equalFold(name, "http2-settings"):
-			return hHTTP2Settings
-		}
-	case 16:
-		if equalFold(name, "proxy-connection") {
-			return hProxyConnection
-		}
-	case 17:
-		if equalFold(name, "transfer-encoding") {
-			return hTransferEncoding
-		}
-	case 27:
-		if equalFold(name, "access-control-allow-origin") {
-			return hAllowOrigin
-		}
-	case 29:
-		switch {
-		case equalFold(name, "access-control-expose-headers"):
-			return hExposeHeaders
-		case equalFold(name, "access-control-request-method"):
-			return hRequestMethod
-		}
-	case 30:
-		if equalFold(name, "access-control-request-headers") {
-			return hRequestHeaders
-		}
-	case 32:
-		if equalFold(name, "access-control-allow-credentials") {
-			return hAllowCredentials
+	if len(name) >= len(headerKinds) {
+		return hOther
+	}
+	for _, k := range headerKinds[len(name)] {
+		if equalFold(name, k.name) {
+			return k.kind
 		}
 	}
 	return hOther

@@ -296,51 +296,49 @@ func (c *collector) checkChainConflicts(r clusterstate.Reader, chain *v1alpha1.P
 	}
 }
 
-// candidates returns the chains that can reach a namespace this chain reaches: chains with a
-// namespaceSelector anywhere, plus chains without one in the namespaces this chain can select
-// (its own, or the existing namespaces its namespaceSelector matches). A Reader that keeps a
-// ChainIndex narrows them to the chains whose podSelector may overlap this chain's.
+// candidates returns the chains that may select a pod this chain selects: the chains that may
+// reach a namespace this chain reaches (its own, or the existing namespaces its
+// namespaceSelector matches). A Reader that keeps a chains.Index of the same rule narrows them
+// to the chains whose podSelector may overlap this chain's.
 func (cc *chainCheck) candidates() ([]*v1alpha1.PluginChain, error) {
-	if src, ok := cc.r.(IndexedChains); ok {
-		ix, err := src.PluginChainIndex()
-		if err != nil {
-			return nil, fmt.Errorf("reading the PluginChain index: %w", err)
-		}
-		if ix != nil {
-			return ix.candidates(cc)
-		}
-	}
-	out, err := cc.r.PluginChainsWithNamespaceSelector()
+	sel := cc.opts.selection()
+	ix, err := sel.IndexOf(cc.r)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the PluginChain index: %w", err)
 	}
-	addLocal := func(ns string) error {
-		local, err := cc.r.PluginChainsInNamespace(ns)
+	if ix != nil {
+		var out []*v1alpha1.PluginChain
+		err := ix.MayOverlap(cc.chain, cc.scope.pods.allows, cc.reaches, func(c *v1alpha1.PluginChain) { out = append(out, c) })
+		return out, err
+	}
+	var reached []string
+	switch {
+	case cc.chain.Spec.Selectors.NamespaceSelector == nil:
+		reached = []string{cc.chain.Namespace} // whatever its labels, or whether it exists
+	case sel.OwnNamespaceOnly(cc.chain):
+		if ok, err := cc.reaches(cc.chain.Namespace); err != nil {
+			return nil, err
+		} else if ok {
+			reached = []string{cc.chain.Namespace}
+		}
+	default:
+		namespaces, err := cc.r.Namespaces()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, o := range local {
-			if o.Spec.Selectors.NamespaceSelector == nil {
-				out = append(out, o)
-			}
-		}
-		return nil
-	}
-	if cc.scope.nsSel == nil {
-		return out, addLocal(cc.chain.Namespace)
-	}
-	namespaces, err := cc.r.Namespaces()
-	if err != nil {
-		return nil, err
-	}
-	for _, ns := range namespaces {
-		if cc.compiled.SelectsNamespace(ns) {
-			if err := addLocal(ns.Name); err != nil {
-				return nil, err
+		for _, ns := range namespaces {
+			if cc.compiled.SelectsNamespace(ns) {
+				reached = append(reached, ns.Name)
 			}
 		}
 	}
-	return out, nil
+	return sel.Candidates(cc.r, reached...)
+}
+
+// reaches reports whether this chain reaches the namespace of that name, when it exists.
+func (cc *chainCheck) reaches(name string) (bool, error) {
+	ns, err := cc.r.Namespace(name)
+	return ns != nil && cc.compiled.SelectsNamespace(ns), err
 }
 
 // keepFirst inserts h into first, which holds the first hits by key, at most maxReported.

@@ -164,61 +164,11 @@ func (c *collector) checkMethods(methods []string, p *field.Path) {
 }
 
 // checkOrigin checks one allowOrigins entry that sets exactly one matcher (Compile reports the
-// others).
+// others): the matcher's own problems, then what it lets through.
 func (c *collector) checkOrigin(o v1alpha1.OriginMatcher, p *field.Path, credentials bool) {
-	var (
-		kind, value    string
-		re             *regexp.Regexp
-		wildcardPolicy *cors.Policy
-	)
-	switch {
-	case o.Exact != "" && o.Prefix == "" && o.Regex == "" && o.Wildcard == "":
-		kind, value = "exact", o.Exact
-		if problem := exactOriginProblem(o.Exact); problem != "" {
-			c.add(OriginOrigin, field.Invalid(p.Child(kind), value, problem))
-			return
-		}
-	case o.Prefix != "" && o.Exact == "" && o.Regex == "" && o.Wildcard == "":
-		kind, value = "prefix", o.Prefix
-		problem, leak := prefixCheck(o.Prefix)
-		if problem != "" {
-			c.add(OriginOrigin, field.Invalid(p.Child(kind), value, problem))
-			return
-		}
-		if leak != "" {
-			c.risk(p.Child(kind), value, leak)
-		}
-	case o.Regex != "" && o.Exact == "" && o.Prefix == "" && o.Wildcard == "":
-		kind, value = "regex", o.Regex
-		var err error
-		if re, err = regexp.Compile(o.Regex); err != nil {
-			return // reported by Compile
-		}
-	case o.Wildcard != "" && o.Exact == "" && o.Prefix == "" && o.Regex == "":
-		kind, value = "wildcard", o.Wildcard
-		var errs field.ErrorList
-		if wildcardPolicy, errs = cors.Compile(&corsconfig.CORSConfig{AllowOrigins: []corsconfig.OriginMatcher{o}}, p); len(errs) > 0 {
-			return // reported by Compile
-		}
-		if _, rest, ok := strings.Cut(o.Wildcard, "://*."); ok {
-			if host, _, _ := splitHostPort(rest); !strings.Contains(host, ".") {
-				c.risk(p.Child(kind), value, fmt.Sprintf(
-					"wildcard %q allows every site under the top-level domain %q, which anyone can register a name in; name your own domain", value, host))
-			}
-		}
-	default:
+	kind, value, matches, ok := c.originMatcher(o, p)
+	if !ok {
 		return
-	}
-	matches := func(origin string) bool {
-		switch kind {
-		case "exact":
-			return origin == value
-		case "prefix":
-			return strings.HasPrefix(origin, value)
-		case "wildcard":
-			return wildcardPolicy.Match(origin) == 0
-		}
-		return re.MatchString(origin)
 	}
 	probe := ""
 	for _, po := range probeOrigins {
@@ -239,6 +189,56 @@ func (c *collector) checkOrigin(o v1alpha1.OriginMatcher, p *field.Path, credent
 		c.risk(p.Child(kind), value, fmt.Sprintf(
 			`%s %s allows the origin "null", which sandboxed iframes, local files and redirects send, so any site can produce it`, kind, quoteValue(kind, value)))
 	}
+}
+
+// originMatcher checks the one matcher o sets, reporting its own problems, and returns it as a
+// predicate; ok is false when o does not set exactly one matcher or the matcher is invalid
+// (then reported here or by Compile).
+func (c *collector) originMatcher(o v1alpha1.OriginMatcher, p *field.Path) (kind, value string, matches func(string) bool, ok bool) {
+	set := 0
+	for _, v := range []string{o.Exact, o.Prefix, o.Regex, o.Wildcard} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return "", "", nil, false
+	}
+	switch {
+	case o.Exact != "":
+		if problem := exactOriginProblem(o.Exact); problem != "" {
+			c.add(OriginOrigin, field.Invalid(p.Child("exact"), o.Exact, problem))
+			return "", "", nil, false
+		}
+		return "exact", o.Exact, func(origin string) bool { return origin == o.Exact }, true
+	case o.Prefix != "":
+		problem, leak := prefixCheck(o.Prefix)
+		if problem != "" {
+			c.add(OriginOrigin, field.Invalid(p.Child("prefix"), o.Prefix, problem))
+			return "", "", nil, false
+		}
+		if leak != "" {
+			c.risk(p.Child("prefix"), o.Prefix, leak)
+		}
+		return "prefix", o.Prefix, func(origin string) bool { return strings.HasPrefix(origin, o.Prefix) }, true
+	case o.Regex != "":
+		re, err := regexp.Compile(o.Regex)
+		if err != nil {
+			return "", "", nil, false // reported by Compile
+		}
+		return "regex", o.Regex, re.MatchString, true
+	}
+	pol, errs := cors.Compile(&corsconfig.CORSConfig{AllowOrigins: []corsconfig.OriginMatcher{o}}, p)
+	if len(errs) > 0 {
+		return "", "", nil, false // reported by Compile
+	}
+	if _, rest, ok := strings.Cut(o.Wildcard, "://*."); ok {
+		if host, _, _ := splitHostPort(rest); !strings.Contains(host, ".") {
+			c.risk(p.Child("wildcard"), o.Wildcard, fmt.Sprintf(
+				"wildcard %q allows every site under the top-level domain %q, which anyone can register a name in; name your own domain", o.Wildcard, host))
+		}
+	}
+	return "wildcard", o.Wildcard, func(origin string) bool { return pol.Match(origin) == 0 }, true
 }
 
 // regexRisks warns about an unanchored regex and an unescaped ".", with the repaired pattern.
@@ -298,7 +298,7 @@ func (c *collector) checkConfigConflicts(r clusterstate.Reader, cfg *v1alpha1.Pl
 	for i, ref := range cfg.Spec.DestinationRefs {
 		p := refsPath.Index(i)
 		for _, o := range others {
-			if namesService(o, ref.Name) {
+			if o.NamesService(ref.Name) {
 				if reported++; reported <= maxReported {
 					c.add(OriginConfigConflict, field.Forbidden(p, fmt.Sprintf(
 						"Service %q is already configured for plugin %q by PluginConfig %s: a Service can have only one CORS config",
@@ -314,38 +314,9 @@ func (c *collector) checkConfigConflicts(r clusterstate.Reader, cfg *v1alpha1.Pl
 		if svc == nil {
 			continue
 		}
-		for _, o := range others {
-			for _, oref := range o.Spec.DestinationRefs {
-				if oref.Kind != "Service" || ours[oref.Name] {
-					continue // the same Service is reported above
-				}
-				osvc, err := r.Service(cfg.Namespace, oref.Name)
-				if err != nil {
-					c.add("", field.InternalError(p, err))
-					return
-				}
-				if osvc == nil {
-					continue
-				}
-				pods, ok := servicesOverlap(svc, osvc)
-				if !ok {
-					continue
-				}
-				same, maybe := commonTargetPorts(svc, osvc)
-				for _, port := range same {
-					if reported++; reported <= maxReported {
-						c.add(OriginConfigConflict, field.Forbidden(p, fmt.Sprintf(
-							"Service %q can select the same pods as Service %q (e.g. pods labelled %s), which PluginConfig %s configures, on target port %s: one pod port would have two CORS policies",
-							svc.Name, osvc.Name, formatLabels(pods), key(o.Namespace, o.Name), port)))
-					}
-				}
-				for _, pair := range maybe {
-					if warned++; warned <= maxReported {
-						c.warn(p, "Service %q can select the same pods as Service %q of PluginConfig %s (e.g. pods labelled %s): if target ports %s are the same container port, it would have two CORS policies",
-							svc.Name, osvc.Name, key(o.Namespace, o.Name), formatLabels(pods), pair)
-					}
-				}
-			}
+		if err := c.checkServiceOverlaps(r, cfg.Namespace, p, svc, others, ours, &reported, &warned); err != nil {
+			c.add("", field.InternalError(p, err))
+			return
 		}
 	}
 	if reported > maxReported {
@@ -356,13 +327,43 @@ func (c *collector) checkConfigConflicts(r clusterstate.Reader, cfg *v1alpha1.Pl
 	}
 }
 
-func namesService(cfg *v1alpha1.PluginConfig, name string) bool {
-	for _, ref := range cfg.Spec.DestinationRefs {
-		if ref.Kind == "Service" && ref.Name == name {
-			return true
+// checkServiceOverlaps rejects the Services of others (other than ours) that can select the
+// same pods as svc on the same target port, and warns about those that may (a named target
+// port against a numbered one); reported and warned count them.
+func (c *collector) checkServiceOverlaps(r clusterstate.Reader, namespace string, p *field.Path, svc *corev1.Service, others []*v1alpha1.PluginConfig, ours map[string]bool, reported, warned *int) error {
+	for _, o := range others {
+		for _, oref := range o.Spec.DestinationRefs {
+			if oref.Kind != "Service" || ours[oref.Name] {
+				continue // the same Service is reported by checkConfigConflicts
+			}
+			osvc, err := r.Service(namespace, oref.Name)
+			if err != nil {
+				return err
+			}
+			if osvc == nil {
+				continue
+			}
+			pods, ok := servicesOverlap(svc, osvc)
+			if !ok {
+				continue
+			}
+			same, maybe := commonTargetPorts(svc, osvc)
+			for _, port := range same {
+				if *reported++; *reported <= maxReported {
+					c.add(OriginConfigConflict, field.Forbidden(p, fmt.Sprintf(
+						"Service %q can select the same pods as Service %q (e.g. pods labelled %s), which PluginConfig %s configures, on target port %s: one pod port would have two CORS policies",
+						svc.Name, osvc.Name, formatLabels(pods), key(o.Namespace, o.Name), port)))
+				}
+			}
+			for _, pair := range maybe {
+				if *warned++; *warned <= maxReported {
+					c.warn(p, "Service %q can select the same pods as Service %q of PluginConfig %s (e.g. pods labelled %s): if target ports %s are the same container port, it would have two CORS policies",
+						svc.Name, osvc.Name, key(o.Namespace, o.Name), formatLabels(pods), pair)
+				}
+			}
 		}
 	}
-	return false
+	return nil
 }
 
 // servicesOverlap decides whether two Services' selectors can select one pod, with the labels
@@ -406,19 +407,14 @@ func commonTargetPorts(a, b *corev1.Service) (same, maybe []string) {
 	return same, maybe
 }
 
-// targetPorts returns the target ports of a Service's TCP ports, defaulted to the port number
-// as the apiserver does. UDP and SCTP ports never carry HTTP.
+// targetPorts returns the target ports of a Service's TCP ports (clusterstate.TargetPort).
+// UDP and SCTP ports never carry HTTP.
 func targetPorts(svc *corev1.Service) []intstr.IntOrString {
 	var out []intstr.IntOrString
-	for _, p := range svc.Spec.Ports {
-		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
-			continue
+	for i := range svc.Spec.Ports {
+		if p := &svc.Spec.Ports[i]; clusterstate.Protocol(p.Protocol) == corev1.ProtocolTCP {
+			out = append(out, clusterstate.TargetPort(p))
 		}
-		tp := p.TargetPort
-		if (tp.Type == intstr.Int && tp.IntVal == 0) || (tp.Type == intstr.String && tp.StrVal == "") {
-			tp = intstr.FromInt32(p.Port)
-		}
-		out = append(out, tp)
 	}
 	return out
 }

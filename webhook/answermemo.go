@@ -1,13 +1,21 @@
 package webhook
 
 import (
+	"context"
 	"crypto/sha256"
+	"maps"
+	"net/http"
 	"sync"
 
+	jsoniter "github.com/json-iterator/go"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/podjson"
 )
 
 // DefaultMemoAnswers is how many injected pods' answers a PodInjector keeps by default.
@@ -154,121 +162,67 @@ func (m *answerMemo) usage() (answers, bytes int) {
 	return len(m.answers), m.bytes
 }
 
-// masked stands for a value the replica key leaves out: NUL never occurs in JSON text outside
-// an escape, so a key cannot be mistaken for another with a value there.
-const masked = 0
-
-// replicaSpans finds the values of a pod's JSON that differ between the replicas of one pod
-// template, in order, and reports whether it could: raw must be the valid JSON of a pod, as in
-// an admission request. Masked are the values of the top-level
-// metadata's name, uid, creationTimestamp, resourceVersion and managedFields, and the names of
-// the volumes and volume mounts other than the injection's own (contract.VolumePolicy): the
-// ServiceAccount admission plugin names each pod's token volume kube-api-access-<random>.
-// Injection reads none of these (TestReplicaKeyMasksOnlyWhatInjectionIgnores). Names are
-// matched as written: a member whose name has an escape is kept, which only makes the key more
-// particular.
-func replicaSpans(raw []byte) ([][2]int, bool) {
-	s := jsonScan{b: raw}
-	var spans [][2]int // the values to mask, in order
-	mask := func() {
-		start := s.i
-		s.skipValue()
-		spans = append(spans, [2]int{start, s.i})
-	}
-	// maskNames masks the member "name" of each object of the array at s.i, unless it is the
-	// injection's volume name; with in, those of the array in each object's member in.
-	var maskNames func(in string)
-	maskNames = func(in string) {
-		s.elements(func() {
-			s.fields(func(key []byte) bool {
-				switch {
-				case in == "" && string(key) == "name" && s.peek() == '"':
-					start := s.i
-					if name, plain := s.str(); plain && string(name) != contract.VolumePolicy {
-						spans = append(spans, [2]int{start, s.i})
-					}
-				case in != "" && string(key) == in:
-					maskNames("")
-				default:
-					return false
-				}
-				return true
-			})
-		})
-	}
-	if s.peek() != '{' {
-		return nil, false
-	}
-	s.fields(func(key []byte) bool {
-		switch string(key) {
-		case "metadata":
-			s.fields(func(key []byte) bool {
-				switch string(key) {
-				case "name", "uid", "creationTimestamp", "resourceVersion", "managedFields":
-					mask()
-					return true
-				}
-				return false
-			})
-		case "spec":
-			s.fields(func(key []byte) bool {
-				switch string(key) {
-				case "volumes":
-					maskNames("")
-				case "containers", "initContainers", "ephemeralContainers":
-					maskNames("volumeMounts")
-				default:
-					return false
-				}
-				return true
-			})
-		default:
-			return false
-		}
-		return true
-	})
-	if s.err {
-		return nil, false
-	}
-	return spans, true
-}
-
-// replicaKey appends to dst the namespace and the pod's JSON with the values that differ
-// between the replicas of one pod template masked (see replicaSpans), and reports whether it
-// could. The memo keeps its hash, replicaHash; the key itself is the definition tests read.
-func replicaKey(dst []byte, namespace string, raw []byte) ([]byte, bool) {
-	spans, ok := replicaSpans(raw)
-	if !ok {
-		return dst, false
-	}
-	replicaPieces(namespace, raw, spans, func(p []byte) { dst = append(dst, p...) })
-	return dst, true
-}
-
-// replicaHash is the SHA-256 of replicaKey's key, made without the key.
-func replicaHash(namespace string, raw []byte) (memoKey, bool) {
-	spans, ok := replicaSpans(raw)
-	if !ok {
-		return memoKey{}, false
-	}
-	h := sha256.New()
-	replicaPieces(namespace, raw, spans, func(p []byte) { h.Write(p) })
+// around is the memo as a decorator of PodInjector.inject: a replica of a pod injected before
+// is answered from memory while what its injection read is unchanged (remembered); any other
+// pod is injected, and its answer kept.
+func (m *answerMemo) around(ctx context.Context, h *PodInjector, req admission.Request, meta *metav1.ObjectMeta, ns *corev1.Namespace, t *inject.Triaged) (admission.Response, string) {
+	// The memo is for ordinary pods: a large one is neither hashed nor kept.
 	var key memoKey
-	h.Sum(key[:0])
-	return key, true
+	memoized := false
+	if len(req.Object.Raw) <= MemoMaxPodBytes {
+		key, memoized = replicaHash(req.Namespace, req.Object.Raw)
+	}
+	if memoized {
+		if resp, hit, err := m.remembered(ctx, h, key, req.Object.Raw, meta, ns, t); err != nil || hit {
+			if err != nil {
+				logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
+				return admission.Errored(http.StatusInternalServerError, err), outcomeError
+			}
+			return resp, outcomePatched
+		}
+	}
+	resp, outcome, done := h.inject(ctx, req, ns, t)
+	dryRun := req.DryRun != nil && *req.DryRun
+	if memoized && done != nil && !dryRun && maps.Equal(meta.Labels, done.pod.Labels) {
+		// Dry runs are not kept: nothing is created, so they are no workload's replicas, and a
+		// client could otherwise fill the memo without creating a pod.
+		// (Labels differ only in a pod whose JSON has its metadata twice: Triage read the
+		// first, the decoder merged both; the memo's lookups would read the first.)
+		res := done.res
+		m.put(key, newMemoAnswer(res.Inputs(), done.patch, res.Resolution.Problems, res.Resolution.RedirectPortsValue(), res.Reasons))
+	}
+	return resp, outcome
 }
 
-// replicaPieces gives emit the replica key in pieces: the namespace, then raw with each span
-// replaced by the masked byte.
-func replicaPieces(namespace string, raw []byte, spans [][2]int, emit func([]byte)) {
-	mask := []byte{masked}
-	emit([]byte(namespace))
-	emit(mask)
-	at := 0
-	for _, span := range spans {
-		emit(raw[at:span[0]])
-		emit(mask)
-		at = span[1]
+// remembered answers from the memo a pod whose replica key hashes to key when an earlier
+// replica was injected and what its injection read is unchanged.
+func (m *answerMemo) remembered(ctx context.Context, h *PodInjector, key memoKey, raw []byte, meta *metav1.ObjectMeta, ns *corev1.Namespace, t *inject.Triaged) (admission.Response, bool, error) {
+	a := m.get(key)
+	if a == nil {
+		MemoLookups.WithLabelValues(memoMiss).Inc()
+		return admission.Response{}, false, nil
 	}
-	emit(raw[at:])
+	same, err := h.injector.SameInputs(a.inputs, meta.Labels, ns, t, h.reader)
+	if err != nil || !same {
+		MemoLookups.WithLabelValues(memoStale).Inc()
+		if err == nil {
+			m.drop(key, a)
+		}
+		return admission.Response{}, false, err
+	}
+	MemoLookups.WithLabelValues(memoHit).Inc()
+	if log := logf.FromContext(ctx).V(1); log.Enabled() {
+		// Triage's metadata has no name: it is read here, for the log alone.
+		named := metav1.ObjectMeta{Name: jsoniter.Get(raw, "metadata", "name").ToString(),
+			GenerateName: jsoniter.Get(raw, "metadata", "generateName").ToString()}
+		log.Info("injecting the CORS sidecar", "namespace", ns.Name, "pod", podName(&named),
+			"redirectPorts", a.redirectPorts, "reasons", a.reasons, "remembered", true)
+	}
+	return patchResponse(a.patch, a.warnings), true, nil
+}
+
+// replicaHash is the memo's key of a pod: the hash of its replica key (podjson.ReplicaHash),
+// with the values injection never reads masked (inject.ReplicaMask).
+func replicaHash(namespace string, raw []byte) (memoKey, bool) {
+	return podjson.ReplicaHash(namespace, raw, inject.ReplicaMask)
 }

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -25,7 +24,14 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/contract"
+	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/podjson"
 )
+
+// replicaKey is the key replicaHash hashes.
+func replicaKey(dst []byte, namespace string, raw []byte) ([]byte, bool) {
+	return podjson.ReplicaKey(dst, namespace, raw, inject.ReplicaMask)
+}
 
 func keyOf(t *testing.T, raw []byte) string {
 	t.Helper()
@@ -241,35 +247,6 @@ func TestAnswerMemoAgreesWithInjection(t *testing.T) {
 		t.Errorf("outcomes %v: the walk covers too little", outcomes)
 	}
 	t.Logf("memo: %v hits, %v stale; answers by kind %v", hits-hits0, stale-stale0, outcomes)
-}
-
-// FuzzReplicaKey: for any JSON object the key is made without a panic, and a document with
-// nothing to mask is its own key.
-func FuzzReplicaKey(f *testing.F) {
-	f.Add(`{"metadata":{"name":"p","uid":"u","managedFields":[{"a":"]"}]},"spec":{"volumes":[{"name":"v"}],"containers":[{"name":"c","volumeMounts":[{"name":"v"}]}]}}`)
-	f.Add(`{"spec":{"volumes":null,"containers":[1,"x",{"volumeMounts":{}}]}}`)
-	f.Add(`{"kind":"Pod","spec":{"initContainers":[{"volumeMounts":[{"name":"cors-policy"}]}]}}`)
-	f.Add(`null`)
-	f.Fuzz(func(t *testing.T, raw string) {
-		var doc map[string]any
-		if json.Unmarshal([]byte(raw), &doc) != nil || doc == nil {
-			return // not a JSON object: "null" decodes into a nil map without an error
-		}
-		key, ok := replicaKey(nil, "ns", []byte(raw))
-		if !ok {
-			t.Fatalf("no key for the JSON object %q", raw)
-		}
-		if hash, ok := replicaHash("ns", []byte(raw)); !ok || hash != sha256.Sum256(key) {
-			t.Fatalf("%q: the memo's hash %x is not the key's %x", raw, hash, sha256.Sum256(key))
-		}
-		masks := strings.Count(string(key), "\x00") - 1
-		if masks == 0 && string(key) != "ns\x00"+raw {
-			t.Fatalf("%q: key %q without a mask", raw, key)
-		}
-		if masks > 0 && !slices.ContainsFunc([]string{"metadata", "spec"}, func(k string) bool { return doc[k] != nil }) {
-			t.Fatalf("%q: masked without metadata or spec: %q", raw, key)
-		}
-	})
 }
 
 // atomicReader is a Reader whose Snapshot is replaced while admissions run.

@@ -16,7 +16,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/validate"
 )
 
-// TestPluginChainValidationFollowsChainChanges: the CacheReader's validate.ChainIndex follows
+// TestPluginChainValidationFollowsChainChanges: the CacheReader's chains.Index follows
 // the PluginChain informer. Once a chain is created, changed or deleted in the informer's
 // store, the next validations (as soon as the informer's event handler, which runs just after
 // the store update, has filed it) decide with it, also while validations run concurrently
@@ -35,12 +35,13 @@ func TestPluginChainValidationFollowsChainChanges(t *testing.T) {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}},
 		web("1", "web"))
-	r := newCacheReader(t, c)
-	if _, ok := any(r).(validate.IndexedChains); !ok {
-		t.Fatal("the CacheReader offers no ChainIndex: validation would list chains")
-	}
 	opts := validate.Options{Plugins: chains.NewPlugins("cors-policy", "cors-b"),
 		Tenancy: chains.Tenancy{ClusterNamespaces: []string{"team-b"}}}
+	sel := chains.Selection{Plugins: opts.Plugins, Tenancy: opts.Tenancy}
+	r := newCacheReaderFor(t, c, sel)
+	if ix, err := sel.IndexOf(r); err != nil || ix == nil {
+		t.Fatal("the CacheReader offers no chains.Index of validation's rule: validation would list chains", err)
+	}
 	// A chain putting another CORS plugin on app=web pods of team-a.
 	newChain := chain("team-a", "new", "cors-b", selector(map[string]string{"app": "web"}), nil)
 	conflictsWith := func() string {
@@ -129,7 +130,7 @@ func TestPluginChainValidationFollowsChainChanges(t *testing.T) {
 func TestPluginChainIndexIsWholeOnFirstRead(t *testing.T) {
 	c := startCache(t, clusterOf10k()...)
 	r := newCacheReader(t, c)
-	ix, err := r.PluginChainIndex()
+	ix, err := r.ChainIndex()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func sumRejections(kind string) float64 {
 
 func TestRejectionsOncePerRequest(t *testing.T) {
 	RegisterMetrics()
-	scheme, err := NewScheme()
+	scheme, err := clusterstate.NewScheme()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,28 +2,19 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"net/http"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	jsoniter "github.com/json-iterator/go"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -32,6 +23,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/podjson"
 )
 
 // MutatePodPath is the path of the pod injection webhook, in controller-runtime's naming
@@ -163,7 +155,7 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	}
 	// Most pods are selected by no chain, and that needs only their metadata: decoding the
 	// whole pod would cost more than the rest of the admission together.
-	meta, err := decodeMetadata(req.Object.Raw)
+	meta, err := podjson.DecodeMetadata(req.Object.Raw)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), outcomeError
 	}
@@ -175,40 +167,42 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	if triaged == nil {
 		return admission.Allowed(""), admissionOutcome(early.Outcome)
 	}
-	// The memo is for ordinary pods: a large one is neither hashed nor kept.
-	var key memoKey
-	memoized := false
-	if h.memo != nil && len(req.Object.Raw) <= MemoMaxPodBytes {
-		key, memoized = replicaHash(req.Namespace, req.Object.Raw)
+	if h.memo != nil {
+		return h.memo.around(ctx, h, req, meta, ns, triaged)
 	}
-	if memoized {
-		if resp, hit, err := h.remembered(ctx, key, req.Object.Raw, meta, ns, triaged); err != nil || hit {
-			if err != nil {
-				logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
-				return admission.Errored(http.StatusInternalServerError, err), outcomeError
-			}
-			return resp, outcomePatched
-		}
-	}
-	pod, err := decodePod(req.Object.Raw)
+	resp, outcome, _ := h.inject(ctx, req, ns, triaged)
+	return resp, outcome
+}
+
+// injected is an injection's answer, for the memo to keep.
+type injected struct {
+	res   inject.Result
+	pod   *corev1.Pod
+	patch []byte
+}
+
+// inject decodes a pod that chains select, injects it and writes the patch; done is the
+// answer when the pod was injected (nil otherwise).
+func (h *PodInjector) inject(ctx context.Context, req admission.Request, ns *corev1.Namespace, triaged *inject.Triaged) (_ admission.Response, outcome string, done *injected) {
+	pod, err := podjson.DecodePod(req.Object.Raw)
 	if err != nil {
-		return admission.Errored(http.StatusBadRequest, err), outcomeError
+		return admission.Errored(http.StatusBadRequest, err), outcomeError, nil
 	}
 	res, err := h.injector.InjectTriaged(pod, ns, triaged, h.reader)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "injection could not read the cluster state", "namespace", req.Namespace)
-		return admission.Errored(http.StatusInternalServerError, err), outcomeError
+		return admission.Errored(http.StatusInternalServerError, err), outcomeError, nil
 	}
-	outcome := admissionOutcome(res.Outcome)
+	outcome = admissionOutcome(res.Outcome)
 	if res.Outcome.Impossible() {
 		// sideEffects: None promises that a dry run changes nothing: no event then.
 		h.reportSkipped(ctx, req.Namespace, pod, res, req.DryRun == nil || !*req.DryRun)
 	}
 	if res.Outcome != inject.Injected {
 		if res.Outcome.Impossible() {
-			return admission.Allowed("").WithWarnings(res.Reasons...), outcome
+			return admission.Allowed("").WithWarnings(res.Reasons...), outcome, nil
 		}
-		return admission.Allowed(""), outcome
+		return admission.Allowed(""), outcome, nil
 	}
 	if log := logf.FromContext(ctx).V(1); log.Enabled() {
 		log.Info("injecting the CORS sidecar", "namespace", req.Namespace, "pod", podName(&pod.ObjectMeta),
@@ -217,17 +211,9 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	patch, err := injectionPatch(pod, res.Changes)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "writing the injection patch", "namespace", req.Namespace)
-		return admission.Errored(http.StatusInternalServerError, err), outcomeError
+		return admission.Errored(http.StatusInternalServerError, err), outcomeError, nil
 	}
-	dryRun := req.DryRun != nil && *req.DryRun
-	if memoized && !dryRun && maps.Equal(meta.Labels, pod.Labels) {
-		// Dry runs are not kept: nothing is created, so they are no workload's replicas, and a
-		// client could otherwise fill the memo without creating a pod.
-		// (Labels differ only in a pod whose JSON has its metadata twice: Triage read the
-		// first, the decoder merged both; the memo's lookups would read the first.)
-		h.memo.put(key, newMemoAnswer(res.Inputs(), patch, res.Resolution.Problems, res.Resolution.RedirectPortsValue(), res.Reasons))
-	}
-	return patchResponse(patch, res.Resolution.Problems), outcome
+	return patchResponse(patch, res.Resolution.Problems), outcome, &injected{res: res, pod: pod, patch: patch}
 }
 
 // patchResponse allows the pod with the injection's patch and the problems of its inputs (a
@@ -240,114 +226,7 @@ func patchResponse(patch []byte, warnings []string) admission.Response {
 	return resp.WithWarnings(warnings...)
 }
 
-// remembered answers from the memo a pod whose replica key hashes to key when an earlier
-// replica was injected and what its injection read is unchanged.
-func (h *PodInjector) remembered(ctx context.Context, key memoKey, raw []byte, meta *metav1.ObjectMeta, ns *corev1.Namespace, t *inject.Triaged) (admission.Response, bool, error) {
-	a := h.memo.get(key)
-	if a == nil {
-		MemoLookups.WithLabelValues(memoMiss).Inc()
-		return admission.Response{}, false, nil
-	}
-	same, err := h.injector.SameInputs(a.inputs, meta.Labels, ns, t, h.reader)
-	if err != nil || !same {
-		MemoLookups.WithLabelValues(memoStale).Inc()
-		if err == nil {
-			h.memo.drop(key, a)
-		}
-		return admission.Response{}, false, err
-	}
-	MemoLookups.WithLabelValues(memoHit).Inc()
-	if log := logf.FromContext(ctx).V(1); log.Enabled() {
-		// Triage's metadata has no name: it is read here, for the log alone.
-		named := metav1.ObjectMeta{Name: jsoniter.Get(raw, "metadata", "name").ToString(),
-			GenerateName: jsoniter.Get(raw, "metadata", "generateName").ToString()}
-		log.Info("injecting the CORS sidecar", "namespace", ns.Name, "pod", podName(&named),
-			"redirectPorts", a.redirectPorts, "reasons", a.reasons, "remembered", true)
-	}
-	return patchResponse(a.patch, a.warnings), true, nil
-}
-
-// decodeMetadata decodes what Triage reads of a pod's JSON: its labels and annotations. Every
-// other member is skipped without being decoded, and reading stops after metadata, which the
-// API server writes before spec: the answer for the pods no chain selects must not cost a
-// decoding of the pod, nor of its managedFields (in admission requests they describe every
-// field of the pod). encoding/json cannot skip without scanning twice, so this uses the
-// json-iterator that apimachinery already links in.
-func decodeMetadata(raw []byte) (*metav1.ObjectMeta, error) {
-	iter := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowIterator(raw)
-	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnIterator(iter)
-	if iter.WhatIsNext() != jsoniter.ObjectValue {
-		return nil, errors.New("the object is not a JSON object")
-	}
-	meta := &metav1.ObjectMeta{}
-	iter.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
-		if field != "metadata" {
-			it.Skip()
-			return it.Error == nil
-		}
-		var labels, annotations bool
-		it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
-			switch field {
-			case "labels":
-				it.ReadVal(&meta.Labels)
-				labels = true
-			case "annotations":
-				it.ReadVal(&meta.Annotations)
-				annotations = true
-			case "ownerReferences", "finalizers", "managedFields":
-				// The API server writes these after labels and annotations (ObjectMeta's
-				// field order). Stopping here once the labels are read skips managedFields.
-				// Annotations only carry the opt-out, which Inject checks again on the
-				// decoded pod, so missing them in an unusual order cannot change a patch.
-				if labels {
-					return false
-				}
-				it.Skip()
-			default:
-				it.Skip()
-			}
-			return it.Error == nil && !(labels && annotations)
-		})
-		return false // the rest of the pod is not needed
-	})
-	if iter.Error != nil && !errors.Is(iter.Error, io.EOF) {
-		return nil, fmt.Errorf("decoding the pod's metadata: %w", iter.Error)
-	}
-	return meta, nil
-}
-
-// decodePod decodes a pod in one pass, without its managedFields. The request's resource
-// already says it is a v1 Pod, so there is no first pass over the document to find its kind;
-// managedFields are cut out first (withoutManagedFields), because injection never reads them
-// and the patch is written from the change set, never from the decoded pod (injectionPatch).
-// The decoder is json-iterator with case-sensitive member names, as apimachinery's serializer
-// configured it before it moved to sigs.k8s.io/json; that one validates the whole document
-// before decoding it, which made the decoding half of the injected review's cost.
-func decodePod(raw []byte) (*corev1.Pod, error) {
-	if len(raw) == 0 {
-		return nil, errors.New("there is no content to decode")
-	}
-	pod := &corev1.Pod{}
-	if err := podJSON.Unmarshal(withoutManagedFields(raw), pod); err != nil {
-		return nil, fmt.Errorf("decoding the pod: %w", err)
-	}
-	pod.ManagedFields = nil // when the scan did not find them where the API server writes them
-	return pod, nil
-}
-
-// podJSON is decodePod's decoder.
-var podJSON = jsoniter.Config{EscapeHTML: true, SortMapKeys: true, ValidateJsonRawMessage: true, CaseSensitive: true}.Froze()
-
-// injectionPatch is the JSON patch of the injection, built straight from its change set and
-// the decoded pod: the injection changes metadata.annotations, metadata.labels,
-// spec.initContainers and spec.volumes and nothing else (inject.Changes), so there is no pod
-// to re-encode and no diff to compute. Members the pod lacks are added whole; otherwise each
-// key is added (or replaced when its value differs), the init containers are inserted before
-// the pod's own, and the volumes appended. The pod's own entries are never written back, so
-// fields unknown to this build's API types (a newer API server), and those decodePod skips,
-// stay as they were sent. The patch is written as JSON here, the containers and volume from
-// the JSON the injector keeps for them: encoding operations for controller-runtime to marshal
-// cost as much as the rest of the admission.
+// injectionPatch is the JSON patch of the injection: podjson.Patch of its change set.
 func injectionPatch(pod *corev1.Pod, changes *inject.Changes) ([]byte, error) {
 	inits, err := changes.InitContainersJSON()
 	if err != nil {
@@ -357,125 +236,8 @@ func injectionPatch(pod *corev1.Pod, changes *inject.Changes) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := patchWriter{s: patchJSON.BorrowStream(nil)}
-	defer patchJSON.ReturnStream(w.s)
-	w.s.WriteArrayStart()
-	for _, m := range []struct {
-		path      string
-		own, want map[string]string
-	}{
-		{"/metadata/annotations", pod.Annotations, changes.Annotations},
-		{"/metadata/labels", pod.Labels, changes.Labels},
-	} {
-		if len(m.want) == 0 {
-			continue
-		}
-		keys := slices.Sorted(maps.Keys(m.want))
-		if m.own == nil {
-			w.op("add", m.path)
-			w.s.WriteObjectStart()
-			for i, k := range keys {
-				if i > 0 {
-					w.s.WriteMore()
-				}
-				w.s.WriteObjectField(k)
-				w.s.WriteStringWithHTMLEscaped(m.want[k])
-			}
-			w.s.WriteObjectEnd()
-			w.end()
-			continue
-		}
-		for _, k := range keys {
-			v := m.want[k]
-			old, exists := m.own[k]
-			switch {
-			case !exists:
-				w.op("add", m.path+"/"+pointerEscape(k))
-			case old != v:
-				w.op("replace", m.path+"/"+pointerEscape(k))
-			default:
-				continue
-			}
-			w.s.WriteStringWithHTMLEscaped(v)
-			w.end()
-		}
-	}
-	if len(inits) > 0 {
-		if pod.Spec.InitContainers == nil {
-			w.op("add", "/spec/initContainers")
-			w.array(inits)
-			w.end()
-		} else {
-			for i, c := range inits {
-				w.op("add", "/spec/initContainers/"+strconv.Itoa(i))
-				w.s.Write(c)
-				w.end()
-			}
-		}
-	}
-	if len(volumes) > 0 {
-		if pod.Spec.Volumes == nil {
-			w.op("add", "/spec/volumes")
-			w.array(volumes)
-			w.end()
-		} else {
-			for _, v := range volumes {
-				w.op("add", "/spec/volumes/-")
-				w.s.Write(v)
-				w.end()
-			}
-		}
-	}
-	w.s.WriteArrayEnd()
-	if w.s.Error != nil {
-		return nil, fmt.Errorf("writing the patch: %w", w.s.Error)
-	}
-	return slices.Clone(w.s.Buffer()), nil
+	return podjson.Patch(pod, podjson.Changes{Annotations: changes.Annotations, Labels: changes.Labels, InitContainers: inits, Volumes: volumes})
 }
-
-// patchJSON writes patches; only its streams are used.
-var patchJSON = jsoniter.ConfigCompatibleWithStandardLibrary
-
-// patchWriter writes the operations of a JSON patch (RFC 6902) to a stream.
-type patchWriter struct {
-	s   *jsoniter.Stream
-	ops int
-}
-
-// op starts an operation, up to its value.
-func (w *patchWriter) op(op, path string) {
-	if w.ops > 0 {
-		w.s.WriteMore()
-	}
-	w.ops++
-	w.s.WriteObjectStart()
-	w.s.WriteObjectField("op")
-	w.s.WriteString(op)
-	w.s.WriteMore()
-	w.s.WriteObjectField("path")
-	w.s.WriteStringWithHTMLEscaped(path)
-	w.s.WriteMore()
-	w.s.WriteObjectField("value")
-}
-
-func (w *patchWriter) end() { w.s.WriteObjectEnd() }
-
-// array writes already encoded values as a JSON array.
-func (w *patchWriter) array(items [][]byte) {
-	w.s.WriteArrayStart()
-	for i, item := range items {
-		if i > 0 {
-			w.s.WriteMore()
-		}
-		w.s.Write(item)
-	}
-	w.s.WriteArrayEnd()
-}
-
-// pointerEscape escapes a map key as a JSON pointer segment (RFC 6901).
-func pointerEscape(key string) string { return pointerEscaper.Replace(key) }
-
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 // namespace returns the pod's namespace from the cache, or from the API server when the cache
 // has not seen it yet, or a label-less stand-in when neither has it.
@@ -534,73 +296,4 @@ func podName(meta *metav1.ObjectMeta) string {
 	return fmt.Sprintf("%s<generated>", meta.GenerateName)
 }
 
-// ChainIndexReader is the pod injector's Reader: a clusterstate.Reader plus an
-// inject.ChainIndex of the PluginChains in the cache, so that a pod admission does not list and
-// evaluate every chain (see inject.ChainIndex). The informer's event handler files each
-// change into the index as it comes, so no admission waits for a rebuild, whatever the number
-// of chains.
-type ChainIndexReader struct {
-	clusterstate.Reader
-	index  *inject.ChainIndex
-	synced func() bool // the handler has filed the chains the informer held when it started
-	ready  atomic.Bool
-}
-
-var (
-	_ inject.IndexedChains   = (*ChainIndexReader)(nil)
-	_ inject.IndexedServices = (*ChainIndexReader)(nil)
-	_ inject.IndexedServices = (*CacheReader)(nil)
-)
-
-// indexSyncTimeout bounds how long the first admission waits for the PluginChain informer's
-// first sync; past it, admission fails rather than injecting from an incomplete view.
-const indexSyncTimeout = 5 * time.Second
-
-// NewChainIndexReader wraps r (a Reader over c) with an index of c's PluginChains built for
-// injector, kept current by an event handler on c's PluginChain informer. Like NewCacheReader,
-// it must run before the cache starts.
-func NewChainIndexReader(ctx context.Context, c cache.Informers, r clusterstate.Reader, injector *inject.Injector) (*ChainIndexReader, error) {
-	inf, err := c.GetInformer(ctx, &v1alpha1.PluginChain{})
-	if err != nil {
-		return nil, fmt.Errorf("informer for PluginChains: %w", err)
-	}
-	chains, ok := inf.(toolscache.SharedIndexInformer)
-	if !ok {
-		return nil, fmt.Errorf("informer for PluginChains is a %T, not a client-go SharedIndexInformer", inf)
-	}
-	return newChainIndexReader(chains, r, injector)
-}
-
-func newChainIndexReader(chains toolscache.SharedIndexInformer, r clusterstate.Reader, injector *inject.Injector) (*ChainIndexReader, error) {
-	ix := injector.IndexChains(nil)
-	reg, err := chains.AddEventHandler(chainEvents(ix.Set, ix.Delete))
-	if err != nil {
-		return nil, fmt.Errorf("watching PluginChains: %w", err)
-	}
-	return &ChainIndexReader{Reader: r, index: ix, synced: reg.HasSynced}, nil
-}
-
-// ServicesForLabels implements inject.IndexedServices with the wrapped Reader's index, or all
-// the Services of the namespace when it has none.
-func (r *ChainIndexReader) ServicesForLabels(namespace string, labels map[string]string) ([]*corev1.Service, error) {
-	if ix, ok := r.Reader.(inject.IndexedServices); ok {
-		return ix.ServicesForLabels(namespace, labels)
-	}
-	return r.ServicesInNamespace(namespace)
-}
-
-// CORSChainIndex implements inject.IndexedChains. Until the index holds the chains the informer
-// started with, it waits (up to indexSyncTimeout): injecting from a partial view would leave
-// pods without their sidecar.
-func (r *ChainIndexReader) CORSChainIndex() (*inject.ChainIndex, error) {
-	if r.ready.Load() {
-		return r.index, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), indexSyncTimeout)
-	defer cancel()
-	if !toolscache.WaitForCacheSync(ctx.Done(), r.synced) {
-		return nil, errors.New("the PluginChain index has not filed the informer's chains yet")
-	}
-	r.ready.Store(true)
-	return r.index, nil
-}
+var _ inject.IndexedServices = (*clusterstate.CacheReader)(nil)

@@ -36,6 +36,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/podjson"
 )
 
 // injectionCluster is the benchmark's cluster: 1,000 PluginChains and 10,000 Services in 100
@@ -227,16 +228,8 @@ func BenchmarkPodInjectorHandle(b *testing.B) {
 // Reader with the PluginChain index.
 func newIndexedTestInjector(b testing.TB, c cache.Cache) *PodInjector {
 	b.Helper()
-	cr, err := NewCacheReader(context.Background(), c)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := newTestInjector(b, cr)
-	r, err := NewChainIndexReader(context.Background(), c, h.reader, h.injector)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h.reader = r
+	h := newTestInjector(b, nil)
+	h.reader = newCacheReaderFor(b, c, h.injector.Selection())
 	return h
 }
 
@@ -455,8 +448,19 @@ func BenchmarkDecodePod(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decodePod(raw); err != nil {
+		if _, err := podjson.DecodePod(raw); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func BenchmarkWithoutManagedFields(b *testing.B) {
+	raw, err := json.Marshal(benchPod("app-3"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		podjson.WithoutManagedFields(raw)
 	}
 }

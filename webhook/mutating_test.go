@@ -20,10 +20,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -32,6 +32,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/podjson"
 )
 
 // seedObjects is the seed guide's cluster: namespace pipy labeled as `fsm namespace add` does,
@@ -290,7 +291,7 @@ func TestPodInjectorReadsNewNamespacesFromTheAPI(t *testing.T) {
 		snap.Add(o)
 	}
 	h := newTestInjector(t, snap)
-	scheme, _ := NewScheme()
+	scheme, _ := clusterstate.NewScheme()
 	req := podReview(t, replicaSetPod(map[string]string{"app": "pipy-ok"}), admissionv1.Create)
 
 	if resp := h.Handle(context.Background(), req); len(resp.Patch) != 0 {
@@ -331,7 +332,7 @@ func TestDecodeMetadata(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeMetadata(raw)
+		got, err := podjson.DecodeMetadata(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +342,7 @@ func TestDecodeMetadata(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			meta, err := decodeMetadata([]byte(tt.raw))
+			meta, err := podjson.DecodeMetadata([]byte(tt.raw))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("error %v, want error %v", err, tt.wantErr)
 			}
@@ -352,31 +353,24 @@ func TestDecodeMetadata(t *testing.T) {
 	}
 }
 
-// TestChainIndexReaderFollowsChainChanges: a chain created, changed or deleted after the index
-// was built decides the next admissions, also while admissions run concurrently.
-func TestChainIndexReaderFollowsChainChanges(t *testing.T) {
-	snap := clusterstate.NewSnapshot()
+// TestInjectionFollowsChainChanges: a chain created, changed or deleted after the CacheReader's
+// chains.Index was built decides the next admissions, also while admissions run concurrently.
+func TestInjectionFollowsChainChanges(t *testing.T) {
+	var objs []client.Object
+	var chain *v1alpha1.PluginChain
 	for _, o := range seedObjects() {
-		if _, isChain := o.(*v1alpha1.PluginChain); !isChain {
-			snap.Add(o)
+		if c, isChain := o.(*v1alpha1.PluginChain); isChain {
+			chain = c.DeepCopy()
+			continue
 		}
+		objs = append(objs, o.(client.Object))
 	}
-	fw := watch.NewFake()
-	informer := toolscache.NewSharedIndexInformer(listThenWatch{&toolscache.ListWatch{
-		ListFunc: func(metav1.ListOptions) (runtime.Object, error) {
-			return &v1alpha1.PluginChainList{ListMeta: metav1.ListMeta{ResourceVersion: "1"}}, nil
-		},
-		WatchFunc: func(metav1.ListOptions) (watch.Interface, error) { return fw, nil },
-	}}, &v1alpha1.PluginChain{}, 0, toolscache.Indexers{})
-	h := newTestInjector(t, snap)
-	r, err := newChainIndexReader(informer, snap, h.injector)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.reader = r
+	c, watchers := startWatchedCache(t, objs...)
+	fw := watchers[reflect.TypeFor[*v1alpha1.PluginChain]()]
+	h := newTestInjector(t, nil)
+	h.reader = newCacheReaderFor(t, c, h.injector.Selection())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go informer.Run(ctx.Done())
 
 	req := podReview(t, replicaSetPod(map[string]string{"app": "pipy-ok"}), admissionv1.Create)
 	injected := func() bool {
@@ -411,12 +405,6 @@ func TestChainIndexReaderFollowsChainChanges(t *testing.T) {
 	defer cancel()
 
 	eventually(false)
-	var chain *v1alpha1.PluginChain
-	for _, o := range seedObjects() {
-		if c, ok := o.(*v1alpha1.PluginChain); ok {
-			chain = c.DeepCopy()
-		}
-	}
 	chain.ResourceVersion = "2"
 	fw.Add(chain)
 	eventually(true)
@@ -485,7 +473,7 @@ func TestInjectionPatchProducesTheInjectedPod(t *testing.T) {
 			if err := json.Unmarshal(raw, full); err != nil {
 				t.Fatal(err)
 			}
-			pod, err := decodePod(raw)
+			pod, err := podjson.DecodePod(raw)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -54,7 +54,7 @@ func seedConfigObject() *v1alpha1.PluginConfig {
 
 func TestValidatingHandlers(t *testing.T) {
 	RegisterMetrics()
-	scheme, err := NewScheme()
+	scheme, err := clusterstate.NewScheme()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/convert"
+	"github.com/cors-webhook/cors-webhook/internal/manifests"
 	"github.com/cors-webhook/cors-webhook/validate"
 )
 
@@ -54,7 +55,7 @@ output does not validate), 2 when the input cannot be read or on a usage error.`
 				}
 				opts.PodSelector = sel
 			}
-			docs, err := readDocuments(files, cmd.InOrStdin())
+			docs, err := manifests.Read(files, cmd.InOrStdin())
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -76,18 +77,18 @@ output does not validate), 2 when the input cannot be read or on a usage error.`
 				return &exitError{code: exitInvalid}
 			}
 			// The same checks as `validate`, so the output is known to apply.
-			rendered, err := parseDocuments("output", out)
+			rendered, err := manifests.Parse("output", out)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			rep, err := validateDocuments(rendered, "default", validate.Options{Plugins: chains.NewPlugins(plugin)})
+			rep, err := validate.Manifests(rendered, "default", validate.Options{Plugins: chains.NewPlugins(plugin)})
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
 			if _, err := cmd.OutOrStdout().Write(out); err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			rep.printText(errOut, errOut)
+			printText(rep, errOut, errOut)
 			if !rep.Valid {
 				return &exitError{code: exitInvalid}
 			}

@@ -8,8 +8,10 @@ import (
 
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/cors"
 	"github.com/cors-webhook/cors-webhook/examples"
+	"github.com/cors-webhook/cors-webhook/explain"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
@@ -63,13 +65,13 @@ spec:
     spec: {containers: [{name: pipy, image: flomesh/pipy, ports: [{containerPort: 8080}]}]}
 `)
 
-func describeJSON(t *testing.T, stdin string, args ...string) *description {
+func describeJSON(t *testing.T, stdin string, args ...string) *explain.Description {
 	t.Helper()
 	out, errOut, code := runCommand(t, stdin, append([]string{"describe", "-f", "-", "-n", "pipy", "-o", "json"}, args...)...)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	d := &description{}
+	d := &explain.Description{}
 	if err := json.Unmarshal([]byte(out), d); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -81,12 +83,12 @@ func TestDescribeOffline(t *testing.T) {
 	if !d.Selected || d.Source != "files" || d.Sidecar.Injected || d.Sidecar.Outcome != inject.Injected {
 		t.Errorf("selected %v, source %s, sidecar %+v", d.Selected, d.Source, d.Sidecar)
 	}
-	wantChains := []chainDescription{
-		{Name: "pipy/cors-policy-chain", Plugins: []string{"cors-policy"}, Selects: true},
-		{Name: "pipy/other-app", Plugins: []string{"cors-policy"}, Why: "its podSelector does not select the pod's labels"},
+	wantChains := []explain.Chain{
+		{Name: "pipy/cors-policy-chain", Plugins: []string{"cors-policy"}, Selects: true, Reason: chains.ReasonSelected},
+		{Name: "pipy/other-app", Plugins: []string{"cors-policy"}, Reason: chains.ReasonPodNotSelected, Why: "its podSelector does not select the pod's labels"},
 	}
-	if !slices.EqualFunc(d.Chains, wantChains, func(a, b chainDescription) bool {
-		return a.Name == b.Name && a.Selects == b.Selects && a.Why == b.Why && slices.Equal(a.Plugins, b.Plugins)
+	if !slices.EqualFunc(d.Chains, wantChains, func(a, b explain.Chain) bool {
+		return a.Name == b.Name && a.Selects == b.Selects && a.Reason == b.Reason && a.Why == b.Why && slices.Equal(a.Plugins, b.Plugins)
 	}) {
 		t.Errorf("chains %+v\nwant %+v", d.Chains, wantChains)
 	}
@@ -208,7 +210,7 @@ func TestDescribeOutputs(t *testing.T) {
 		}
 	}
 	y, _, code := runCommand(t, describeContext, "describe", "-f", "-", "-n", "pipy", "pipy-ok-v1", "-o", "yaml")
-	d := &description{}
+	d := &explain.Description{}
 	if err := sigsyaml.Unmarshal([]byte(y), d); code != exitOK || err != nil || d.Pod != "pipy-ok-v1" || len(d.Ports) != 1 {
 		t.Errorf("yaml output (exit %d, %v):\n%s", code, err, y)
 	}

@@ -7,16 +7,13 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/manifests"
 )
 
 func newInjectCommand() *cobra.Command {
@@ -50,7 +47,7 @@ conflicting, 2 when the input cannot be read or parsed, or on a usage error.`,
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			docs, err := readDocuments(files, cmd.InOrStdin())
+			docs, err := manifests.Read(files, cmd.InOrStdin())
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -155,31 +152,31 @@ func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error)
 // injectDocuments writes every document to out, with the pod templates injected, and reports
 // each workload on errOut. It returns whether any selected workload could not be injected or
 // the CORS inputs have problems.
-func injectDocuments(docs []document, namespace string, injector *inject.Injector, out, errOut io.Writer) (bool, error) {
-	// snapshotOf defaults namespaces in the objects it is given; the output must not show that.
-	ctx := make([]document, len(docs))
+func injectDocuments(docs []manifests.Document, namespace string, injector *inject.Injector, out, errOut io.Writer) (bool, error) {
+	// manifests.Snapshot defaults namespaces in the objects it is given; the output must not show that.
+	ctx := make([]manifests.Document, len(docs))
 	for i, d := range docs {
 		ctx[i] = d
 		ctx[i].Object = d.Object.DeepCopy()
 	}
-	snap, objs, err := snapshotOf(ctx, namespace)
+	snap, objs, err := manifests.Snapshot(ctx, namespace)
 	if err != nil {
 		return false, err
 	}
 	failed := false
 	for i, d := range docs {
-		if w, ok := workloadOf(objs[i]); ok {
-			ns, err := snap.Namespace(w.namespace)
+		if w, ok := manifests.WorkloadOf(objs[i]); ok {
+			ns, err := snap.Namespace(w.Namespace)
 			if err != nil {
 				return false, err
 			}
-			res, err := injector.Inject(w.pod(), ns, snap)
+			res, err := injector.Inject(w.Pod(), ns, snap)
 			if err != nil {
 				return false, err
 			}
-			id := fmt.Sprintf("%s %s/%s", w.kind, w.namespace, w.name)
+			id := fmt.Sprintf("%s %s/%s", w.Kind, w.Namespace, w.Name)
 			if res.Outcome == inject.Injected {
-				if err := applyTemplate(d.Object.Object, w.path, res.Changes); err != nil {
+				if err := w.Apply(d.Object.Object, res.Changes.Annotations, res.Changes.Labels, res.Changes.InitContainers, res.Changes.Volumes); err != nil {
 					return false, fmt.Errorf("%s: %w", d.Where(), err)
 				}
 				fmt.Fprintf(errOut, "%s: injected: %s\n", id, res.Reasons[0])
@@ -213,120 +210,4 @@ func injectDocuments(docs []document, namespace string, injector *inject.Injecto
 		}
 	}
 	return failed, nil
-}
-
-// workload is an object with a pod template: where the template is, and whose it is.
-type workload struct {
-	kind, namespace, name string
-	template              *corev1.PodTemplateSpec
-	path                  []string // of the template (metadata and spec) in the object; nil: the object itself (a Pod)
-}
-
-// pod is the template as the pod the workload's controller would create.
-func (w workload) pod() *corev1.Pod {
-	p := &corev1.Pod{ObjectMeta: *w.template.ObjectMeta.DeepCopy(), Spec: *w.template.Spec.DeepCopy()}
-	p.Namespace = w.namespace
-	return p
-}
-
-// workloadOf finds the pod template of the kinds whose pods the webhook would inject.
-func workloadOf(obj runtime.Object) (workload, bool) {
-	tmpl := []string{"spec", "template"}
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		return workload{"Pod", o.Namespace, o.Name, &corev1.PodTemplateSpec{ObjectMeta: o.ObjectMeta, Spec: o.Spec}, nil}, true
-	case *appsv1.Deployment:
-		return workload{"Deployment", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
-	case *appsv1.StatefulSet:
-		return workload{"StatefulSet", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
-	case *appsv1.DaemonSet:
-		return workload{"DaemonSet", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
-	case *appsv1.ReplicaSet:
-		return workload{"ReplicaSet", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
-	case *batchv1.Job:
-		return workload{"Job", o.Namespace, o.Name, &o.Spec.Template, tmpl}, true
-	case *batchv1.CronJob:
-		return workload{"CronJob", o.Namespace, o.Name, &o.Spec.JobTemplate.Spec.Template, []string{"spec", "jobTemplate", "spec", "template"}}, true
-	}
-	return workload{}, false
-}
-
-// applyTemplate writes the injection's change set onto the document's pod template: its
-// annotations and labels, its init containers before the template's and its volumes after. The
-// rest of the document is left exactly as it was read, so the output differs from the input
-// only by the injection (no defaulted fields, no creationTimestamp: null).
-func applyTemplate(obj map[string]any, path []string, changes *inject.Changes) error {
-	tmpl := obj
-	if len(path) > 0 {
-		m, found, err := unstructured.NestedMap(obj, path...)
-		if err != nil || !found {
-			return fmt.Errorf("no pod template at %s", strings.Join(path, "."))
-		}
-		tmpl = m
-	}
-	for _, f := range []struct {
-		name string
-		set  map[string]string
-	}{{"annotations", changes.Annotations}, {"labels", changes.Labels}} {
-		for k, v := range f.set {
-			if err := unstructured.SetNestedField(tmpl, v, "metadata", f.name, k); err != nil {
-				return err
-			}
-		}
-	}
-	inits, err := toUnstructured(changes.InitContainers)
-	if err != nil {
-		return err
-	}
-	if err := prependSlice(tmpl, inits, "spec", "initContainers"); err != nil {
-		return err
-	}
-	vols, err := toUnstructured(changes.Volumes)
-	if err != nil {
-		return err
-	}
-	if err := appendSlice(tmpl, vols, "spec", "volumes"); err != nil {
-		return err
-	}
-	if len(path) > 0 {
-		return unstructured.SetNestedMap(obj, tmpl, path...)
-	}
-	return nil
-}
-
-// toUnstructured converts API values for an unstructured document.
-func toUnstructured[T any](items []T) ([]any, error) {
-	out := make([]any, 0, len(items))
-	for i := range items {
-		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&items[i])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, nil
-}
-
-func prependSlice(obj map[string]any, items []any, path ...string) error {
-	if len(items) == 0 {
-		return nil
-	}
-	existing, _, err := unstructured.NestedFieldNoCopy(obj, path...)
-	if err != nil {
-		return err
-	}
-	list, _ := existing.([]any)
-	return unstructured.SetNestedField(obj, append(items, list...), path...)
-}
-
-func appendSlice(obj map[string]any, items []any, path ...string) error {
-	if len(items) == 0 {
-		return nil
-	}
-	existing, _, err := unstructured.NestedFieldNoCopy(obj, path...)
-	if err != nil {
-		return err
-	}
-	list, _ := existing.([]any)
-	return unstructured.SetNestedField(obj, append(append([]any(nil), list...), items...), path...)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/manifests"
 )
 
 // runInject runs `cors-webhook inject ARGS` with stdin and returns its output and exit code.
@@ -163,7 +164,7 @@ const wantWebPolicy = `{"version":1,"ports":{"8080":{"allowOrigins":[{"exact":"h
 
 func parseOutput(t *testing.T, out string) []*unstructured.Unstructured {
 	t.Helper()
-	docs, err := parseDocuments("output", []byte(out))
+	docs, err := manifests.Parse("output", []byte(out))
 	if err != nil {
 		t.Fatalf("output does not parse: %v\n%s", err, out)
 	}

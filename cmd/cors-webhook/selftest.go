@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/contract"
 )
 
@@ -99,7 +100,7 @@ func runSelftest(ctx context.Context, out io.Writer, o selftestOptions) error {
 	warnings := &warningLog{}
 	cfg = rest.CopyConfig(cfg)
 	cfg.WarningHandler = warnings
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.New(cfg, client.Options{Scheme: clusterstate.Scheme})
 	if err != nil {
 		return err
 	}

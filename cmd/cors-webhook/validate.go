@@ -4,19 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/chains"
-	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/internal/manifests"
 	"github.com/cors-webhook/cors-webhook/validate"
 )
 
@@ -51,11 +46,11 @@ input cannot be read or parsed, or on a usage error.`,
 			}
 			opts.Plugins = chains.NewPlugins(corsPlugins...)
 			opts.Tenancy = tenancy.tenancy()
-			docs, err := readDocuments(files, cmd.InOrStdin())
+			docs, err := manifests.Read(files, cmd.InOrStdin())
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			rep, err := validateDocuments(docs, namespace, opts)
+			rep, err := validate.Manifests(docs, namespace, opts)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -66,7 +61,7 @@ input cannot be read or parsed, or on a usage error.`,
 					return &exitError{code: exitUsage, err: err}
 				}
 			} else {
-				rep.printText(cmd.OutOrStdout(), cmd.ErrOrStderr())
+				printText(rep, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
 			if !rep.Valid {
 				return &exitError{code: exitInvalid}
@@ -103,48 +98,15 @@ func checkCORSPlugins(names []string) error {
 	return nil
 }
 
-// report is the outcome of validating the input; its JSON form is the -o json output.
-type report struct {
-	Valid   bool           `json:"valid"`
-	Objects []objectReport `json:"objects"`
-}
-
-// objectReport is the outcome for one Plugin, PluginChain or PluginConfig.
-type objectReport struct {
-	Kind      string        `json:"kind"`
-	Namespace string        `json:"namespace,omitempty"`
-	Name      string        `json:"name"`
-	Source    string        `json:"source"`
-	Line      int           `json:"line"`
-	Valid     bool          `json:"valid"`
-	Errors    []errorReport `json:"errors,omitempty"`
-	Warnings  []string      `json:"warnings,omitempty"`
-}
-
-// errorReport is one field error.
-type errorReport struct {
-	Field   string `json:"field,omitempty"`
-	Type    string `json:"type"`
-	Reason  string `json:"reason"`
-	Detail  string `json:"detail,omitempty"`
-	Message string `json:"message"`
-}
-
-func (o objectReport) id() string {
-	if o.Namespace == "" {
-		return o.Kind + " " + o.Name
-	}
-	return o.Kind + " " + o.Namespace + "/" + o.Name
-}
-
-func (r *report) printText(out, errOut io.Writer) {
+// printText writes the errors of r to out, its warnings and a summary to errOut.
+func printText(r *validate.Report, out, errOut io.Writer) {
 	invalid, warnings := 0, 0
 	for _, o := range r.Objects {
 		for _, e := range o.Errors {
-			fmt.Fprintf(out, "%s: %s\n", o.id(), e.Message)
+			fmt.Fprintf(out, "%s: %s\n", o.ID(), e.Message)
 		}
 		for _, w := range o.Warnings {
-			fmt.Fprintf(errOut, "Warning: %s: %s\n", o.id(), w)
+			fmt.Fprintf(errOut, "Warning: %s: %s\n", o.ID(), w)
 		}
 		if !o.Valid {
 			invalid++
@@ -156,148 +118,4 @@ func (r *report) printText(out, errOut io.Writer) {
 		return
 	}
 	fmt.Fprintf(errOut, "%d objects: %d valid, %d invalid, %d warnings\n", len(r.Objects), len(r.Objects)-invalid, invalid, warnings)
-}
-
-// pluginGroup is the API group of the kinds validate checks.
-var pluginGroup = v1alpha1.GroupVersion.Group
-
-// validateDocuments validates every plugin.flomesh.io object of the input against a snapshot
-// of all of them (plus the Namespaces and Services of the input). A plugin object that cannot
-// be decoded (an unknown field, a wrong type, an unknown kind or version) is reported as
-// invalid; any other document that cannot be decoded is a read error.
-func validateDocuments(docs []document, namespace string, opts validate.Options) (*report, error) {
-	type entry struct {
-		rep   objectReport
-		clean int // index of the object among the decodable documents, or -1
-	}
-	var (
-		clean   []document
-		entries []entry
-	)
-	for _, d := range docs {
-		gvk := d.Object.GroupVersionKind()
-		ours := gvk.Group == pluginGroup
-		obj, _, err := codecs.UniversalDeserializer().Decode(d.Raw, nil, nil)
-		var errs field.ErrorList
-		decoded := true
-		switch {
-		case ours && runtime.IsNotRegisteredError(err):
-			errs, decoded = field.ErrorList{unsupportedKind(gvk)}, false
-		case err == nil || runtime.IsNotRegisteredError(err):
-		case runtime.IsStrictDecodingError(err) && obj != nil:
-			// Unknown or duplicate fields: report them, and validate the rest as decoded.
-			errs = strictErrors(err)
-			raw, merr := json.Marshal(obj)
-			if merr != nil {
-				return nil, readError{fmt.Errorf("%s: %w", d.Where(), merr)}
-			}
-			d.Raw = raw
-		case ours:
-			errs = field.ErrorList{&field.Error{Type: field.ErrorTypeInvalid, Detail: "cannot be decoded: " + err.Error()}}
-			decoded = false
-		default:
-			return nil, readError{fmt.Errorf("%s: %w", d.Where(), err)}
-		}
-		idx := -1
-		if decoded {
-			idx = len(clean)
-			clean = append(clean, d)
-		}
-		if ours {
-			ns := d.Object.GetNamespace()
-			if ns == "" && gvk.Kind != "Plugin" {
-				ns = namespace
-			}
-			e := entry{rep: objectReport{Kind: gvk.Kind, Namespace: ns, Name: d.Object.GetName(), Source: d.Source, Line: d.Line}, clean: idx}
-			e.rep.addErrors(errs)
-			entries = append(entries, e)
-		}
-	}
-	snap, objs, err := snapshotOf(clean, namespace)
-	if err != nil {
-		return nil, err
-	}
-	rep := &report{Valid: true, Objects: []objectReport{}}
-	seen := map[string]string{}
-	for _, e := range entries {
-		o := e.rep
-		if e.clean >= 0 {
-			if prev, dup := seen[o.id()]; dup {
-				o.Warnings = append(o.Warnings, fmt.Sprintf("also defined at %s; this later definition is the one the other objects are checked against", prev))
-			}
-			seen[o.id()] = fmt.Sprintf("%s:%d", o.Source, o.Line)
-			errs, warnings := validateObject(snap, objs[e.clean], opts)
-			o.addErrors(errs)
-			o.Warnings = append(o.Warnings, warnings...)
-		}
-		o.Valid = len(o.Errors) == 0
-		rep.Valid = rep.Valid && o.Valid
-		rep.Objects = append(rep.Objects, o)
-	}
-	return rep, nil
-}
-
-// validateObject runs the create validation of one decoded object, as the webhook does for its
-// kind; kinds without validation need none.
-func validateObject(r clusterstate.Reader, obj runtime.Object, opts validate.Options) (field.ErrorList, []string) {
-	kind, ok := validate.KindNamed(obj.GetObjectKind().GroupVersionKind().Kind)
-	o, isObject := obj.(validate.Object)
-	if !ok || !isObject {
-		return nil, nil
-	}
-	return kind.Create(r, o, opts)
-}
-
-func (o *objectReport) addErrors(errs field.ErrorList) {
-	for _, e := range errs {
-		msg := e.Error()
-		if e.Field == "" {
-			msg = e.ErrorBody()
-			if e.Type == field.ErrorTypeInvalid {
-				msg = e.Detail
-			}
-		}
-		o.Errors = append(o.Errors, errorReport{
-			Field: e.Field, Type: string(e.Type), Reason: validate.Reason(e), Detail: e.Detail, Message: msg,
-		})
-	}
-}
-
-func unsupportedKind(gvk schema.GroupVersionKind) *field.Error {
-	if gvk.Version != v1alpha1.GroupVersion.Version {
-		return field.NotSupported(field.NewPath("apiVersion"), gvk.GroupVersion().String(), []string{v1alpha1.GroupVersion.String()})
-	}
-	return field.NotSupported(field.NewPath("kind"), gvk.Kind, validate.KindNames())
-}
-
-var unknownFieldRE = regexp.MustCompile(`^unknown field "(.+)"$`)
-var duplicateFieldRE = regexp.MustCompile(`^duplicate field "(.+)"$`)
-
-// strictErrors turns the strict decoder's complaints (unknown and duplicate fields) into field
-// errors, as the apiserver's strict field validation (kubectl's default) rejects them.
-func strictErrors(err error) field.ErrorList {
-	sde, ok := runtime.AsStrictDecodingError(err)
-	if !ok {
-		return field.ErrorList{&field.Error{Type: field.ErrorTypeInvalid, Detail: err.Error()}}
-	}
-	var out field.ErrorList
-	for _, e := range sde.Errors() {
-		msg := e.Error()
-		switch {
-		case unknownFieldRE.MatchString(msg):
-			p := unknownFieldRE.FindStringSubmatch(msg)[1]
-			out = append(out, field.Forbidden(field.NewPath(p), "unknown field: the "+v1alpha1.GroupVersion.String()+" schema has no such field"))
-		case duplicateFieldRE.MatchString(msg):
-			p := duplicateFieldRE.FindStringSubmatch(msg)[1]
-			out = append(out, withFieldDetail(field.Duplicate(field.NewPath(p), p), "the field appears more than once"))
-		default:
-			out = append(out, &field.Error{Type: field.ErrorTypeInvalid, Detail: msg})
-		}
-	}
-	return out
-}
-
-func withFieldDetail(e *field.Error, detail string) *field.Error {
-	e.Detail = detail
-	return e
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cors-webhook/cors-webhook/examples"
+	"github.com/cors-webhook/cors-webhook/validate"
 )
 
 // runValidate runs `cors-webhook validate ARGS` with stdin and returns its output and exit code,
@@ -183,7 +184,7 @@ func TestValidateJSONOutput(t *testing.T) {
 	if code != exitInvalid || stderr != "" {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
-	var rep report
+	var rep validate.Report
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
 	}

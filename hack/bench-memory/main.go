@@ -57,6 +57,41 @@ type row struct {
 	serveRSS, ctrlRSS int64
 }
 
+// buildWebhook builds cors-webhook from the repository at root into bin.
+func buildWebhook(ctx context.Context, root, bin string) error {
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/cors-webhook")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+	return nil
+}
+
+// installChart installs the chart into c, for a webhook served on the returned local port.
+func installChart(ctx context.Context, c *localcluster.Cluster) (int, error) {
+	helm, err := localcluster.NewHelm()
+	if err != nil {
+		return 0, err
+	}
+	defer helm.Close()
+	chart, err := localcluster.ChartDir()
+	if err != nil {
+		return 0, err
+	}
+	port, err := localcluster.FreePort()
+	if err != nil {
+		return 0, err
+	}
+	res, err := helm.Run(ctx, c.Kubeconfig, "install", release, chart, "--namespace", ns, "--create-namespace",
+		"--set", "plugin.declare=true", "--set", fmt.Sprintf("webhook.devURL=https://127.0.0.1:%d", port),
+		"--set", "injector.sidecar.image.repository="+strings.Split(sidecarImage, ":")[0],
+		"--set", "injector.sidecar.image.tag="+strings.Split(sidecarImage, ":")[1])
+	if err != nil || res.ExitCode != 0 {
+		return 0, fmt.Errorf("helm install: %v %s", err, res.Output())
+	}
+	return port, nil
+}
+
 func run(ctx context.Context) error {
 	root, err := localcluster.RepoRoot()
 	if err != nil {
@@ -68,10 +103,8 @@ func run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "cors-webhook")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/cors-webhook")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
+	if err := buildWebhook(ctx, root, bin); err != nil {
+		return err
 	}
 
 	c, err := localcluster.StartCluster(localcluster.Options{})
@@ -79,25 +112,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer c.Stop()
-	helm, err := localcluster.NewHelm()
+	port, err := installChart(ctx, c)
 	if err != nil {
 		return err
-	}
-	defer helm.Close()
-	chart, err := localcluster.ChartDir()
-	if err != nil {
-		return err
-	}
-	port, err := localcluster.FreePort()
-	if err != nil {
-		return err
-	}
-	res, err := helm.Run(ctx, c.Kubeconfig, "install", release, chart, "--namespace", ns, "--create-namespace",
-		"--set", "plugin.declare=true", "--set", fmt.Sprintf("webhook.devURL=https://127.0.0.1:%d", port),
-		"--set", "injector.sidecar.image.repository="+strings.Split(sidecarImage, ":")[0],
-		"--set", "injector.sidecar.image.tag="+strings.Split(sidecarImage, ":")[1])
-	if err != nil || res.ExitCode != 0 {
-		return fmt.Errorf("helm install: %v %s", err, res.Output())
 	}
 	ctrl, err := c.StartController(ctx, localcluster.ControllerOptions{Binary: bin, Namespace: ns, Deployment: release + "-controller"})
 	if err != nil {

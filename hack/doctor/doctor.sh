@@ -54,6 +54,7 @@ demo|/usr/lib/cni/bridge|containernetworking-plugins|the node's pod network
 demo|/usr/lib/cni/host-local|containernetworking-plugins|the node's pod addresses
 demo|/usr/lib/cni/loopback|containernetworking-plugins|the pods' loopback
 test|chromium|chromium|the browser test drives headless Chromium
+test|gcc|gcc|make unit runs the unit tests under the race detector, which needs cgo
 EOF
 }
 

@@ -1,4 +1,4 @@
-package webhook
+package clusterstate
 
 import (
 	"context"
@@ -15,8 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
-	"github.com/cors-webhook/cors-webhook/clusterstate"
-	"github.com/cors-webhook/cors-webhook/validate"
+	"github.com/cors-webhook/cors-webhook/chains"
 )
 
 // Indexes the CacheReader adds to the informers of the manager's cache. Admission answers from
@@ -51,20 +50,21 @@ func CachedKinds() []client.Object {
 // than validating against an incomplete cache.
 const DefaultLookupTimeout = 5 * time.Second
 
-// CacheReader is the clusterstate.Reader of the server: the informers of the manager's cache,
+// CacheReader is the Reader of the server: the informers of the manager's cache,
 // read through their indexers. It returns the cached objects themselves, without the copy a
 // cache List makes of every item, as the Reader contract allows (callers must not modify
 // them): a PluginChain admission compares the chain with every chain that can reach its
 // namespaces, and copying them would dominate its cost.
 //
-// It also keeps a validate.ChainIndex of the PluginChains, so that a PluginChain admission
-// compares the chain only with those whose podSelector may overlap its own. The informer's
-// event handler files each change as it arrives (no rebuild: every such admission follows a
-// change), and lookups wait until the handler has filed the initial list.
+// It also keeps the chains.Index of the PluginChains, so that a pod admission visits only the
+// chains filed under the pod's labels and a PluginChain admission compares the chain only with
+// those whose podSelector may overlap its own. The informer's one event handler files each
+// change as it arrives (no rebuild: every such admission follows a change), and lookups wait
+// until the handler has filed the initial list.
 type CacheReader struct {
 	plugins, chains, configs, namespaces, services toolscache.SharedIndexInformer
 
-	chainIndex       *validate.ChainIndex
+	chainIndex       *chains.Index
 	chainIndexSynced func() bool
 
 	synced  atomic.Bool
@@ -72,8 +72,8 @@ type CacheReader struct {
 }
 
 var (
-	_ clusterstate.Reader    = (*CacheReader)(nil)
-	_ validate.IndexedChains = (*CacheReader)(nil)
+	_ Reader         = (*CacheReader)(nil)
+	_ chains.Indexed = (*CacheReader)(nil)
 )
 
 // NewCacheReader creates (or finds) the informers of c (normally mgr.GetCache()) for
@@ -109,9 +109,6 @@ func (r *CacheReader) setup(ctx context.Context, c cache.Informers) error {
 			return nil, nil
 		},
 	}); err != nil {
-		return fmt.Errorf("indexing PluginChains: %w", err)
-	}
-	if err := r.indexChains(); err != nil {
 		return fmt.Errorf("indexing PluginChains: %w", err)
 	}
 	if err := addIndexers(r.configs, toolscache.Indexers{
@@ -152,12 +149,16 @@ func (r *CacheReader) setup(ctx context.Context, c cache.Informers) error {
 	return nil
 }
 
-// indexChains keeps r.chainIndex up to date from the PluginChain informer.
-func (r *CacheReader) indexChains() error {
-	ix := validate.NewChainIndex()
+// IndexChains makes r keep a chains.Index of the PluginChains filed under the rule sel (the
+// injector's, inject.Injector.Selection, which validation shares), fed by one event handler on
+// the PluginChain informer. Call it once, before the cache starts. The admission process does;
+// the controller does not: its reconcilers must see a change as soon as the event that
+// triggered them, and the index, updated by a handler, could lag behind it.
+func (r *CacheReader) IndexChains(sel chains.Selection) error {
+	ix := chains.NewIndex(sel)
 	reg, err := r.chains.AddEventHandler(chainEvents(ix.Set, ix.Delete))
 	if err != nil {
-		return err
+		return fmt.Errorf("indexing PluginChains: %w", err)
 	}
 	r.chainIndex, r.chainIndexSynced = ix, reg.HasSynced
 	return nil
@@ -210,11 +211,11 @@ func addIndexers(inf toolscache.SharedIndexInformer, indexers toolscache.Indexer
 	return inf.AddIndexers(missing)
 }
 
-// HasSynced reports whether every informer has synced once, and the PluginChain index has
-// filed the initial list.
+// HasSynced reports whether every informer has synced once, and the PluginChain index, if r
+// keeps one, has filed the initial list.
 func (r *CacheReader) HasSynced() bool {
 	return r.plugins.HasSynced() && r.chains.HasSynced() && r.configs.HasSynced() &&
-		r.namespaces.HasSynced() && r.services.HasSynced() && r.chainIndexSynced()
+		r.namespaces.HasSynced() && r.services.HasSynced() && (r.chainIndexSynced == nil || r.chainIndexSynced())
 }
 
 // ready waits (up to the sync timeout) for the first sync; afterwards it costs one atomic load.
@@ -274,45 +275,45 @@ func typed[T any](items []any) ([]*T, error) {
 	return out, nil
 }
 
-// Plugin implements clusterstate.Reader.
+// Plugin implements Reader.
 func (r *CacheReader) Plugin(name string) (*v1alpha1.Plugin, error) {
 	return byKey[v1alpha1.Plugin](r, r.plugins, name)
 }
 
-// PluginChainsInNamespace implements clusterstate.Reader.
+// PluginChainsInNamespace implements Reader.
 func (r *CacheReader) PluginChainsInNamespace(namespace string) ([]*v1alpha1.PluginChain, error) {
 	return byIndex[v1alpha1.PluginChain](r, r.chains, toolscache.NamespaceIndex, namespace)
 }
 
-// PluginChainsWithNamespaceSelector implements clusterstate.Reader.
+// PluginChainsWithNamespaceSelector implements Reader.
 func (r *CacheReader) PluginChainsWithNamespaceSelector() ([]*v1alpha1.PluginChain, error) {
 	return byIndex[v1alpha1.PluginChain](r, r.chains, IndexChainNamespaceSelector, "true")
 }
 
-// PluginConfigsForPlugin implements clusterstate.Reader.
+// PluginConfigsForPlugin implements Reader.
 func (r *CacheReader) PluginConfigsForPlugin(namespace, plugin string) ([]*v1alpha1.PluginConfig, error) {
 	return byIndex[v1alpha1.PluginConfig](r, r.configs, IndexConfigPlugin, namespace+"/"+plugin)
 }
 
-// PluginConfigsForService implements clusterstate.Reader.
+// PluginConfigsForService implements Reader.
 func (r *CacheReader) PluginConfigsForService(namespace, service string) ([]*v1alpha1.PluginConfig, error) {
 	return byIndex[v1alpha1.PluginConfig](r, r.configs, IndexConfigService, namespace+"/"+service)
 }
 
-// PluginChainIndex implements validate.IndexedChains.
-func (r *CacheReader) PluginChainIndex() (*validate.ChainIndex, error) {
+// ChainIndex implements chains.Indexed: the index IndexChains set up, or nil.
+func (r *CacheReader) ChainIndex() (*chains.Index, error) {
 	if err := r.ready(); err != nil {
 		return nil, err
 	}
 	return r.chainIndex, nil
 }
 
-// Namespace implements clusterstate.Reader.
+// Namespace implements Reader.
 func (r *CacheReader) Namespace(name string) (*corev1.Namespace, error) {
 	return byKey[corev1.Namespace](r, r.namespaces, name)
 }
 
-// Namespaces implements clusterstate.Reader.
+// Namespaces implements Reader.
 func (r *CacheReader) Namespaces() ([]*corev1.Namespace, error) {
 	if err := r.ready(); err != nil {
 		return nil, err
@@ -320,12 +321,12 @@ func (r *CacheReader) Namespaces() ([]*corev1.Namespace, error) {
 	return typed[corev1.Namespace](r.namespaces.GetIndexer().List())
 }
 
-// Service implements clusterstate.Reader.
+// Service implements Reader.
 func (r *CacheReader) Service(namespace, name string) (*corev1.Service, error) {
 	return byKey[corev1.Service](r, r.services, namespace+"/"+name)
 }
 
-// ServicesInNamespace implements clusterstate.Reader.
+// ServicesInNamespace implements Reader.
 func (r *CacheReader) ServicesInNamespace(namespace string) ([]*corev1.Service, error) {
 	return byIndex[corev1.Service](r, r.services, toolscache.NamespaceIndex, namespace)
 }

@@ -1,6 +1,7 @@
-package webhook
+package clusterstate_test
 
 import (
+	"context"
 	"slices"
 	"testing"
 
@@ -8,7 +9,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/internal/cachetest"
 )
+
+// newCacheReader is a CacheReader over a started in-memory cache of objs.
+func newCacheReader(t *testing.T, objs ...client.Object) *clusterstate.CacheReader {
+	t.Helper()
+	r, err := clusterstate.NewCacheReader(context.Background(), cachetest.Start(t, objs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
 
 // TestServicesForLabelsFindsEverySelectingService: the Services index gives, for any pod
 // labels, each Service of the namespace whose selector selects them, once, as a scan of the
@@ -26,7 +40,7 @@ func TestServicesForLabelsFindsEverySelectingService(t *testing.T) {
 		svc("a", "other-app", map[string]string{"app": "db"}),
 		svc("b", "web", map[string]string{"app": "web"}),
 	}
-	r := newCacheReader(t, startCache(t, objs...))
+	r := newCacheReader(t, objs...)
 	for _, podLabels := range []map[string]string{
 		{"app": "web"},
 		{"app": "web", "version": "v1"},

@@ -17,14 +17,6 @@ import (
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
-// indexedSnapshot is a Snapshot that also offers a ChainIndex, as the server's Reader does.
-type indexedSnapshot struct {
-	*clusterstate.Snapshot
-	ix *ChainIndex
-}
-
-func (s indexedSnapshot) PluginChainIndex() (*ChainIndex, error) { return s.ix, nil }
-
 // chainGen generates random PluginChains over a small label vocabulary, so that their
 // selectors often overlap: matchLabels, In/NotIn/Exists/DoesNotExist (and the odd invalid
 // requirement), with or without a namespaceSelector, mounting one CORS plugin or another,
@@ -125,7 +117,7 @@ func (g chainGen) subset(of []string) []string {
 }
 
 // TestChainIndexFindsWhatListingFinds: for random clusters, tenancies and new chains,
-// validating a PluginChain through the ChainIndex gives exactly the errors and warnings,
+// validating a PluginChain through the chains.Index gives exactly the errors and warnings,
 // witnesses included, that comparing it with every chain of the namespaces it reaches gives;
 // also when the index was kept up to date one change at a time.
 func TestChainIndexFindsWhatListingFinds(t *testing.T) {
@@ -144,10 +136,13 @@ func TestChainIndexFindsWhatListingFinds(t *testing.T) {
 			objs = append(objs, c)
 		}
 		snap := clusterstate.NewSnapshot(objs...)
-		bulk := indexedSnapshot{snap, NewChainIndex(list...)}
-		stepwise := indexedSnapshot{snap, stepwiseIndex(g, list)}
 		opts := Options{Plugins: chains.NewPlugins("cors-policy", "cors-b"),
 			Tenancy: chains.Tenancy{ClusterNamespaces: g.subset(g.namespaces), SkippedNamespaces: g.subset(g.namespaces)}}
+		bulk := clusterstate.IndexedSnapshot{Snapshot: snap, Index: chains.NewIndex(opts.selection(), list...)}
+		stepwise := clusterstate.IndexedSnapshot{Snapshot: snap, Index: stepwiseIndex(g, opts.selection(), list)}
+		if ix, _ := opts.selection().IndexOf(bulk); ix != bulk.Index {
+			t.Fatal("validation would not read the index")
+		}
 
 		for n := range 20 {
 			var errs field.ErrorList
@@ -195,8 +190,8 @@ func TestChainIndexFindsWhatListingFinds(t *testing.T) {
 
 // stepwiseIndex reaches an index of list through Set and Delete, in random order, with
 // earlier versions of chains, replaced, and chains that are deleted again.
-func stepwiseIndex(g chainGen, list []*v1alpha1.PluginChain) *ChainIndex {
-	ix := NewChainIndex()
+func stepwiseIndex(g chainGen, sel chains.Selection, list []*v1alpha1.PluginChain) *chains.Index {
+	ix := chains.NewIndex(sel)
 	for _, i := range g.rng.Perm(len(list)) {
 		c := list[i]
 		switch g.rng.IntN(4) {
@@ -224,6 +219,35 @@ func TestCompareKeys(t *testing.T) {
 						t.Fatalf("compareKeys(%q, %q, %q, %q) = %d, want %d", ans, an, bns, bn, got, want)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestConfinedChainConflictsOnlyWhereItsSelectorReaches: a tenant's chain with a
+// namespaceSelector is confined to its own namespace, and reaches even that one only when the
+// selector matches its labels; so it conflicts with a chain of its namespace that puts another
+// CORS plugin on the same pods only then, through the index as through listing (the case of
+// e2e's "deleting is never blocked").
+func TestConfinedChainConflictsOnlyWhereItsSelectorReaches(t *testing.T) {
+	opts := Options{Plugins: chains.NewPlugins("cors-policy", "cors-b")}
+	own := &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: "teams", Name: "team-b"}}
+	own.Spec.Chains = []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"cors-b"}}}
+	own.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "b"}}
+	confined := &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: "teams", Name: "web-everywhere"}}
+	confined.Spec.Chains = []v1alpha1.ChainPluginSpec{{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"cors-policy"}}}
+	confined.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "edge"}}
+	confined.Spec.Selectors.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "web"}}
+	for _, tc := range []struct {
+		labels   map[string]string
+		conflict bool
+	}{{nil, false}, {map[string]string{"tier": "web"}, true}} {
+		snap := clusterstate.NewSnapshot(corsPlugin("cors-policy"), corsPlugin("cors-b"), namespace("teams", tc.labels), own)
+		indexed := clusterstate.IndexedSnapshot{Snapshot: snap, Index: chains.NewIndex(opts.selection(), own)}
+		for _, r := range []clusterstate.Reader{snap, indexed} {
+			errs, _ := PluginChainCreate(r, confined, opts)
+			if got := slices.ContainsFunc(errs, func(e *field.Error) bool { return e.Origin == OriginChainConflict }); got != tc.conflict {
+				t.Errorf("namespace labels %v, reader %T: conflict %v, want %v (%v)", tc.labels, r, got, tc.conflict, errs)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package webhook
+package podjson
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ func TestWithoutManagedFields(t *testing.T) {
 		{"metadata not an object", `{"metadata":null}`, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := withoutManagedFields([]byte(tt.raw))
+			got := WithoutManagedFields([]byte(tt.raw))
 			var in, out map[string]any
 			if err := json.Unmarshal([]byte(tt.raw), &in); err != nil {
 				t.Fatalf("bad test input: %v", err)
@@ -57,7 +57,7 @@ func FuzzWithoutManagedFields(f *testing.F) {
 		if json.Unmarshal([]byte(raw), &in) != nil {
 			return
 		}
-		got := withoutManagedFields([]byte(raw))
+		got := WithoutManagedFields([]byte(raw))
 		var out map[string]any
 		if err := json.Unmarshal(got, &out); err != nil {
 			t.Fatalf("%q -> %q: %v", raw, got, err)
@@ -71,17 +71,6 @@ func FuzzWithoutManagedFields(f *testing.F) {
 			t.Fatalf("%q -> %q", raw, got)
 		}
 	})
-}
-
-func BenchmarkWithoutManagedFields(b *testing.B) {
-	raw, err := json.Marshal(benchPod("app-3"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		withoutManagedFields(raw)
-	}
 }
 
 // TestStringEnd: the eight-bytes-at-a-time scan finds what a byte-by-byte one finds, for every

@@ -1,11 +1,11 @@
-package webhook
+package podjson
 
 import (
 	"encoding/binary"
 	"math/bits"
 )
 
-// withoutManagedFields returns an object's JSON without metadata.managedFields, found by a
+// WithoutManagedFields returns an object's JSON without metadata.managedFields, found by a
 // byte scan rather than a decoder's skip. In admission requests managedFields describe every
 // field of the pod, often half of its JSON, and injection never reads them; skipping them with
 // a JSON decoder costs as much as decoding the rest of the pod.
@@ -14,7 +14,7 @@ import (
 // the AdmissionReview around it; raw itself is never modified. When the member is not where
 // the API server writes it (a member "managedFields" of the top-level "metadata", names
 // without escapes), raw is returned as is: decoding it whole is slower, never wrong.
-func withoutManagedFields(raw []byte) []byte {
+func WithoutManagedFields(raw []byte) []byte {
 	s := jsonScan{b: raw}
 	var start, end int
 	found := false
