@@ -168,6 +168,8 @@ const (
 	hHost
 	hRequestMethod
 	hRequestHeaders
+	hForwardedFor
+	hForwardedProto
 )
 
 func classify(name []byte) headerKind {
@@ -211,13 +213,20 @@ func classify(name []byte) headerKind {
 		case equalFold(name, "http2-settings"):
 			return hHTTP2Settings
 		}
+	case 15:
+		if equalFold(name, "x-forwarded-for") {
+			return hForwardedFor
+		}
 	case 16:
 		if equalFold(name, "proxy-connection") {
 			return hProxyConnection
 		}
 	case 17:
-		if equalFold(name, "transfer-encoding") {
+		switch {
+		case equalFold(name, "transfer-encoding"):
 			return hTransferEncoding
+		case equalFold(name, "x-forwarded-proto"):
+			return hForwardedProto
 		}
 	case 27:
 		if equalFold(name, "access-control-allow-origin") {
