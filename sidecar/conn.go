@@ -442,7 +442,9 @@ type exchange struct {
 // reused connection that turned out closed, and the request may be sent again on a new one.
 func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.Decision, inlined bool) (keep, retry bool) {
 	x := &exchange{up: up, r: r, pol: pol, d: d, inlined: inlined, replayable: inlined && up.reused, bodyPending: !inlined}
-	up.awaitHeadBy(c.now, c.p.cfg.UpstreamTimeout) // before the request leaves: an inlined one waits for the answer as it is written
+	// c.now is when the connection began to wait for this request, which may be long ago.
+	now := time.Now()
+	up.awaitHeadBy(now, c.p.cfg.UpstreamTimeout) // before the request leaves: an inlined one waits for the answer as it is written
 	if err := c.sendRequest(x); err != nil {
 		if x.inlined {
 			up.close()
@@ -457,7 +459,7 @@ func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.D
 	if done, keep, retry := c.readFinalHead(x); done {
 		return keep, retry
 	}
-	up.lastUsed = c.now
+	up.lastUsed = now
 	if code := c.res.code; code == 101 || isConnectTunnel(r, code) {
 		if code == 101 && !r.upgrade {
 			up.close()
@@ -571,13 +573,15 @@ func (c *clientConn) relayBody(x *exchange) bool {
 	case bodyEOF:
 		err = c.cp.copyEOF(&c.out, up.br)
 	}
-	if err == nil {
-		err = c.out.flush()
-	}
+	// The application connection goes back before the client has the end of the response, so
+	// that the client's next request (or another client's) finds it.
 	if err != nil || res.close || res.body == bodyEOF || x.bodyPending || up.br.Buffered() > 0 {
 		up.close()
 	} else {
 		c.p.pool.put(up) // the client may idle now: it holds no application connection meanwhile
+	}
+	if err == nil {
+		err = c.out.flush()
 	}
 	return err == nil && keep
 }
