@@ -228,9 +228,16 @@ func TestGuideOnARealNode(t *testing.T) {
 		}
 	})
 
-	// Last: it rolls the curl Deployment.
+	t.Run("the controller's ServiceAccount is refused a patch of a pod's image", func(t *testing.T) {
+		controllerRefusedImagePatch(t, n)
+	})
+	// It rolls the curl Deployment.
 	t.Run("a cluster-wide chain leaves kube-system and the release alone", func(t *testing.T) {
 		clusterWideChainScope(t, n)
+	})
+	// Last: it restarts the controller with a failure limit of 1 and halts its rollouts.
+	t.Run("a rollout whose canary fails stops with an Event", func(t *testing.T) {
+		canaryFailureStopsRollouts(t, n)
 	})
 }
 

@@ -1,0 +1,186 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/internal/localcluster"
+)
+
+// The real-node versions of two of issue 28's guarantees that TestRolloutGateStopsAfterAFailedCanary
+// and TestHelmControllerAdmissionPolicy prove on envtest: subtests of TestGuideOnARealNode, so
+// they share its cluster and the chart it installed.
+
+// controllerRefusedImagePatch patches, as the controller's ServiceAccount, the image of the
+// guide's curl pod: RBAC allows the controller to patch pods, the chart's
+// ValidatingAdmissionPolicy refuses every change but the policy annotation.
+func controllerRefusedImagePatch(t *testing.T, n *framework.Node) {
+	curl := onlyPod(t, n, "curl", "app=curl")
+	cfg := rest.CopyConfig(n.Cluster.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + realNodeNamespace + ":" + realNodeRelease + "-controller"}
+	controller, err := client.New(cfg, client.Options{Scheme: localcluster.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const refused = "the cors-webhook controller may change only the cors-webhook.io/policy annotation of a pod"
+	patch := client.RawPatch(types.StrategicMergePatchType,
+		[]byte(`{"spec":{"containers":[{"name":"`+curl.Spec.Containers[0].Name+`","image":"registry.example/evil:1"}]}}`))
+	err = controller.Patch(t.Context(), &curl, patch)
+	if err == nil || !strings.Contains(err.Error(), refused) {
+		t.Fatalf("the controller's patch of pod curl/%s's image: %v, want a refusal saying %q", curl.Name, err, refused)
+	}
+	t.Logf("refused: %v", err)
+	after := onlyPod(t, n, "curl", "app=curl")
+	if after.UID != curl.UID || after.Spec.Containers[0].Image != curl.Spec.Containers[0].Image {
+		t.Errorf("pod curl changed: %s %s, before %s %s", after.UID, after.Spec.Containers[0].Image, curl.UID, curl.Spec.Containers[0].Image)
+	}
+}
+
+// canaryFailureStopsRollouts restarts the controller with --rollout-failure-limit=1 (helm
+// upgrade), so that its next rollout is a canary, then selects two running Deployments in two
+// namespaces whose LimitRange refuses the injected containers (their 128 Mi limit is over the
+// namespace's 64 Mi maximum): a policy engine refusing the pod, for real. The API server refuses
+// the canary's new pods, its Deployment reports ProgressDeadlineExceeded, the controller records
+// CORSRolloutFailed on it and CORSRolloutHalted on the other, which it never rolls.
+func canaryFailureStopsRollouts(t *testing.T, n *framework.Node) {
+	ctx := context.Background()
+	c := n.Cluster
+	namespaces := []string{"gate-a", "gate-b"}
+	for _, ns := range namespaces {
+		c.MustKubectl(t, "create", "namespace", ns)
+		if res := c.KubectlStdin(t, realNodeGateWorkload, "apply", "-n", ns, "-f", "-"); res.ExitCode != 0 {
+			t.Fatal(res.Output())
+		}
+	}
+	for _, ns := range namespaces {
+		c.MustKubectl(t, "rollout", "status", "deployment/web", "-n", ns, "--timeout=180s")
+	}
+
+	h, err := localcluster.NewHelm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	hctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	res, err := h.Run(hctx, n.Kubeconfig, "upgrade", realNodeRelease, helmChartDir(t), "--namespace", realNodeNamespace,
+		"--reuse-values", "--set", "controller.rolloutFailureLimit=1")
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("helm upgrade: %v %s", err, res.Output())
+	}
+	c.MustKubectl(t, "rollout", "status", "deployment/"+realNodeRelease+"-controller", "-n", realNodeNamespace, "--timeout=180s")
+
+	for _, ns := range namespaces {
+		if res := c.KubectlStdin(t, gateChain, "apply", "-n", ns, "-f", "-"); res.ExitCode != 0 {
+			t.Fatal(res.Output())
+		}
+	}
+	get := func(ns string) *appsv1.Deployment {
+		d := &appsv1.Deployment{}
+		if err := n.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	var canary string
+	start := time.Now()
+	framework.Eventually(t, 2*time.Minute, 250*time.Millisecond, func() (bool, string) {
+		var rolled []string
+		for _, ns := range namespaces {
+			if get(ns).Spec.Template.Annotations[dayTwoRestartedAtKey] != "" {
+				rolled = append(rolled, ns)
+			}
+		}
+		if len(rolled) > 1 {
+			t.Fatalf("both Deployments rolled while the canary had not become healthy: %v", rolled)
+		}
+		if len(rolled) == 1 {
+			canary = rolled[0]
+		}
+		return canary != "", "no rollout yet (the new controller may still be taking the lease)"
+	})
+	other := namespaces[0]
+	if other == canary {
+		other = namespaces[1]
+	}
+	t.Logf("canary %s/web rolled %s after the chains", canary, time.Since(start).Round(100*time.Millisecond))
+	dayTwoWaitEvent(t, c, canary, "Deployment", "web", "CORSRolloutFailed", "ProgressDeadlineExceeded")
+	dayTwoWaitEvent(t, c, other, "Deployment", "web", "CORSRolloutHalted", "rollouts are stopped after 1 failed rollout(s)")
+	if v := get(other).Spec.Template.Annotations[dayTwoRestartedAtKey]; v != "" {
+		t.Errorf("%s/web rolled after the canary failed: %s", other, v)
+	}
+	// What refused the canary's pods: the API server, for the injected containers' limit.
+	var rsList appsv1.ReplicaSetList
+	if err := n.Client.List(ctx, &rsList, client.InNamespace(canary)); err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range rsList.Items {
+		for _, cond := range rs.Status.Conditions {
+			if cond.Type == appsv1.ReplicaSetReplicaFailure {
+				t.Logf("ReplicaSet %s: %s", rs.Name, cond.Message)
+			}
+		}
+	}
+	if pods := listPods(t, n, other, "app=web"); len(pods) != 1 || len(pods[0].Spec.InitContainers) != 0 || pods[0].Status.Phase != corev1.PodRunning {
+		t.Errorf("%s's pods changed: %s", other, fmt.Sprint(podNames(pods)))
+	}
+}
+
+func podNames(pods []corev1.Pod) []string {
+	var names []string
+	for _, p := range pods {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// realNodeGateWorkload is a LimitRange under the injected containers' memory limit and a
+// Deployment that fits it (the guide's stand-in pipy image), failing fast (3 s) when its
+// pods cannot be created.
+const realNodeGateWorkload = `apiVersion: v1
+kind: LimitRange
+metadata: {name: small}
+spec:
+  limits:
+  - type: Container
+    max: {memory: 64Mi}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: flomesh/pipy:latest
+        ports: [{name: http, containerPort: 8080}]
+        resources:
+          requests: {memory: 16Mi}
+          limits: {memory: 32Mi}
+        command:
+        - pipy
+        - -e
+        - |
+          pipy()
+          .listen(8080)
+          .serveHTTP(new Message('gate'))
+`
