@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net"
@@ -146,27 +145,9 @@ func TestUpstreamTimeout(t *testing.T) {
 // A tunnel stays open while bytes move either way and closes after TunnelIdleTimeout without.
 func TestTunnelIdleTimeout(t *testing.T) {
 	const idle = 400 * time.Millisecond
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		br := bufio.NewReader(c)
-		if _, err := http.ReadRequest(br); err != nil {
-			return
-		}
-		io.WriteString(c, "HTTP/1.1 200 Connection Established\r\n\r\n")
-		io.Copy(c, br) // echo
-	}()
 	store := &PolicyStore{}
 	store.Store(nil)
-	p, err := New(Config{Upstream: ln.Addr().String(), TunnelIdleTimeout: idle}, store, &Metrics{})
+	p, err := New(Config{Upstream: connectEcho(t), TunnelIdleTimeout: idle}, store, &Metrics{})
 	if err != nil {
 		t.Fatal(err)
 	}
