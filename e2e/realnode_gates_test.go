@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
 	"github.com/cors-webhook/cors-webhook/internal/localcluster"
 )
@@ -135,6 +136,27 @@ func canaryFailureStopsRollouts(t *testing.T, n *framework.Node) {
 	}
 	if pods := listPods(t, n, other, "app=web"); len(pods) != 1 || len(pods[0].Spec.InitContainers) != 0 || pods[0].Status.Phase != corev1.PodRunning {
 		t.Errorf("%s's pods changed: %s", other, fmt.Sprint(podNames(pods)))
+	}
+}
+
+// assertSidecarMemoryLimit checks that the running sidecar took its Go memory limit from the
+// container's memory limit: the kubelet resolved GOMEMLIMIT's resourceFieldRef, and the proxy
+// kept a tenth of it as headroom (its start line says "memory_limit").
+func assertSidecarMemoryLimit(t *testing.T, n *framework.Node, pod *corev1.Pod) {
+	t.Helper()
+	var limit int64
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == contract.ContainerSidecar {
+			limit = c.Resources.Limits.Memory().Value()
+		}
+	}
+	if limit == 0 {
+		t.Fatalf("%s: the sidecar has no memory limit", pod.Name)
+	}
+	want := fmt.Sprintf(`"memory_limit":"%d"`, limit-limit/10)
+	logs := n.Cluster.MustKubectl(t, "logs", "-n", pod.Namespace, pod.Name, "-c", contract.ContainerSidecar).Stdout
+	if !strings.Contains(logs, want) {
+		t.Errorf("%s: the sidecar's log lacks %s (90%% of its %d-byte limit):\n%s", pod.Name, want, limit, logs)
 	}
 }
 

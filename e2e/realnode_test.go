@@ -99,6 +99,7 @@ func TestGuideOnARealNode(t *testing.T) {
 			} else {
 				t.Logf("%s: %s exited 0 as the runtime's user %+v and logged: %s", pod.Name, contract.ContainerInit, initUser(&pod), strings.TrimSpace(logs))
 			}
+			assertSidecarMemoryLimit(t, n, &pod)
 		}
 	})
 	if t.Failed() {
