@@ -21,25 +21,46 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/e2e/framework"
+	"github.com/cors-webhook/cors-webhook/sidecar"
 )
 
 // TestSidecarMemoryUnderLoad is the sidecar half of issue 28's load test: the real cors-sidecar
 // binary, run with the injected container's arguments and GOMEMLIMIT as its resourceFieldRef
-// renders the chart's memory limit, is held by thousands of client connections at once, idle
-// keep-alive clients, clients sending a head or a body slowly, clients that stop reading a
-// large response, while new clients keep being answered. Its peak RSS (VmHWM) must stay under
+// renders the chart's memory limit, is held by thousands of client connections at once (within
+// the connection cap it derives from that limit): idle keep-alive and h2c clients, clients
+// sending a head (small or large) or a body slowly, clients that stop reading a large response,
+// while new clients keep being answered. Its peak RSS (VmHWM) must stay under
 // the limit, and the idle clients must hold no application connection (the pool keeps at most
-// its 256 idle ones): before issue 28 each pinned one.
+// its 256 idle ones): before issue 28 each pinned one. Then a second sidecar is filled to its
+// connection cap with the costliest clients there are (h2c up to their quarter, large heads up
+// to their bound, the rest not reading their answers): its peak RSS must stay under the limit
+// too, which is what the cap is for.
 func TestSidecarMemoryUnderLoad(t *testing.T) {
-	const (
-		idleClients  = 2000
-		slowHeads    = 500
-		slowBodies   = 500
-		stuckReaders = 1000 // each asks for bigBody and reads nothing
-		bigBody      = 1 << 20
-		dialers      = 32
-	)
 	limit := chartSidecarMemoryLimit(t)
+	maxConns := sidecar.MaxConnsFor(limit - limit/10) // as the sidecar derives it from GOMEMLIMIT
+	t.Run("thousands of idle and slow clients", func(t *testing.T) {
+		sidecarCrowd(t, limit, sidecarCrowdSize{idle: 1400, slowHeads: 300, largeHeads: 100, slowBodies: 200, stuckReaders: 200, idleH2C: 100}, true)
+	})
+	t.Run("the connection cap of the costliest clients", func(t *testing.T) {
+		h2c := maxConns / 4
+		sidecarCrowd(t, limit, sidecarCrowdSize{largeHeads: 128, idleH2C: h2c, stuckReaders: maxConns - h2c - 128 - 2}, false)
+	})
+}
+
+// sidecarCrowdSize is how many clients of each kind sidecarCrowd opens.
+type sidecarCrowdSize struct {
+	idle, slowHeads, largeHeads, slowBodies, stuckReaders, idleH2C int
+}
+
+// sidecarCrowd starts the sidecar and its application, holds the crowd's connections open at
+// once, asks (when fresh is set) that new clients are still answered, and checks the peak RSS
+// against limit.
+func sidecarCrowd(t *testing.T, limit int64, size sidecarCrowdSize, fresh bool) {
+	const (
+		bigBody = 1 << 20 // what a stuck reader asks for
+		dialers = 32
+	)
+	idleClients, slowHeads, largeHeads, slowBodies, stuckReaders, idleH2C := size.idle, size.slowHeads, size.largeHeads, size.slowBodies, size.stuckReaders, size.idleH2C
 	bin := framework.BuildBinary(t, "./cmd/cors-sidecar")
 
 	// The application.
@@ -108,7 +129,7 @@ func TestSidecarMemoryUnderLoad(t *testing.T) {
 	baseline := procStatusBytes(t, cmd.Process.Pid, "VmRSS")
 
 	// One request on a fresh connection, as a new client would send it: answered?
-	fresh := func() error {
+	freshRequest := func() error {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			return err
@@ -147,6 +168,16 @@ func TestSidecarMemoryUnderLoad(t *testing.T) {
 		}}},
 		{slowHeads, client{"slow head", func(c net.Conn, _ *bufio.Reader) error {
 			_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+			return err
+		}}},
+		{largeHeads, client{"slow large head", func(c net.Conn, _ *bufio.Reader) error {
+			_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Large: "+strings.Repeat("a", 20<<10))
+			return err
+		}}},
+		{idleH2C, client{"idle h2c", func(c net.Conn, br *bufio.Reader) error {
+			// The preface and an empty SETTINGS frame; the server's SETTINGS come back.
+			io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+			_, err := br.Peek(9)
 			return err
 		}}},
 		{slowBodies, client{"slow body", func(c net.Conn, _ *bufio.Reader) error {
@@ -215,9 +246,12 @@ func TestSidecarMemoryUnderLoad(t *testing.T) {
 		t.Errorf("connections that failed to reach their state: %v; first: %v", failed, firstErr)
 	}
 
-	// While the crowd holds on, new clients are answered.
+	// While the crowd holds on, new clients are answered (unless it fills the cap).
 	for i := range 20 {
-		if err := fresh(); err != nil {
+		if !fresh {
+			break
+		}
+		if err := freshRequest(); err != nil {
 			t.Errorf("new request %d with %d connections held: %v", i, total, err)
 		}
 	}
@@ -230,8 +264,8 @@ func TestSidecarMemoryUnderLoad(t *testing.T) {
 	peak := procStatusBytes(t, cmd.Process.Pid, "VmHWM")
 	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 	t.Logf("%d application connections open", appConns.Load())
-	t.Logf("%d connections (%d idle, %d slow heads, %d slow bodies, %d stuck readers of %d KiB) opened in %v; RSS %s before, %s held (%.1f KiB a connection), peak %s; limit %s",
-		total, idleClients, slowHeads, slowBodies, stuckReaders, bigBody>>10, opened.Round(time.Millisecond),
+	t.Logf("%d connections (%d idle, %d slow heads, %d slow large heads, %d slow bodies, %d stuck readers of %d KiB, %d idle h2c) opened in %v; RSS %s before, %s held (%.1f KiB a connection), peak %s; limit %s",
+		total, idleClients, slowHeads, largeHeads, slowBodies, stuckReaders, bigBody>>10, idleH2C, opened.Round(time.Millisecond),
 		mib(baseline), mib(rss), float64(rss-baseline)/float64(total)/1024, mib(peak), mib(limit))
 	if peak >= limit {
 		t.Errorf("the sidecar's peak RSS %s reached the injected memory limit %s", mib(peak), mib(limit))

@@ -2,7 +2,9 @@ package sidecar
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -199,5 +201,91 @@ func TestIdleClientReturnsAppConnection(t *testing.T) {
 	hs.proxy.pool.mu.Unlock()
 	if idle != 1 {
 		t.Errorf("%d idle application connections in the pool while both clients idle, want 1", idle)
+	}
+}
+
+// Request heads over 8 KiB take one of MaxLargeHeads slots while they are read and served; when
+// none is free a further one gets 503, and small heads are not affected.
+func TestLargeHeadsBounded(t *testing.T) {
+	hs := newHarness(t, http.HandlerFunc(pipyOK), true, func(c *Config) { c.MaxLargeHeads = 2 })
+	big := "X-Big: " + strings.Repeat("a", 10<<10)
+	var slow []*rawConn
+	for range 2 {
+		rc := dialRaw(t, hs.addr)
+		rc.send("GET / HTTP/1.1\r\nHost: x\r\n" + big) // and the rest never comes
+		slow = append(slow, rc)
+	}
+	waitFor(t, "both slow large heads hold a slot", func() bool { return len(hs.proxy.largeHeads) == 2 })
+	if res, body := dialRaw(t, hs.addr).roundTrip("GET", "/", big); res.StatusCode != 503 {
+		t.Errorf("a third large head: %d %q, want 503", res.StatusCode, body)
+	}
+	if res, _ := dialRaw(t, hs.addr).roundTrip("GET", "/", "X-Small: b"); res.StatusCode != 200 {
+		t.Errorf("a small head: %d", res.StatusCode)
+	}
+	// A slow one completes: its slot is back once its request is done.
+	slow[0].send("\r\n\r\n")
+	if res, _ := slow[0].read("GET"); res.StatusCode != 200 {
+		t.Errorf("the completed large head: %d", res.StatusCode)
+	}
+	waitFor(t, "the slot is back", func() bool { return len(hs.proxy.largeHeads) == 1 })
+	if res, _ := dialRaw(t, hs.addr).roundTrip("GET", "/", big); res.StatusCode != 200 {
+		t.Errorf("a large head with a slot free: %d", res.StatusCode)
+	}
+}
+
+// At most a quarter of MaxConns are HTTP/2: a further h2c connection waits for one to end,
+// while HTTP/1.1 clients are still served.
+func TestH2CShareOfConnections(t *testing.T) {
+	hs := newHarness(t, http.HandlerFunc(pipyOK), true, func(c *Config) { c.MaxConns = 4 })
+	h2c := func() *http.Transport {
+		tr := &http.Transport{Protocols: new(http.Protocols)}
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		t.Cleanup(tr.CloseIdleConnections)
+		return tr
+	}
+	get := func(tr *http.Transport) error {
+		res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + hs.addr + "/")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 || res.ProtoMajor != 2 {
+			return fmt.Errorf("%s %s", res.Proto, res.Status)
+		}
+		return nil
+	}
+	first, second := h2c(), h2c()
+	if err := get(first); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- get(second) }()
+	select {
+	case err := <-done:
+		t.Fatalf("a second h2c connection was served with one HTTP/2 slot (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if res, _ := dialRaw(t, hs.addr).roundTrip("GET", "/"); res.StatusCode != 200 {
+		t.Errorf("HTTP/1.1 while h2c waits: %d", res.StatusCode)
+	}
+	first.CloseIdleConnections()
+	if err := <-done; err != nil {
+		t.Errorf("the waiting h2c connection: %v", err)
+	}
+}
+
+func TestMaxConnsFor(t *testing.T) {
+	for _, tc := range []struct {
+		limit int64
+		want  int
+	}{
+		{math.MaxInt64, 4096},
+		{120795956, 2334}, // 90% of 128 Mi, as the injected sidecar sets it
+		{32 << 20, 256},
+		{1 << 40, 16384},
+	} {
+		if got := MaxConnsFor(tc.limit); got != tc.want {
+			t.Errorf("MaxConnsFor(%d) = %d, want %d", tc.limit, got, tc.want)
+		}
 	}
 }

@@ -86,7 +86,15 @@ var (
 	errBadRequest     = &httpError{400, "Bad Request"}
 	errNotImplemented = &httpError{501, "Not Implemented"}
 	errVersion        = &httpError{505, "HTTP Version Not Supported"}
+	// errLargeHeadsBusy answers a large request head while Config.MaxLargeHeads others are
+	// held: a crowd of slow large heads must not exhaust the sidecar's memory.
+	errLargeHeadsBusy = &httpError{503, "Service Unavailable: too many large request heads at once"}
 )
+
+// smallHeadBytes is the most a request head may take of a connection's memory without a large
+// head slot (Config.MaxLargeHeads): what fits in the read buffer, and a forwarded head up to
+// this size.
+const smallHeadBytes = 8 << 10
 
 // clientConn serves the HTTP/1.x requests of one client connection, one at a time.
 type clientConn struct {
@@ -121,11 +129,40 @@ type clientConn struct {
 	idleDeadline time.Time // the read deadline set for waiting between requests; zero if another is set
 
 	handedOff bool // the connection now belongs to the HTTP/2 server
+
+	largeHead   bool         // it holds a large head slot (Config.MaxLargeHeads)
+	largeHeadFn func() error // takeLargeHead, made once
+}
+
+// takeLargeHead takes a large head slot for the request head being read, if it holds none, or
+// fails with errLargeHeadsBusy when none is free. The slot and the large buffers go back once
+// the request is done (trim).
+func (c *clientConn) takeLargeHead() error {
+	if c.largeHead {
+		return nil
+	}
+	select {
+	case c.p.largeHeads <- struct{}{}:
+		c.largeHead = true
+		return nil
+	default:
+		return errLargeHeadsBusy
+	}
+}
+
+// releaseLargeHead drops the large head buffers and gives back the slot.
+func (c *clientConn) releaseLargeHead() {
+	if c.largeHead {
+		c.head, c.scratch = nil, nil
+		c.largeHead = false
+		<-c.p.largeHeads
+	}
 }
 
 func (c *clientConn) serve() {
 	c.sock = newSockIO(c.nc, c.p.cfg.writeBound())
 	c.clientAddr = clientAddr(c.nc)
+	c.largeHeadFn = c.takeLargeHead
 	c.br = getReader(c.sock)
 	c.out.w = c.sock
 	defer c.finish()
@@ -162,6 +199,9 @@ func (c *clientConn) serve() {
 		if first {
 			first = false
 			if c.isH2Preface() {
+				if !c.p.acquireH2Slot() {
+					return
+				}
 				c.handedOff = true
 				c.p.h2.serve(c) // net/http clears the deadline once it has read the preface
 				return
@@ -184,6 +224,7 @@ const (
 
 // trim lets go of large buffers before the connection waits for its next request.
 func (c *clientConn) trim() {
+	c.releaseLargeHead()
 	if cap(c.head) > maxKeptHead {
 		c.head = nil
 	}
@@ -242,6 +283,7 @@ func (c *clientConn) isH2Preface() bool {
 }
 
 func (c *clientConn) finish() {
+	c.releaseLargeHead()
 	c.cp.release()
 	if !c.handedOff {
 		c.nc.Close()

@@ -50,6 +50,7 @@ func newFuzzConn() *clientConn {
 	p := &Proxy{}
 	p.cfg.setDefaults()
 	p.cfg.MaxHeaderBytes = 16 << 10
+	p.largeHeads = make(chan struct{}, 1)
 	return &clientConn{p: p, clientAddr: fuzzClientAddr}
 }
 

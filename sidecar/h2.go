@@ -36,7 +36,10 @@ func (c *h2Conn) Read(p []byte) (int, error) { return c.br.Read(p) }
 
 func (c *h2Conn) Close() error {
 	err := c.Conn.Close()
-	c.release.Do(c.p.releaseSlot)
+	c.release.Do(func() {
+		<-c.p.h2slots
+		c.p.releaseSlot()
+	})
 	return err
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,9 +43,15 @@ type Config struct {
 	MaxIdleUpstream int
 	// MaxConns bounds the client connections served at once, tunnels and HTTP/2 included. At
 	// the bound the proxy stops accepting (new connections wait in the kernel's listen
-	// backlog) until one ends, so memory stays bounded without refusing anyone outright.
-	// Default 4096.
+	// backlog) until one ends, so memory stays bounded without refusing anyone outright. A
+	// quarter of them at most may be HTTP/2 (h2c), which costs more memory; a further h2c
+	// connection waits for one to end. Default: from the Go memory limit (GOMEMLIMIT), see
+	// MaxConnsFor.
 	MaxConns int
+	// MaxLargeHeads bounds the request heads of more than 8 KiB being read or served at once
+	// (each may hold up to twice MaxHeaderBytes until its request is done); a further one is
+	// answered 503. Default 128.
+	MaxLargeHeads int
 	// WriteTimeout and MinWriteRate bound a write the peer does not take: a write that cannot
 	// complete at once must complete within WriteTimeout plus one second per MinWriteRate
 	// bytes, or the connection is dropped (a client that stops reading a large response).
@@ -65,9 +73,28 @@ type Config struct {
 
 // Defaults that the cors-sidecar flags share.
 const (
-	DefaultMaxConns        = 4096
 	DefaultUpstreamTimeout = 5 * time.Minute
 )
+
+// Memory per connection for MaxConnsFor, measured with the real binary
+// (TestSidecarMemoryUnderLoad): about 10 KiB for an idle HTTP/1.1 client, 26 KiB for one that
+// stops reading a large answer, 41 KiB for an h2c connection; 40 KiB covers a crowd of the
+// worst kinds within the quarter h2c may take. reservedMemory is the process itself plus
+// MaxLargeHeads' worst case.
+const (
+	memoryPerConn  = 40 << 10
+	reservedMemory = 24 << 20
+)
+
+// MaxConnsFor is the default of Config.MaxConns for a Go memory limit of limit bytes: as many
+// connections as fit in it at memoryPerConn after reservedMemory, between 256 and 16384; 4096
+// without a limit (math.MaxInt64). For the injected 128 Mi (GOMEMLIMIT 90% of it) it is 2334.
+func MaxConnsFor(limit int64) int {
+	if limit == math.MaxInt64 {
+		return 4096
+	}
+	return int(min(max((limit-reservedMemory)/memoryPerConn, 256), 16384))
+}
 
 // writeBound is the bound of the proxy's writes (WriteTimeout, MinWriteRate).
 func (c *Config) writeBound() writeBound {
@@ -97,7 +124,10 @@ func (c *Config) setDefaults() {
 		c.MaxIdleUpstream = 256
 	}
 	if c.MaxConns <= 0 {
-		c.MaxConns = DefaultMaxConns
+		c.MaxConns = MaxConnsFor(debug.SetMemoryLimit(-1))
+	}
+	if c.MaxLargeHeads <= 0 {
+		c.MaxLargeHeads = 128
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -128,16 +158,18 @@ type Proxy struct {
 
 	targets sync.Map // uint16 -> *target, transparent mode
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*clientConn]struct{}
-	draining  atomic.Bool
-	drainCh   chan struct{}  // closed when Shutdown begins
-	slots     chan struct{}  // one token per connection served: the MaxConns bound
-	atCap     atomic.Bool    // the bound was reached and not yet logged as left
-	wg        sync.WaitGroup // connection goroutines
-	stopJan   chan struct{}
-	stopOnce  sync.Once
+	mu         sync.Mutex
+	listeners  map[net.Listener]struct{}
+	conns      map[*clientConn]struct{}
+	draining   atomic.Bool
+	drainCh    chan struct{}  // closed when Shutdown begins
+	slots      chan struct{}  // one token per connection served: the MaxConns bound
+	h2slots    chan struct{}  // one token per HTTP/2 connection: a quarter of MaxConns
+	largeHeads chan struct{}  // one token per large request head: the MaxLargeHeads bound
+	atCap      atomic.Bool    // the bound was reached and not yet logged as left
+	wg         sync.WaitGroup // connection goroutines
+	stopJan    chan struct{}
+	stopOnce   sync.Once
 
 	lastUpErrLog atomic.Int64 // unix nanos, to rate-limit upstream error logs
 }
@@ -153,15 +185,17 @@ type target struct {
 func New(cfg Config, store *PolicyStore, m *Metrics) (*Proxy, error) {
 	cfg.setDefaults()
 	p := &Proxy{
-		cfg:       cfg,
-		policies:  store,
-		metrics:   m,
-		pool:      newPool(&cfg),
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*clientConn]struct{}{},
-		stopJan:   make(chan struct{}),
-		drainCh:   make(chan struct{}),
-		slots:     make(chan struct{}, cfg.MaxConns),
+		cfg:        cfg,
+		policies:   store,
+		metrics:    m,
+		pool:       newPool(&cfg),
+		listeners:  map[net.Listener]struct{}{},
+		conns:      map[*clientConn]struct{}{},
+		stopJan:    make(chan struct{}),
+		drainCh:    make(chan struct{}),
+		slots:      make(chan struct{}, cfg.MaxConns),
+		h2slots:    make(chan struct{}, max(cfg.MaxConns/4, 1)),
+		largeHeads: make(chan struct{}, cfg.MaxLargeHeads),
 	}
 	if cfg.Upstream != "" {
 		_, portStr, err := net.SplitHostPort(cfg.Upstream)
@@ -260,6 +294,17 @@ func (p *Proxy) acquireSlot() bool {
 	}
 	select {
 	case p.slots <- struct{}{}:
+		return true
+	case <-p.drainCh:
+		return false
+	}
+}
+
+// acquireH2Slot takes an HTTP/2 slot for a connection about to be handed to the HTTP/2 server,
+// waiting while a quarter of MaxConns are HTTP/2. It reports false when Shutdown began.
+func (p *Proxy) acquireH2Slot() bool {
+	select {
+	case p.h2slots <- struct{}{}:
 		return true
 	case <-p.drainCh:
 		return false

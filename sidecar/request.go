@@ -34,7 +34,7 @@ type fieldSpan struct {
 func (c *clientConn) readRequest(r *request) error {
 	*r = request{}
 	budget := c.p.cfg.MaxHeaderBytes
-	line, err := readLine(c.br, &c.scratch, &budget)
+	line, err := readLine(c.br, &c.scratch, &budget, c.largeHeadFn)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,12 @@ func (c *clientConn) readRequest(r *request) error {
 	c.hop = c.hop[:0]
 	c.spans = c.spans[:0]
 	c.xff = c.xff[:0]
-	err = c.readFields(c.br, &budget, &c.head, errBadRequest, func(kind headerKind, val []byte) (bool, error) {
+	err = c.readFields(c.br, &budget, &c.head, errBadRequest, c.largeHeadFn, func(kind headerKind, val []byte) (bool, error) {
+		if cap(c.head) > smallHeadBytes && !c.largeHead {
+			if err := c.takeLargeHead(); err != nil {
+				return false, err
+			}
+		}
 		return c.requestField(r, &st, kind, val)
 	})
 	if err != nil {
@@ -101,10 +106,10 @@ func isDigit(b byte) bool { return '0' <= b && b <= '9' }
 
 // readFields reads field lines up to the empty line, hands each to take, and appends the ones
 // it forwards to *out as received, noting where in c.spans. bad is the error for a line that is
-// not a field line.
-func (c *clientConn) readFields(br *bufio.Reader, budget *int, out *[]byte, bad error, take func(headerKind, []byte) (bool, error)) error {
+// not a field line; long is readLine's.
+func (c *clientConn) readFields(br *bufio.Reader, budget *int, out *[]byte, bad error, long func() error, take func(headerKind, []byte) (bool, error)) error {
 	for {
-		line, err := readLine(br, &c.scratch, budget)
+		line, err := readLine(br, &c.scratch, budget, long)
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF

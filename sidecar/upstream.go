@@ -53,13 +53,6 @@ func (u *upConn) close() {
 	u.out.b = nil
 }
 
-// closeIfSet closes u unless it is nil.
-func (u *upConn) closeIfSet() {
-	if u != nil {
-		u.close()
-	}
-}
-
 // setReadDeadline sets nc's read deadline and remembers it.
 func (u *upConn) setReadDeadline(t time.Time) {
 	if !t.Equal(u.deadline) {

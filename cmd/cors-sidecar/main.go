@@ -172,7 +172,7 @@ func newProxyCommand(stderr io.Writer) *cobra.Command {
 	f.DurationVar(&fl.headerTO, "header-timeout", 10*time.Second, "time allowed to send a request head once it started (408 beyond)")
 	f.DurationVar(&fl.bodyTO, "body-timeout", 60*time.Second, "time allowed for a request body, plus one second per 4 KiB received (408 beyond)")
 	f.DurationVar(&fl.idleTO, "idle-timeout", 120*time.Second, "close client keep-alive connections idle for longer")
-	f.IntVar(&fl.maxConns, "max-connections", sidecar.DefaultMaxConns, "client connections served at once; beyond it the proxy stops accepting until one ends")
+	f.IntVar(&fl.maxConns, "max-connections", 0, "client connections served at once (a quarter of them HTTP/2 at most); beyond it the proxy stops accepting until one ends. 0: one per 40 KiB of the Go memory limit after 24 MiB (GOMEMLIMIT; 4096 without one)")
 	f.DurationVar(&fl.writeTO, "write-timeout", 10*time.Second, "time allowed for a write the peer does not take at once, plus one second per 4 KiB (the connection is dropped beyond)")
 	f.DurationVar(&fl.upstreamTO, "upstream-timeout", sidecar.DefaultUpstreamTimeout, "time allowed for the application's response head (504 beyond); 0 waits forever. The pod annotation "+contract.AnnotationUpstreamTimeout+" sets it per pod")
 	f.DurationVar(&fl.tunnelIdleTO, "tunnel-idle-timeout", time.Hour, "close WebSocket and other tunnels that moved no byte for longer")
@@ -203,8 +203,8 @@ func runProxy(fl proxyFlags, stderr io.Writer) int {
 	case fl.adminPort == fl.inboundPort:
 		fmt.Fprintln(stderr, "--admin-port and --inbound-port must differ")
 		return exitUsage
-	case fl.maxConns < 1:
-		fmt.Fprintln(stderr, "--max-connections must be at least 1")
+	case fl.maxConns < 0:
+		fmt.Fprintln(stderr, "--max-connections must not be negative")
 		return exitUsage
 	case fl.upstreamTO < 0:
 		fmt.Fprintln(stderr, "--upstream-timeout must not be negative")
@@ -215,6 +215,10 @@ func runProxy(fl proxyFlags, stderr io.Writer) int {
 		upstreamTO = -1 // Config's "off"
 	}
 	memLimit := applyMemoryLimitHeadroom()
+	maxConns := fl.maxConns
+	if maxConns == 0 {
+		maxConns = sidecar.MaxConnsFor(debug.SetMemoryLimit(-1))
+	}
 
 	if os.Getenv("GOMAXPROCS") == "" {
 		if n, ok := cpuLimitProcs(os.DirFS("/")); ok && n < runtime.GOMAXPROCS(0) {
@@ -232,7 +236,7 @@ func runProxy(fl proxyFlags, stderr io.Writer) int {
 		IdleTimeout:         fl.idleTO,
 		DialTimeout:         fl.dialTO,
 		UpstreamIdleTimeout: fl.upIdleTO,
-		MaxConns:            fl.maxConns,
+		MaxConns:            maxConns,
 		WriteTimeout:        fl.writeTO,
 		UpstreamTimeout:     upstreamTO,
 		TunnelIdleTimeout:   fl.tunnelIdleTO,
@@ -289,7 +293,7 @@ func runProxy(fl proxyFlags, stderr io.Writer) int {
 	}
 	log.Info("cors-sidecar proxy started", "version", versionString(), "inbound_port", fl.inboundPort,
 		"admin_port", fl.adminPort, "mode", mode, "policy_file", fl.policyFile, "gomaxprocs", runtime.GOMAXPROCS(0),
-		"max_connections", fl.maxConns, "upstream_timeout", fl.upstreamTO.String(), "memory_limit", memLimit)
+		"max_connections", maxConns, "upstream_timeout", fl.upstreamTO.String(), "memory_limit", memLimit)
 
 	code := exitOK
 	select {
