@@ -88,38 +88,12 @@ func canaryFailureStopsRollouts(t *testing.T, n *framework.Node) {
 			t.Fatal(res.Output())
 		}
 	}
-	get := func(ns string) *appsv1.Deployment {
-		d := &appsv1.Deployment{}
-		if err := n.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, d); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	var canary string
 	start := time.Now()
-	framework.Eventually(t, 2*time.Minute, 250*time.Millisecond, func() (bool, string) {
-		var rolled []string
-		for _, ns := range namespaces {
-			if get(ns).Spec.Template.Annotations[dayTwoRestartedAtKey] != "" {
-				rolled = append(rolled, ns)
-			}
-		}
-		if len(rolled) > 1 {
-			t.Fatalf("both Deployments rolled while the canary had not become healthy: %v", rolled)
-		}
-		if len(rolled) == 1 {
-			canary = rolled[0]
-		}
-		return canary != "", "no rollout yet (the new controller may still be taking the lease)"
-	})
-	other := namespaces[0]
-	if other == canary {
-		other = namespaces[1]
-	}
+	canary, other := gateCanary(t, c, namespaces, 2*time.Minute) // the new controller may take the lease first
 	t.Logf("canary %s/web rolled %s after the chains", canary, time.Since(start).Round(100*time.Millisecond))
 	dayTwoWaitEvent(t, c, canary, "Deployment", "web", "CORSRolloutFailed", "ProgressDeadlineExceeded")
 	dayTwoWaitEvent(t, c, other, "Deployment", "web", "CORSRolloutHalted", "rollouts are stopped after 1 failed rollout(s)")
-	if v := get(other).Spec.Template.Annotations[dayTwoRestartedAtKey]; v != "" {
+	if v := gateGet(t, c, other).Spec.Template.Annotations[dayTwoRestartedAtKey]; v != "" {
 		t.Errorf("%s/web rolled after the canary failed: %s", other, v)
 	}
 	// What refused the canary's pods: the API server, for the injected containers' limit.
@@ -168,9 +142,8 @@ func podNames(pods []corev1.Pod) []string {
 	return names
 }
 
-// realNodeGateWorkload is a LimitRange under the injected containers' memory limit and a
-// Deployment that fits it (the guide's stand-in pipy image), failing fast (3 s) when its
-// pods cannot be created.
+// realNodeGateWorkload is a LimitRange under the injected containers' memory limit and
+// gateDeployment, which fits it.
 const realNodeGateWorkload = `apiVersion: v1
 kind: LimitRange
 metadata: {name: small}
@@ -179,30 +152,4 @@ spec:
   - type: Container
     max: {memory: 64Mi}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  progressDeadlineSeconds: 3
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: flomesh/pipy:latest
-        ports: [{name: http, containerPort: 8080}]
-        resources:
-          requests: {memory: 16Mi}
-          limits: {memory: 32Mi}
-        command:
-        - pipy
-        - -e
-        - |
-          pipy()
-          .listen(8080)
-          .serveHTTP(new Message('gate'))
-`
+` + gateDeployment
