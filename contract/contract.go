@@ -19,6 +19,11 @@ const (
 	// image's tag, or its digest), so that an upgrade can find the pods that still run an
 	// older one.
 	AnnotationSidecarVersion = "cors-webhook.io/sidecar-version"
+	// AnnotationUpstreamTimeout sets, for one pod, how long its sidecar waits for the
+	// application's response head before answering 504 (cors-sidecar's --upstream-timeout): a
+	// duration as [ParseUpstreamTimeout] reads it. For applications that hold requests longer
+	// than the default (long polling with a long hold) or want a shorter bound.
+	AnnotationUpstreamTimeout = "cors-webhook.io/upstream-timeout"
 	// AnnotationInject set to "false" on a pod opts it out of injection.
 	AnnotationInject = "cors-webhook.io/inject"
 	// LabelInjected marks injected pods, so they can be listed and watched cheaply.

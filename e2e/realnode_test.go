@@ -99,6 +99,7 @@ func TestGuideOnARealNode(t *testing.T) {
 			} else {
 				t.Logf("%s: %s exited 0 as the runtime's user %+v and logged: %s", pod.Name, contract.ContainerInit, initUser(&pod), strings.TrimSpace(logs))
 			}
+			assertSidecarMemoryLimit(t, n, &pod)
 		}
 	})
 	if t.Failed() {
@@ -234,9 +235,16 @@ func TestGuideOnARealNode(t *testing.T) {
 		}
 	})
 
-	// Last: it rolls the curl Deployment.
+	t.Run("the controller's ServiceAccount is refused a patch of a pod's image", func(t *testing.T) {
+		controllerRefusedImagePatch(t, n)
+	})
+	// It rolls the curl Deployment.
 	t.Run("a cluster-wide chain leaves kube-system and the release alone", func(t *testing.T) {
 		clusterWideChainScope(t, n)
+	})
+	// Last: it restarts the controller with a failure limit of 1 and halts its rollouts.
+	t.Run("a rollout whose canary fails stops with an Event", func(t *testing.T) {
+		canaryFailureStopsRollouts(t, n)
 	})
 }
 

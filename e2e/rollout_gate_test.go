@@ -59,9 +59,28 @@ func TestRolloutGateStopsAfterAFailedCanary(t *testing.T) {
 		}
 	}
 
-	// Exactly one Deployment is rolled: the canary.
-	var canary, other string
-	framework.Eventually(t, 60*time.Second, 200*time.Millisecond, func() (bool, string) {
+	canary, other := gateCanary(t, c, namespaces, 60*time.Second)
+	start := time.Now()
+	dayTwoWaitEvent(t, c, canary, "Deployment", "web", "CORSRolloutFailed", "ProgressDeadlineExceeded")
+	t.Logf("canary %s/web failed %s after its rollout (progressDeadlineSeconds 3)", canary, time.Since(start).Round(100*time.Millisecond))
+	dayTwoWaitEvent(t, c, other, "Deployment", "web", "CORSRolloutHalted", "rollouts are stopped after 1 failed rollout(s)")
+	if v := gateGet(t, c, other).Spec.Template.Annotations[dayTwoRestartedAtKey]; v != "" {
+		t.Errorf("%s/web rolled after the canary failed: %s", other, v)
+	}
+	metrics := ctl.get(t, "/metrics")
+	for _, want := range []string{`cors_webhook_reconcile_rollout_failures_total{kind="Deployment"} 1`, "cors_webhook_reconcile_rollouts_halted 1", `cors_webhook_reconcile_rollouts_total{kind="Deployment"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, dayTwoGrep(metrics, "cors_webhook_reconcile_rollout"))
+		}
+	}
+}
+
+// gateCanary waits until the controller has rolled exactly one of the two namespaces' web
+// Deployments, the canary, and fails if it rolls both; it returns the canary's namespace and the
+// other.
+func gateCanary(t *testing.T, c *framework.Cluster, namespaces []string, timeout time.Duration) (canary, other string) {
+	t.Helper()
+	framework.Eventually(t, timeout, 200*time.Millisecond, func() (bool, string) {
 		var rolled []string
 		for _, ns := range namespaces {
 			if gateGet(t, c, ns).Spec.Template.Annotations[dayTwoRestartedAtKey] != "" {
@@ -80,19 +99,7 @@ func TestRolloutGateStopsAfterAFailedCanary(t *testing.T) {
 	if other == canary {
 		other = namespaces[1]
 	}
-	start := time.Now()
-	dayTwoWaitEvent(t, c, canary, "Deployment", "web", "CORSRolloutFailed", "ProgressDeadlineExceeded")
-	t.Logf("canary %s/web failed %s after its rollout (progressDeadlineSeconds 3)", canary, time.Since(start).Round(100*time.Millisecond))
-	dayTwoWaitEvent(t, c, other, "Deployment", "web", "CORSRolloutHalted", "rollouts are stopped after 1 failed rollout(s)")
-	if v := gateGet(t, c, other).Spec.Template.Annotations[dayTwoRestartedAtKey]; v != "" {
-		t.Errorf("%s/web rolled after the canary failed: %s", other, v)
-	}
-	metrics := ctl.get(t, "/metrics")
-	for _, want := range []string{`cors_webhook_reconcile_rollout_failures_total{kind="Deployment"} 1`, "cors_webhook_reconcile_rollouts_halted 1", `cors_webhook_reconcile_rollouts_total{kind="Deployment"} 1`} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %q:\n%s", want, dayTwoGrep(metrics, "cors_webhook_reconcile_rollout"))
-		}
-	}
+	return canary, other
 }
 
 func gateGet(t *testing.T, c *framework.Cluster, namespace string) *appsv1.Deployment {
@@ -104,6 +111,9 @@ func gateGet(t *testing.T, c *framework.Cluster, namespace string) *appsv1.Deplo
 	return d
 }
 
+// gateDeployment fails fast (3 s) when its new pods do not become available. Its container
+// runs on a real node too (the guide's stand-in pipy image), within a 64 Mi LimitRange
+// (realNodeGateWorkload).
 const gateDeployment = `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -118,9 +128,19 @@ spec:
       labels: {app: web}
     spec:
       containers:
-        - name: web
-          image: registry.example/web:1
-          ports: [{name: http, containerPort: 8080}]
+      - name: web
+        image: flomesh/pipy:latest
+        ports: [{name: http, containerPort: 8080}]
+        resources:
+          requests: {memory: 16Mi}
+          limits: {memory: 32Mi}
+        command:
+        - pipy
+        - -e
+        - |
+          pipy()
+          .listen(8080)
+          .serveHTTP(new Message('gate'))
 `
 
 const gateChain = `apiVersion: plugin.flomesh.io/v1alpha1

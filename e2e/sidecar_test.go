@@ -52,6 +52,7 @@ func TestSidecar(t *testing.T) {
 	t.Run("origin matchers", env.testOrigins)
 	t.Run("HTTP/2 cleartext", env.testH2C)
 	t.Run("IPv6", env.testIPv6)
+	t.Run("forwarding contract", env.testForwarding)
 	t.Run("policy reload under load", env.testReloadUnderLoad)
 	t.Run("SIGTERM under load", env.testSIGTERMUnderLoad)
 	t.Run("redirect cleanup", env.testRedirectCleanup)
@@ -456,8 +457,31 @@ func (env *sidecarEnv) metric(t *testing.T, name string) float64 {
 	return 0
 }
 
+// testForwarding: through the real redirect, the application sees the sidecar's connections come
+// from 127.0.0.6 (the pod's loopback accepts it, and the redirect does not send it back to the
+// proxy), and the client's address appended to X-Forwarded-For, on HTTP/1.1, h2c and IPv6.
+func (env *sidecarEnv) testForwarding(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"HTTP/1.1", []string{"http://" + sidecarPodIP + ":8080/whoami", "-H", "X-Forwarded-For: 203.0.113.7", "-H", "X-Forwarded-Proto: https"},
+			"peer=127.0.0.6 xff=203.0.113.7, 10.200.0.2 xfp=http"},
+		{"h2c", []string{"--http2-prior-knowledge", "http://" + sidecarPodIP + ":8080/whoami", "-H", "X-Forwarded-For: 203.0.113.7"},
+			"peer=127.0.0.6 xff=203.0.113.7, 10.200.0.2 xfp=http"},
+		{"IPv6 client", []string{"http://[" + sidecarPodIPv6 + "]:8080/whoami"},
+			"peer=127.0.0.6 xff=fd00:200::2 xfp=http"},
+	} {
+		if got := env.curl(t, tc.args...); got.status == "" || got.body != tc.want {
+			t.Errorf("%s: the application saw %q (status %q), want %q", tc.name, got.body, got.status, tc.want)
+		}
+	}
+}
+
 // standInApp plays pipy-ok: the seed's 20-byte answer, without Content-Type or Date, so that
-// the response carries only what the seed's expected output shows. /hold blocks until released.
+// the response carries only what the seed's expected output shows. /hold blocks until released;
+// /whoami answers with what the application sees of the request's origin.
 type standInApp struct {
 	srv       *http.Server
 	lastProto atomic.Pointer[string]
@@ -471,6 +495,12 @@ func startStandInApp(t *testing.T, ln net.Listener) *standInApp {
 	app.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		proto := r.Proto
 		app.lastProto.Store(&proto)
+		if r.URL.Path == "/whoami" {
+			peer, _, _ := net.SplitHostPort(r.RemoteAddr)
+			fmt.Fprintf(w, "peer=%s xff=%s xfp=%s", peer, strings.Join(r.Header.Values("X-Forwarded-For"), " | "),
+				strings.Join(r.Header.Values("X-Forwarded-Proto"), " | "))
+			return
+		}
 		if r.URL.Path == "/hold" {
 			app.held.Add(1)
 			select {

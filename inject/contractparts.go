@@ -13,12 +13,13 @@ import (
 const maxCachedPortSets = 1024
 
 // contractParts keeps the containers and the volume an injection adds, with their JSON, per
-// redirect-ports value: they depend on nothing else (the Injector's settings are fixed), and
+// redirect-ports value and upstream timeout: they depend on nothing else (the Injector's
+// settings are fixed), and
 // the admission handler writes them into every patch, so each set is built and encoded once
 // instead of per pod. The parts are shared by every Changes of those ports and only read.
 type contractParts struct {
 	mu      sync.RWMutex
-	byPorts map[string]*podParts
+	byPorts map[partsKey]*podParts
 }
 
 // podParts are the containers and volumes of Changes, and their JSON element by element.
@@ -29,11 +30,15 @@ type podParts struct {
 	volumesJSON    [][]byte
 }
 
-// forPorts returns the parts for the redirect ports (redirect is their port-list value, the
-// cache key).
-func (c *contractParts) forPorts(in *Injector, ports []int32, redirect string) (*podParts, error) {
+// partsKey is what the parts depend on besides the settings.
+type partsKey struct{ redirect, upstreamTimeout string }
+
+// forPorts returns the parts for the redirect ports (redirect is their port-list value) and the
+// sidecar's upstream timeout (empty: its default).
+func (c *contractParts) forPorts(in *Injector, ports []int32, redirect, upstreamTimeout string) (*podParts, error) {
+	key := partsKey{redirect, upstreamTimeout}
 	c.mu.RLock()
-	p, ok := c.byPorts[redirect]
+	p, ok := c.byPorts[key]
 	c.mu.RUnlock()
 	if ok {
 		return p, nil
@@ -42,7 +47,7 @@ func (c *contractParts) forPorts(in *Injector, ports []int32, redirect string) (
 	if len(ports) > 0 {
 		p.initContainers = append(p.initContainers, in.initContainer(ports))
 	}
-	p.initContainers = append(p.initContainers, in.sidecarContainer())
+	p.initContainers = append(p.initContainers, in.sidecarContainer(upstreamTimeout))
 	var err error
 	if p.initJSON, err = encodeEach(p.initContainers); err != nil {
 		return nil, fmt.Errorf("encoding the injected containers: %w", err)
@@ -53,9 +58,9 @@ func (c *contractParts) forPorts(in *Injector, ports []int32, redirect string) (
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byPorts == nil || len(c.byPorts) >= maxCachedPortSets {
-		c.byPorts = map[string]*podParts{}
+		c.byPorts = map[partsKey]*podParts{}
 	}
-	c.byPorts[redirect] = p
+	c.byPorts[key] = p
 	return p, nil
 }
 

@@ -246,7 +246,11 @@ func (in *Injector) injectSelected(pod *corev1.Pod, ns *corev1.Namespace, sel se
 		return out, nil
 	}
 
-	changes, err := in.changes(res)
+	upstreamTimeout, problem := upstreamTimeoutArg(pod.Annotations)
+	if problem != "" {
+		details = append(details, problem)
+	}
+	changes, err := in.changes(res, upstreamTimeout)
 	if err != nil {
 		return Result{}, err
 	}
@@ -441,9 +445,11 @@ func (c *Changes) VolumesJSON() ([][]byte, error) { return encodedOr(c.volumesJS
 // changes are the pod contract for a resolution. Without a port to redirect, cors-init would
 // have nothing to do but hold NET_ADMIN, so it is left out; a later policy that needs a port
 // makes reconciliation roll the workload.
-func (in *Injector) changes(res *Resolution) (*Changes, error) {
+// upstreamTimeout is the sidecar's --upstream-timeout from the pod's annotation, empty for the
+// sidecar's default.
+func (in *Injector) changes(res *Resolution, upstreamTimeout string) (*Changes, error) {
 	redirect := res.RedirectPortsValue()
-	parts, err := in.parts.forPorts(in, res.RedirectPorts, redirect)
+	parts, err := in.parts.forPorts(in, res.RedirectPorts, redirect, upstreamTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -513,19 +519,33 @@ func (in *Injector) initContainer(redirect []int32) corev1.Container {
 
 // sidecarContainer is the CORS proxy as a native sidecar: it starts before the app containers,
 // and the startup probe holds them back until it listens, so no redirected request is refused.
-func (in *Injector) sidecarContainer() corev1.Container {
+//
+// GOMEMLIMIT is its memory limit (the sidecar keeps a tenth of it as headroom), so that the Go
+// runtime collects garbage harder as it nears the limit instead of being OOM-killed: an OOM kill
+// refuses the pod's connections while the sidecar restarts.
+func (in *Injector) sidecarContainer(upstreamTimeout string) corev1.Container {
 	probe := func(path string) corev1.ProbeHandler {
 		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(in.settings.AdminPort)}}
+	}
+	args := []string{"proxy",
+		"--inbound-port", port(in.settings.InboundPort),
+		"--admin-port", port(in.settings.AdminPort),
+		"--policy-file", contract.PolicyFile}
+	if upstreamTimeout != "" {
+		args = append(args, "--upstream-timeout", upstreamTimeout)
+	}
+	var env []corev1.EnvVar
+	if _, ok := in.settings.Limits[corev1.ResourceMemory]; ok {
+		env = []corev1.EnvVar{{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{
+			ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory"}}}}
 	}
 	return corev1.Container{
 		Name:            contract.ContainerSidecar,
 		Image:           in.settings.SidecarImage,
 		ImagePullPolicy: in.settings.SidecarImagePullPolicy,
-		Args: []string{"proxy",
-			"--inbound-port", port(in.settings.InboundPort),
-			"--admin-port", port(in.settings.AdminPort),
-			"--policy-file", contract.PolicyFile},
-		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+		Args:            args,
+		Env:             env,
+		RestartPolicy:   ptr.To(corev1.ContainerRestartPolicyAlways),
 		Ports: []corev1.ContainerPort{
 			{Name: contract.PortNameInbound, ContainerPort: in.settings.InboundPort, Protocol: corev1.ProtocolTCP},
 			{Name: contract.PortNameAdmin, ContainerPort: in.settings.AdminPort, Protocol: corev1.ProtocolTCP},
@@ -556,3 +576,18 @@ func (in *Injector) resources() corev1.ResourceRequirements {
 }
 
 func port(p int32) string { return strconv.Itoa(int(p)) }
+
+// upstreamTimeoutArg reads the pod's contract.AnnotationUpstreamTimeout: the sidecar's
+// --upstream-timeout value, empty when the annotation is absent or invalid (then the problem
+// says why it was ignored).
+func upstreamTimeoutArg(annotations map[string]string) (arg, problem string) {
+	v, ok := annotations[contract.AnnotationUpstreamTimeout]
+	if !ok {
+		return "", ""
+	}
+	arg, err := contract.ParseUpstreamTimeout(v)
+	if err != nil {
+		return "", fmt.Sprintf("annotation %s: %v; the sidecar's default applies", contract.AnnotationUpstreamTimeout, err)
+	}
+	return arg, ""
+}

@@ -233,6 +233,7 @@ func TestInjectSeed(t *testing.T) {
   image: example.com/cors-sidecar:test
   imagePullPolicy: IfNotPresent
   args: [proxy, --inbound-port, "15003", --admin-port, "15023", --policy-file, /etc/cors-webhook/policy.json]
+  env: [{name: GOMEMLIMIT, valueFrom: {resourceFieldRef: {resource: limits.memory}}}]
   restartPolicy: Always
   ports:
   - {name: cors-inbound, containerPort: 15003, protocol: TCP}
@@ -267,6 +268,55 @@ func TestInjectSeed(t *testing.T) {
 	}
 	if diff := cmp.Diff(pod(t, podPipyV1).Spec.Containers, got.Spec.Containers); diff != "" {
 		t.Errorf("app containers changed:\n%s", diff)
+	}
+}
+
+// TestInjectUpstreamTimeout: the pod annotation sets the sidecar's --upstream-timeout; an
+// invalid value is reported and the sidecar's default kept.
+func TestInjectUpstreamTimeout(t *testing.T) {
+	in := newInjector(t)
+	defaultArgs := []string{"proxy", "--inbound-port", "15003", "--admin-port", "15023", "--policy-file", contract.PolicyFile}
+	for _, tc := range []struct {
+		value    string // "" for no annotation
+		wantArgs []string
+		reason   string
+	}{
+		{"", defaultArgs, ""},
+		{"90s", append(slices.Clone(defaultArgs), "--upstream-timeout", "1m30s"), ""},
+		{"0", append(slices.Clone(defaultArgs), "--upstream-timeout", "0s"), ""},
+		{"soon", defaultArgs, `annotation cors-webhook.io/upstream-timeout: "soon" is not a duration`},
+		{"-5s", defaultArgs, `annotation cors-webhook.io/upstream-timeout: "-5s" is negative`},
+	} {
+		p := pod(t, podPipyV1)
+		if tc.value != "" {
+			p.Annotations = map[string]string{contract.AnnotationUpstreamTimeout: tc.value}
+		}
+		res := injectInto(t, in, p, seed...)
+		if res.Outcome != Injected {
+			t.Fatalf("%q: outcome %s, reasons %q", tc.value, res.Outcome, res.Reasons)
+		}
+		sidecar := res.InjectedPod().Spec.InitContainers[1]
+		if !slices.Equal(sidecar.Args, tc.wantArgs) {
+			t.Errorf("%q: args %q, want %q", tc.value, sidecar.Args, tc.wantArgs)
+		}
+		if tc.reason != "" && !slices.ContainsFunc(res.Reasons, func(r string) bool { return strings.HasPrefix(r, tc.reason) }) {
+			t.Errorf("%q: reasons %q, want one starting %q", tc.value, res.Reasons, tc.reason)
+		}
+	}
+}
+
+// TestInjectGOMEMLIMITOnlyWithALimit: without a memory limit there is nothing to derive
+// GOMEMLIMIT from (the resourceFieldRef would give the node's memory).
+func TestInjectGOMEMLIMITOnlyWithALimit(t *testing.T) {
+	s := newInjector(t).Settings()
+	delete(s.Limits, corev1.ResourceMemory)
+	in, err := New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := injectInto(t, in, pod(t, podPipyV1), seed...)
+	if env := res.InjectedPod().Spec.InitContainers[1].Env; env != nil {
+		t.Errorf("env %v without a memory limit", env)
 	}
 }
 

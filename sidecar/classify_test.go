@@ -25,8 +25,8 @@ func TestClassify(t *testing.T) {
 			}
 		}
 	}
-	if seen != int(hRequestHeaders) {
-		t.Errorf("%d headers filed, %d kinds besides hOther", seen, hRequestHeaders)
+	if seen != int(hForwardedProto) {
+		t.Errorf("%d headers filed, %d kinds besides hOther", seen, hForwardedProto)
 	}
 	for _, name := range []string{"", "x", "content-type", strings.Repeat("a", 100)} {
 		if got := classify([]byte(name)); got != hOther {

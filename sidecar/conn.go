@@ -86,7 +86,15 @@ var (
 	errBadRequest     = &httpError{400, "Bad Request"}
 	errNotImplemented = &httpError{501, "Not Implemented"}
 	errVersion        = &httpError{505, "HTTP Version Not Supported"}
+	// errLargeHeadsBusy answers a large request head while Config.MaxLargeHeads others are
+	// held: a crowd of slow large heads must not exhaust the sidecar's memory.
+	errLargeHeadsBusy = &httpError{503, "Service Unavailable: too many large request heads at once"}
 )
+
+// smallHeadBytes is the most a request head may take of a connection's memory without a large
+// head slot (Config.MaxLargeHeads): what fits in the read buffer, and a forwarded head up to
+// this size.
+const smallHeadBytes = 8 << 10
 
 // clientConn serves the HTTP/1.x requests of one client connection, one at a time.
 type clientConn struct {
@@ -104,6 +112,7 @@ type clientConn struct {
 	acrh    []byte // access-control-request-headers, joined; request.acrh points into it
 	upgrade []byte // the request's Upgrade value
 	vary    []byte // the response's Vary values, joined
+	xff     []byte // the request's X-Forwarded-For values, joined
 	hop     []byte // the Connection values of the head being read, joined
 	spans   []fieldSpan
 	clock   bodyClock
@@ -112,17 +121,48 @@ type clientConn struct {
 	res     response
 	cp      copier
 
-	up    *upConn // the application connection pinned to this client connection
 	state atomic.Int32
+
+	clientAddr string // the client's IP address, for X-Forwarded-For
 
 	now          time.Time // when the current request started
 	idleDeadline time.Time // the read deadline set for waiting between requests; zero if another is set
 
 	handedOff bool // the connection now belongs to the HTTP/2 server
+
+	largeHead   bool         // it holds a large head slot (Config.MaxLargeHeads)
+	largeHeadFn func() error // takeLargeHead, made once
+}
+
+// takeLargeHead takes a large head slot for the request head being read, if it holds none, or
+// fails with errLargeHeadsBusy when none is free. The slot and the large buffers go back once
+// the request is done (trim).
+func (c *clientConn) takeLargeHead() error {
+	if c.largeHead {
+		return nil
+	}
+	select {
+	case c.p.largeHeads <- struct{}{}:
+		c.largeHead = true
+		return nil
+	default:
+		return errLargeHeadsBusy
+	}
+}
+
+// releaseLargeHead drops the large head buffers and gives back the slot.
+func (c *clientConn) releaseLargeHead() {
+	if c.largeHead {
+		c.head, c.scratch = nil, nil
+		c.largeHead = false
+		<-c.p.largeHeads
+	}
 }
 
 func (c *clientConn) serve() {
-	c.sock = newSockIO(c.nc)
+	c.sock = newSockIO(c.nc, c.p.cfg.writeBound())
+	c.clientAddr = clientAddr(c.nc)
+	c.largeHeadFn = c.takeLargeHead
 	c.br = getReader(c.sock)
 	c.out.w = c.sock
 	defer c.finish()
@@ -131,8 +171,6 @@ func (c *clientConn) serve() {
 		if v := recover(); v != nil {
 			c.p.cfg.Log.Error("panic serving a connection; closing it", "remote", c.nc.RemoteAddr().String(),
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			c.up.closeIfSet()
-			c.up = nil
 		}
 	}()
 	first := true
@@ -161,6 +199,9 @@ func (c *clientConn) serve() {
 		if first {
 			first = false
 			if c.isH2Preface() {
+				if !c.p.acquireH2Slot() {
+					return
+				}
 				c.handedOff = true
 				c.p.h2.serve(c) // net/http clears the deadline once it has read the preface
 				return
@@ -183,6 +224,7 @@ const (
 
 // trim lets go of large buffers before the connection waits for its next request.
 func (c *clientConn) trim() {
+	c.releaseLargeHead()
 	if cap(c.head) > maxKeptHead {
 		c.head = nil
 	}
@@ -195,16 +237,13 @@ func (c *clientConn) trim() {
 	if cap(c.origin) > maxKeptScratch {
 		c.origin = nil
 	}
-	if cap(c.upgrade)+cap(c.vary)+cap(c.hop) > maxKeptScratch {
-		c.upgrade, c.vary, c.hop = nil, nil, nil
+	if cap(c.upgrade)+cap(c.vary)+cap(c.hop)+cap(c.xff) > maxKeptScratch {
+		c.upgrade, c.vary, c.hop, c.xff = nil, nil, nil, nil
 	}
 	if cap(c.spans) > 64 {
 		c.spans = nil
 	}
 	c.cp.release()
-	if u := c.up; u != nil && cap(u.out.b) > maxKeptOut {
-		u.out.b = nil
-	}
 }
 
 // armIdle sets the deadline for the next request's first byte: the header timeout for the
@@ -244,10 +283,7 @@ func (c *clientConn) isH2Preface() bool {
 }
 
 func (c *clientConn) finish() {
-	if c.up != nil {
-		c.p.pool.put(c.up)
-		c.up = nil
-	}
+	c.releaseLargeHead()
 	c.cp.release()
 	if !c.handedOff {
 		c.nc.Close()
@@ -375,30 +411,30 @@ func (c *clientConn) preflight(r *request, pol *cors.Policy, d cors.Decision) bo
 // badGateway answers 502 when the application cannot be reached or answers malformed HTTP. The
 // connection stays open when the request was consumed whole.
 func (c *clientConn) badGateway(r *request, pol *cors.Policy, d cors.Decision, consumed bool, err error) bool {
+	return c.gatewayError(r, pol, d, consumed, err, "502 Bad Gateway", "upstream unavailable\n")
+}
+
+// upstreamFailed answers a failed wait for the application's response: 504 when the response
+// head did not come within Config.UpstreamTimeout, 502 otherwise.
+func (c *clientConn) upstreamFailed(r *request, pol *cors.Policy, d cors.Decision, consumed bool, err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return c.gatewayError(r, pol, d, consumed, err, "504 Gateway Timeout", "upstream timed out\n")
+	}
+	return c.badGateway(r, pol, d, consumed, err)
+}
+
+// gatewayError answers a request the application did not answer with status and body.
+func (c *clientConn) gatewayError(r *request, pol *cors.Policy, d cors.Decision, consumed bool, err error, status, body string) bool {
 	c.t.stats.upErrors.Add(1)
 	c.p.logUpstreamError(c.t, err)
 	keep := consumed && !r.close && !c.p.draining.Load()
-	const body = "upstream unavailable\n"
 	c.vary = c.vary[:0]
 	c.out.b = c.out.b[:0]
-	c.out.str("HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: " + strconv.Itoa(len(body)) + "\r\n")
+	c.out.str("HTTP/1.1 " + status + "\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: " + strconv.Itoa(len(body)) + "\r\n")
 	c.writeCORS(pol, d)
 	c.connHeader(keep)
 	c.out.str(body)
 	return c.out.flush() == nil && keep
-}
-
-// upstream returns the pinned application connection if it is still usable, else one from the
-// pool or a new one.
-func (c *clientConn) upstream() (*upConn, error) {
-	if u := c.up; u != nil {
-		c.up = nil
-		if u.usable(c.now, c.p.cfg.UpstreamIdleTimeout) {
-			return u, nil
-		}
-		u.close()
-	}
-	return c.p.pool.get(context.Background(), c.t.addr)
 }
 
 func isIdempotent(method string) bool {
@@ -422,7 +458,7 @@ func (c *clientConn) forward(r *request, pol *cors.Policy, d cors.Decision) bool
 		inlined = true
 	}
 	for attempt := 0; ; attempt++ {
-		up, err := c.upstream()
+		up, err := c.p.pool.get(context.Background(), c.t.addr)
 		if err != nil {
 			return c.badGateway(r, pol, d, inlined, err)
 		}
@@ -449,6 +485,9 @@ type exchange struct {
 // reused connection that turned out closed, and the request may be sent again on a new one.
 func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.Decision, inlined bool) (keep, retry bool) {
 	x := &exchange{up: up, r: r, pol: pol, d: d, inlined: inlined, replayable: inlined && up.reused, bodyPending: !inlined}
+	// c.now is when the connection began to wait for this request, which may be long ago.
+	now := time.Now()
+	up.awaitHeadBy(now, c.p.cfg.UpstreamTimeout) // before the request leaves: an inlined one waits for the answer as it is written
 	if err := c.sendRequest(x); err != nil {
 		if x.inlined {
 			up.close()
@@ -463,7 +502,7 @@ func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.D
 	if done, keep, retry := c.readFinalHead(x); done {
 		return keep, retry
 	}
-	up.lastUsed = c.now
+	up.lastUsed = now
 	if code := c.res.code; code == 101 || isConnectTunnel(r, code) {
 		if code == 101 && !r.upgrade {
 			up.close()
@@ -498,7 +537,9 @@ func (c *clientConn) sendRequest(x *exchange) error {
 func (c *clientConn) readFinalHead(x *exchange) (done, keep, retry bool) {
 	up, r := x.up, x.r
 	if r.expect && x.bodyPending {
-		up.nc.SetReadDeadline(time.Now().Add(expectContinueTimeout))
+		up.setReadDeadline(time.Now().Add(expectContinueTimeout))
+	} else if !x.inlined {
+		up.awaitHeadBy(time.Now(), c.p.cfg.UpstreamTimeout) // the body took its time
 	}
 	for first := true; ; first = false {
 		_, err := up.br.Peek(1)
@@ -514,18 +555,18 @@ func (c *clientConn) readFinalHead(x *exchange) (done, keep, retry bool) {
 			if first && x.replayable && isStaleConnErr(err) && isIdempotent(r.method) {
 				return true, false, true
 			}
-			return true, c.badGateway(r, x.pol, x.d, !x.bodyPending, err), false
+			return true, c.upstreamFailed(r, x.pol, x.d, !x.bodyPending, err), false
 		}
 		mark := len(c.out.b)
 		if err = c.readResponseHead(up, r, x.pol, x.d, x.bodyPending); err != nil {
 			up.close()
 			c.out.b = c.out.b[:mark]
-			return true, c.badGateway(r, x.pol, x.d, !x.bodyPending, err), false
+			return true, c.upstreamFailed(r, x.pol, x.d, !x.bodyPending, err), false
 		}
 		code := c.res.code
 		if code >= 200 || code == 101 {
 			if x.bodyPending {
-				up.nc.SetReadDeadline(time.Time{})
+				up.setReadDeadline(time.Time{})
 			}
 			return false, false, false
 		}
@@ -546,11 +587,12 @@ func (c *clientConn) readFinalHead(x *exchange) (done, keep, retry bool) {
 
 // sendPendingBody sends the body a request with "Expect: 100-continue" held back.
 func (c *clientConn) sendPendingBody(x *exchange) error {
-	x.up.nc.SetReadDeadline(time.Time{})
+	x.up.setReadDeadline(time.Time{})
 	x.bodyPending = false
 	err := c.sendBody(x.up, x.r)
 	if err == nil {
 		err = x.up.out.flush()
+		x.up.awaitHeadBy(time.Now(), c.p.cfg.UpstreamTimeout)
 	}
 	return err
 }
@@ -562,6 +604,9 @@ func (c *clientConn) sendPendingBody(x *exchange) error {
 func (c *clientConn) relayBody(x *exchange) bool {
 	up, r, res := x.up, x.r, &c.res
 	keep := !r.close && !x.bodyPending && res.body != bodyEOF && !c.p.draining.Load()
+	if res.body != bodyNone && !(res.body == bodyLength && int64(up.br.Buffered()) >= res.length) {
+		up.setReadDeadline(time.Time{}) // a body may stream for as long as the application likes
+	}
 	var err error
 	switch res.body {
 	case bodyLength:
@@ -571,14 +616,15 @@ func (c *clientConn) relayBody(x *exchange) bool {
 	case bodyEOF:
 		err = c.cp.copyEOF(&c.out, up.br)
 	}
-	if err == nil {
-		err = c.out.flush()
-	}
+	// The application connection goes back before the client has the end of the response, so
+	// that the client's next request (or another client's) finds it.
 	if err != nil || res.close || res.body == bodyEOF || x.bodyPending || up.br.Buffered() > 0 {
 		up.close()
 	} else {
-		up.reused = true
-		c.up = up
+		c.p.pool.put(up) // the client may idle now: it holds no application connection meanwhile
+	}
+	if err == nil {
+		err = c.out.flush()
 	}
 	return err == nil && keep
 }
@@ -628,8 +674,9 @@ func isConnectTunnel(r *request, code int) bool {
 }
 
 // tunnel joins the client and the application after a 101 Switching Protocols (or a 2xx answer
-// to CONNECT): bytes flow both ways until both sides have finished (a half-close is passed on)
-// or either fails.
+// to CONNECT): bytes flow both ways until both sides have finished (a half-close is passed on),
+// either fails, or no byte moved either way for Config.TunnelIdleTimeout. Writes are bounded as
+// on the request path, so a side that stops reading ends the tunnel too.
 func (c *clientConn) tunnel(up *upConn) {
 	defer up.close()
 	if n := up.br.Buffered(); n > 0 {
@@ -642,29 +689,70 @@ func (c *clientConn) tunnel(up *upConn) {
 	}
 	if n := c.br.Buffered(); n > 0 {
 		b, _ := c.br.Peek(n)
-		if _, err := up.nc.Write(b); err != nil {
+		if _, err := up.sock.Write(b); err != nil {
 			return
 		}
 		c.br.Discard(n)
 	}
-	c.nc.SetReadDeadline(time.Time{})
+	t := &tunnelState{idle: c.p.cfg.TunnelIdleTimeout}
+	t.last.Store(time.Now().UnixNano())
 	var once sync.Once
 	abort := func() { once.Do(func() { c.nc.Close(); up.nc.Close() }) }
-	pipe := func(dst, src net.Conn) {
-		if _, err := io.Copy(dst, src); err != nil {
+	pipe := func(dst *sockIO, src net.Conn) {
+		buf := bigPool.Get().(*[]byte)
+		defer bigPool.Put(buf)
+		if err := t.copy(dst, src, *buf); err != nil {
 			abort()
 			return
 		}
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		if cw, ok := dst.nc.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		} else {
 			abort()
 		}
 	}
 	done := make(chan struct{})
-	go func() { pipe(up.nc, c.nc); close(done) }()
-	pipe(c.nc, up.nc)
+	go func() { pipe(up.sock, c.nc); close(done) }()
+	pipe(c.sock, up.nc)
 	<-done
+}
+
+// tunnelState is what both directions of a tunnel share: when a byte last moved.
+type tunnelState struct {
+	idle time.Duration
+	last atomic.Int64 // unix nanoseconds
+}
+
+// copy moves bytes from src to dst until src ends (nil) or fails, or the tunnel idled for
+// longer than t.idle in both directions (os.ErrDeadlineExceeded). The read deadline is moved
+// only when it is more than a second early.
+func (t *tunnelState) copy(dst *sockIO, src net.Conn, buf []byte) error {
+	var deadline time.Time
+	for {
+		now := time.Now()
+		if idleSince := time.Unix(0, t.last.Load()); now.Sub(idleSince) >= t.idle {
+			return os.ErrDeadlineExceeded
+		} else if want := idleSince.Add(t.idle); deadline.IsZero() || want.Sub(deadline) > time.Second {
+			src.SetReadDeadline(want)
+			deadline = want
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			t.last.Store(time.Now().UnixNano())
+		}
+		switch {
+		case err == io.EOF:
+			return nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Idle this way: the loop ends the tunnel unless the other way moved meanwhile.
+			deadline = time.Time{}
+		case err != nil:
+			return err
+		}
+	}
 }
 
 func isEOF(err error) bool {

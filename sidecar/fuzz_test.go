@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/cors-webhook/cors-webhook/cors"
 )
 
@@ -48,8 +50,12 @@ func newFuzzConn() *clientConn {
 	p := &Proxy{}
 	p.cfg.setDefaults()
 	p.cfg.MaxHeaderBytes = 16 << 10
-	return &clientConn{p: p}
+	p.largeHeads = make(chan struct{}, 1)
+	return &clientConn{p: p, clientAddr: fuzzClientAddr}
 }
+
+// fuzzClientAddr is the client address of the fuzz targets' connections.
+const fuzzClientAddr = "192.0.2.1"
 
 var requestSeeds = []string{
 	"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -80,6 +86,13 @@ var requestSeeds = []string{
 	"OPTIONS / HTTP/1.1\r\nHost: x\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: x-a\r\naccess-control-request-headers:  x-b \r\n\r\n",
 	"OPTIONS / HTTP/1.1\r\nHost: x\r\nACCESS-CONTROL-REQUEST-METHOD: A\r\nAccess-Control-Request-Method: B\r\n\r\n",
 	"OPTIONS / HTTP/1.1\r\nHost: x\r\nAccess-Control-Request-Headers:\r\nAccess-Control-Request-Headers: x-a\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2, 10.0.0.3\r\nX-Forwarded-Proto: https\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: X-Forwarded-For\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: x\r\nTE: gzip, trailers\r\nConnection: TE\r\n\r\n",
+	"GET / HTTP/1.0\r\nTE: trailers\r\nConnection: keep-alive\r\n\r\n",
+	"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, TE\r\nUpgrade: websocket\r\nTE: trailers\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: x\r\nTE: deflate\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For:\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For:\r\n\r\n",
 }
 
 // hopByHop are the fields the proxy never forwards as received.
@@ -101,6 +114,24 @@ func withoutHop(h http.Header) http.Header {
 	for _, name := range hopByHop {
 		delete(out, name)
 	}
+	return out
+}
+
+// forwardedHeader is what the application receives of the fields h (see forward.go): h minus
+// the hop-by-hop fields, X-Forwarded-For with the client appended, X-Forwarded-Proto "http", and
+// TE as "trailers" when the client's TE lists it (what httputil.ReverseProxy does too).
+func forwardedHeader(h http.Header, client string) http.Header {
+	out := withoutHop(h)
+	delete(out, "Te")
+	if httpguts.HeaderValuesContainsToken(h["Te"], "trailers") {
+		out["Te"] = []string{"trailers"}
+	}
+	xff := client
+	if prior := slices.DeleteFunc(out["X-Forwarded-For"], func(v string) bool { return v == "" }); len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", " + client
+	}
+	out["X-Forwarded-For"] = []string{xff}
+	out["X-Forwarded-Proto"] = []string{"http"}
 	return out
 }
 
@@ -135,7 +166,11 @@ func FuzzRequestHead(f *testing.F) {
 		if ref.Method != r.method || ref.RequestURI != fwd.RequestURI || ref.Host != fwd.Host {
 			t.Fatalf("net/http read %s %s host %q, the proxy forwarded %s %s host %q", ref.Method, ref.RequestURI, ref.Host, fwd.Method, fwd.RequestURI, fwd.Host)
 		}
-		if want, got := withoutHop(ref.Header), withoutHop(fwd.Header); !reflect.DeepEqual(want, got) {
+		got := withoutHop(fwd.Header)
+		if te := fwd.Header["Te"]; te != nil {
+			got["Te"] = te // named in Connection, as RFC 9110 §10.1.4 asks
+		}
+		if want := forwardedHeader(ref.Header, fuzzClientAddr); !reflect.DeepEqual(want, got) {
 			t.Fatalf("fields: net/http read %v, the proxy forwarded %v (input %q)", want, got, data)
 		}
 		// What the CORS decision reads is what net/http reads: the first method, all the header

@@ -3,6 +3,7 @@ package sidecar
 import (
 	"bufio"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,14 +22,26 @@ import (
 // application to (trailers and all). This path is for correctness, not speed.
 
 // h2Conn is a handed-over client connection: reads go through the bufio.Reader that already
-// holds the preface, and the target travels with the connection.
+// holds the preface, and the target travels with the connection. Closing it gives back the
+// connection's slot (Config.MaxConns).
 type h2Conn struct {
 	net.Conn
-	br *bufio.Reader
-	t  *target
+	br      *bufio.Reader
+	t       *target
+	p       *Proxy
+	release sync.Once
 }
 
 func (c *h2Conn) Read(p []byte) (int, error) { return c.br.Read(p) }
+
+func (c *h2Conn) Close() error {
+	err := c.Conn.Close()
+	c.release.Do(func() {
+		<-c.p.h2slots
+		c.p.releaseSlot()
+	})
+	return err
+}
 
 // chanListener feeds handed-over connections to http.Server.Serve.
 type chanListener struct {
@@ -72,10 +85,13 @@ type h2Server struct {
 func newH2Server(p *Proxy) *h2Server {
 	h := &h2Server{p: p, ln: &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}}
 	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: p.cfg.DialTimeout}).DialContext,
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     p.cfg.UpstreamIdleTimeout,
-		Protocols:           new(http.Protocols),
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dialUpstream(ctx, p.cfg.DialTimeout, addr)
+		},
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       p.cfg.UpstreamIdleTimeout,
+		ResponseHeaderTimeout: max(p.cfg.UpstreamTimeout, 0),
+		Protocols:             new(http.Protocols),
 	}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	rp := &httputil.ReverseProxy{
@@ -83,6 +99,7 @@ func newH2Server(p *Proxy) *h2Server {
 			t := pr.In.Context().Value(decisionKey{}).(*decided).t
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = t.addr
+			setForwarded(pr)
 		},
 		Transport:      tr,
 		FlushInterval:  -1, // stream: gRPC and server-sent events must not wait in a buffer
@@ -94,9 +111,12 @@ func newH2Server(p *Proxy) *h2Server {
 			hdr := w.Header()
 			setCORSHeaders(hdr, dc.pol, dc.d)
 			hdr.Set("Content-Type", "text/plain; charset=utf-8")
-			const body = "upstream unavailable\n"
+			code, body := http.StatusBadGateway, "upstream unavailable\n"
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				code, body = http.StatusGatewayTimeout, "upstream timed out\n"
+			}
 			hdr.Set("Content-Length", strconv.Itoa(len(body)))
-			w.WriteHeader(http.StatusBadGateway)
+			w.WriteHeader(code)
 			w.Write([]byte(body))
 		},
 	}
@@ -106,6 +126,9 @@ func newH2Server(p *Proxy) *h2Server {
 		IdleTimeout:       p.cfg.IdleTimeout,
 		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
 		Protocols:         new(http.Protocols),
+		// Frames a client does not read: the same bound as writes on the HTTP/1.1 path, as
+		// net/http measures it (extended whenever any byte is written).
+		HTTP2: &http.HTTP2Config{WriteByteTimeout: p.cfg.WriteTimeout},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if hc, ok := c.(*h2Conn); ok {
 				return context.WithValue(ctx, targetKey{}, hc.t)
@@ -146,6 +169,22 @@ func (h *h2Server) handler(rp *httputil.ReverseProxy) http.Handler {
 	})
 }
 
+// setForwarded applies the forwarding contract (forward.go) to an HTTP/2 request as the
+// HTTP/1.1 path does: X-Forwarded-For gets the client's address appended to what the client
+// sent, X-Forwarded-Proto is "http", and X-Forwarded-Host passes as received (Rewrite removes
+// all three first). ReverseProxy itself drops TE but "trailers".
+func setForwarded(pr *httputil.ProxyRequest) {
+	if v := pr.In.Header.Values("X-Forwarded-For"); len(v) > 0 {
+		pr.Out.Header["X-Forwarded-For"] = []string{strings.Join(v, ", ")}
+	}
+	pr.SetXForwarded()
+	if v := pr.In.Header.Values("X-Forwarded-Host"); len(v) > 0 {
+		pr.Out.Header["X-Forwarded-Host"] = v
+	} else {
+		pr.Out.Header.Del("X-Forwarded-Host")
+	}
+}
+
 // modifyH2Response adds the CORS headers of the request's decision to the application's answer.
 func modifyH2Response(res *http.Response) error {
 	dc := res.Request.Context().Value(decisionKey{}).(*decided)
@@ -172,11 +211,11 @@ func setCORSHeaders(hdr http.Header, pol *cors.Policy, d cors.Decision) {
 // serve hands a client connection that opened with the HTTP/2 preface to the HTTP/2 server.
 func (h *h2Server) serve(c *clientConn) {
 	h.started.Do(func() { go h.srv.Serve(h.ln) })
-	hc := &h2Conn{Conn: c.nc, br: c.br, t: c.t}
+	hc := &h2Conn{Conn: c.nc, br: c.br, t: c.t, p: h.p}
 	select {
 	case h.ln.ch <- hc:
 	case <-h.ln.done:
-		c.nc.Close()
+		hc.Close()
 	}
 }
 

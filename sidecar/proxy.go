@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,8 +41,64 @@ type Config struct {
 	UpstreamIdleTimeout time.Duration
 	// MaxIdleUpstream bounds the idle application connections kept per port. Default 256.
 	MaxIdleUpstream int
+	// MaxConns bounds the client connections served at once, tunnels and HTTP/2 included. At
+	// the bound the proxy stops accepting (new connections wait in the kernel's listen
+	// backlog) until one ends, so memory stays bounded without refusing anyone outright. A
+	// quarter of them at most may be HTTP/2 (h2c), which costs more memory; a further h2c
+	// connection waits for one to end. Default: from the Go memory limit (GOMEMLIMIT), see
+	// MaxConnsFor.
+	MaxConns int
+	// MaxLargeHeads bounds the request heads of more than 8 KiB being read or served at once
+	// (each may hold up to twice MaxHeaderBytes until its request is done); a further one is
+	// answered 503. Default 128.
+	MaxLargeHeads int
+	// WriteTimeout and MinWriteRate bound a write the peer does not take: a write that cannot
+	// complete at once must complete within WriteTimeout plus one second per MinWriteRate
+	// bytes, or the connection is dropped (a client that stops reading a large response).
+	// Defaults 10s and 4 KiB/s.
+	WriteTimeout time.Duration
+	MinWriteRate int
+	// UpstreamTimeout bounds the wait for the application's response head once the request
+	// was sent; on expiry the client gets 504. Negative turns it off. Default 5m: longer than
+	// long-polling applications hold a request (they answer within the 60 s idle timeouts of
+	// the load balancers in front of them), unlike Envoy's 15 s route timeout, which Istio
+	// turned off because it broke such applications.
+	UpstreamTimeout time.Duration
+	// TunnelIdleTimeout closes a tunnel (an Upgrade such as WebSocket, or CONNECT) that moved
+	// no byte in either direction for longer. Default 1h, as Envoy's TCP proxy.
+	TunnelIdleTimeout time.Duration
 
 	Log *slog.Logger
+}
+
+// Defaults that the cors-sidecar flags share.
+const (
+	DefaultUpstreamTimeout = 5 * time.Minute
+)
+
+// Memory per connection for MaxConnsFor, measured with the real binary
+// (TestSidecarMemoryUnderLoad): about 10 KiB for an idle HTTP/1.1 client, 26 KiB for one that
+// stops reading a large answer, 41 KiB for an h2c connection; 40 KiB covers a crowd of the
+// worst kinds within the quarter h2c may take. reservedMemory is the process itself plus
+// MaxLargeHeads' worst case.
+const (
+	memoryPerConn  = 40 << 10
+	reservedMemory = 24 << 20
+)
+
+// MaxConnsFor is the default of Config.MaxConns for a Go memory limit of limit bytes: as many
+// connections as fit in it at memoryPerConn after reservedMemory, between 256 and 16384; 4096
+// without a limit (math.MaxInt64). For the injected 128 Mi (GOMEMLIMIT 90% of it) it is 2334.
+func MaxConnsFor(limit int64) int {
+	if limit == math.MaxInt64 {
+		return 4096
+	}
+	return int(min(max((limit-reservedMemory)/memoryPerConn, 256), 16384))
+}
+
+// writeBound is the bound of the proxy's writes (WriteTimeout, MinWriteRate).
+func (c *Config) writeBound() writeBound {
+	return writeBound{stall: c.WriteTimeout, perByte: time.Second / time.Duration(c.MinWriteRate)}
 }
 
 func (c *Config) setDefaults() {
@@ -65,6 +123,24 @@ func (c *Config) setDefaults() {
 	if c.MaxIdleUpstream <= 0 {
 		c.MaxIdleUpstream = 256
 	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = MaxConnsFor(debug.SetMemoryLimit(-1))
+	}
+	if c.MaxLargeHeads <= 0 {
+		c.MaxLargeHeads = 128
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MinWriteRate <= 0 {
+		c.MinWriteRate = 4 << 10
+	}
+	if c.UpstreamTimeout == 0 {
+		c.UpstreamTimeout = DefaultUpstreamTimeout
+	}
+	if c.TunnelIdleTimeout <= 0 {
+		c.TunnelIdleTimeout = time.Hour
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -82,13 +158,18 @@ type Proxy struct {
 
 	targets sync.Map // uint16 -> *target, transparent mode
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*clientConn]struct{}
-	draining  atomic.Bool
-	wg        sync.WaitGroup // connection goroutines
-	stopJan   chan struct{}
-	stopOnce  sync.Once
+	mu         sync.Mutex
+	listeners  map[net.Listener]struct{}
+	conns      map[*clientConn]struct{}
+	draining   atomic.Bool
+	drainCh    chan struct{}  // closed when Shutdown begins
+	slots      chan struct{}  // one token per connection served: the MaxConns bound
+	h2slots    chan struct{}  // one token per HTTP/2 connection: a quarter of MaxConns
+	largeHeads chan struct{}  // one token per large request head: the MaxLargeHeads bound
+	atCap      atomic.Bool    // the bound was reached and not yet logged as left
+	wg         sync.WaitGroup // connection goroutines
+	stopJan    chan struct{}
+	stopOnce   sync.Once
 
 	lastUpErrLog atomic.Int64 // unix nanos, to rate-limit upstream error logs
 }
@@ -104,13 +185,17 @@ type target struct {
 func New(cfg Config, store *PolicyStore, m *Metrics) (*Proxy, error) {
 	cfg.setDefaults()
 	p := &Proxy{
-		cfg:       cfg,
-		policies:  store,
-		metrics:   m,
-		pool:      newPool(cfg.DialTimeout, cfg.UpstreamIdleTimeout, cfg.MaxIdleUpstream),
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*clientConn]struct{}{},
-		stopJan:   make(chan struct{}),
+		cfg:        cfg,
+		policies:   store,
+		metrics:    m,
+		pool:       newPool(&cfg),
+		listeners:  map[net.Listener]struct{}{},
+		conns:      map[*clientConn]struct{}{},
+		stopJan:    make(chan struct{}),
+		drainCh:    make(chan struct{}),
+		slots:      make(chan struct{}, cfg.MaxConns),
+		h2slots:    make(chan struct{}, max(cfg.MaxConns/4, 1)),
+		largeHeads: make(chan struct{}, cfg.MaxLargeHeads),
 	}
 	if cfg.Upstream != "" {
 		_, portStr, err := net.SplitHostPort(cfg.Upstream)
@@ -170,8 +255,12 @@ func (p *Proxy) Serve(ln net.Listener) error {
 
 	var backoff time.Duration
 	for {
+		if !p.acquireSlot() {
+			return nil
+		}
 		nc, err := ln.Accept()
 		if err != nil {
+			p.releaseSlot()
 			if p.draining.Load() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
@@ -190,6 +279,47 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	}
 }
 
+// acquireSlot takes a connection slot, waiting while MaxConns connections are served: the
+// backpressure of the bound, since connections not accepted wait in the listen backlog (and
+// the kernel holds back clients' handshakes once that is full). It reports false when Shutdown
+// began.
+func (p *Proxy) acquireSlot() bool {
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if p.atCap.CompareAndSwap(false, true) {
+		p.cfg.Log.Warn("connection limit reached; new connections wait until one ends", "max_connections", p.cfg.MaxConns)
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	case <-p.drainCh:
+		return false
+	}
+}
+
+// acquireH2Slot takes an HTTP/2 slot for a connection about to be handed to the HTTP/2 server,
+// waiting while a quarter of MaxConns are HTTP/2. It reports false when Shutdown began.
+func (p *Proxy) acquireH2Slot() bool {
+	select {
+	case p.h2slots <- struct{}{}:
+		return true
+	case <-p.drainCh:
+		return false
+	}
+}
+
+// releaseSlot gives back the slot of a connection that ended.
+func (p *Proxy) releaseSlot() {
+	<-p.slots
+	if len(p.slots) < p.cfg.MaxConns*3/4 && p.atCap.CompareAndSwap(true, false) {
+		p.cfg.Log.Info("connections below the limit again", "max_connections", p.cfg.MaxConns)
+	}
+}
+
+// accept serves nc, which holds a slot; every path releases it once the connection ends.
 func (p *Proxy) accept(nc net.Conn) {
 	t := p.explicit
 	if t == nil {
@@ -200,6 +330,7 @@ func (p *Proxy) accept(nc net.Conn) {
 			p.metrics.connErrors.Add(1)
 			p.cfg.Log.Debug("no original destination; closing", "remote", nc.RemoteAddr().String(), "err", err)
 			nc.Close()
+			p.releaseSlot()
 			return
 		case local != nil && int(dst.Port()) == local.Port:
 			// Not redirected: a client connected to the proxy port itself. Forwarding it to
@@ -207,6 +338,7 @@ func (p *Proxy) accept(nc net.Conn) {
 			p.metrics.connErrors.Add(1)
 			p.cfg.Log.Debug("connection to the proxy port was not redirected; closing", "remote", nc.RemoteAddr().String())
 			nc.Close()
+			p.releaseSlot()
 			return
 		}
 		t = p.targetFor(dst.Port())
@@ -216,6 +348,7 @@ func (p *Proxy) accept(nc net.Conn) {
 	if p.draining.Load() {
 		p.mu.Unlock()
 		nc.Close()
+		p.releaseSlot()
 		return
 	}
 	p.conns[c] = struct{}{}
@@ -225,11 +358,16 @@ func (p *Proxy) accept(nc net.Conn) {
 	go c.serve()
 }
 
+// forget drops an ended client connection. A connection handed to the HTTP/2 server keeps its
+// slot until that server closes it (h2Conn.Close).
 func (p *Proxy) forget(c *clientConn) {
 	p.mu.Lock()
 	delete(p.conns, c)
 	p.mu.Unlock()
 	p.metrics.connsOpen.Add(-1)
+	if !c.handedOff {
+		p.releaseSlot()
+	}
 	p.wg.Done()
 }
 
@@ -241,7 +379,9 @@ func (p *Proxy) Draining() bool { return p.draining.Load() }
 // are gone. When ctx ends first, the remaining connections are closed and ctx's error returned.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
-	p.draining.Store(true)
+	if !p.draining.Swap(true) {
+		close(p.drainCh)
+	}
 	for ln := range p.listeners {
 		ln.Close()
 	}
@@ -289,5 +429,5 @@ func (p *Proxy) logUpstreamError(t *target, err error) {
 	if now-last < int64(time.Second) || !p.lastUpErrLog.CompareAndSwap(last, now) {
 		return
 	}
-	p.cfg.Log.Warn("application unreachable or misbehaving; answering 502", "upstream", t.addr, "err", err)
+	p.cfg.Log.Warn("application unreachable, misbehaving or too slow; answering 502 or 504", "upstream", t.addr, "err", err)
 }

@@ -855,12 +855,14 @@ func BenchmarkProxy(b *testing.B) {
 	}
 }
 
-func TestConnectTunnel(t *testing.T) {
+// connectEcho is an upstream that answers one CONNECT with 200 and then echoes the tunnel;
+// it returns the upstream's address.
+func connectEcho(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -875,9 +877,13 @@ func TestConnectTunnel(t *testing.T) {
 		io.WriteString(c, "HTTP/1.1 200 Connection Established\r\n\r\n")
 		io.Copy(c, br) // echo
 	}()
+	return ln.Addr().String()
+}
+
+func TestConnectTunnel(t *testing.T) {
 	store := &PolicyStore{}
 	store.Store(nil)
-	p, _ := New(Config{Upstream: ln.Addr().String()}, store, &Metrics{})
+	p, _ := New(Config{Upstream: connectEcho(t)}, store, &Metrics{})
 	pln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go p.Serve(pln)
 	defer p.Shutdown(context.Background())

@@ -17,6 +17,7 @@ type headScan struct {
 	sawTE                         bool
 	connClose, connKeepAlive      bool
 	connUpgrade                   bool
+	teTrailers                    bool // TE lists "trailers"
 }
 
 // fieldSpan locates one forwarded field line in an output buffer, so that the fields named in
@@ -27,12 +28,13 @@ type fieldSpan struct {
 
 // readRequest reads a request head, fills r, and builds the head to send upstream in c.head:
 // the request line (as HTTP/1.1 for any 1.x above 1.0) and the fields as received, minus the
-// hop-by-hop ones: Connection, Keep-Alive, Proxy-Connection, HTTP2-Settings, the fields that
-// Connection names, and (unless the upgrade is forwarded) Upgrade.
+// hop-by-hop ones: Connection, Keep-Alive, Proxy-Connection, HTTP2-Settings, TE (but
+// "trailers"), the fields that Connection names, and (unless the upgrade is forwarded) Upgrade;
+// X-Forwarded-For and X-Forwarded-Proto are rewritten (see forward.go).
 func (c *clientConn) readRequest(r *request) error {
 	*r = request{}
 	budget := c.p.cfg.MaxHeaderBytes
-	line, err := readLine(c.br, &c.scratch, &budget)
+	line, err := readLine(c.br, &c.scratch, &budget, c.largeHeadFn)
 	if err != nil {
 		return err
 	}
@@ -44,7 +46,13 @@ func (c *clientConn) readRequest(r *request) error {
 	c.acrm, c.acrh = c.acrm[:0], c.acrh[:0]
 	c.hop = c.hop[:0]
 	c.spans = c.spans[:0]
-	err = c.readFields(c.br, &budget, &c.head, errBadRequest, func(kind headerKind, val []byte) (bool, error) {
+	c.xff = c.xff[:0]
+	err = c.readFields(c.br, &budget, &c.head, errBadRequest, c.largeHeadFn, func(kind headerKind, val []byte) (bool, error) {
+		if cap(c.head) > smallHeadBytes && !c.largeHead {
+			if err := c.takeLargeHead(); err != nil {
+				return false, err
+			}
+		}
 		return c.requestField(r, &st, kind, val)
 	})
 	if err != nil {
@@ -98,10 +106,10 @@ func isDigit(b byte) bool { return '0' <= b && b <= '9' }
 
 // readFields reads field lines up to the empty line, hands each to take, and appends the ones
 // it forwards to *out as received, noting where in c.spans. bad is the error for a line that is
-// not a field line.
-func (c *clientConn) readFields(br *bufio.Reader, budget *int, out *[]byte, bad error, take func(headerKind, []byte) (bool, error)) error {
+// not a field line; long is readLine's.
+func (c *clientConn) readFields(br *bufio.Reader, budget *int, out *[]byte, bad error, long func() error, take func(headerKind, []byte) (bool, error)) error {
 	for {
-		line, err := readLine(br, &c.scratch, budget)
+		line, err := readLine(br, &c.scratch, budget, long)
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -166,7 +174,15 @@ func (c *clientConn) requestField(r *request, st *headScan, kind headerKind, val
 		st.connUpgrade = st.connUpgrade || hasToken(val, "upgrade")
 		c.hop = appendList(c.hop, val)
 		return false, nil
-	case hKeepAlive, hProxyConnection, hHTTP2Settings:
+	case hKeepAlive, hProxyConnection, hHTTP2Settings, hForwardedProto:
+		return false, nil
+	case hForwardedFor:
+		if len(val) > 0 {
+			c.xff = appendList(c.xff, val)
+		}
+		return false, nil
+	case hTE:
+		st.teTrailers = st.teTrailers || hasToken(val, "trailers")
 		return false, nil
 	case hUpgrade:
 		c.upgrade = appendList(c.upgrade, val)
@@ -200,14 +216,27 @@ func (c *clientConn) finishRequest(r *request, st *headScan) error {
 		r.close = false
 	}
 	c.head = dropHopFields(c.head, c.spans, c.hop)
+	c.head = c.appendForwarded(c.head)
+	var conn string
 	if st.connUpgrade && len(c.upgrade) > 0 && !equalFold(c.upgrade, "h2c") && r.minor == 1 {
 		r.upgrade = true
 		c.head = append(c.head, "Upgrade: "...)
 		c.head = append(c.head, c.upgrade...)
-		c.head = append(c.head, "\r\nConnection: Upgrade\r\n"...)
+		c.head = append(c.head, crlf...)
+		conn = "Upgrade"
 	} else if r.minor == 0 {
-		// Keep the application connection reusable for HTTP/1.0 clients too.
-		c.head = append(c.head, "Connection: keep-alive\r\n"...)
+		conn = "keep-alive" // keep the application connection reusable for HTTP/1.0 clients too
+	}
+	if st.teTrailers {
+		// RFC 9110 §10.1.4: TE is for the next hop only, and its sender names it in
+		// Connection. The proxy relays trailers, so "trailers" holds on its hop too.
+		c.head = append(c.head, "TE: trailers\r\n"...)
+		conn = joinToken(conn, "TE")
+	}
+	if conn != "" {
+		c.head = append(c.head, "Connection: "...)
+		c.head = append(c.head, conn...)
+		c.head = append(c.head, crlf...)
 	}
 	c.head = append(c.head, crlf...)
 	if len(c.origin) > 0 {
@@ -220,6 +249,26 @@ func (c *clientConn) finishRequest(r *request, st *headScan) error {
 		r.acrh = unsafe.String(unsafe.SliceData(c.acrh), len(c.acrh))
 	}
 	return nil
+}
+
+// appendForwarded appends the forwarding fields (see forward.go): X-Forwarded-For with the
+// client's address after the values received (unless Connection named the field), and
+// X-Forwarded-Proto.
+func (c *clientConn) appendForwarded(head []byte) []byte {
+	head = append(head, "X-Forwarded-For: "...)
+	if len(c.xff) > 0 && !(namesOtherFields(c.hop) && listHasFold(c.hop, []byte("x-forwarded-for"))) {
+		head = append(append(head, c.xff...), ", "...)
+	}
+	head = append(head, c.clientAddr...)
+	return append(head, "\r\nX-Forwarded-Proto: http\r\n"...)
+}
+
+// joinToken appends tok to the comma-separated list list.
+func joinToken(list, tok string) string {
+	if list == "" {
+		return tok
+	}
+	return list + ", " + tok
 }
 
 // appendList appends the comma-separated list v to list.

@@ -79,12 +79,8 @@ func TestIdleConnectionReleasesLargeBuffers(t *testing.T) {
 
 // retainedBytes is what a client connection holds in buffers of its own between requests.
 func retainedBytes(c *clientConn) int {
-	n := cap(c.head) + cap(c.scratch) + cap(c.out.b) + cap(c.origin) + cap(c.upgrade) + cap(c.vary) +
-		cap(c.cp.big) + cap(c.cp.scratch)
-	if c.up != nil {
-		n += cap(c.up.out.b)
-	}
-	return n
+	return cap(c.head) + cap(c.scratch) + cap(c.out.b) + cap(c.origin) + cap(c.upgrade) + cap(c.vary) +
+		cap(c.xff) + cap(c.cp.big) + cap(c.cp.scratch)
 }
 
 // closedWithin reports whether the peer closed the connection within d (skipping any response).

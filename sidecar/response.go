@@ -18,7 +18,7 @@ func (c *clientConn) readResponseHead(up *upConn, r *request, pol *cors.Policy, 
 	res := &c.res
 	*res = response{}
 	budget := c.p.cfg.MaxHeaderBytes
-	line, err := readLine(up.br, &c.scratch, &budget)
+	line, err := readLine(up.br, &c.scratch, &budget, nil)
 	if err != nil {
 		return err
 	}
@@ -31,7 +31,7 @@ func (c *clientConn) readResponseHead(up *upConn, r *request, pol *cors.Policy, 
 	c.spans = c.spans[:0]
 	var st headScan
 	actual, collectVary := d.Action == cors.Actual && !interim, pol != nil && !interim
-	err = c.readFields(up.br, &budget, &c.out.b, errMalformed, func(kind headerKind, val []byte) (bool, error) {
+	err = c.readFields(up.br, &budget, &c.out.b, errMalformed, nil, func(kind headerKind, val []byte) (bool, error) {
 		return c.responseField(res, &st, kind, val, actual, collectVary)
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 )
 
 // sockIO is how the request path reads and writes its sockets. A read or write through net.Conn
@@ -30,8 +31,23 @@ type sockIO struct {
 	// has its own.
 	rd, wr       ioCall
 	readFn, wrFn func(fd uintptr) bool
+	tryFn        func(fd uintptr) bool // writeOut without waiting
 	awaitFn      func(fd uintptr) bool
 	written      bool // writeAwaitRead: the write is done, the next call ends the wait
+
+	bound writeBound // see Write
+}
+
+// writeBound bounds a write that the socket does not take at once: it must complete within
+// stall plus perByte for each byte (Config.WriteTimeout and MinWriteRate). A zero stall means no
+// bound.
+type writeBound struct {
+	stall, perByte time.Duration
+}
+
+// deadline is the deadline of a write of n bytes that the socket did not take at once.
+func (b writeBound) deadline(n int) time.Time {
+	return time.Now().Add(b.stall + time.Duration(n)*b.perByte)
 }
 
 type ioCall struct {
@@ -40,12 +56,14 @@ type ioCall struct {
 	errno syscall.Errno
 }
 
-func newSockIO(nc net.Conn) *sockIO {
-	s := &sockIO{nc: nc}
+// newSockIO wraps nc, its writes bounded by bound.
+func newSockIO(nc net.Conn, bound writeBound) *sockIO {
+	s := &sockIO{nc: nc, bound: bound}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			s.raw, s.rawIO = raw, rawSyscalls
 			s.readFn, s.wrFn, s.awaitFn = s.read, s.writeOut, s.writeThenWait
+			s.tryFn = func(fd uintptr) bool { s.writeOut(fd); return true }
 		}
 	}
 	return s
@@ -73,12 +91,28 @@ func (s *sockIO) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Write writes p whole. A write the socket does not take at once (its buffer is full: the peer
+// reads slowly or not at all) gets a deadline from the stall bound, set only then, so that the
+// usual write costs no timer update.
 func (s *sockIO) Write(p []byte) (int, error) {
 	if !s.rawIO {
-		return s.nc.Write(p)
+		if s.bound.stall <= 0 {
+			return s.nc.Write(p)
+		}
+		s.nc.SetWriteDeadline(s.bound.deadline(len(p)))
+		n, err := s.nc.Write(p)
+		s.nc.SetWriteDeadline(time.Time{})
+		return n, err
 	}
 	s.wr = ioCall{buf: p}
-	err := s.raw.Write(s.wrFn)
+	var err error
+	if s.bound.stall <= 0 {
+		err = s.raw.Write(s.wrFn)
+	} else if err = s.raw.Write(s.tryFn); err == nil && s.wr.errno == 0 && s.wr.n < len(p) {
+		s.nc.SetWriteDeadline(s.bound.deadline(len(p) - s.wr.n))
+		err = s.raw.Write(s.wrFn)
+		s.nc.SetWriteDeadline(time.Time{})
+	}
 	n, errno := s.wr.n, s.wr.errno
 	s.wr.buf = nil
 	if err == nil && errno != 0 {

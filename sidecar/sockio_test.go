@@ -198,7 +198,7 @@ func TestSockIOBehavesAsNetConn(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, peer := tcpPair(t)
-			s := newSockIO(c)
+			s := newSockIO(c, writeBound{})
 			if rawSyscalls && !s.rawIO {
 				t.Fatal("a TCP connection should use raw system calls")
 			}
@@ -220,7 +220,7 @@ func TestPeerOpen(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, peer := tcpPair(t)
-			u := &upConn{nc: c, sock: newSockIO(c)}
+			u := &upConn{nc: c, sock: newSockIO(c, writeBound{})}
 			tc.peer(peer)
 			// What the peer sent or its FIN must have arrived before the check: wait for the
 			// socket to turn readable (or for the idle case, a moment in which nothing does).

@@ -19,7 +19,8 @@ type upConn struct {
 	out      outBuf
 	addr     string
 	lastUsed time.Time
-	reused   bool // it has carried a request before: a failure may be a stale keep-alive
+	reused   bool      // it has carried a request before: a failure may be a stale keep-alive
+	deadline time.Time // the read deadline set on nc, zero for none
 
 	peekFn func(fd uintptr) bool // for peerOpen, made once
 	open   bool
@@ -52,10 +53,24 @@ func (u *upConn) close() {
 	u.out.b = nil
 }
 
-// closeIfSet closes u unless it is nil.
-func (u *upConn) closeIfSet() {
-	if u != nil {
-		u.close()
+// setReadDeadline sets nc's read deadline and remembers it.
+func (u *upConn) setReadDeadline(t time.Time) {
+	if !t.Equal(u.deadline) {
+		u.nc.SetReadDeadline(t)
+		u.deadline = t
+	}
+}
+
+// awaitHeadBy arms the response-head timeout (Config.UpstreamTimeout) for a wait that starts at
+// now. The deadline moves only when it is more than a second early, so a busy keep-alive
+// connection pays for a timer update about once a second rather than on every request.
+func (u *upConn) awaitHeadBy(now time.Time, timeout time.Duration) {
+	if timeout <= 0 {
+		return
+	}
+	if want := now.Add(timeout); u.deadline.IsZero() || want.Sub(u.deadline) > time.Second {
+		u.nc.SetReadDeadline(want)
+		u.deadline = want
 	}
 }
 
@@ -67,6 +82,9 @@ func (u *upConn) closeIfSet() {
 func (u *upConn) usable(now time.Time, maxIdle time.Duration) bool {
 	if maxIdle > 0 && now.Sub(u.lastUsed) > maxIdle {
 		return false
+	}
+	if !u.deadline.IsZero() && !now.Before(u.deadline) {
+		u.setReadDeadline(time.Time{}) // a response-head deadline that expired while idle
 	}
 	return u.br.Buffered() == 0 && u.peerOpen()
 }
@@ -90,21 +108,23 @@ func (u *upConn) peek(fd uintptr) bool {
 	return true // never wait
 }
 
-// pool keeps idle upstream connections per address. Client connections pin an upstream
-// connection while they live and hand it back here when they close, so the pool serves new
-// client connections (and clients that do not keep their connections alive).
+// pool keeps idle upstream connections per address. A client connection takes one for each
+// request and gives it back once the response is relayed, so an idle client holds no
+// application connection, and the most recently returned (warm) connection is taken first.
 type pool struct {
 	dialTimeout time.Duration
 	idleTimeout time.Duration
-	maxIdle     int // per address
+	writeBound  writeBound // of the connections it dials
+	maxIdle     int        // per address
 
 	mu     sync.Mutex
 	idle   map[string][]*upConn
 	closed bool
 }
 
-func newPool(dialTimeout, idleTimeout time.Duration, maxIdle int) *pool {
-	return &pool{dialTimeout: dialTimeout, idleTimeout: idleTimeout, maxIdle: maxIdle, idle: map[string][]*upConn{}}
+func newPool(cfg *Config) *pool {
+	return &pool{dialTimeout: cfg.DialTimeout, idleTimeout: cfg.UpstreamIdleTimeout, writeBound: cfg.writeBound(),
+		maxIdle: cfg.MaxIdleUpstream, idle: map[string][]*upConn{}}
 }
 
 // get returns an idle connection to addr or dials a new one.
@@ -130,17 +150,19 @@ func (p *pool) get(ctx context.Context, addr string) (*upConn, error) {
 }
 
 func (p *pool) dial(ctx context.Context, addr string) (*upConn, error) {
-	d := net.Dialer{Timeout: p.dialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := dialUpstream(ctx, p.dialTimeout, addr)
 	if err != nil {
 		return nil, err
 	}
-	sock := newSockIO(nc)
+	sock := newSockIO(nc, p.writeBound)
 	return &upConn{nc: nc, sock: sock, br: getReader(sock), out: outBuf{w: sock}, addr: addr, lastUsed: time.Now()}, nil
 }
 
-// put returns a healthy idle connection.
+// put returns a healthy idle connection, without a large write buffer.
 func (p *pool) put(u *upConn) {
+	if cap(u.out.b) > maxKeptOut {
+		u.out.b = nil
+	}
 	p.mu.Lock()
 	if p.closed || len(p.idle[u.addr]) >= p.maxIdle {
 		p.mu.Unlock()

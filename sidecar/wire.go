@@ -23,7 +23,9 @@ var crlf = []byte("\r\n")
 // readLine returns the next line without its line ending (CRLF or a bare LF). The slice points
 // into br's buffer or into *scratch (for lines longer than br's buffer) and is valid until the
 // next read. budget is decremented by the line's length; running out is errHeaderTooLarge.
-func readLine(br *bufio.Reader, scratch *[]byte, budget *int) ([]byte, error) {
+// long, when set, is asked before a line longer than br's buffer is gathered in *scratch; its
+// error is returned.
+func readLine(br *bufio.Reader, scratch *[]byte, budget *int, long func() error) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	if err == nil {
 		*budget -= len(line)
@@ -37,6 +39,11 @@ func readLine(br *bufio.Reader, scratch *[]byte, budget *int) ([]byte, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
+	}
+	if long != nil {
+		if err := long(); err != nil {
+			return nil, err
+		}
 	}
 	buf := append((*scratch)[:0], line...)
 	for {
@@ -168,6 +175,8 @@ const (
 	hHost
 	hRequestMethod
 	hRequestHeaders
+	hForwardedFor
+	hForwardedProto
 )
 
 // headerKinds are the headers classify knows, by the length of their name: a lookup visits at
@@ -182,8 +191,9 @@ var headerKinds = [...][]struct {
 	7:  {{"upgrade", hUpgrade}, {"trailer", hTrailer}},
 	10: {{"connection", hConnection}, {"keep-alive", hKeepAlive}},
 	14: {{"content-length", hContentLength}, {"http2-settings", hHTTP2Settings}},
+	15: {{"x-forwarded-for", hForwardedFor}},
 	16: {{"proxy-connection", hProxyConnection}},
-	17: {{"transfer-encoding", hTransferEncoding}},
+	17: {{"transfer-encoding", hTransferEncoding}, {"x-forwarded-proto", hForwardedProto}},
 	27: {{"access-control-allow-origin", hAllowOrigin}},
 	29: {{"access-control-expose-headers", hExposeHeaders}, {"access-control-request-method", hRequestMethod}},
 	30: {{"access-control-request-headers", hRequestHeaders}},
@@ -544,7 +554,7 @@ func (cp *copier) readChunkLine(dst *outBuf, src *bufio.Reader, budget *int) ([]
 		}
 	}
 	cp.clock.arm()
-	line, err := readLine(src, &cp.scratch, budget)
+	line, err := readLine(src, &cp.scratch, budget, nil)
 	if err != nil {
 		return nil, chunkErr(err)
 	}

@@ -145,8 +145,9 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 type proxyFlags struct {
 	inboundPort, adminPort                              uint
 	policyFile, upstream, logLevel                      string
-	maxHeader                                           int
+	maxHeader, maxConns                                 int
 	headerTO, idleTO, dialTO, upIdleTO, drainTO, pollTO time.Duration
+	bodyTO, writeTO, upstreamTO, tunnelIdleTO           time.Duration
 }
 
 func newProxyCommand(stderr io.Writer) *cobra.Command {
@@ -169,7 +170,12 @@ func newProxyCommand(stderr io.Writer) *cobra.Command {
 	f.StringVar(&fl.upstream, "upstream", "", "explicit mode: forward every connection to HOST:PORT and apply the policy of PORT (no redirect rules needed)")
 	f.IntVar(&fl.maxHeader, "max-header-bytes", 64<<10, "largest request line plus headers accepted (431 beyond)")
 	f.DurationVar(&fl.headerTO, "header-timeout", 10*time.Second, "time allowed to send a request head once it started (408 beyond)")
+	f.DurationVar(&fl.bodyTO, "body-timeout", 60*time.Second, "time allowed for a request body, plus one second per 4 KiB received (408 beyond)")
 	f.DurationVar(&fl.idleTO, "idle-timeout", 120*time.Second, "close client keep-alive connections idle for longer")
+	f.IntVar(&fl.maxConns, "max-connections", 0, "client connections served at once (a quarter of them HTTP/2 at most); beyond it the proxy stops accepting until one ends. 0: one per 40 KiB of the Go memory limit after 24 MiB (GOMEMLIMIT; 4096 without one)")
+	f.DurationVar(&fl.writeTO, "write-timeout", 10*time.Second, "time allowed for a write the peer does not take at once, plus one second per 4 KiB (the connection is dropped beyond)")
+	f.DurationVar(&fl.upstreamTO, "upstream-timeout", sidecar.DefaultUpstreamTimeout, "time allowed for the application's response head (504 beyond); 0 waits forever. The pod annotation "+contract.AnnotationUpstreamTimeout+" sets it per pod")
+	f.DurationVar(&fl.tunnelIdleTO, "tunnel-idle-timeout", time.Hour, "close WebSocket and other tunnels that moved no byte for longer")
 	f.DurationVar(&fl.dialTO, "dial-timeout", 5*time.Second, "time allowed to connect to the application")
 	f.DurationVar(&fl.upIdleTO, "upstream-idle-timeout", 30*time.Second, "retire application keep-alive connections idle for longer")
 	f.DurationVar(&fl.drainTO, "drain-timeout", 25*time.Second, "on SIGTERM, time allowed for in-flight requests before connections are closed")
@@ -197,6 +203,21 @@ func runProxy(fl proxyFlags, stderr io.Writer) int {
 	case fl.adminPort == fl.inboundPort:
 		fmt.Fprintln(stderr, "--admin-port and --inbound-port must differ")
 		return exitUsage
+	case fl.maxConns < 0:
+		fmt.Fprintln(stderr, "--max-connections must not be negative")
+		return exitUsage
+	case fl.upstreamTO < 0:
+		fmt.Fprintln(stderr, "--upstream-timeout must not be negative")
+		return exitUsage
+	}
+	upstreamTO := fl.upstreamTO
+	if upstreamTO == 0 {
+		upstreamTO = -1 // Config's "off"
+	}
+	memLimit := applyMemoryLimitHeadroom()
+	maxConns := fl.maxConns
+	if maxConns == 0 {
+		maxConns = sidecar.MaxConnsFor(debug.SetMemoryLimit(-1))
 	}
 
 	if os.Getenv("GOMAXPROCS") == "" {
@@ -211,9 +232,14 @@ func runProxy(fl proxyFlags, stderr io.Writer) int {
 		Upstream:            fl.upstream,
 		MaxHeaderBytes:      fl.maxHeader,
 		HeaderTimeout:       fl.headerTO,
+		BodyTimeout:         fl.bodyTO,
 		IdleTimeout:         fl.idleTO,
 		DialTimeout:         fl.dialTO,
 		UpstreamIdleTimeout: fl.upIdleTO,
+		MaxConns:            maxConns,
+		WriteTimeout:        fl.writeTO,
+		UpstreamTimeout:     upstreamTO,
+		TunnelIdleTimeout:   fl.tunnelIdleTO,
 		Log:                 log,
 	}, store, metrics)
 	if err != nil {
@@ -266,7 +292,8 @@ func runProxy(fl proxyFlags, stderr io.Writer) int {
 		mode = "explicit upstream " + fl.upstream
 	}
 	log.Info("cors-sidecar proxy started", "version", versionString(), "inbound_port", fl.inboundPort,
-		"admin_port", fl.adminPort, "mode", mode, "policy_file", fl.policyFile, "gomaxprocs", runtime.GOMAXPROCS(0))
+		"admin_port", fl.adminPort, "mode", mode, "policy_file", fl.policyFile, "gomaxprocs", runtime.GOMAXPROCS(0),
+		"max_connections", maxConns, "upstream_timeout", fl.upstreamTO.String(), "memory_limit", memLimit)
 
 	code := exitOK
 	select {
