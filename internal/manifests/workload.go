@@ -89,14 +89,14 @@ func (w Workload) Apply(obj map[string]any, annotations, labels map[string]strin
 	if err != nil {
 		return err
 	}
-	if err := prependSlice(tmpl, inits, "spec", "initContainers"); err != nil {
+	if err := addToSlice(tmpl, inits, true, "spec", "initContainers"); err != nil {
 		return err
 	}
 	vols, err := toUnstructured(volumes)
 	if err != nil {
 		return err
 	}
-	if err := appendSlice(tmpl, vols, "spec", "volumes"); err != nil {
+	if err := addToSlice(tmpl, vols, false, "spec", "volumes"); err != nil {
 		return err
 	}
 	if len(path) > 0 {
@@ -118,7 +118,9 @@ func toUnstructured[T any](items []T) ([]any, error) {
 	return out, nil
 }
 
-func prependSlice(obj map[string]any, items []any, path ...string) error {
+// addToSlice puts items before (first) or after the list at path: init containers go first,
+// as the pod contract requires the redirect before the app starts; volumes go last.
+func addToSlice(obj map[string]any, items []any, first bool, path ...string) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -127,17 +129,8 @@ func prependSlice(obj map[string]any, items []any, path ...string) error {
 		return err
 	}
 	list, _ := existing.([]any)
-	return unstructured.SetNestedField(obj, append(items, list...), path...)
-}
-
-func appendSlice(obj map[string]any, items []any, path ...string) error {
-	if len(items) == 0 {
-		return nil
+	if first {
+		return unstructured.SetNestedField(obj, append(items, list...), path...)
 	}
-	existing, _, err := unstructured.NestedFieldNoCopy(obj, path...)
-	if err != nil {
-		return err
-	}
-	list, _ := existing.([]any)
 	return unstructured.SetNestedField(obj, append(append([]any(nil), list...), items...), path...)
 }
