@@ -39,7 +39,7 @@ func (c *contractParts) forPorts(in *Injector, ports []int32, redirect string) (
 		return p, nil
 	}
 	p = &podParts{volumes: []corev1.Volume{in.policyVolume()}}
-	if len(ports) > 0 {
+	if len(ports) > 0 && in.settings.RedirectMode != RedirectCNI {
 		p.initContainers = append(p.initContainers, in.initContainer(ports))
 	}
 	p.initContainers = append(p.initContainers, in.sidecarContainer())

@@ -151,7 +151,7 @@ func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.Plu
 			}
 			found = true
 			o.selected++
-			switch f := factsOf(pod, ns); {
+			switch f := factsOf(pod, ns, s.injector.Settings().RedirectMode); {
 			case f.injected:
 				o.injected++
 			case f.optedOut:
@@ -256,7 +256,7 @@ func (s *statusReconciler) observeConfig(ctx context.Context, cfg *v1alpha1.Plug
 			}
 			seen[pod.Name] = true
 			o.backing++
-			f := factsOf(pod, ns)
+			f := factsOf(pod, ns, s.injector.Settings().RedirectMode)
 			if f.optedOut || (f.never != "" && !f.injected) {
 				o.optedOut++
 				continue
