@@ -147,10 +147,11 @@ KUBE_SCORE_DIR := $(BIN)/kube-score-renderings
 KUBE_SCORE_INJECT_FLAGS := --sidecar-image-pull-policy IfNotPresent
 
 .PHONY: kube-score
-kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both certificate modes) and the injected examples.
+kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both certificate modes, and with cni.enabled) and the injected examples.
 	@mkdir -p $(KUBE_SCORE_DIR)
 	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook > $(KUBE_SCORE_DIR)/chart-self-signed.yaml
 	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook --set certs.mode=cert-manager > $(KUBE_SCORE_DIR)/chart-cert-manager.yaml
+	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook --set cni.enabled=true > $(KUBE_SCORE_DIR)/chart-cni.yaml
 	$(GO) build -o $(KUBE_SCORE_DIR)/cors-webhook ./cmd/cors-webhook
 	cd examples/manifests && { \
 		$(KUBE_SCORE_DIR)/cors-webhook inject --namespace pipy $(KUBE_SCORE_INJECT_FLAGS) \
@@ -162,6 +163,7 @@ kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both cer
 		-exceptions hack/kube-score-exceptions.yaml \
 		chart-self-signed=$(KUBE_SCORE_DIR)/chart-self-signed.yaml \
 		chart-cert-manager=$(KUBE_SCORE_DIR)/chart-cert-manager.yaml \
+		chart-cni=$(KUBE_SCORE_DIR)/chart-cni.yaml \
 		injected-examples=$(KUBE_SCORE_DIR)/injected-examples.yaml
 
 .PHONY: test
