@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,35 +32,8 @@ import (
 // the chart gives the conflist back byte for byte.
 func TestCNIModeRestrictedNamespace(t *testing.T) {
 	seed := mustExamplesDir(t)
-	images := guideImages(t)
-	n := framework.StartNode(t, localcluster.NodeOptions{Images: images})
+	n, conflistBefore := startCNINode(t)
 	c := n.Cluster
-	ctx := context.Background()
-	conflistBefore, err := os.ReadFile(n.CNIConfFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	t.Run("chart with cni.enabled", func(t *testing.T) {
-		started := time.Now()
-		installChartOnNode(t, n, "cni.enabled=true", "cni.image.tag="+guideImageTag,
-			"cni.binDir="+n.CNIBinDir(), "cni.confDir="+n.CNIConfDir())
-		waitCNIAgentReady(ctx, t, n)
-		t.Logf("chart installed and the cors-cni node agent Ready in %s", time.Since(started).Round(time.Millisecond))
-		data, err := os.ReadFile(n.CNIConfFile())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if holds, err := install.Holds(data); !holds || err != nil {
-			t.Errorf("the node's conflist does not chain %s (%v):\n%s", cni.PluginType, err, data)
-		}
-		if _, err := os.Stat(filepath.Join(n.CNIBinDir(), cni.PluginType)); err != nil {
-			t.Errorf("plugin binary: %v", err)
-		}
-	})
-	if t.Failed() {
-		t.FailNow()
-	}
 
 	manifest := func(name string) string { return filepath.Join(seed, "manifests", name) }
 	c.MustKubectl(t, "apply", "-f", manifest("ns.yaml"))
@@ -118,30 +92,78 @@ func TestCNIModeRestrictedNamespace(t *testing.T) {
 
 	t.Run("the guide's commands", func(t *testing.T) { runGuideCommands(t, n, seed) })
 
-	t.Run("uninstalling the chart gives the conflist back", func(t *testing.T) {
-		h, err := localcluster.NewHelm()
+	t.Run("uninstalling the chart gives the conflist back", func(t *testing.T) { uninstallGivesConflistBack(t, n, conflistBefore) })
+}
+
+// startCNINode starts a real node with the chart in CNI mode (the node agent copies cors-cni to
+// the node's own bin dir and chains it into its conflist) and returns it with the conflist as
+// it was before.
+func startCNINode(t *testing.T) (*framework.Node, []byte) {
+	t.Helper()
+	images := guideImages(t)
+	n := framework.StartNode(t, localcluster.NodeOptions{Images: images})
+	ctx := context.Background()
+	before, err := os.ReadFile(n.CNIConfFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("chart with cni.enabled", func(t *testing.T) {
+		started := time.Now()
+		installChartOnNode(t, n, "cni.enabled=true", "cni.image.tag="+guideImageTag,
+			"cni.binDir="+n.CNIBinDir(), "cni.confDir="+n.CNIConfDir())
+		waitCNIAgentReady(ctx, t, n)
+		t.Logf("chart installed and the cors-cni node agent Ready in %s", time.Since(started).Round(time.Millisecond))
+		if err := conflistChains(n); err != nil {
+			t.Error(err)
+		}
+		if _, err := os.Stat(filepath.Join(n.CNIBinDir(), cni.PluginType)); err != nil {
+			t.Errorf("plugin binary: %v", err)
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	return n, before
+}
+
+// conflistChains says why the node's conflist does not chain cors-cni, or nil.
+func conflistChains(n *framework.Node) error {
+	data, err := os.ReadFile(n.CNIConfFile())
+	if err != nil {
+		return err
+	}
+	if holds, err := install.Holds(data); !holds || err != nil {
+		return fmt.Errorf("the node's conflist does not chain %s (%v):\n%s", cni.PluginType, err, data)
+	}
+	return nil
+}
+
+// uninstallGivesConflistBack uninstalls the chart and waits until the node agent has taken the
+// plugin out of the conflist, byte for byte as it was, and removed the binary.
+func uninstallGivesConflistBack(t *testing.T, n *framework.Node, before []byte) {
+	t.Helper()
+	h, err := localcluster.NewHelm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if res, err := h.Run(ctx, n.Kubeconfig, "uninstall", realNodeRelease, "--namespace", realNodeNamespace, "--wait"); err != nil || res.ExitCode != 0 {
+		t.Fatalf("helm uninstall: %v %s", err, res.Output())
+	}
+	framework.Eventually(t, 60*time.Second, 100*time.Millisecond, func() (bool, string) {
+		data, err := os.ReadFile(n.CNIConfFile())
 		if err != nil {
-			t.Fatal(err)
+			return false, err.Error()
 		}
-		defer h.Close()
-		hctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		if res, err := h.Run(hctx, n.Kubeconfig, "uninstall", realNodeRelease, "--namespace", realNodeNamespace, "--wait"); err != nil || res.ExitCode != 0 {
-			t.Fatalf("helm uninstall: %v %s", err, res.Output())
+		if string(data) != string(before) {
+			return false, fmt.Sprintf("conflist is\n%s\nwant\n%s", data, before)
 		}
-		framework.Eventually(t, 60*time.Second, 100*time.Millisecond, func() (bool, string) {
-			data, err := os.ReadFile(n.CNIConfFile())
-			if err != nil {
-				return false, err.Error()
-			}
-			if string(data) != string(conflistBefore) {
-				return false, fmt.Sprintf("conflist is\n%s\nwant\n%s", data, conflistBefore)
-			}
-			if _, err := os.Stat(filepath.Join(n.CNIBinDir(), cni.PluginType)); !os.IsNotExist(err) {
-				return false, fmt.Sprintf("plugin binary still there (%v)", err)
-			}
-			return true, ""
-		})
+		if _, err := os.Stat(filepath.Join(n.CNIBinDir(), cni.PluginType)); !os.IsNotExist(err) {
+			return false, fmt.Sprintf("plugin binary still there (%v)", err)
+		}
+		return true, ""
 	})
 }
 
@@ -182,4 +204,68 @@ func waitCNIAgentReady(ctx context.Context, t *testing.T, n *framework.Node) {
 		ready := st.DesiredNumberScheduled > 0 && st.NumberReady == st.DesiredNumberScheduled && st.ObservedGeneration == list.Items[0].Generation
 		return ready, fmt.Sprintf("DaemonSet %s: %d/%d ready", list.Items[0].Name, st.NumberReady, st.DesiredNumberScheduled)
 	})
+}
+
+// TestCNIConflistRewritten: another writer replaces the node's conflist (as a network plugin
+// upgrading itself does: a new file renamed over the old one, without cors-cni). The node
+// agent chains the plugin again within 10 s, pods created afterwards are redirected and answer
+// the guide's commands, and uninstalling the chart leaves the conflist as it was.
+func TestCNIConflistRewritten(t *testing.T) {
+	seed := mustExamplesDir(t)
+	n, before := startCNINode(t)
+	c := n.Cluster
+	manifest := func(name string) string { return filepath.Join(seed, "manifests", name) }
+	for _, m := range []struct{ ns, file string }{{"", "ns.yaml"}, {"curl", "curl.yaml"}, {"pipy", "pipy-ok.pipy.yaml"}, {"", "cors.yaml"}, {"", "cors-policy-chain.yaml"}, {"", "cors-policy-config.yaml"}} {
+		args := []string{"apply", "-f", manifest(m.file)}
+		if m.ns != "" {
+			args = append(args, "-n", m.ns)
+		}
+		c.MustKubectl(t, args...)
+	}
+	waitCNIPipyPods := func(t *testing.T, exclude []corev1.Pod) []corev1.Pod {
+		t.Helper()
+		var pods []corev1.Pod
+		framework.Eventually(t, 180*time.Second, 250*time.Millisecond, func() (bool, string) {
+			pods = pods[:0]
+			for _, p := range cniInjectedPods(t, n, "pipy", "app=pipy-ok") {
+				if !slices.ContainsFunc(exclude, func(o corev1.Pod) bool { return o.UID == p.UID }) {
+					pods = append(pods, p)
+				}
+			}
+			return len(pods) == 2, fmt.Sprintf("%d new pipy-ok pods injected in cni mode and Ready, want 2", len(pods))
+		})
+		return pods
+	}
+	old := waitCNIPipyPods(t, nil)
+
+	t.Run("another writer replaces the conflist", func(t *testing.T) {
+		tmp := filepath.Join(n.CNIConfDir(), ".other-writer")
+		if err := os.WriteFile(tmp, before, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		replaced := time.Now()
+		if err := os.Rename(tmp, n.CNIConfFile()); err != nil {
+			t.Fatal(err)
+		}
+		framework.Eventually(t, 10*time.Second, 20*time.Millisecond, func() (bool, string) {
+			if err := conflistChains(n); err != nil {
+				return false, err.Error()
+			}
+			return true, ""
+		})
+		t.Logf("cors-cni chained again %s after the conflist was replaced", time.Since(replaced).Round(time.Millisecond))
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("new pods are redirected", func(t *testing.T) {
+		c.MustKubectl(t, "delete", "pod", "-n", "pipy", "-l", "app=pipy-ok", "--wait=false")
+		for _, pod := range waitCNIPipyPods(t, old) {
+			assertRedirectTable(t, n, &pod)
+		}
+		runGuideCommands(t, n, seed)
+	})
+
+	t.Run("uninstalling the chart gives the conflist back", func(t *testing.T) { uninstallGivesConflistBack(t, n, before) })
 }
