@@ -20,3 +20,8 @@ const (
 	// the AnnotationRedirectPorts to (DefaultInboundPort when absent).
 	AnnotationProxyPort = "cors-webhook.io/proxy-port"
 )
+
+// LabelCNIAgent marks the pods of the cors-cni node agent (the chart's DaemonSet): the
+// controller reads their readiness, per node, to know when a pod whose redirect is missing can
+// be recreated with it.
+const LabelCNIAgent = "cors-webhook.io/cni-agent"

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +101,13 @@ func TestCNIModeRestrictedNamespace(t *testing.T) {
 // it was before.
 func startCNINode(t *testing.T) (*framework.Node, []byte) {
 	t.Helper()
+	return startCNINodeWith(t, true)
+}
+
+// startCNINodeWith is startCNINode; with agentNow false, the node agent is scheduled nowhere
+// until the node gets the label e2e-cni-agent=yes.
+func startCNINodeWith(t *testing.T, agentNow bool) (*framework.Node, []byte) {
+	t.Helper()
 	images := guideImages(t)
 	n := framework.StartNode(t, localcluster.NodeOptions{Images: images})
 	ctx := context.Background()
@@ -109,8 +117,12 @@ func startCNINode(t *testing.T) (*framework.Node, []byte) {
 	}
 	t.Run("chart with cni.enabled", func(t *testing.T) {
 		started := time.Now()
-		installChartOnNode(t, n, "cni.enabled=true", "cni.image.tag="+guideImageTag,
-			"cni.binDir="+n.CNIBinDir(), "cni.confDir="+n.CNIConfDir())
+		sets := []string{"cni.enabled=true", "cni.image.tag=" + guideImageTag, "cni.binDir=" + n.CNIBinDir(), "cni.confDir=" + n.CNIConfDir()}
+		if !agentNow {
+			installChartOnNode(t, n, append(sets, "cni.nodeSelector.e2e-cni-agent=yes")...)
+			return
+		}
+		installChartOnNode(t, n, sets...)
 		waitCNIAgentReady(ctx, t, n)
 		t.Logf("chart installed and the cors-cni node agent Ready in %s", time.Since(started).Round(time.Millisecond))
 		if err := conflistChains(n); err != nil {
@@ -167,6 +179,35 @@ func uninstallGivesConflistBack(t *testing.T, n *framework.Node, before []byte) 
 	})
 }
 
+// applyGuide applies the guide's manifests, unchanged, in its order.
+func applyGuide(t *testing.T, n *framework.Node, seed string) {
+	t.Helper()
+	for _, m := range []struct{ ns, file string }{{"", "ns.yaml"}, {"curl", "curl.yaml"}, {"pipy", "pipy-ok.pipy.yaml"}, {"", "cors.yaml"}, {"", "cors-policy-chain.yaml"}, {"", "cors-policy-config.yaml"}} {
+		args := []string{"apply", "-f", filepath.Join(seed, "manifests", m.file)}
+		if m.ns != "" {
+			args = append(args, "-n", m.ns)
+		}
+		n.Cluster.MustKubectl(t, args...)
+	}
+}
+
+// waitCNIPipyPods waits for the two pipy-ok pods injected in cni mode and Ready, other than
+// those of exclude.
+func waitCNIPipyPods(t *testing.T, n *framework.Node, timeout time.Duration, exclude []corev1.Pod) []corev1.Pod {
+	t.Helper()
+	var pods []corev1.Pod
+	framework.Eventually(t, timeout, 250*time.Millisecond, func() (bool, string) {
+		pods = pods[:0]
+		for _, p := range cniInjectedPods(t, n, "pipy", "app=pipy-ok") {
+			if !slices.ContainsFunc(exclude, func(o corev1.Pod) bool { return o.UID == p.UID }) {
+				pods = append(pods, p)
+			}
+		}
+		return len(pods) == 2, fmt.Sprintf("%d new pipy-ok pods injected in cni mode and Ready, want 2", len(pods))
+	})
+	return pods
+}
+
 // restrictedPatch gives a pod template, and its container, the securityContext Pod Security
 // restricted asks of a tenant's own pods.
 func restrictedPatch(container string) string {
@@ -192,7 +233,12 @@ func cniInjectedPods(t *testing.T, n *framework.Node, ns, selector string) []cor
 // waitCNIAgentReady waits until the release's cors-cni DaemonSet has every pod Ready.
 func waitCNIAgentReady(ctx context.Context, t *testing.T, n *framework.Node) {
 	t.Helper()
-	framework.Eventually(t, 2*time.Minute, 250*time.Millisecond, func() (bool, string) {
+	waitCNIAgentReadyWithin(ctx, t, n, 2*time.Minute)
+}
+
+func waitCNIAgentReadyWithin(ctx context.Context, t *testing.T, n *framework.Node, timeout time.Duration) {
+	t.Helper()
+	framework.Eventually(t, timeout, 100*time.Millisecond, func() (bool, string) {
 		var list appsv1.DaemonSetList
 		if err := n.Client.List(ctx, &list, client.InNamespace(realNodeNamespace), client.MatchingLabels{"app.kubernetes.io/component": "cni"}); err != nil {
 			return false, err.Error()
@@ -214,29 +260,8 @@ func TestCNIConflistRewritten(t *testing.T) {
 	seed := mustExamplesDir(t)
 	n, before := startCNINode(t)
 	c := n.Cluster
-	manifest := func(name string) string { return filepath.Join(seed, "manifests", name) }
-	for _, m := range []struct{ ns, file string }{{"", "ns.yaml"}, {"curl", "curl.yaml"}, {"pipy", "pipy-ok.pipy.yaml"}, {"", "cors.yaml"}, {"", "cors-policy-chain.yaml"}, {"", "cors-policy-config.yaml"}} {
-		args := []string{"apply", "-f", manifest(m.file)}
-		if m.ns != "" {
-			args = append(args, "-n", m.ns)
-		}
-		c.MustKubectl(t, args...)
-	}
-	waitCNIPipyPods := func(t *testing.T, exclude []corev1.Pod) []corev1.Pod {
-		t.Helper()
-		var pods []corev1.Pod
-		framework.Eventually(t, 180*time.Second, 250*time.Millisecond, func() (bool, string) {
-			pods = pods[:0]
-			for _, p := range cniInjectedPods(t, n, "pipy", "app=pipy-ok") {
-				if !slices.ContainsFunc(exclude, func(o corev1.Pod) bool { return o.UID == p.UID }) {
-					pods = append(pods, p)
-				}
-			}
-			return len(pods) == 2, fmt.Sprintf("%d new pipy-ok pods injected in cni mode and Ready, want 2", len(pods))
-		})
-		return pods
-	}
-	old := waitCNIPipyPods(t, nil)
+	applyGuide(t, n, seed)
+	old := waitCNIPipyPods(t, n, 180*time.Second, nil)
 
 	t.Run("another writer replaces the conflist", func(t *testing.T) {
 		tmp := filepath.Join(n.CNIConfDir(), ".other-writer")
@@ -261,11 +286,92 @@ func TestCNIConflistRewritten(t *testing.T) {
 
 	t.Run("new pods are redirected", func(t *testing.T) {
 		c.MustKubectl(t, "delete", "pod", "-n", "pipy", "-l", "app=pipy-ok", "--wait=false")
-		for _, pod := range waitCNIPipyPods(t, old) {
+		for _, pod := range waitCNIPipyPods(t, n, 180*time.Second, old) {
 			assertRedirectTable(t, n, &pod)
 		}
 		runGuideCommands(t, n, seed)
 	})
 
 	t.Run("uninstalling the chart gives the conflist back", func(t *testing.T) { uninstallGivesConflistBack(t, n, before) })
+}
+
+// TestCNINodeAgentLate: the guide's pods are injected in cni mode while the node agent is not
+// running yet (its DaemonSet selects no node), so their sandboxes have no redirect (the first
+// one rolled: rollouts are health-gated, and it never becomes healthy). They never
+// answer the application's port: the sidecar's startup probe (a connection to that port) fails,
+// so neither the sidecar nor the application starts. Once the agent is Ready the controller
+// deletes them (Event RedirectMissing) and their workloads' new pods, made with the plugin,
+// are redirected: within 60 s.
+func TestCNINodeAgentLate(t *testing.T) {
+	seed := mustExamplesDir(t)
+	n, _ := startCNINodeWith(t, false)
+	c := n.Cluster
+	ctx := context.Background()
+	applyGuide(t, n, seed)
+	c.MustKubectl(t, "rollout", "status", "deployment/curl", "-n", "curl", "--timeout=180s")
+	curlPod := onlyPod(t, n, "curl", "app=curl")
+
+	var stranded []corev1.Pod
+	t.Run("pods made before the agent never serve without the sidecar", func(t *testing.T) {
+		framework.Eventually(t, 120*time.Second, 250*time.Millisecond, func() (bool, string) {
+			stranded = stranded[:0]
+			for _, p := range listPods(t, n, "pipy", "app=pipy-ok") {
+				if p.DeletionTimestamp == nil && p.Annotations[contract.AnnotationRedirectMode] == contract.RedirectModeCNI && p.Status.PodIP != "" {
+					stranded = append(stranded, p)
+				}
+			}
+			// Rollouts are health-gated: the first workload rolled (the canary) never becomes
+			// healthy here, so the second waits; one stranded pod is what there is to watch.
+			return len(stranded) >= 1, "no pipy-ok pod injected in cni mode with an IP yet"
+		})
+		// For 20 s (two thirds of the sidecar's startup budget), ask each pod's application
+		// port directly: nothing may answer, and no container but the sidecar may have started.
+		deadline := time.Now().Add(20 * time.Second)
+		asked := 0
+		for time.Now().Before(deadline) {
+			for _, p := range stranded {
+				res := c.Kubectl(t, "exec", curlPod.Name, "-n", "curl", "-c", "curl", "--", "curl", "-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", fmt.Sprintf("http://%s:8080", p.Status.PodIP))
+				asked++
+				if res.ExitCode == 0 {
+					t.Fatalf("%s answered on its application port without its redirect: %s", p.Name, res.Stdout)
+				}
+			}
+			for _, p := range listPods(t, n, "pipy", "app=pipy-ok") {
+				if p.Annotations[contract.AnnotationRedirectMode] != contract.RedirectModeCNI {
+					continue // the guide's pods from before the chain: not selected then, still serving until replaced
+				}
+				for _, s := range p.Status.ContainerStatuses {
+					if s.State.Running != nil || s.State.Terminated != nil {
+						t.Fatalf("%s: application container %s started without its redirect", p.Name, s.Name)
+					}
+				}
+				if localcluster.IsPodReady(&p) {
+					t.Fatalf("%s is Ready without its redirect", p.Name)
+				}
+			}
+		}
+		t.Logf("%d requests to the stranded pods' application port in 20 s: none answered", asked)
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("repaired within 60 s of the agent becoming Ready", func(t *testing.T) {
+		c.MustKubectl(t, "label", "node", localcluster.NodeName, "e2e-cni-agent=yes")
+		waitCNIAgentReadyWithin(ctx, t, n, 2*time.Minute)
+		ready := time.Now()
+		pods := waitCNIPipyPods(t, n, 60*time.Second, stranded)
+		t.Logf("node agent Ready -> both pipy-ok pods recreated with their redirect and Ready in %s", time.Since(ready).Round(time.Millisecond))
+		for _, pod := range pods {
+			assertRedirectTable(t, n, &pod)
+		}
+		for _, v := range []string{"v1", "v2"} {
+			c.MustKubectl(t, "rollout", "status", "deployment/pipy-ok-"+v, "-n", "pipy", "--timeout=120s")
+		}
+		events := c.MustKubectl(t, "get", "events", "-n", "pipy", "--field-selector", "reason=RedirectMissing", "-o", "name").Stdout
+		if got := len(strings.Fields(events)); got < len(stranded) {
+			t.Errorf("%d RedirectMissing Events in pipy, want one per stranded pod (%d)", got, len(stranded))
+		}
+		runGuideCommands(t, n, seed)
+	})
 }

@@ -42,7 +42,7 @@ func (c *contractParts) forPorts(in *Injector, ports []int32, redirect string) (
 	if len(ports) > 0 && in.settings.RedirectMode != RedirectCNI {
 		p.initContainers = append(p.initContainers, in.initContainer(ports))
 	}
-	p.initContainers = append(p.initContainers, in.sidecarContainer())
+	p.initContainers = append(p.initContainers, in.cniValidated(in.sidecarContainer(), ports))
 	var err error
 	if p.initJSON, err = encodeEach(p.initContainers); err != nil {
 		return nil, fmt.Errorf("encoding the injected containers: %w", err)

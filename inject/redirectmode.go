@@ -2,8 +2,10 @@ package inject
 
 import (
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/cors-webhook/cors-webhook/contract"
 )
@@ -52,4 +54,21 @@ func (in *Injector) cniAnnotations(set map[string]string) {
 	}
 	set[contract.AnnotationRedirectMode] = string(RedirectCNI)
 	set[contract.AnnotationProxyPort] = port(in.settings.InboundPort)
+}
+
+// cniValidated makes the sidecar's startup probe, in CNI mode, the proof that the node's plugin
+// installed the redirect: a TCP connection from the kubelet, which comes from the node through
+// the pod's interface as any client does, to the first redirected application port. Only the
+// redirect can make that port answer: the application containers start after the sidecar's
+// startup probe passes (native sidecar), so nothing else listens there yet. Without the
+// redirect the sidecar never starts, the application never starts either, and the pod is never
+// Ready: it never serves its traffic without CORS, and Day 2 repair recreates it.
+func (in *Injector) cniValidated(sidecar corev1.Container, redirect []int32) corev1.Container {
+	if in.settings.RedirectMode != RedirectCNI || len(redirect) == 0 {
+		return sidecar
+	}
+	probe := *sidecar.StartupProbe
+	probe.ProbeHandler = corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(slices.Min(redirect))}}
+	sidecar.StartupProbe = &probe
+	return sidecar
 }

@@ -101,6 +101,9 @@ func TestRedirectModes(t *testing.T) {
 				if _, ok := a[contract.AnnotationRedirectMode]; ok {
 					t.Errorf("init mode wrote %s", contract.AnnotationRedirectMode)
 				}
+				if p := got.Spec.InitContainers[1].StartupProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != contract.StartupPath {
+					t.Errorf("init mode sidecar startup probe %+v, want GET %s", p, contract.StartupPath)
+				}
 				if why := podSecurity(t, psapi.LevelRestricted, got); len(why) == 0 {
 					t.Error("an init-mode pod passes restricted: the check below would prove nothing")
 				}
@@ -118,6 +121,10 @@ func TestRedirectModes(t *testing.T) {
 							t.Errorf("container %s: securityContext %+v", c.Name, sc)
 						}
 					}
+				}
+				// The startup probe proves the redirect: a TCP connection to the redirected port.
+				if p := got.Spec.InitContainers[0].StartupProbe; p == nil || p.TCPSocket == nil || p.TCPSocket.Port.IntValue() != 8080 || p.HTTPGet != nil {
+					t.Errorf("cni mode sidecar startup probe %+v, want a TCP connection to port 8080", p)
 				}
 				if why := podSecurity(t, psapi.LevelRestricted, got); len(why) > 0 {
 					t.Errorf("the cni-mode pod fails Pod Security restricted: %q", why)
