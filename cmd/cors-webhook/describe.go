@@ -159,6 +159,8 @@ type sidecarState struct {
 	// redirect (the workload is rolled for them).
 	PolicyCurrent *bool   `json:"policyCurrent,omitempty"`
 	MissingPorts  []int32 `json:"missingPorts,omitempty"`
+	// Redirect is the injected pod's redirect mode and whether it was validated.
+	Redirect *redirectState `json:"redirect,omitempty"`
 }
 
 type corsAnswer struct {
@@ -271,6 +273,9 @@ func describePod(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader, i
 		return nil, err
 	}
 	d.Sidecar.Outcome, d.Sidecar.Reasons = d.outcome.Outcome, d.outcome.Reasons
+	if d.Sidecar.Injected {
+		d.Sidecar.Redirect = redirectOf(pod, live)
+	}
 	if d.Sidecar.Injected && res.Selected {
 		current := pod.Annotations[contract.AnnotationPolicy] == res.PolicyJSON
 		d.Sidecar.PolicyCurrent = &current
@@ -356,6 +361,9 @@ func writeDescription(w io.Writer, d *description, output string) error {
 		p("Sidecar:   not injected; the webhook injects it when such a pod is created: %s", d.Sidecar.Reasons[0])
 	default:
 		p("Sidecar:   not injected: %s", describeOutcome(d.Sidecar))
+	}
+	if d.Sidecar.Redirect != nil {
+		p("Redirect:  %s", d.Sidecar.Redirect.line())
 	}
 	p("PluginChains:")
 	if len(d.Chains) == 0 {
