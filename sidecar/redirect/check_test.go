@@ -2,13 +2,8 @@ package redirect
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"testing"
-	"time"
-
-	"github.com/google/nftables"
 )
 
 // TestCheck installs rules in a throw-away network namespace and checks what Check says of
@@ -17,17 +12,7 @@ func TestCheck(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root (network namespaces, CAP_NET_ADMIN); run as root, as CI does")
 	}
-	name := fmt.Sprintf("redir-check-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	f, err := os.Open("/run/netns/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ns := nftables.WithNetNSFd(int(f.Fd()))
+	_, ns := testNetNS(t, "redir-check")
 
 	installed := Rules{ProxyPort: 15003, Ports: []uint16{8080, 9090}}
 	if err := Check(installed, ns); !errors.Is(err, ErrNotInstalled) {
