@@ -14,6 +14,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cors-webhook/cors-webhook/cni"
@@ -208,6 +209,39 @@ func waitCNIPipyPods(t *testing.T, n *framework.Node, timeout time.Duration, exc
 	return pods
 }
 
+// waitServiceEndpoints waits until the Service's EndpointSlices list exactly the pods' IPs as
+// ready, and kube-proxy forwards to them: the guide's commands go through the Service VIP, and
+// the pods just replaced others.
+func waitServiceEndpoints(t *testing.T, n *framework.Node, ns, service string, pods []corev1.Pod) {
+	t.Helper()
+	var want []string
+	for _, p := range pods {
+		want = append(want, p.Status.PodIP)
+	}
+	slices.Sort(want)
+	framework.Eventually(t, 60*time.Second, 100*time.Millisecond, func() (bool, string) {
+		var eps discoveryv1.EndpointSliceList
+		if err := n.Client.List(context.Background(), &eps, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: service}); err != nil {
+			return false, err.Error()
+		}
+		var got []string
+		for _, sl := range eps.Items {
+			for _, e := range sl.Endpoints {
+				if e.Conditions.Ready != nil && *e.Conditions.Ready {
+					got = append(got, e.Addresses...)
+				}
+			}
+		}
+		slices.Sort(got)
+		return slices.Equal(got, want), fmt.Sprintf("Service %s/%s has ready endpoints %v, want %v", ns, service, got, want)
+	})
+	curlPod := onlyPod(t, n, "curl", "app=curl")
+	framework.Eventually(t, 30*time.Second, 100*time.Millisecond, func() (bool, string) {
+		res := n.Cluster.Kubectl(t, "exec", curlPod.Name, "-n", "curl", "-c", "curl", "--", "curl", "-s", "-m", "2", "-o", "/dev/null", fmt.Sprintf("http://%s.%s:8080", service, ns))
+		return res.ExitCode == 0, res.Output()
+	})
+}
+
 // restrictedPatch gives a pod template, and its container, the securityContext Pod Security
 // restricted asks of a tenant's own pods.
 func restrictedPatch(container string) string {
@@ -286,9 +320,11 @@ func TestCNIConflistRewritten(t *testing.T) {
 
 	t.Run("new pods are redirected", func(t *testing.T) {
 		c.MustKubectl(t, "delete", "pod", "-n", "pipy", "-l", "app=pipy-ok", "--wait=false")
-		for _, pod := range waitCNIPipyPods(t, n, 180*time.Second, old) {
+		pods := waitCNIPipyPods(t, n, 180*time.Second, old)
+		for _, pod := range pods {
 			assertRedirectTable(t, n, &pod)
 		}
+		waitServiceEndpoints(t, n, "pipy", "pipy-ok", pods)
 		runGuideCommands(t, n, seed)
 	})
 
@@ -372,6 +408,7 @@ func TestCNINodeAgentLate(t *testing.T) {
 		if got := len(strings.Fields(events)); got < len(stranded) {
 			t.Errorf("%d RedirectMissing Events in pipy, want one per stranded pod (%d)", got, len(stranded))
 		}
+		waitServiceEndpoints(t, n, "pipy", "pipy-ok", cniInjectedPods(t, n, "pipy", "app=pipy-ok"))
 		runGuideCommands(t, n, seed)
 	})
 }
