@@ -57,8 +57,8 @@ func TestCNIModeRestrictedNamespace(t *testing.T) {
 	c.MustKubectl(t, "apply", "-f", manifest("cors-policy-chain.yaml"))
 	c.MustKubectl(t, "apply", "-f", manifest("cors-policy-config.yaml"))
 
+	var pods []corev1.Pod
 	t.Run("pipy-ok rolls to injected pods without a capability", func(t *testing.T) {
-		var pods []corev1.Pod
 		framework.Eventually(t, 180*time.Second, 250*time.Millisecond, func() (bool, string) {
 			pods = cniInjectedPods(t, n, "pipy", "app=pipy-ok")
 			return len(pods) == 2, fmt.Sprintf("%d pipy-ok pods injected in cni mode and Ready, want 2", len(pods))
@@ -92,7 +92,10 @@ func TestCNIModeRestrictedNamespace(t *testing.T) {
 		t.FailNow()
 	}
 
-	t.Run("the guide's commands", func(t *testing.T) { runGuideCommands(t, n, seed) })
+	t.Run("the guide's commands", func(t *testing.T) {
+		waitServiceEndpoints(t, n, "pipy", "pipy-ok", pods)
+		runGuideCommands(t, n, seed)
+	})
 
 	t.Run("uninstalling the chart gives the conflist back", func(t *testing.T) { uninstallGivesConflistBack(t, n, conflistBefore) })
 }
