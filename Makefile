@@ -62,7 +62,7 @@ build: ## Build cors-webhook and the static cors-sidecar into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/cors-sidecar ./cmd/cors-sidecar
 
 .PHONY: images
-images: ## OCI images of cors-webhook and cors-sidecar (linux/amd64+arm64) in bin/images, no Docker.
+images: ## OCI images of cors-webhook, cors-sidecar and cors-cni (linux/amd64+arm64) in bin/images, no Docker.
 	$(GO) run ./hack/images build -out $(IMAGES_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)" -repository $(IMAGE_REPOSITORY)
 
 .PHONY: push
