@@ -33,6 +33,10 @@ const (
 	// to start its sidecar before its redirect counts as missing: the sidecar's startup probe
 	// gives up after 30 s.
 	DefaultCNIStartGrace = 45 * time.Second
+	// cniReadySettle is how long after its node's agent became Ready a pod made before may
+	// still start its sidecar: a pod whose sandbox was being made as the agent (re)started may
+	// have its redirect, and starts within this.
+	cniReadySettle = 10 * time.Second
 )
 
 // CNIRepairs counts the pods the CNI repair deleted.
@@ -126,7 +130,7 @@ func agentReadySince(agents []corev1.Pod) map[string]time.Time {
 // cniRepairNeeded says why pod needs a new sandbox, or "": it is injected in cni mode, owned
 // by a workload that will recreate it, running on a node whose agent is Ready, its sidecar
 // has not started, and either it was made before the agent became Ready (its sandbox missed the
-// plugin) or it has had grace to start since.
+// plugin; once the agent has been Ready for cniReadySettle) or it has had grace to start since.
 func cniRepairNeeded(pod *corev1.Pod, agentReadySince map[string]time.Time, now time.Time, grace time.Duration) string {
 	if pod.Annotations[contract.AnnotationRedirectMode] != contract.RedirectModeCNI || pod.DeletionTimestamp != nil ||
 		pod.Spec.NodeName == "" || metav1.GetControllerOf(pod) == nil || sidecarStarted(pod) {
@@ -143,6 +147,9 @@ func cniRepairNeeded(pod *corev1.Pod, agentReadySince map[string]time.Time, now 
 	created := pod.CreationTimestamp.Time
 	switch {
 	case created.Before(ready):
+		if now.Sub(ready) <= cniReadySettle {
+			return ""
+		}
 		return fmt.Sprintf("it was created at %s, before the cors-cni agent of node %s was Ready (%s), so its sandbox has no redirect and its sidecar cannot start",
 			created.UTC().Format(time.RFC3339), pod.Spec.NodeName, ready.UTC().Format(time.RFC3339))
 	case now.Sub(created) > grace:

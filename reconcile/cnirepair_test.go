@@ -47,11 +47,12 @@ func TestCNIRepairNeeded(t *testing.T) {
 		now  time.Time
 		want string // a word of the reason; "" for no repair
 	}{
-		{"created before its node's agent was Ready", pod(), t0.Add(time.Second), "before the cors-cni agent"},
+		{"created before its node's agent was Ready", pod(), t0.Add(15 * time.Second), "before the cors-cni agent"},
+		{"created before, the agent Ready only just: it may still start", pod(), t0.Add(5 * time.Second), ""},
 		{"created after, sidecar not started within the grace", pod(createdAt(t0.Add(time.Second))), t0.Add(time.Minute), "has not started"},
 		{"created after, still within the grace", pod(createdAt(t0.Add(time.Second))), t0.Add(10 * time.Second), ""},
 		{"sidecar started", pod(func(p *corev1.Pod) { p.Status.InitContainerStatuses[0].Started = ptr.To(true) }), t0.Add(time.Minute), ""},
-		{"no sidecar status yet, created before the agent", pod(func(p *corev1.Pod) { p.Status.InitContainerStatuses = nil }), t0.Add(time.Second), "before"},
+		{"no sidecar status yet, created before the agent", pod(func(p *corev1.Pod) { p.Status.InitContainerStatuses = nil }), t0.Add(15 * time.Second), "before"},
 		{"its node's agent is not Ready: recreating would not help", pod(func(p *corev1.Pod) { p.Spec.NodeName = "n2" }), t0.Add(time.Minute), ""},
 		{"a node without an agent", pod(func(p *corev1.Pod) { p.Spec.NodeName = "n3" }), t0.Add(time.Minute), ""},
 		{"not scheduled", pod(func(p *corev1.Pod) { p.Spec.NodeName = "" }), t0.Add(time.Minute), ""},
