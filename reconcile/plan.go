@@ -57,9 +57,9 @@ type podFacts struct {
 	// optedOut: the pod annotation cors-webhook.io/inject: "false" or the namespace label
 	// cors-webhook.io/inject=disabled. Such a pod gets no CORS, and is never rolled for it.
 	optedOut bool
-	// never says why the pod is never injected (inject.RedirectMode.Uninjectable: hostNetwork, a mirror or
-	// Windows pod, a namespace enforcing Pod Security), so rolling it would not help; "" when
-	// it can be.
+	// never says why the pod is never injected (inject.RedirectMode.Uninjectable: hostNetwork,
+	// a mirror or Windows pod, in init mode a namespace enforcing Pod Security), so rolling it
+	// would not help; "" when it can be.
 	never inject.Outcome
 }
 
