@@ -87,7 +87,7 @@ kubectl-cors-dist: ## The krew archives bin/dist/kubectl-cors_VERSION_OS_ARCH.ta
 	done
 
 .PHONY: images
-images: ## OCI images of cors-webhook and cors-sidecar (linux/amd64+arm64) in bin/images, no Docker.
+images: ## OCI images of cors-webhook, cors-sidecar and cors-cni (linux/amd64+arm64) in bin/images, no Docker.
 	$(GO) run ./hack/images build -out $(IMAGES_DIR) -tag $(IMAGE_TAG) -version $(VERSION) -revision "$(REVISION)" -repository $(IMAGE_REPOSITORY)
 
 # The chart is pushed as an OCI artifact beside the images: REGISTRY/charts/cors-webhook:CHART_VERSION,
@@ -204,11 +204,12 @@ KUBE_SCORE_MONITORING_FLAGS := --set metrics.serviceMonitor.enabled=true --set m
 KUBE_SCORE_INJECT_FLAGS := --sidecar-image-pull-policy IfNotPresent
 
 .PHONY: kube-score
-kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both certificate modes) and the injected examples.
+kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both certificate modes, and with cni.enabled) and the injected examples.
 	@mkdir -p $(KUBE_SCORE_DIR)
 	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook > $(KUBE_SCORE_DIR)/chart-self-signed.yaml
 	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook --set certs.mode=cert-manager > $(KUBE_SCORE_DIR)/chart-cert-manager.yaml
 	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook $(KUBE_SCORE_MONITORING_FLAGS) > $(KUBE_SCORE_DIR)/chart-monitoring.yaml
+	$(BIN)/helm template cors-webhook charts/cors-webhook --namespace cors-webhook --set cni.enabled=true > $(KUBE_SCORE_DIR)/chart-cni.yaml
 	$(GO) build -o $(KUBE_SCORE_DIR)/cors-webhook ./cmd/cors-webhook
 	cd examples/manifests && { \
 		$(KUBE_SCORE_DIR)/cors-webhook inject --namespace pipy $(KUBE_SCORE_INJECT_FLAGS) \
@@ -221,6 +222,7 @@ kube-score: $(BIN)/kube-score $(BIN)/helm ## kube-score over the chart (both cer
 		chart-self-signed=$(KUBE_SCORE_DIR)/chart-self-signed.yaml \
 		chart-cert-manager=$(KUBE_SCORE_DIR)/chart-cert-manager.yaml \
 		chart-monitoring=$(KUBE_SCORE_DIR)/chart-monitoring.yaml \
+		chart-cni=$(KUBE_SCORE_DIR)/chart-cni.yaml \
 		injected-examples=$(KUBE_SCORE_DIR)/injected-examples.yaml
 
 .PHONY: test

@@ -91,7 +91,7 @@ func TestHelmLint(t *testing.T) {
 	})
 
 	t.Run("the schema rejects wrong values", func(t *testing.T) {
-		for _, set := range []string{"certs.mode=vault", "webhook.failurePolicy=Maybe", "webhook.timeoutSeconds=31", "webhook.podFailurePolicy=Maybe", "webhook.podTimeoutSeconds=0", "replicaCount=0", "webhook.devURL=http://127.0.0.1:9443", "unknownValue=1", "injector.sidecar.image.digest=latest", "injector.init.runAsRoot=maybe"} {
+		for _, set := range []string{"certs.mode=vault", "webhook.failurePolicy=Maybe", "webhook.timeoutSeconds=31", "webhook.podFailurePolicy=Maybe", "webhook.podTimeoutSeconds=0", "replicaCount=0", "webhook.devURL=http://127.0.0.1:9443", "unknownValue=1", "injector.sidecar.image.digest=latest", "injector.init.runAsRoot=maybe", "cni.enabled=maybe", "cni.binDir=opt/cni/bin", "cni.resync=soon"} {
 			if res := helmRun(t, nil, "template", "x", chart, "--set", set); res.ExitCode == 0 {
 				t.Errorf("helm template --set %s succeeded", set)
 			}

@@ -106,44 +106,7 @@ func TestGuideOnARealNode(t *testing.T) {
 		t.FailNow()
 	}
 
-	t.Run("the guide's commands", func(t *testing.T) {
-		for _, tc := range []struct{ file, command string }{
-			{"get-origin-bbb.txt", `kubectl exec ${curl_client} -n curl -c curl -- curl -ksi http://pipy-ok.pipy:8080 -H "Origin: http://www.bbb.com"`},
-			{"options-origin-bbb.txt", `kubectl exec ${curl_client} -n curl -c curl -- curl -ksi http://pipy-ok.pipy:8080 -H "Origin: http://www.bbb.com" -X OPTIONS`},
-		} {
-			t.Run(tc.file, func(t *testing.T) {
-				raw, err := os.ReadFile(filepath.Join(seed, "expected", tc.file))
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, err := parseHTTPDump(string(raw))
-				if err != nil {
-					t.Fatal(err)
-				}
-				// The Service balances over v1 and v2: ask until each has answered once (a
-				// preflight is answered by the sidecar alone: once is enough).
-				seen := map[string]bool{}
-				answers := 1
-				if want.body != "" {
-					answers = 2
-				}
-				framework.Eventually(t, 30*time.Second, 100*time.Millisecond, func() (bool, string) {
-					out := guideShell(t, n, tc.command)
-					got, err := parseHTTPDump(out)
-					if err != nil {
-						return false, fmt.Sprintf("%v\n%s", err, out)
-					}
-					w := want
-					w.body = strings.Replace(w.body, "v1", responderVersion(got.body), 1)
-					if problems := compareToSeed(got, w); len(problems) > 0 {
-						t.Fatalf("%s\ndiffers from %s:\n  %s\ngot:\n%s", tc.command, tc.file, strings.Join(problems, "\n  "), out)
-					}
-					seen[responderVersion(got.body)] = true
-					return len(seen) == answers, fmt.Sprintf("answered by %v", seen)
-				})
-			})
-		}
-	})
+	t.Run("the guide's commands", func(t *testing.T) { runGuideCommands(t, n, seed) })
 
 	t.Run("helm test", func(t *testing.T) { helmTestInjects(t, n) })
 
@@ -326,12 +289,57 @@ func podUIDs(t *testing.T, n *framework.Node, ns string) []string {
 	return uids
 }
 
+// runGuideCommands runs the guide's two `kubectl exec ... curl` commands literally, through
+// cluster DNS and the Service VIP, and compares the answers with examples/expected.
+func runGuideCommands(t *testing.T, n *framework.Node, seed string) {
+	for _, tc := range []struct{ file, command string }{
+		{"get-origin-bbb.txt", `kubectl exec ${curl_client} -n curl -c curl -- curl -ksi http://pipy-ok.pipy:8080 -H "Origin: http://www.bbb.com"`},
+		{"options-origin-bbb.txt", `kubectl exec ${curl_client} -n curl -c curl -- curl -ksi http://pipy-ok.pipy:8080 -H "Origin: http://www.bbb.com" -X OPTIONS`},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(seed, "expected", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := parseHTTPDump(string(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The Service balances over v1 and v2: ask until each has answered once (a
+			// preflight is answered by the sidecar alone: once is enough).
+			seen := map[string]bool{}
+			answers := 1
+			if want.body != "" {
+				answers = 2
+			}
+			framework.Eventually(t, 30*time.Second, 100*time.Millisecond, func() (bool, string) {
+				out := guideShell(t, n, tc.command)
+				got, err := parseHTTPDump(out)
+				if err != nil {
+					return false, fmt.Sprintf("%v\n%s", err, out)
+				}
+				w := want
+				w.body = strings.Replace(w.body, "v1", responderVersion(got.body), 1)
+				if problems := compareToSeed(got, w); len(problems) > 0 {
+					t.Fatalf("%s\ndiffers from %s:\n  %s\ngot:\n%s", tc.command, tc.file, strings.Join(problems, "\n  "), out)
+				}
+				seen[responderVersion(got.body)] = true
+				return len(seen) == answers, fmt.Sprintf("answered by %v", seen)
+			})
+		})
+	}
+}
+
 // installChartOnNode installs the chart with the images built from this commit, and waits
 // until every Deployment of the release is Available and the webhook configurations carry the
 // CA bundle the server wrote.
-func installChartOnNode(t *testing.T, n *framework.Node) {
+func installChartOnNode(t *testing.T, n *framework.Node, sets ...string) {
 	t.Helper()
-	installReleaseOnNode(t, n, helmChartDir(t), "--set", "image.tag="+guideImageTag, "--set", "injector.sidecar.image.tag="+guideImageTag)
+	args := []string{"--set", "image.tag=" + guideImageTag, "--set", "injector.sidecar.image.tag=" + guideImageTag}
+	for _, set := range sets {
+		args = append(args, "--set", set)
+	}
+	installReleaseOnNode(t, n, helmChartDir(t), args...)
 }
 
 // installReleaseOnNode installs chart (a folder or an oci:// reference) as the release, with

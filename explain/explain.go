@@ -84,6 +84,8 @@ type Sidecar struct {
 	// redirect (the workload is rolled for them).
 	PolicyCurrent *bool   `json:"policyCurrent,omitempty"`
 	MissingPorts  []int32 `json:"missingPorts,omitempty"`
+	// Redirect is the injected pod's redirect mode and whether it was validated.
+	Redirect *Redirect `json:"redirect,omitempty"`
 }
 
 // Answer is the sidecar's answer to the Query on one port.
@@ -121,7 +123,7 @@ func Pod(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader, injector 
 	if d.Configs, err = configsOf(ns, r, injector.Selection().Plugins, res); err != nil {
 		return nil, err
 	}
-	if d.Sidecar, err = sidecarOf(pod, ns, r, injector, res); err != nil {
+	if d.Sidecar, err = sidecarOf(pod, ns, r, injector, res, live); err != nil {
 		return nil, err
 	}
 	if q.Origin != "" {
@@ -212,13 +214,16 @@ func configsOf(ns *corev1.Namespace, r clusterstate.Reader, plugins chains.Plugi
 
 // sidecarOf is the pod's sidecar: whether it has one, what the webhook would do with such a pod
 // now, and, for an injected pod a chain selects, its drift (inject.MissingPorts).
-func sidecarOf(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader, injector *inject.Injector, res *inject.Resolution) (Sidecar, error) {
+func sidecarOf(pod *corev1.Pod, ns *corev1.Namespace, r clusterstate.Reader, injector *inject.Injector, res *inject.Resolution, live bool) (Sidecar, error) {
 	s := Sidecar{Injected: inject.HasSidecar(&pod.Spec)}
 	outcome, err := injector.Inject(pod, ns, r)
 	if err != nil {
 		return s, err
 	}
 	s.Outcome, s.Reasons = outcome.Outcome, outcome.Reasons
+	if s.Injected {
+		s.Redirect = RedirectOf(pod, live)
+	}
 	if s.Injected && res.Selected {
 		current := pod.Annotations[contract.AnnotationPolicy] == res.PolicyJSON
 		s.PolicyCurrent = &current

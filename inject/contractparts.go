@@ -44,10 +44,10 @@ func (c *contractParts) forPorts(in *Injector, ports []int32, redirect, upstream
 		return p, nil
 	}
 	p = &podParts{volumes: []corev1.Volume{in.policyVolume()}}
-	if len(ports) > 0 {
+	if len(ports) > 0 && in.settings.RedirectMode != RedirectCNI {
 		p.initContainers = append(p.initContainers, in.initContainer(ports))
 	}
-	p.initContainers = append(p.initContainers, in.sidecarContainer(upstreamTimeout))
+	p.initContainers = append(p.initContainers, in.cniValidated(in.sidecarContainer(upstreamTimeout), ports))
 	var err error
 	if p.initJSON, err = encodeEach(p.initContainers); err != nil {
 		return nil, fmt.Errorf("encoding the injected containers: %w", err)

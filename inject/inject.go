@@ -82,16 +82,11 @@ const (
 // in the way.
 // Inject skips such pods and Day-2 reconciliation never rolls them: a rollout would only
 // produce pods that the API server refuses or that cannot run the sidecar.
+//
+// This is the rule of the init redirect mode; [RedirectMode.Uninjectable] is the rule of each.
 func Uninjectable(pod *corev1.Pod, ns *corev1.Namespace) (Outcome, string) {
-	switch {
-	case pod.Spec.HostNetwork:
-		return HostNetwork, "it uses hostNetwork: pods on the node's network are never injected"
-	case pod.Annotations[corev1.MirrorPodAnnotationKey] != "":
-		return MirrorPod, "it is the mirror of a static pod (annotation " + corev1.MirrorPodAnnotationKey + "): the kubelet runs it from its own manifest"
-	case pod.Spec.OS != nil && pod.Spec.OS.Name == corev1.Windows:
-		return Windows, "it runs on Windows (spec.os.name): the sidecar and its redirect are Linux-only"
-	case pod.Spec.NodeSelector[corev1.LabelOSStable] == string(corev1.Windows):
-		return Windows, "it runs on Windows (nodeSelector " + corev1.LabelOSStable + "=windows): the sidecar and its redirect are Linux-only"
+	if never, why := uninjectablePod(pod); never != "" {
+		return never, why
 	}
 	if ns == nil {
 		return "", ""
@@ -102,6 +97,21 @@ func Uninjectable(pod *corev1.Pod, ns *corev1.Namespace) (Outcome, string) {
 		// so it refuses cors-init too.
 		return PodSecurity, fmt.Sprintf("namespace %s enforces Pod Security %q (label %s), which refuses the injected cors-init (it adds the capability NET_ADMIN)",
 			ns.Name, level, labelPodSecurityEnforce)
+	}
+	return "", ""
+}
+
+// uninjectablePod is what rules a pod out in every redirect mode.
+func uninjectablePod(pod *corev1.Pod) (Outcome, string) {
+	switch {
+	case pod.Spec.HostNetwork:
+		return HostNetwork, "it uses hostNetwork: pods on the node's network are never injected"
+	case pod.Annotations[corev1.MirrorPodAnnotationKey] != "":
+		return MirrorPod, "it is the mirror of a static pod (annotation " + corev1.MirrorPodAnnotationKey + "): the kubelet runs it from its own manifest"
+	case pod.Spec.OS != nil && pod.Spec.OS.Name == corev1.Windows:
+		return Windows, "it runs on Windows (spec.os.name): the sidecar and its redirect are Linux-only"
+	case pod.Spec.NodeSelector[corev1.LabelOSStable] == string(corev1.Windows):
+		return Windows, "it runs on Windows (nodeSelector " + corev1.LabelOSStable + "=windows): the sidecar and its redirect are Linux-only"
 	}
 	return "", ""
 }
@@ -158,6 +168,9 @@ type Injector struct {
 // defaults.
 func New(s Settings) (*Injector, error) {
 	d := DefaultSettings()
+	if s.RedirectMode == "" {
+		s.RedirectMode = RedirectInit
+	}
 	if s.InboundPort == 0 {
 		s.InboundPort = d.InboundPort
 	}
@@ -228,7 +241,7 @@ func (in *Injector) injectSelected(pod *corev1.Pod, ns *corev1.Namespace, sel se
 		}
 		return skipped(AlreadyInjected, "the pod already has the "+contract.ContainerSidecar+" container"), nil
 	}
-	if never, why := Uninjectable(pod, ns); never != "" {
+	if never, why := in.settings.RedirectMode.Uninjectable(pod, ns); never != "" {
 		out := skipped(never, fmt.Sprintf("PluginChain %s selects the pod, but %s", chains, why))
 		out.Chains = sel.chains
 		return out, nil
@@ -262,8 +275,13 @@ func (in *Injector) injectSelected(pod *corev1.Pod, ns *corev1.Namespace, sel se
 	}
 
 	ports := "no port (cors-init left out)"
-	if len(res.RedirectPorts) > 0 {
+	switch {
+	case len(res.RedirectPorts) > 0 && in.settings.RedirectMode == RedirectCNI:
+		ports = "port " + res.RedirectPortsValue() + " (by the node's cors-cni plugin)"
+	case len(res.RedirectPorts) > 0:
 		ports = "port " + res.RedirectPortsValue()
+	case in.settings.RedirectMode == RedirectCNI:
+		ports = "no port"
 	}
 	return Result{
 		Outcome:    Injected,
@@ -453,12 +471,14 @@ func (in *Injector) changes(res *Resolution, upstreamTimeout string) (*Changes, 
 	if err != nil {
 		return nil, err
 	}
+	annotations := map[string]string{
+		contract.AnnotationPolicy:         res.PolicyJSON,
+		contract.AnnotationRedirectPorts:  redirect,
+		contract.AnnotationSidecarVersion: in.sidecarVersion,
+	}
+	in.cniAnnotations(annotations)
 	return &Changes{
-		Annotations: map[string]string{
-			contract.AnnotationPolicy:         res.PolicyJSON,
-			contract.AnnotationRedirectPorts:  redirect,
-			contract.AnnotationSidecarVersion: in.sidecarVersion,
-		},
+		Annotations:    annotations,
 		Labels:         map[string]string{contract.LabelInjected: "true"},
 		InitContainers: parts.initContainers,
 		Volumes:        parts.volumes,

@@ -45,6 +45,9 @@ type Settings struct {
 	// before the non-root cors-init did), for runtimes or image pipelines that drop the image's
 	// extended attributes and with them cors-init's file capability. Off by default.
 	InitAsRoot bool
+	// RedirectMode is who installs the redirect: cors-init (RedirectInit, also for "") or the
+	// node's cors-cni plugin (RedirectCNI: no cors-init, no capability in the pod).
+	RedirectMode RedirectMode
 	// SidecarImagePullPolicy of both containers; empty leaves Kubernetes' default.
 	SidecarImagePullPolicy corev1.PullPolicy
 	// InboundPort is where redirected traffic reaches the proxy.
@@ -66,6 +69,7 @@ type Settings struct {
 func DefaultSettings() Settings {
 	return Settings{
 		SidecarImage: DefaultSidecarImage,
+		RedirectMode: RedirectInit,
 		InboundPort:  contract.DefaultInboundPort,
 		AdminPort:    contract.DefaultAdminPort,
 		Requests: corev1.ResourceList{
@@ -88,6 +92,12 @@ func (s Settings) Validate() error {
 	var errs []error
 	if strings.TrimSpace(s.SidecarImage) == "" {
 		errs = append(errs, errors.New("the sidecar image must not be empty"))
+	}
+	if _, err := ParseRedirectMode(string(s.RedirectMode)); err != nil {
+		errs = append(errs, err)
+	}
+	if s.InitAsRoot && s.RedirectMode == RedirectCNI {
+		errs = append(errs, errors.New("running cors-init as root applies to the init redirect mode only: the cni mode injects no cors-init"))
 	}
 	switch s.SidecarImagePullPolicy {
 	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:

@@ -6,6 +6,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cors-webhook/cors-webhook/contract"
 )
 
 // The reconcilers cache every Pod and ReplicaSet of the cluster, so what they keep of each is
@@ -13,7 +15,8 @@ import (
 // Deployment (ownerReferences) and listed by controller: metadata is enough, and
 // controller-runtime then runs a metadata-only informer. Pods are read for their metadata,
 // phase, hostNetwork and their containers' names, ports and restart policy (the policy's
-// ports, whether the sidecar is there): TrimPod drops the rest before it is stored.
+// ports, whether the sidecar is there), their node, Ready condition and whether the sidecar
+// started (the CNI repair): TrimPod drops the rest before it is stored.
 
 func replicaSetMetadata() *metav1.PartialObjectMetadata {
 	rs := &metav1.PartialObjectMetadata{}
@@ -47,10 +50,23 @@ func TrimPod(obj any) (any, error) {
 		ObjectMeta: pod.ObjectMeta,
 		Spec: corev1.PodSpec{
 			HostNetwork:    pod.Spec.HostNetwork,
+			NodeName:       pod.Spec.NodeName,
 			InitContainers: trimContainers(pod.Spec.InitContainers),
 			Containers:     trimContainers(pod.Spec.Containers),
 		},
 		Status: corev1.PodStatus{Phase: pod.Status.Phase},
+	}
+	// The CNI repair reads the Ready condition (of the node agents) and whether the sidecar
+	// has started (of injected pods).
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			trimmed.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status, LastTransitionTime: c.LastTransitionTime}}
+		}
+	}
+	for _, c := range pod.Status.InitContainerStatuses {
+		if c.Name == contract.ContainerSidecar {
+			trimmed.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: c.Name, Started: c.Started, RestartCount: c.RestartCount}}
+		}
 	}
 	trimmed.ManagedFields = nil
 	return trimmed, nil

@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/cors-webhook/cors-webhook/contract"
+	"github.com/cors-webhook/cors-webhook/inject"
 )
 
 // TestTrimPodKeepsWhatTheReconcilersRead: the facts the reconcilers take from a pod are the
@@ -37,7 +38,7 @@ func TestTrimPodKeepsWhatTheReconcilersRead(t *testing.T) {
 	}
 	trimmed := obj.(*corev1.Pod)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}
-	if got, want := factsOf(trimmed, ns), factsOf(full, ns); !reflect.DeepEqual(got, want) {
+	if got, want := factsOf(trimmed, ns, inject.RedirectInit), factsOf(full, ns, inject.RedirectInit); !reflect.DeepEqual(got, want) {
 		t.Errorf("facts of the trimmed pod %+v, of the full one %+v", got, want)
 	}
 	if active(trimmed) != active(full) || metav1.GetControllerOf(trimmed).UID != "u1" {

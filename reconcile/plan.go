@@ -56,16 +56,16 @@ type podFacts struct {
 	// optedOut: the pod annotation cors-webhook.io/inject: "false" or the namespace label
 	// cors-webhook.io/inject=disabled. Such a pod gets no CORS, and is never rolled for it.
 	optedOut bool
-	// never says why the pod is never injected (inject.Uninjectable: hostNetwork, a mirror or
-	// Windows pod, a namespace enforcing Pod Security), so rolling it would not help; "" when
-	// it can be.
+	// never says why the pod is never injected (inject.RedirectMode.Uninjectable: hostNetwork,
+	// a mirror or Windows pod, in init mode a namespace enforcing Pod Security), so rolling it
+	// would not help; "" when it can be.
 	never inject.Outcome
 }
 
-// factsOf reads the facts of pod, in namespace ns.
-func factsOf(pod *corev1.Pod, ns *corev1.Namespace) podFacts {
+// factsOf reads the facts of pod, in namespace ns, for an injector in redirect mode mode.
+func factsOf(pod *corev1.Pod, ns *corev1.Namespace, mode inject.RedirectMode) podFacts {
 	f := podFacts{injected: inject.HasSidecar(&pod.Spec)}
-	f.never, _ = inject.Uninjectable(pod, ns)
+	f.never, _ = mode.Uninjectable(pod, ns)
 	f.annotations = pod.Annotations
 	f.policy, f.hasPolicy = pod.Annotations[contract.AnnotationPolicy]
 	f.redirect, _ = contract.ParsePorts(pod.Annotations[contract.AnnotationRedirectPorts])

@@ -149,7 +149,7 @@ func TestFactsOf(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := factsOf(tc.pod, tc.ns)
+			got := factsOf(tc.pod, tc.ns, inject.RedirectInit)
 			if got.injected != tc.want.injected || got.policy != tc.want.policy || got.hasPolicy != tc.want.hasPolicy ||
 				!slices.Equal(got.redirect, tc.want.redirect) || got.optedOut != tc.want.optedOut || got.never != tc.want.never {
 				t.Errorf("factsOf = %+v, want %+v", got, tc.want)

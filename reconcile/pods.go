@@ -104,7 +104,7 @@ func (r *podReconciler) Reconcile(ctx context.Context, req ctrlreconcile.Request
 	if err != nil {
 		return ctrlreconcile.Result{}, err
 	}
-	plan := planPod(factsOf(pod, ns), res)
+	plan := planPod(factsOf(pod, ns, r.injector.Settings().RedirectMode), res)
 	r.missing.set(req.NamespacedName, plan.roll == rollNotInjected)
 	if r.rollOutdated && plan.roll == rollNone && outdatedSidecar(pod, res, r.injector) {
 		plan.roll = rollOutdatedSidecar

@@ -198,7 +198,7 @@ func (r *rolloutReconciler) countPods(ctx context.Context, key workloadKey, obj 
 		if err != nil {
 			return err
 		}
-		plan := planPod(factsOf(pod, ns), res)
+		plan := planPod(factsOf(pod, ns, r.injector.Settings().RedirectMode), res)
 		if r.opts.RollOutdatedSidecars && plan.roll == rollNone && outdatedSidecar(pod, res, r.injector) {
 			plan.roll = rollOutdatedSidecar
 		}

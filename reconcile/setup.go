@@ -169,7 +169,7 @@ var (
 func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader, opts Options) error {
 	opts = opts.withDefaults()
 	registerMetrics.Do(func() {
-		metrics.Registry.MustRegister(PolicyPatches, Rollouts, RolloutFailures, RolloutsHalted, StatusWrites, PodsMissingSidecar)
+		metrics.Registry.MustRegister(PolicyPatches, Rollouts, RolloutFailures, RolloutsHalted, StatusWrites, PodsMissingSidecar, CNIRepairs)
 		for _, k := range []string{kindDeployment, kindStatefulSet, kindDaemonSet} {
 			Rollouts.WithLabelValues(k)
 			RolloutFailures.WithLabelValues(k)
@@ -201,6 +201,18 @@ func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader
 	st := &statusReconciler{client: mgr.GetClient(), reader: r, injector: injector}
 	if err := st.setup(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the status controllers: %w", err)
+	}
+	if injector.Settings().RedirectMode == inject.RedirectCNI {
+		// Recreating a pod is a rollout of one: the rollouts' rate limit applies.
+		repair := &cniRepair{
+			client: mgr.GetClient(), recorder: recorder,
+			limiter:  rate.NewLimiter(rate.Every(opts.RolloutInterval), opts.RolloutBurst),
+			interval: DefaultCNIRepairInterval, grace: DefaultCNIStartGrace, now: time.Now,
+			log: mgr.GetLogger().WithName("cors-cni-repair"),
+		}
+		if err := mgr.Add(repair); err != nil {
+			return fmt.Errorf("setting up the CNI repair: %w", err)
+		}
 	}
 	return nil
 }

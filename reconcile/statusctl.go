@@ -151,7 +151,7 @@ func (s *statusReconciler) observeChain(ctx context.Context, chain *v1alpha1.Plu
 			}
 			found = true
 			o.selected++
-			switch f := factsOf(pod, ns); {
+			switch f := factsOf(pod, ns, s.injector.Settings().RedirectMode); {
 			case f.injected:
 				o.injected++
 			case f.optedOut:
@@ -197,7 +197,7 @@ func (s *statusReconciler) namedServices(cfg *v1alpha1.PluginConfig, o *configOb
 // observeBackingPod records in o what cfg does for pod, a pod of one of its Services.
 func (s *statusReconciler) observeBackingPod(pod *corev1.Pod, ns *corev1.Namespace, cfg *v1alpha1.PluginConfig, o *configObservation) error {
 	o.backing++
-	f := factsOf(pod, ns)
+	f := factsOf(pod, ns, s.injector.Settings().RedirectMode)
 	if f.optedOut || (f.never != "" && !f.injected) {
 		o.optedOut++
 		return nil

@@ -123,6 +123,9 @@ func writeText(w io.Writer, d *explain.Description) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	p("Pod:       %s/%s (from the %s)", d.Namespace, d.Pod, d.Source)
 	p("Sidecar:   %s", sidecarLine(d.Sidecar))
+	if d.Sidecar.Redirect != nil {
+		p("Redirect:  %s", redirectLine(d.Sidecar.Redirect))
+	}
 	p("PluginChains:")
 	if len(d.Chains) == 0 {
 		p("  none mounts a CORS plugin in %s where they can reach this pod", v1alpha1.ChainInboundHTTP)

@@ -75,6 +75,7 @@ type injectorFlags struct {
 	image         string
 	pullPolicy    string
 	initAsRoot    bool
+	redirectMode  string
 	inboundPort   int32
 	adminPort     int32
 	cpuRequest    string
@@ -87,6 +88,7 @@ type injectorFlags struct {
 // addInjectorFlags registers the injector flags on f.
 func addInjectorFlags(f *pflag.FlagSet, fl *injectorFlags) {
 	f.StringVar(&fl.image, "sidecar-image", inject.DefaultSidecarImage, "image of the injected cors-init and cors-sidecar containers, by tag or digest (the chart's appVersion tag by default)")
+	f.StringVar(&fl.redirectMode, "redirect-mode", string(inject.RedirectInit), "who installs the injected pods' redirect: init (the cors-init container, with NET_ADMIN) or cni (the node's cors-cni plugin: no capability in the pod, Pod Security restricted namespaces are injected)")
 	f.BoolVar(&fl.initAsRoot, "init-as-root", false, "run cors-init as root with no_new_privs (cors-sidecar redirect) instead of user 65532 with its file capability, for runtimes that drop the image's extended attributes")
 	f.StringVar(&fl.pullPolicy, "sidecar-image-pull-policy", "", "imagePullPolicy of the injected containers: Always, IfNotPresent or Never (default: Kubernetes' default for the tag)")
 	f.Int32Var(&fl.inboundPort, "inbound-port", contract.DefaultInboundPort, "port of the sidecar that redirected traffic reaches; must not be used by the application")
@@ -114,8 +116,13 @@ func (fl *injectorFlags) injector(corsPlugins []string) (*inject.Injector, error
 
 // settings turns the flags into injector settings; bad quantities are usage errors.
 func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error) {
+	mode, err := inject.ParseRedirectMode(fl.redirectMode)
+	if err != nil {
+		return inject.Settings{}, fmt.Errorf("--redirect-mode: %w", err)
+	}
 	s := inject.Settings{
 		SidecarImage:           fl.image,
+		RedirectMode:           mode,
 		SidecarImagePullPolicy: corev1.PullPolicy(fl.pullPolicy),
 		InitAsRoot:             fl.initAsRoot,
 		InboundPort:            fl.inboundPort,

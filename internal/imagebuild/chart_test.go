@@ -27,6 +27,9 @@ func TestChartDefaultsAreWhatAReleasePushes(t *testing.T) {
 				Image struct{ Repository, Tag string }
 			}
 		}
+		CNI struct {
+			Image struct{ Repository, Tag string }
+		} `json:"cni"`
 	}
 	for file, into := range map[string]any{"Chart.yaml": &meta, "values.yaml": &values} {
 		b, err := os.ReadFile(filepath.Join(chart, file))
@@ -48,6 +51,7 @@ func TestChartDefaultsAreWhatAReleasePushes(t *testing.T) {
 	for name, img := range map[string]struct{ Repository, Tag string }{
 		"cors-webhook": values.Image,
 		"cors-sidecar": values.Injector.Sidecar.Image,
+		"cors-cni":     values.CNI.Image,
 	} {
 		if img.Repository != DefaultRepository+"/"+name || img.Tag != "" {
 			t.Errorf("chart default %s:%s, want %s/%s with the tag left to appVersion", img.Repository, img.Tag, DefaultRepository, name)

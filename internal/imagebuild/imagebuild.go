@@ -10,7 +10,7 @@
 //
 //   - [Image] and [Index]: an image from a [Spec], an index of several.
 //   - [BuildGo]: a static Go binary for a platform (CGO off, -trimpath).
-//   - [Product]: the cors-webhook and cors-sidecar indexes (linux/amd64 + linux/arm64);
+//   - [Product]: the cors-webhook, cors-sidecar and cors-cni indexes (linux/amd64 + linux/arm64);
 //     `make images` writes them with [WriteLayout] and [WriteTarball], `make push` sends them
 //     with [Push].
 //   - [Standins]: the images the tests need that no registry here gives (a pause image, a

@@ -51,6 +51,9 @@ var ProductImages = []struct {
 		Name: path.Base(contract.InitCommand), Package: "github.com/cors-webhook/cors-webhook/cmd/cors-init",
 		Xattrs: map[string]string{XattrCapability: string(FileCapabilities(CapNetAdmin))},
 	}}},
+	// The node agent of the cni redirect mode: the chart's DaemonSet runs `cors-cni install`,
+	// which copies this binary into the node's CNI bin dir.
+	{Name: "cors-cni", Package: "github.com/cors-webhook/cors-webhook/cmd/cors-cni"},
 }
 
 // XattrCapability is the extended attribute holding a file's capabilities.

@@ -227,11 +227,23 @@ func (n *Node) startNetwork() error {
 	if err := run("ip", "link", "set", NodeBridge, "up"); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(n.paths.cniBinDir(), 0o755); err != nil {
+		return err
+	}
 	conf, err := cniConfig(n.paths)
 	if err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(n.paths.cniConfDir(), "10-cors-node.conflist"), conf)
+	return writeFile(n.CNIConfFile(), conf)
+}
+
+// CNIBinDir is the node's own CNI bin dir, searched before the host's /usr/lib/cni: what a
+// CNI node agent (cni.binDir) installs into. CNIConfDir is containerd's conf_dir (cni.confDir),
+// and CNIConfFile its one conflist, the node's primary network configuration.
+func (n *Node) CNIBinDir() string  { return n.paths.cniBinDir() }
+func (n *Node) CNIConfDir() string { return n.paths.cniConfDir() }
+func (n *Node) CNIConfFile() string {
+	return filepath.Join(n.paths.cniConfDir(), "10-cors-node.conflist")
 }
 
 // startControlPlane runs etcd and kube-apiserver (through envtest) on the node's address, with

@@ -48,6 +48,7 @@ func (p nodePaths) containerdConfig() string {
 }
 func (p nodePaths) registryHosts() string   { return filepath.Join(p.work, "containerd", "certs.d") }
 func (p nodePaths) cniConfDir() string      { return filepath.Join(p.work, "cni", "net.d") }
+func (p nodePaths) cniBinDir() string       { return filepath.Join(p.work, "cni", "bin") }
 func (p nodePaths) kubeletRoot() string     { return filepath.Join(p.work, "kubelet") }
 func (p nodePaths) kubeletConfig() string   { return filepath.Join(p.work, "kubelet.yaml") }
 func (p nodePaths) kubeProxyConfig() string { return filepath.Join(p.work, "kube-proxy.yaml") }
@@ -58,7 +59,9 @@ func (p nodePaths) shimSockets() string { return filepath.Join(p.work, "s") }
 
 // containerdConfig keeps every path of containerd's under the work folder, turns off what would
 // touch the host (NRI's socket, /opt/containerd, imported configs), uses runc through the v2
-// shim of bin/ (not a distribution's older one on PATH) with cgroupfs, and pulls through the in-process registries (hosts.toml in certs.d).
+// shim of bin/ (not a distribution's older one on PATH) with cgroupfs, looks for CNI plugins
+// in a bin dir of the node's own first (where a node agent such as cors-cni installs; the host's
+// /usr/lib/cni is never written), then Debian's, and pulls through the in-process registries (hosts.toml in certs.d).
 // restrict_oom_score_adj: this machine refuses negative oom_score_adj values, even for root.
 func containerdConfig(p nodePaths, binDir string) string {
 	return fmt.Sprintf(`version = 4
@@ -97,7 +100,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.traci
           Root = %[10]q
           SystemdCgroup = false
     [plugins.'io.containerd.cri.v1.runtime'.cni]
-      bin_dirs = ['/usr/lib/cni']
+      bin_dirs = [%[13]q, '/usr/lib/cni']
       conf_dir = %[11]q
   [plugins.'io.containerd.grpc.v1.cri']
     stream_server_address = '127.0.0.1'
@@ -106,7 +109,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.traci
 		p.containerdRoot(), p.containerdState(), p.containerdSocket(), p.containerdSocket()+".ttrpc",
 		filepath.Join(p.work, "containerd", "opt"), p.shimSockets(),
 		PauseImage, p.registryHosts(), runcPath, filepath.Join(p.containerdState(), "runc"), p.cniConfDir(),
-		filepath.Join(binDir, "containerd-shim-runc-v2"))
+		filepath.Join(binDir, "containerd-shim-runc-v2"), p.cniBinDir())
 }
 
 // runcPath is Debian's runc (apt-get install runc).

@@ -85,17 +85,7 @@ func TestInstallInNetNS(t *testing.T) {
 			t.Fatalf("needs %s (apt-get install -y iproute2 nftables): %v", tool, err)
 		}
 	}
-	name := fmt.Sprintf("redir-ut-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	f, err := os.Open("/run/netns/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ns := nftables.WithNetNSFd(int(f.Fd()))
+	name, ns := testNetNS(t, "redir-ut")
 	list := func() string {
 		out, err := exec.Command("ip", "netns", "exec", name, "nft", "list", "ruleset").CombinedOutput()
 		if err != nil {
@@ -127,4 +117,21 @@ func TestInstallInNetNS(t *testing.T) {
 	if got := list(); strings.TrimSpace(got) != "" {
 		t.Errorf("after cleanup:\n%s", got)
 	}
+}
+
+// testNetNS creates a named network namespace for a test (removed when it ends) and returns
+// its name and the option that points nftables at it.
+func testNetNS(t *testing.T, prefix string) (string, nftables.ConnOption) {
+	t.Helper()
+	name := fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), time.Now().UnixNano()%1e6)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	f, err := os.Open("/run/netns/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return name, nftables.WithNetNSFd(int(f.Fd()))
 }

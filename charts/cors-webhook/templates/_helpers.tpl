@@ -90,6 +90,9 @@ computes the policies admission injects), and the certificate settings.
 {{- if .Values.injector.init.runAsRoot }}
 - --init-as-root
 {{- end }}
+{{- if .Values.cni.enabled }}
+- --redirect-mode=cni
+{{- end }}
 - --inbound-port={{ .Values.injector.sidecar.inboundPort }}
 - --admin-port={{ .Values.injector.sidecar.adminPort }}
 - --sidecar-cpu-request={{ .Values.injector.sidecar.resources.requests.cpu }}
@@ -120,6 +123,25 @@ computes the policies admission injects), and the certificate settings.
 
 {{- define "cors-webhook.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "cors-webhook.cniImage" -}}
+{{- printf "%s:%s" .Values.cni.image.repository (default .Chart.AppVersion .Values.cni.image.tag) }}
+{{- end }}
+
+{{/* The CNI node agent (cni.enabled): its labels. */}}
+{{- define "cors-webhook.cniSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-cni" (include "cors-webhook.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "cors-webhook.cniLabels" -}}
+helm.sh/chart: {{ include "cors-webhook.chart" . }}
+{{ include "cors-webhook.cniSelectorLabels" . }}
+app.kubernetes.io/component: cni
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cors-webhook
 {{- end }}
 
 {{- define "cors-webhook.sidecarImage" -}}
