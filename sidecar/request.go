@@ -137,11 +137,11 @@ func (c *clientConn) readFields(br *bufio.Reader, budget *int, out *[]byte, bad 
 // requestField takes in one request field and reports whether it is forwarded as received.
 func (c *clientConn) requestField(r *request, st *headScan, kind headerKind, val []byte) (bool, error) {
 	switch kind {
-	case hHost:
-		if st.sawHost || !validHost(val) {
-			return false, errBadRequest
-		}
-		st.sawHost = true
+	case hHost, hContentLength, hTransferEncoding:
+		return true, framingField(r, st, kind, val)
+	case hConnection, hKeepAlive, hProxyConnection, hHTTP2Settings, hForwardedProto, hForwardedFor, hTE, hUpgrade:
+		c.hopField(st, kind, val)
+		return false, nil
 	case hOrigin:
 		if !st.sawOrigin {
 			st.sawOrigin = true
@@ -154,43 +154,57 @@ func (c *clientConn) requestField(r *request, st *headScan, kind headerKind, val
 		}
 	case hRequestHeaders:
 		c.acrh = appendList(c.acrh, val)
+	case hExpect:
+		r.expect = r.expect || equalFold(val, "100-continue")
+	}
+	return true, nil
+}
+
+// framingField takes in a field that decides where the request goes and where it ends: Host,
+// Content-Length, Transfer-Encoding (RFC 9112 §3.2, §6).
+func framingField(r *request, st *headScan, kind headerKind, val []byte) error {
+	switch kind {
+	case hHost:
+		if st.sawHost || !validHost(val) {
+			return errBadRequest
+		}
+		st.sawHost = true
 	case hContentLength:
 		n := parseContentLength(val)
 		if n < 0 || st.sawLength && n != r.length {
-			return false, errBadRequest
+			return errBadRequest
 		}
 		st.sawLength, r.length = true, n
 	case hTransferEncoding:
 		switch {
 		case st.sawTE || !lastTokenIs(val, "chunked"):
-			return false, errBadRequest // chunked twice, or the length cannot be determined (RFC 9112 §6.3)
+			return errBadRequest // chunked twice, or the length cannot be determined (RFC 9112 §6.3)
 		case !equalFold(val, "chunked"):
-			return false, errNotImplemented // a coding under chunked (RFC 9112 §6.1)
+			return errNotImplemented // a coding under chunked (RFC 9112 §6.1)
 		}
 		st.sawTE, r.body = true, bodyChunked
+	}
+	return nil
+}
+
+// hopField takes in a field for this hop only, which is never forwarded as received:
+// finishRequest writes what the next hop needs of it.
+func (c *clientConn) hopField(st *headScan, kind headerKind, val []byte) {
+	switch kind {
 	case hConnection:
 		st.connClose = st.connClose || hasToken(val, "close")
 		st.connKeepAlive = st.connKeepAlive || hasToken(val, "keep-alive")
 		st.connUpgrade = st.connUpgrade || hasToken(val, "upgrade")
 		c.hop = appendList(c.hop, val)
-		return false, nil
-	case hKeepAlive, hProxyConnection, hHTTP2Settings, hForwardedProto:
-		return false, nil
 	case hForwardedFor:
 		if len(val) > 0 {
 			c.xff = appendList(c.xff, val)
 		}
-		return false, nil
 	case hTE:
 		st.teTrailers = st.teTrailers || hasToken(val, "trailers")
-		return false, nil
 	case hUpgrade:
 		c.upgrade = appendList(c.upgrade, val)
-		return false, nil
-	case hExpect:
-		r.expect = r.expect || equalFold(val, "100-continue")
 	}
-	return true, nil
 }
 
 // finishRequest decides the framing and the connection's fate once the head is read, and ends

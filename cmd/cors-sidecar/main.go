@@ -184,30 +184,33 @@ func newProxyCommand(stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
+// check says what is wrong with the flags, before anything starts.
+func (fl proxyFlags) check() error {
+	switch {
+	case fl.policyFile == "":
+		return errors.New("--policy-file is required")
+	case fl.inboundPort == 0 || fl.inboundPort > 65535:
+		return errors.New("--inbound-port must be in 1..65535")
+	case fl.adminPort > 65535:
+		return errors.New("--admin-port must be in 0..65535")
+	case fl.adminPort == fl.inboundPort:
+		return errors.New("--admin-port and --inbound-port must differ")
+	case fl.maxConns < 0:
+		return errors.New("--max-connections must not be negative")
+	case fl.upstreamTO < 0:
+		return errors.New("--upstream-timeout must not be negative")
+	}
+	return nil
+}
+
 func runProxy(fl proxyFlags, stderr io.Writer) int {
 	log, err := newLogger(stderr, fl.logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	switch {
-	case fl.policyFile == "":
-		fmt.Fprintln(stderr, "--policy-file is required")
-		return exitUsage
-	case fl.inboundPort == 0 || fl.inboundPort > 65535:
-		fmt.Fprintln(stderr, "--inbound-port must be in 1..65535")
-		return exitUsage
-	case fl.adminPort > 65535:
-		fmt.Fprintln(stderr, "--admin-port must be in 0..65535")
-		return exitUsage
-	case fl.adminPort == fl.inboundPort:
-		fmt.Fprintln(stderr, "--admin-port and --inbound-port must differ")
-		return exitUsage
-	case fl.maxConns < 0:
-		fmt.Fprintln(stderr, "--max-connections must not be negative")
-		return exitUsage
-	case fl.upstreamTO < 0:
-		fmt.Fprintln(stderr, "--upstream-timeout must not be negative")
+	if err := fl.check(); err != nil {
+		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
 	upstreamTO := fl.upstreamTO
