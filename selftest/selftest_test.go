@@ -1,4 +1,4 @@
-package main
+package selftest
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ func TestSelftestDeniedBy(t *testing.T) {
 		{"denied by another webhook", errors.New(`admission webhook "policy.example.com" denied the request: no`), "not by"},
 		{"webhook unreachable", errors.New(`Internal error occurred: failed calling webhook "pluginconfigs.validate.cors-webhook.io": connection refused`), "not by"},
 	} {
-		got := deniedBy(tc.err, selftestConfigWebhook)
+		got := deniedBy(tc.err, configWebhook)
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
@@ -29,7 +29,7 @@ func TestSelftestDeniedBy(t *testing.T) {
 }
 
 func TestSelftestInjectionVerdict(t *testing.T) {
-	injected := selftestPod("default", "x")
+	injected := dryRunPod("default", "x")
 	injected.Spec.InitContainers = []corev1.Container{{Name: contract.ContainerInit}, {Name: contract.ContainerSidecar}}
 	for _, tc := range []struct {
 		name     string
@@ -38,10 +38,10 @@ func TestSelftestInjectionVerdict(t *testing.T) {
 		want     bool
 	}{
 		{"the sidecar was injected", injected, nil, true},
-		{"a selected pod the webhook cannot inject", selftestPod("default", "x"),
+		{"a selected pod the webhook cannot inject", dryRunPod("default", "x"),
 			[]string{"PluginChain default/c selects the pod, but namespace default enforces Pod Security restricted"}, true},
-		{"nothing yet", selftestPod("default", "x"), nil, false},
-		{"an unrelated warning", selftestPod("default", "x"), []string{"would violate PodSecurity"}, false},
+		{"nothing yet", dryRunPod("default", "x"), nil, false},
+		{"an unrelated warning", dryRunPod("default", "x"), []string{"would violate PodSecurity"}, false},
 	} {
 		if _, got := injectionVerdict(tc.pod, tc.warnings); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
