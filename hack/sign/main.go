@@ -7,10 +7,10 @@
 //	go run . verify -key cosign.pub -registry R -tag T -chart-version V
 //	go run . sbom   -registry R -tag T -dir DIR               # the SBOMs alone (for a keyless signer)
 //
-// sign signs the image indexes R/cors-webhook:T and R/cors-sidecar:T and the chart
+// sign signs the image indexes R/cors-webhook:T, R/cors-sidecar:T and R/cors-cni:T and the chart
 // R/charts/cors-webhook:V (a cosign signature, with the tag as claimed identity), and attaches to
 // every platform image a signed in-toto attestation whose predicate is a CycloneDX SBOM made from
-// the Go build info of the binaries in the image. verify checks the signatures of the three and
+// the Go build info of the binaries in the image. verify checks the signatures of all four and
 // that each platform image carries a signed SBOM whose subject is that image and which lists the
 // cors-webhook module. No transparency log is used with a key (an offline key pair, as in the
 // tests); the release workflow signs keyless instead (.github/workflows/release.yaml).
@@ -43,7 +43,7 @@ func run(args []string) error {
 	registry := fs.String("registry", "", "host[:port]/path the images and the chart were pushed to (make push REGISTRY)")
 	tag := fs.String("tag", "", "the images' tag (the chart's appVersion)")
 	chartVersion := fs.String("chart-version", "", "the chart's version (its OCI tag)")
-	images := fs.String("images", "cors-webhook,cors-sidecar", "image names under -registry")
+	images := fs.String("images", "cors-webhook,cors-sidecar,cors-cni", "image names under -registry")
 	dir := fs.String("dir", ".", "keygen, sbom: output folder")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
