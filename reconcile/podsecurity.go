@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // A namespace label is not the whole truth about Pod Security: the API server's
@@ -153,6 +154,7 @@ func (p *podSecurityProbe) refusal(ctx context.Context, namespace string, inject
 	} else {
 		PodSecurityDryRuns.WithLabelValues(verdictAllowed).Inc()
 	}
+	logf.FromContext(ctx).Info("Pod Security dry run", "dryRunNamespace", namespace, "refused", refused, "why", why)
 	p.verdicts.put(namespace, podSecurityEntry{why: why, at: now})
 	return why, nil
 }
