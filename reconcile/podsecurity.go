@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/cors-webhook/cors-webhook/inject"
 )
 
 // A namespace label is not the whole truth about Pod Security: the API server's
@@ -35,7 +37,12 @@ func podSecurityVerdict(err error) (refused bool, why string, known bool) {
 	case err == nil:
 		return false, "", true
 	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), podSecurityRefusal):
-		return true, err.Error(), true
+		why := err.Error()
+		if len(why) > podSecurityWhyLimit {
+			// Events' notes are bounded (1 KiB); the rule names come first.
+			why = strings.ToValidUTF8(why[:podSecurityWhyLimit], "") + "..."
+		}
+		return true, why, true
 	}
 	return false, "", false
 }
@@ -50,6 +57,9 @@ const (
 	podSecurityVerdictLimit = 1024
 	// podSecurityDryRunTimeout bounds one dry run; without an answer the label decides.
 	podSecurityDryRunTimeout = 5 * time.Second
+	// podSecurityWhyLimit bounds the API server's words quoted in the Event, whose note the
+	// API server refuses beyond 1 KiB.
+	podSecurityWhyLimit = 384
 )
 
 // podSecurityEntry is one namespace's verdict: why Pod Security refuses injected pods there
@@ -150,7 +160,10 @@ func (p *podSecurityProbe) refusal(ctx context.Context, namespace string, inject
 	}
 	if refused {
 		PodSecurityDryRuns.WithLabelValues(verdictRefused).Inc()
-		why = fmt.Sprintf("the API server's Pod Security admission refuses injected pods in namespace %s (server-side dry run; its level may come from the cluster-wide default, not a label), as cors-init adds the capability NET_ADMIN: %s", namespace, why)
+		// Admission does not know this verdict: until the label says so, new pods there
+		// (scale-up, rescheduling) are still injected, and refused.
+		why = fmt.Sprintf("the API server's Pod Security admission refuses injected pods in namespace %s (server-side dry run; its level may come from the cluster-wide default, not a label), as cors-init adds the capability NET_ADMIN: %s. Label the namespace with its level (%s) so that the webhook skips its pods, or use the cni redirect mode",
+			namespace, why, inject.LabelPodSecurityEnforce)
 	} else {
 		PodSecurityDryRuns.WithLabelValues(verdictAllowed).Inc()
 	}

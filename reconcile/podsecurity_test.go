@@ -37,6 +37,7 @@ func TestPodSecurityVerdict(t *testing.T) {
 		{"timeout", apierrors.NewTimeoutError("slow", 1), false, false},
 		{"transport", fmt.Errorf("dial tcp: connection refused"), false, false},
 		{"message without Forbidden", apierrors.NewBadRequest("violates PodSecurity"), false, false},
+		{"long refusal", apierrors.NewForbidden(pods, "x", errors.New(`violates PodSecurity "restricted:latest": `+strings.Repeat("runAsNonRoot != true, ", 100))), true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			refused, why, known := podSecurityVerdict(tc.err)
@@ -45,6 +46,9 @@ func TestPodSecurityVerdict(t *testing.T) {
 			}
 			if refused != (why != "") {
 				t.Errorf("why = %q with refused %v", why, refused)
+			}
+			if len(why) > podSecurityWhyLimit+len("...") {
+				t.Errorf("why is %d bytes, bound %d", len(why), podSecurityWhyLimit)
 			}
 		})
 	}
