@@ -99,6 +99,13 @@ func TestHelmLint(t *testing.T) {
 		if res := helmRun(t, nil, "template", "x", chart, "--set", "plugin.declare=true", "--set", "plugin.name=other"); res.ExitCode == 0 || !strings.Contains(res.Stderr, "validation.corsPlugins") {
 			t.Errorf("a declared Plugin that is not a CORS plugin must fail:\n%s", res.Output())
 		}
+		// create on pods without the policy that narrows it to dry runs.
+		for _, without := range [][]string{{"--set", "controller.admissionPolicy=false"}, {"--kube-version", "1.29.0"}} {
+			args := append([]string{"template", "x", chart, "--set", "controller.podSecurityDryRun=true"}, without...)
+			if res := helmRun(t, nil, args...); res.ExitCode == 0 || !strings.Contains(res.Stderr, "controller.podSecurityDryRun") {
+				t.Errorf("helm %s must fail:\n%s", strings.Join(args, " "), res.Output())
+			}
+		}
 	})
 
 	t.Run("the injected image and cors-init mode", func(t *testing.T) {

@@ -71,9 +71,10 @@ func (o Outcome) Impossible() bool {
 	return false
 }
 
-// Pod Security admission's namespace label and the levels that refuse cors-init.
+// LabelPodSecurityEnforce is Pod Security admission's namespace label; every level but
+// privileged refuses cors-init.
 const (
-	labelPodSecurityEnforce = "pod-security.kubernetes.io/enforce"
+	LabelPodSecurityEnforce = "pod-security.kubernetes.io/enforce"
 	podSecurityPrivileged   = "privileged"
 )
 
@@ -91,12 +92,12 @@ func Uninjectable(pod *corev1.Pod, ns *corev1.Namespace) (Outcome, string) {
 	if ns == nil {
 		return "", ""
 	}
-	if level, ok := ns.Labels[labelPodSecurityEnforce]; ok && level != podSecurityPrivileged {
+	if level, ok := ns.Labels[LabelPodSecurityEnforce]; ok && level != podSecurityPrivileged {
 		// baseline and restricted forbid adding NET_ADMIN (restricted also privilege
 		// escalation); an unknown value is treated as restricted by Pod Security admission,
 		// so it refuses cors-init too.
 		return PodSecurity, fmt.Sprintf("namespace %s enforces Pod Security %q (label %s), which refuses the injected cors-init (it adds the capability NET_ADMIN)",
-			ns.Name, level, labelPodSecurityEnforce)
+			ns.Name, level, LabelPodSecurityEnforce)
 	}
 	return "", ""
 }

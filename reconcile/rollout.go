@@ -42,6 +42,8 @@ type rolloutReconciler struct {
 	gate     rolloutGate
 	notes    *noteLog
 	now      func() time.Time
+	// podSecurity, when set, asks the API server before a roll (Options.PodSecurityDryRun).
+	podSecurity *podSecurityProbe
 
 	mu sync.Mutex
 	// pending holds when each workload first needed a rollout that has not happened yet (the
@@ -169,6 +171,14 @@ func (r *rolloutReconciler) observe(ctx context.Context, key workloadKey, obj cl
 		}
 	} else {
 		f.templateWhy = strings.Join(ir.Reasons, "; ")
+	}
+	if f.templateOK && r.podSecurity != nil {
+		why, err := r.podSecurity.refusal(ctx, key.Namespace, ir.InjectedPod())
+		if err != nil {
+			// The label rule stays the judge; the next reconcile asks again.
+			logf.FromContext(ctx).Info("no Pod Security verdict from the API server, judging by the namespace label", "error", err.Error())
+		}
+		f.templateOK, f.templateWhy = why == "", why
 	}
 	f.current = tmpl.Annotations[AnnotationRestartedAt]
 	switch {

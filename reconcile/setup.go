@@ -70,6 +70,16 @@ type Options struct {
 	// DefaultAdmissionRetry.
 	AdmissionRetry time.Duration
 
+	// PodSecurityDryRun makes the rollout controller, in init redirect mode, ask the API server
+	// with a server-side dry-run create of an injected pod whether Pod Security admission lets
+	// it into the namespace before rolling a workload there (`controller
+	// --pod-security-dry-run`): a level set by the cluster-wide default, without a namespace
+	// label, is then respected. It needs create on pods (see docs/day2.md).
+	PodSecurityDryRun bool
+	// PodSecurityVerdictTTL is how long a namespace's dry-run verdict is reused. Default
+	// DefaultPodSecurityVerdictTTL.
+	PodSecurityVerdictTTL time.Duration
+
 	// SkipNameValidation lets several managers in one process register these controllers
 	// (tests); see controller-runtime's controller.Options.
 	SkipNameValidation bool
@@ -112,6 +122,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.AdmissionRetry <= 0 {
 		o.AdmissionRetry = DefaultAdmissionRetry
+	}
+	if o.PodSecurityVerdictTTL <= 0 {
+		o.PodSecurityVerdictTTL = DefaultPodSecurityVerdictTTL
 	}
 	return o
 }
@@ -169,7 +182,10 @@ var (
 func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader, opts Options) error {
 	opts = opts.withDefaults()
 	registerMetrics.Do(func() {
-		metrics.Registry.MustRegister(PolicyPatches, Rollouts, RolloutFailures, RolloutsHalted, StatusWrites, PodsMissingSidecar, CNIRepairs)
+		metrics.Registry.MustRegister(PolicyPatches, Rollouts, RolloutFailures, RolloutsHalted, StatusWrites, PodsMissingSidecar, CNIRepairs, PodSecurityDryRuns)
+		for _, v := range []string{verdictAllowed, verdictRefused, verdictUnknown} {
+			PodSecurityDryRuns.WithLabelValues(v)
+		}
 		for _, k := range []string{kindDeployment, kindStatefulSet, kindDaemonSet} {
 			Rollouts.WithLabelValues(k)
 			RolloutFailures.WithLabelValues(k)
@@ -194,6 +210,11 @@ func Setup(mgr manager.Manager, injector *inject.Injector, r clusterstate.Reader
 		opts:    opts,
 		limiter: rate.NewLimiter(rate.Every(opts.RolloutInterval), opts.RolloutBurst),
 		pending: map[workloadKey]time.Time{}, notes: newNoteLog(), now: time.Now,
+	}
+	if opts.PodSecurityDryRun && injector.Settings().RedirectMode != inject.RedirectCNI {
+		// CNI mode adds no capability: the label rule (inject.RedirectMode.Uninjectable) is
+		// all it needs.
+		ro.podSecurity = &podSecurityProbe{client: mgr.GetClient(), verdicts: newVerdictCache(podSecurityVerdictLimit, opts.PodSecurityVerdictTTL), now: time.Now}
 	}
 	if err := ro.setup(mgr, rollouts, opts); err != nil {
 		return fmt.Errorf("setting up %s: %w", ControllerRollout, err)

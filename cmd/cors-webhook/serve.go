@@ -142,6 +142,7 @@ else ~/.kube/config.`,
 	f.BoolVar(&opts.Reconcile.RollOutdatedSidecars, "roll-outdated-sidecars", false, "roll Deployments, StatefulSets and DaemonSets whose injected pods carry an older cors-webhook.io/sidecar-version than --sidecar-image's, so that a sidecar upgrade reaches running pods")
 	f.DurationVar(&opts.Reconcile.RolloutDeadline, "rollout-deadline", reconcile.DefaultRolloutDeadline, "how long a rollout may take to have all replicas updated and available before it counts as failed (a Deployment's ProgressDeadlineExceeded fails it sooner)")
 	f.IntVar(&opts.Reconcile.RolloutFailureLimit, "rollout-failure-limit", reconcile.DefaultRolloutFailureLimit, "failed rollouts after which no more rollouts start until the controller restarts")
+	f.BoolVar(&opts.Reconcile.PodSecurityDryRun, "pod-security-dry-run", false, "in init redirect mode, ask the API server with a server-side dry-run create of an injected pod whether Pod Security admission admits it before rolling a workload, so that a cluster-wide default level (no namespace label) is respected; needs create on pods (chart: controller.podSecurityDryRun)")
 	f.BoolVar(&rollout, "rollout", true, "roll Deployments, StatefulSets and DaemonSets whose running pods a PluginChain newly selects, or whose policy needs a port their redirect lacks (false: only report it in Events; a workload annotation cors-webhook.io/rollout=false does the same for one workload)")
 	addProcessFlags(f, &opts.MetricsAddr, &opts.ProbeAddr)
 	addCORSPluginsFlag(f, &opts.CORSPlugins)

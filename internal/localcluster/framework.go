@@ -43,6 +43,10 @@ type Options struct {
 	// starts on WebhookHost:WebhookPort with the certificate in WebhookCertDir.
 	Webhook envtest.WebhookInstallOptions
 
+	// AdmissionConfig is the path of an AdmissionConfiguration file for kube-apiserver
+	// (--admission-control-config-file), e.g. a cluster-wide Pod Security default.
+	AdmissionConfig string
+
 	// Output receives the control plane's own logs (nil: discarded).
 	Output io.Writer
 }
@@ -191,6 +195,9 @@ func startCluster(opts Options, apiServer *envtest.APIServer, kcmArgs []string) 
 		apiServer = &envtest.APIServer{}
 	}
 	apiServer.Out, apiServer.Err = out, out
+	if opts.AdmissionConfig != "" {
+		apiServer.Configure().Set("admission-control-config-file", opts.AdmissionConfig)
+	}
 	env.ControlPlane.APIServer = apiServer
 	// The ServiceAccount admission plugin stays off (envtest's default): no token controller
 	// runs here, and pods need no mounted token for admission tests.
