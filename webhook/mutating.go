@@ -126,7 +126,7 @@ func (h *PodInjector) MemoUsage() (answers, bytes int) {
 	if h.memo == nil {
 		return 0, 0
 	}
-	return h.memo.usage()
+	return h.memo.store.Usage()
 }
 
 var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
