@@ -156,54 +156,19 @@ func (fl *injectorFlags) settings(corsPlugins []string) (inject.Settings, error)
 	return s, s.Validate()
 }
 
-// injectDocuments writes every document to out, with the pod templates injected, and reports
-// each workload on errOut. It returns whether any selected workload could not be injected or
-// the CORS inputs have problems.
+// injectDocuments writes every document to out, with the pod templates injected
+// (manifests.Inject), and reports each workload on errOut. It returns whether any injection
+// failed (manifests.Injection.Failed).
 func injectDocuments(docs []manifests.Document, namespace string, injector *inject.Injector, out, errOut io.Writer) (bool, error) {
-	// manifests.Snapshot defaults namespaces in the objects it is given; the output must not show that.
-	ctx := make([]manifests.Document, len(docs))
-	for i, d := range docs {
-		ctx[i] = d
-		ctx[i].Object = d.Object.DeepCopy()
-	}
-	snap, objs, err := manifests.Snapshot(ctx, namespace)
+	injections, err := manifests.Inject(docs, namespace, injector)
 	if err != nil {
 		return false, err
 	}
 	failed := false
 	for i, d := range docs {
-		if w, ok := manifests.WorkloadOf(objs[i]); ok {
-			ns, err := snap.Namespace(w.Namespace)
-			if err != nil {
-				return false, err
-			}
-			res, err := injector.Inject(w.Pod(), ns, snap)
-			if err != nil {
-				return false, err
-			}
-			id := fmt.Sprintf("%s %s/%s", w.Kind, w.Namespace, w.Name)
-			if res.Outcome == inject.Injected {
-				if err := w.Apply(d.Object.Object, res.Changes.Annotations, res.Changes.Labels, res.Changes.InitContainers, res.Changes.Volumes); err != nil {
-					return false, fmt.Errorf("%s: %w", d.Where(), err)
-				}
-				fmt.Fprintf(errOut, "%s: injected: %s\n", id, res.Reasons[0])
-			} else {
-				fmt.Fprintf(errOut, "%s: not injected (%s): %s\n", id, res.Outcome, strings.Join(res.Reasons, "; "))
-			}
-			if res.Outcome.Impossible() {
-				failed = true
-			}
-			if res.Resolution != nil {
-				for _, p := range res.Resolution.Problems {
-					fmt.Fprintf(errOut, "Error: %s: %s\n", id, p)
-					failed = true
-				}
-				if res.Outcome == inject.Injected {
-					for _, n := range res.Resolution.Notes {
-						fmt.Fprintf(errOut, "Note: %s: %s\n", id, n)
-					}
-				}
-			}
+		if in := injections[i]; in != nil {
+			printInjection(errOut, in)
+			failed = failed || in.Failed()
 		}
 		y, err := sigsyaml.Marshal(d.Object.Object)
 		if err != nil {
@@ -217,4 +182,26 @@ func injectDocuments(docs []manifests.Document, namespace string, injector *inje
 		}
 	}
 	return failed, nil
+}
+
+// printInjection is the report of one workload: its outcome, the problems of its CORS inputs
+// and, when injected, the notes.
+func printInjection(w io.Writer, in *manifests.Injection) {
+	res := in.Result
+	if res.Outcome == inject.Injected {
+		fmt.Fprintf(w, "%s: injected: %s\n", in.ID, res.Reasons[0])
+	} else {
+		fmt.Fprintf(w, "%s: not injected (%s): %s\n", in.ID, res.Outcome, strings.Join(res.Reasons, "; "))
+	}
+	if res.Resolution == nil {
+		return
+	}
+	for _, p := range res.Resolution.Problems {
+		fmt.Fprintf(w, "Error: %s: %s\n", in.ID, p)
+	}
+	if res.Outcome == inject.Injected {
+		for _, n := range res.Resolution.Notes {
+			fmt.Fprintf(w, "Note: %s: %s\n", in.ID, n)
+		}
+	}
 }
