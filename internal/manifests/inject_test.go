@@ -5,41 +5,16 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/cors-webhook/cors-webhook/examples"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
 
-const injectInput = `
-apiVersion: plugin.flomesh.io/v1alpha1
-kind: Plugin
-metadata: {name: cors-policy}
-spec: {priority: 165}
----
-apiVersion: plugin.flomesh.io/v1alpha1
-kind: PluginChain
-metadata: {name: web, namespace: shop}
-spec:
-  chains: [{name: inbound-http, plugins: [cors-policy]}]
-  selectors: {podSelector: {matchLabels: {app: web}}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: web:1, ports: [{containerPort: 8080}]}]}
----
+// Two pods beside the guide's workloads: one the guide's chain selects but cannot be injected,
+// one it does not select; neither sets its namespace.
+const extraPods = `
 apiVersion: v1
 kind: Pod
-metadata: {name: host, labels: {app: web}}
+metadata: {name: host, labels: {app: pipy-ok}}
 spec: {hostNetwork: true, containers: [{name: web, image: web:1}]}
 ---
 apiVersion: v1
@@ -48,10 +23,14 @@ metadata: {name: other, labels: {app: other}}
 spec: {containers: [{name: web, image: web:1}]}
 `
 
-// TestInject: per document, the workload's injection (nil for the others); injected templates
-// change in place, and namespaces the input does not set stay unset.
+// TestInject: one Injection per workload (none for the other documents), injected templates
+// changed in place, and namespaces the input does not set left unset.
 func TestInject(t *testing.T) {
-	docs, err := Parse("input", []byte(injectInput))
+	var input string
+	for _, name := range []string{examples.Namespaces, examples.Plugin, examples.PluginChain, examples.PluginConfig, examples.PipyOK} {
+		input += examples.Manifest(name) + "\n---\n"
+	}
+	docs, err := Parse("input", []byte(input+extraPods))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,36 +38,41 @@ func TestInject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Inject(docs, "shop", injector)
+	got, err := Inject(docs, "pipy", injector)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, tc := range []struct {
-		id      string // "": no workload
+	want := map[string]struct {
 		outcome inject.Outcome
 		failed  bool
 	}{
-		{}, {}, {},
-		{"Deployment shop/web", inject.Injected, false},
-		{"Pod shop/host", inject.HostNetwork, true},
-		{"Pod shop/other", inject.NotSelected, false},
-	} {
-		in := got[i]
-		if tc.id == "" {
+		"Deployment pipy/pipy-ok-v1": {inject.Injected, false},
+		"Deployment pipy/pipy-ok-v2": {inject.Injected, false},
+		"Pod pipy/host":              {inject.HostNetwork, true},
+		"Pod pipy/other":             {inject.NotSelected, false},
+	}
+	for i, in := range got {
+		if kind := docs[i].Object.GetKind(); kind != "Pod" && kind != "Deployment" { // the input's only workloads
 			if in != nil {
-				t.Errorf("document %d: an injection of %s, want none", i, in.ID)
+				t.Errorf("%s: an injection of %s, want none", docs[i].Where(), in.ID)
 			}
 			continue
 		}
-		if in == nil || in.ID != tc.id || in.Result.Outcome != tc.outcome || in.Failed() != tc.failed {
-			t.Errorf("document %d: got %+v, want %s %s failed=%v", i, in, tc.id, tc.outcome, tc.failed)
+		w, ok := want[in.ID]
+		if !ok || in.Result.Outcome != w.outcome || in.Failed() != w.failed {
+			t.Errorf("%s: %s %s failed=%v, want %+v", docs[i].Where(), in.ID, in.Result.Outcome, in.Failed(), w)
+		}
+		delete(want, in.ID)
+		if in.Result.Outcome == inject.Injected {
+			if inits, _, _ := unstructured.NestedSlice(docs[i].Object.Object, "spec", "template", "spec", "initContainers"); len(inits) == 0 {
+				t.Errorf("%s: the template was not injected in place", in.ID)
+			}
 		}
 	}
-	deployment := docs[3].Object
-	if deployment.GetNamespace() != "" {
-		t.Errorf("the Deployment's namespace became %q", deployment.GetNamespace())
+	if len(want) > 0 {
+		t.Errorf("no injection of %v", want)
 	}
-	if inits, _, _ := unstructured.NestedSlice(deployment.Object, "spec", "template", "spec", "initContainers"); len(inits) == 0 {
-		t.Error("the Deployment's template was not injected in place")
+	if ns := docs[len(docs)-1].Object.GetNamespace(); ns != "" {
+		t.Errorf("a pod's namespace became %q in the output", ns)
 	}
 }
