@@ -50,3 +50,17 @@ func Read(ctx context.Context, c client.Reader, namespace string) (*Snapshot, er
 	}
 	return snap, nil
 }
+
+// ReadPod reads the pod namespace/name from c and, into a Snapshot (Read), what its
+// description depends on: the same Reader the offline mode builds from manifests.
+func ReadPod(ctx context.Context, c client.Reader, namespace, name string) (*corev1.Pod, *Snapshot, error) {
+	pod := &corev1.Pod{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, pod); err != nil {
+		return nil, nil, err
+	}
+	snap, err := Read(ctx, c, namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pod, snap, nil
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/contract"
+	"github.com/cors-webhook/cors-webhook/internal/podjson"
 )
 
 // Outcome is what Inject did with a pod, in words fit for a metric label.
@@ -460,6 +461,20 @@ func (c *Changes) InitContainersJSON() ([][]byte, error) {
 
 // VolumesJSON returns Volumes as JSON, one document per volume (see InitContainersJSON).
 func (c *Changes) VolumesJSON() ([][]byte, error) { return encodedOr(c.volumesJSON, c.Volumes) }
+
+// JSONPatch is the JSON patch that makes pod the injected pod: podjson.Patch of the change set,
+// with the containers and volumes encoded once (InitContainersJSON, VolumesJSON).
+func (c *Changes) JSONPatch(pod *corev1.Pod) ([]byte, error) {
+	inits, err := c.InitContainersJSON()
+	if err != nil {
+		return nil, err
+	}
+	volumes, err := c.VolumesJSON()
+	if err != nil {
+		return nil, err
+	}
+	return podjson.Patch(pod, podjson.Changes{Annotations: c.Annotations, Labels: c.Labels, InitContainers: inits, Volumes: volumes})
+}
 
 // changes are the pod contract for a resolution. Without a port to redirect, cors-init would
 // have nothing to do but hold NET_ADMIN, so it is left out; a later policy that needs a port

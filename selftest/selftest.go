@@ -16,9 +16,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
+	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/contract"
 	"github.com/cors-webhook/cors-webhook/inject"
 )
@@ -59,6 +61,19 @@ func (w *Warnings) take() []string {
 	out := w.msgs
 	w.msgs = nil
 	return out
+}
+
+// RunConfig is Run with a client of cfg (the scheme clusterstate.Scheme) whose API server
+// warnings Run reads; cfg is not modified.
+func RunConfig(ctx context.Context, cfg *rest.Config, out io.Writer, o Options) error {
+	warnings := &Warnings{}
+	cfg = rest.CopyConfig(cfg)
+	cfg.WarningHandler = warnings
+	c, err := client.New(cfg, client.Options{Scheme: clusterstate.Scheme})
+	if err != nil {
+		return err
+	}
+	return Run(ctx, c, warnings, out, o)
 }
 
 // Run sends the dry runs through c, whose API server warnings reach warnings, and writes what

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"maps"
 	"net/http"
-	"sync"
 
 	jsoniter "github.com/json-iterator/go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/cors-webhook/cors-webhook/inject"
+	"github.com/cors-webhook/cors-webhook/internal/boundedmemo"
 	"github.com/cors-webhook/cors-webhook/internal/podjson"
 )
 
@@ -59,16 +59,12 @@ const (
 // is used only while inject.Injector.SameInputs holds: the same cluster objects as when it was
 // computed, so a change of any of them is seen by the very next admission, as without the memo.
 //
-// It is bounded twice: at most maxAnswers answers, and at most maxBytes of what they keep
-// (memoAnswer.size: the answer itself and the objects its inputs hold on to). Keys are hashes,
-// so a pod's size never counts; answers found stale are dropped at once; when a new answer
-// does not fit, arbitrary ones are dropped until it does.
+// Its store is a boundedmemo.Memo, bounded twice: at most maxAnswers answers, and at most
+// maxBytes of what they keep (memoAnswer.size: the answer itself and the objects its inputs
+// hold on to). Keys are hashes, so a pod's size never counts; answers found stale are dropped
+// at once; when a new answer does not fit, arbitrary ones are dropped until it does.
 type answerMemo struct {
-	mu         sync.RWMutex
-	answers    map[memoKey]*memoAnswer
-	bytes      int // the sum of the answers' sizes
-	maxAnswers int
-	maxBytes   int
+	store *boundedmemo.Memo[memoKey, memoAnswer]
 }
 
 // memoKey is a replica key's SHA-256 (replicaHash).
@@ -100,66 +96,14 @@ func newMemoAnswer(inputs *inject.Inputs, patch []byte, warnings []string, redir
 }
 
 func newAnswerMemo(maxAnswers, maxBytes int) *answerMemo {
-	if maxAnswers <= 0 || maxBytes <= 0 {
+	store := boundedmemo.New[memoKey, memoAnswer](maxAnswers, maxBytes, func(answers, bytes int) {
+		MemoKept.WithLabelValues("answers").Set(float64(answers))
+		MemoKept.WithLabelValues("bytes").Set(float64(bytes))
+	})
+	if store == nil {
 		return nil
 	}
-	return &answerMemo{answers: make(map[memoKey]*memoAnswer, maxAnswers), maxAnswers: maxAnswers, maxBytes: maxBytes}
-}
-
-func (m *answerMemo) get(key memoKey) *memoAnswer {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.answers[key]
-}
-
-// put keeps a under key, unless it alone is larger than the budget.
-func (m *answerMemo) put(key memoKey, a *memoAnswer) {
-	if a.size > m.maxBytes {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.deleteLocked(key)
-	for k := range m.answers { // arbitrary ones, in the map's order, until a fits
-		if len(m.answers) < m.maxAnswers && m.bytes+a.size <= m.maxBytes {
-			break
-		}
-		m.deleteLocked(k)
-	}
-	m.answers[key] = a
-	m.bytes += a.size
-	m.report()
-}
-
-// report sets MemoKept; m.mu is held.
-func (m *answerMemo) report() {
-	MemoKept.WithLabelValues("answers").Set(float64(len(m.answers)))
-	MemoKept.WithLabelValues("bytes").Set(float64(m.bytes))
-}
-
-// drop forgets the answer under key if it is still a: an answer found stale is never used
-// again (the objects it read have been replaced), so it should not hold them.
-func (m *answerMemo) drop(key memoKey, a *memoAnswer) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.answers[key] == a {
-		m.deleteLocked(key)
-		m.report()
-	}
-}
-
-func (m *answerMemo) deleteLocked(key memoKey) {
-	if old, ok := m.answers[key]; ok {
-		m.bytes -= old.size
-		delete(m.answers, key)
-	}
-}
-
-// usage returns how many answers the memo keeps and their size.
-func (m *answerMemo) usage() (answers, bytes int) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.answers), m.bytes
+	return &answerMemo{store: store}
 }
 
 // around is the memo as a decorator of PodInjector.inject: a replica of a pod injected before
@@ -189,7 +133,8 @@ func (m *answerMemo) around(ctx context.Context, h *PodInjector, req admission.R
 		// (Labels differ only in a pod whose JSON has its metadata twice: Triage read the
 		// first, the decoder merged both; the memo's lookups would read the first.)
 		res := done.res
-		m.put(key, newMemoAnswer(res.Inputs(), done.patch, res.Resolution.Problems, res.Resolution.RedirectPortsValue(), res.Reasons))
+		a := newMemoAnswer(res.Inputs(), done.patch, res.Resolution.Problems, res.Resolution.RedirectPortsValue(), res.Reasons)
+		m.store.Put(key, a, a.size)
 	}
 	return resp, outcome
 }
@@ -197,7 +142,7 @@ func (m *answerMemo) around(ctx context.Context, h *PodInjector, req admission.R
 // remembered answers from the memo a pod whose replica key hashes to key when an earlier
 // replica was injected and what its injection read is unchanged.
 func (m *answerMemo) remembered(ctx context.Context, h *PodInjector, key memoKey, raw []byte, meta *metav1.ObjectMeta, ns *corev1.Namespace, t *inject.Triaged) (admission.Response, bool, error) {
-	a := m.get(key)
+	a := m.store.Get(key)
 	if a == nil {
 		MemoLookups.WithLabelValues(memoMiss).Inc()
 		return admission.Response{}, false, nil
@@ -206,7 +151,7 @@ func (m *answerMemo) remembered(ctx context.Context, h *PodInjector, key memoKey
 	if err != nil || !same {
 		MemoLookups.WithLabelValues(memoStale).Inc()
 		if err == nil {
-			m.drop(key, a)
+			m.store.Drop(key, a)
 		}
 		return admission.Response{}, false, err
 	}

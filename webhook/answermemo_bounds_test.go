@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"maps"
 	"strings"
 	"testing"
 
@@ -25,16 +24,16 @@ func TestAnswerMemoStaysWithinItsBudget(t *testing.T) {
 		patch := make([]byte, (i*37)%1500)
 		a := newMemoAnswer(inputs, patch, nil, "8080", nil)
 		key := memoKey{byte(i), byte(i >> 8)}
-		m.put(key, a)
-		answers, bytes := m.usage()
+		m.store.Put(key, a, a.size)
+		answers, bytes := m.store.Usage()
 		if answers > maxAnswers || bytes > maxBytes {
 			t.Fatalf("after %d answers the memo keeps %d answers, %d bytes: over %d, %d", i+1, answers, bytes, maxAnswers, maxBytes)
 		}
-		if got := m.get(key); got != a {
+		if got := m.store.Get(key); got != a {
 			t.Fatalf("answer %d (%d bytes) was not kept", i, a.size)
 		}
 		sum := 0
-		for _, kept := range m.answers {
+		for _, kept := range m.store.All {
 			sum += kept.size
 		}
 		if sum != bytes {
@@ -42,8 +41,8 @@ func TestAnswerMemoStaysWithinItsBudget(t *testing.T) {
 		}
 	}
 	huge := newMemoAnswer(inputs, make([]byte, maxBytes), nil, "", nil)
-	m.put(memoKey{0xff}, huge)
-	if m.get(memoKey{0xff}) != nil {
+	m.store.Put(memoKey{0xff}, huge, huge.size)
+	if m.store.Get(memoKey{0xff}) != nil {
 		t.Error("an answer larger than the budget was kept")
 	}
 }
@@ -80,17 +79,15 @@ func TestAnswerMemoKeepsNoDryRunLargePodOrStaleAnswer(t *testing.T) {
 		t.Fatalf("an ordinary replica left %d answers in the memo, want 1", n)
 	}
 	// A stale answer: the memo's inputs no longer the reader's.
-	for _, a := range h.memo.answers {
+	// (Its size is unchanged: it is counted when the answer is made.)
+	stale := map[memoKey]*memoAnswer{}
+	for k, a := range h.memo.store.All {
 		a.inputs = &inject.Inputs{}
+		stale[k] = a
 	}
-	h.memo.bytes = 0
-	for _, a := range h.memo.answers {
-		h.memo.bytes += a.size
-	}
-	stale := maps.Clone(h.memo.answers)
 	h.Handle(context.Background(), replicas[0])
 	for k, a := range stale {
-		if h.memo.get(k) == a {
+		if h.memo.store.Get(k) == a {
 			t.Error("the stale answer is still kept")
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -126,7 +125,7 @@ func (h *PodInjector) MemoUsage() (answers, bytes int) {
 	if h.memo == nil {
 		return 0, 0
 	}
-	return h.memo.usage()
+	return h.memo.store.Usage()
 }
 
 var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
@@ -148,7 +147,7 @@ func (h *PodInjector) handle(ctx context.Context, req admission.Request) (admiss
 	if req.Operation != admissionv1.Create || req.Resource != podResource || req.SubResource != "" {
 		return admission.Allowed(""), ""
 	}
-	ns, err := h.namespace(ctx, req.Namespace)
+	ns, err := clusterstate.NamespaceOrLive(ctx, h.reader, h.APIReader, req.Namespace)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "reading the pod's namespace", "namespace", req.Namespace)
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError
@@ -208,7 +207,7 @@ func (h *PodInjector) inject(ctx context.Context, req admission.Request, ns *cor
 		log.Info("injecting the CORS sidecar", "namespace", req.Namespace, "pod", podName(&pod.ObjectMeta),
 			"redirectPorts", res.Resolution.RedirectPortsValue(), "reasons", res.Reasons)
 	}
-	patch, err := injectionPatch(pod, res.Changes)
+	patch, err := res.Changes.JSONPatch(pod)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "writing the injection patch", "namespace", req.Namespace)
 		return admission.Errored(http.StatusInternalServerError, err), outcomeError, nil
@@ -224,39 +223,6 @@ func patchResponse(patch []byte, warnings []string) admission.Response {
 	patchType := admissionv1.PatchTypeJSONPatch
 	resp.Patch, resp.PatchType = patch, &patchType
 	return resp.WithWarnings(warnings...)
-}
-
-// injectionPatch is the JSON patch of the injection: podjson.Patch of its change set.
-func injectionPatch(pod *corev1.Pod, changes *inject.Changes) ([]byte, error) {
-	inits, err := changes.InitContainersJSON()
-	if err != nil {
-		return nil, err
-	}
-	volumes, err := changes.VolumesJSON()
-	if err != nil {
-		return nil, err
-	}
-	return podjson.Patch(pod, podjson.Changes{Annotations: changes.Annotations, Labels: changes.Labels, InitContainers: inits, Volumes: volumes})
-}
-
-// namespace returns the pod's namespace from the cache, or from the API server when the cache
-// has not seen it yet, or a label-less stand-in when neither has it.
-func (h *PodInjector) namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
-	ns, err := h.reader.Namespace(name)
-	if err != nil || ns != nil {
-		return ns, err
-	}
-	if h.APIReader != nil {
-		live := &corev1.Namespace{}
-		err := h.APIReader.Get(ctx, client.ObjectKey{Name: name}, live)
-		if err == nil {
-			return live, nil
-		}
-		if !apierrors.IsNotFound(err) {
-			return nil, err
-		}
-	}
-	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, nil
 }
 
 // reportSkipped says why a pod that a chain selects runs without the sidecar: always in the

@@ -490,7 +490,7 @@ func TestInjectionPatchProducesTheInjectedPod(t *testing.T) {
 				t.Fatalf("%v %v", res.Outcome, err)
 			}
 			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Object: runtime.RawExtension{Raw: raw}}}
-			patch, err := injectionPatch(pod, res.Changes)
+			patch, err := res.Changes.JSONPatch(pod)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -11,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/convert"
@@ -66,7 +63,7 @@ output does not validate), 2 when the input cannot be read or on a usage error.`
 				}
 			}
 			res := convert.Convert(objs, opts)
-			out, err := renderConversion(res)
+			out, err := res.YAML()
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -104,45 +101,6 @@ output does not validate), 2 when the input cannot be read or on a usage error.`
 	f.BoolVar(&withPlugin, "with-plugin", false, "also write the cluster-scoped Plugin")
 	f.StringVarP(&selector, "selector", "l", "", "label selector for the pods the PluginChains select (default: every pod of the namespace)")
 	return cmd
-}
-
-// renderConversion writes the objects as YAML documents, without the empty status and
-// creationTimestamp that typed objects would carry.
-func renderConversion(res *convert.Result) ([]byte, error) {
-	var objs []any
-	if res.Plugin != nil {
-		objs = append(objs, res.Plugin)
-	}
-	for _, c := range res.Chains {
-		objs = append(objs, c)
-	}
-	for _, c := range res.Configs {
-		objs = append(objs, c)
-	}
-	var buf bytes.Buffer
-	for i, o := range objs {
-		raw, err := json.Marshal(o)
-		if err != nil {
-			return nil, err
-		}
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, err
-		}
-		delete(m, "status")
-		if md, ok := m["metadata"].(map[string]any); ok {
-			delete(md, "creationTimestamp")
-		}
-		y, err := sigsyaml.Marshal(m)
-		if err != nil {
-			return nil, err
-		}
-		if i > 0 {
-			buf.WriteString("---\n")
-		}
-		buf.Write(y)
-	}
-	return buf.Bytes(), nil
 }
 
 func printConversionReports(w io.Writer, res *convert.Result) {

@@ -13,8 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	sigsyaml "sigs.k8s.io/yaml"
 
-	goflag "flag"
-
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/contract"
@@ -29,7 +27,7 @@ func newDescribeCommand() *cobra.Command {
 		namespace   string
 		output      string
 		query       explain.Query
-		flags       injectorFlags
+		flags       inject.Flags
 		corsPlugins []string
 	)
 	cmd := &cobra.Command{
@@ -51,7 +49,7 @@ Offline, with -f, they are read from manifests as for inject; POD then names a P
 			if output != "text" && output != "yaml" && output != "json" {
 				return &exitError{code: exitUsage, err: fmt.Errorf("--output must be text, yaml or json, not %q", output)}
 			}
-			injector, err := flags.injector(corsPlugins)
+			injector, err := injectorOf(&flags, corsPlugins)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -91,11 +89,9 @@ Offline, with -f, they are read from manifests as for inject; POD then names a P
 	f.StringVar(&query.RequestMethod, "request-method", "", "the preflight's Access-Control-Request-Method (a credentialed \"*\" answers with it; unmatchedPreflights needs it)")
 	f.StringVar(&query.RequestHeaders, "request-headers", "", "the preflight's Access-Control-Request-Headers")
 	f.Int32Var(&query.Port, "port", 0, "answer for this pod port only (default: every port with a policy)")
-	addInjectorFlags(f, &flags)
+	flags.Register(f)
 	addCORSPluginsFlag(f, &corsPlugins)
-	gofs := goflag.NewFlagSet("describe", goflag.ContinueOnError)
-	config.RegisterFlags(gofs)
-	f.AddGoFlagSet(gofs)
+	addKubeFlags(f, "describe", nil)
 	return cmd
 }
 
@@ -220,18 +216,10 @@ func readOffline(files []string, stdin io.Reader, namespace, name string) (*core
 	if err != nil {
 		return nil, nil, err
 	}
-	snap, objs, err := manifests.Snapshot(docs, namespace)
-	if err != nil {
-		return nil, nil, err
-	}
-	if pod := manifests.PodOf(objs, namespace, name); pod != nil {
-		return pod, snap, nil
-	}
-	return nil, nil, fmt.Errorf("no Pod or workload %s/%s in the input", namespace, name)
+	return manifests.PodAndCluster(docs, namespace, name)
 }
 
-// readLive reads the pod and what its description depends on from the cluster, into a
-// snapshot: the same Reader the offline mode uses.
+// readLive reads the pod and what its description depends on from the cluster.
 func readLive(ctx context.Context, namespace, name string) (*corev1.Pod, clusterstate.Reader, error) {
 	cfg, err := config.GetConfig()
 	if err != nil {
@@ -241,13 +229,5 @@ func readLive(ctx context.Context, namespace, name string) (*corev1.Pod, cluster
 	if err != nil {
 		return nil, nil, err
 	}
-	pod := &corev1.Pod{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, pod); err != nil {
-		return nil, nil, err
-	}
-	snap, err := clusterstate.Read(ctx, c, namespace)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pod, snap, nil
+	return clusterstate.ReadPod(ctx, c, namespace, name)
 }

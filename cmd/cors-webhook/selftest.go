@@ -7,11 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
-	"github.com/cors-webhook/cors-webhook/clusterstate"
 	"github.com/cors-webhook/cors-webhook/selftest"
 )
 
@@ -54,12 +51,5 @@ func runSelftest(ctx context.Context, out io.Writer, o selftest.Options) error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
-	warnings := &selftest.Warnings{}
-	cfg = rest.CopyConfig(cfg)
-	cfg.WarningHandler = warnings
-	c, err := client.New(cfg, client.Options{Scheme: clusterstate.Scheme})
-	if err != nil {
-		return err
-	}
-	return selftest.Run(ctx, c, warnings, out, o)
+	return selftest.RunConfig(ctx, cfg, out, o)
 }

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/cors-webhook/cors-webhook/chains"
+	"github.com/cors-webhook/cors-webhook/inject"
 	"github.com/cors-webhook/cors-webhook/reconcile"
 	"github.com/cors-webhook/cors-webhook/server"
 	"github.com/cors-webhook/cors-webhook/webhook"
@@ -34,7 +35,7 @@ func newServeCommand() *cobra.Command {
 		corsPlugins   []string
 		memoBytesFlag string
 		zapOpts       = zap.Options{}
-		inj           injectorFlags
+		inj           inject.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -58,15 +59,12 @@ The cluster is reached with --kubeconfig, else $KUBECONFIG, else the in-cluster 
 else ~/.kube/config.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkCORSPlugins(corsPlugins); err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			opts.Validation.Plugins = chains.NewPlugins(corsPlugins...)
-			injection, err := inj.settings(corsPlugins)
+			injection, err := injectionSettings(&inj, corsPlugins)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
 			opts.Injection = injection
+			opts.Validation.Plugins = chains.NewPlugins(corsPlugins...)
 			if opts.ShutdownDelay < 0 {
 				return &exitError{code: exitUsage, err: fmt.Errorf("--shutdown-delay must not be negative")}
 			}
@@ -95,7 +93,7 @@ else ~/.kube/config.`,
 	f.StringVar(&memoBytesFlag, "memo-bytes", resource.NewQuantity(webhook.DefaultMemoBytes, resource.BinarySI).String(), "the most memory those answers may keep (their patches and the objects they read); pods over 256Ki and dry runs are never kept")
 	addProcessFlags(f, &opts.MetricsAddr, &opts.ProbeAddr)
 	addCORSPluginsFlag(f, &corsPlugins)
-	addInjectorFlags(f, &inj)
+	inj.Register(f)
 	opts.Certs.AddFlags(f)
 	addKubeFlags(f, "serve", &zapOpts)
 	return cmd
@@ -105,7 +103,7 @@ func newControllerCommand() *cobra.Command {
 	var (
 		opts    server.ControllerOptions
 		zapOpts = zap.Options{}
-		inj     injectorFlags
+		inj     inject.Flags
 		rollout bool
 	)
 	cmd := &cobra.Command{
@@ -124,10 +122,7 @@ The cluster is reached with --kubeconfig, else $KUBECONFIG, else the in-cluster 
 else ~/.kube/config.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkCORSPlugins(opts.CORSPlugins); err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			injection, err := inj.settings(opts.CORSPlugins)
+			injection, err := injectionSettings(&inj, opts.CORSPlugins)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
@@ -146,7 +141,7 @@ else ~/.kube/config.`,
 	f.BoolVar(&rollout, "rollout", true, "roll Deployments, StatefulSets and DaemonSets whose running pods a PluginChain newly selects, or whose policy needs a port their redirect lacks (false: only report it in Events; a workload annotation cors-webhook.io/rollout=false does the same for one workload)")
 	addProcessFlags(f, &opts.MetricsAddr, &opts.ProbeAddr)
 	addCORSPluginsFlag(f, &opts.CORSPlugins)
-	addInjectorFlags(f, &inj)
+	inj.Register(f)
 	opts.Certs.AddFlags(f)
 	addKubeFlags(f, "controller", &zapOpts)
 	return cmd
@@ -158,11 +153,13 @@ func addProcessFlags(f *pflag.FlagSet, metrics, probe *string) {
 }
 
 // addKubeFlags adds --kubeconfig (controller-runtime's own flag, so its config loading rules
-// apply as is) and the zap logging flags.
+// apply as is) and, unless zapOpts is nil, the zap logging flags.
 func addKubeFlags(f *pflag.FlagSet, name string, zapOpts *zap.Options) {
 	gofs := goflag.NewFlagSet(name, goflag.ContinueOnError)
 	config.RegisterFlags(gofs)
-	zapOpts.BindFlags(gofs)
+	if zapOpts != nil {
+		zapOpts.BindFlags(gofs)
+	}
 	f.AddGoFlagSet(gofs)
 }
 

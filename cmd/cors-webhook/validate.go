@@ -22,7 +22,6 @@ func newValidateCommand() *cobra.Command {
 		namespace   string
 		opts        validate.Options
 		corsPlugins []string
-		tenancy     tenancyFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "validate -f PATH...",
@@ -45,7 +44,6 @@ input cannot be read or parsed, or on a usage error.`,
 				return &exitError{code: exitUsage, err: err}
 			}
 			opts.Plugins = chains.NewPlugins(corsPlugins...)
-			opts.Tenancy = tenancy.tenancy()
 			docs, err := manifests.Read(files, cmd.InOrStdin())
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
@@ -75,7 +73,7 @@ input cannot be read or parsed, or on a usage error.`,
 	f.StringVarP(&namespace, "namespace", "n", "default", "namespace of namespaced objects that do not set one, as kubectl apply -n")
 	f.BoolVar(&opts.Strict, "strict", false, "reject what would otherwise be security warnings (risky origin matchers, the null origin, credentials for any origin)")
 	addCORSPluginsFlag(f, &corsPlugins)
-	addTenancyFlags(f, &tenancy)
+	opts.Tenancy.Register(f)
 	return cmd
 }
 

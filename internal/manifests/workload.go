@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/cors-webhook/cors-webhook/clusterstate"
 )
 
 // Workload is an object with a pod template: where the template is, and whose it is.
@@ -133,4 +135,17 @@ func addToSlice(obj map[string]any, items []any, first bool, path ...string) err
 		return unstructured.SetNestedField(obj, append(items, list...), path...)
 	}
 	return unstructured.SetNestedField(obj, append(append([]any(nil), list...), items...), path...)
+}
+
+// PodAndCluster finds the pod named in docs (PodOf: a Pod, or a workload's pod template) and the
+// cluster the documents describe, for questions about one pod offline (`describe -f`).
+func PodAndCluster(docs []Document, namespace, name string) (*corev1.Pod, *clusterstate.Snapshot, error) {
+	snap, objs, err := Snapshot(docs, namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pod := PodOf(objs, namespace, name); pod != nil {
+		return pod, snap, nil
+	}
+	return nil, nil, fmt.Errorf("no Pod or workload %s/%s in the input", namespace, name)
 }
