@@ -197,7 +197,10 @@ func TestIdleClientReturnsAppConnection(t *testing.T) {
 		t.Errorf("%d application connections for two clients taking turns, want 1", n)
 	}
 	hs.proxy.pool.mu.Lock()
-	idle := len(hs.proxy.pool.idle[hs.upAddr])
+	idle := 0
+	if l := hs.proxy.pool.idle[hs.upAddr]; l != nil {
+		idle = len(l.conns)
+	}
 	hs.proxy.pool.mu.Unlock()
 	if idle != 1 {
 		t.Errorf("%d idle application connections in the pool while both clients idle, want 1", idle)

@@ -132,6 +132,9 @@ type clientConn struct {
 
 	largeHead   bool         // it holds a large head slot (Config.MaxLargeHeads)
 	largeHeadFn func() error // takeLargeHead, made once
+
+	wait   waitState             // serveInWait's
+	waitFn func(fd uintptr) bool // waitStep, made once
 }
 
 // takeLargeHead takes a large head slot for the request head being read, if it holds none, or
@@ -163,6 +166,7 @@ func (c *clientConn) serve() {
 	c.sock = newSockIO(c.nc, c.p.cfg.writeBound())
 	c.clientAddr = clientAddr(c.nc)
 	c.largeHeadFn = c.takeLargeHead
+	c.waitFn = c.waitStep
 	c.br = getReader(c.sock)
 	c.out.w = c.sock
 	defer c.finish()
@@ -175,6 +179,19 @@ func (c *clientConn) serve() {
 	}()
 	first := true
 	for {
+		if !first && c.sock.rawIO {
+			switch res, err := c.serveInWait(); res {
+			case waitClosed:
+				return
+			case waitParsed:
+				if !c.respond(&c.req, err) {
+					return
+				}
+				c.trim()
+				continue
+			}
+			// waitPlain: a request began whose head is not whole yet; it is read below.
+		}
 		// Order matters for Shutdown: deadline, then state, then the draining check. Shutdown
 		// sets draining first and then expires the deadline of idle connections, so either this
 		// loop sees draining or Shutdown sees the idle state after the deadline was set.
@@ -303,7 +320,13 @@ func (c *clientConn) closeIfIdle() {
 // handle serves one request and reports whether the connection stays open.
 func (c *clientConn) handle() bool {
 	r := &c.req
-	if err := c.readRequest(r); err != nil {
+	return c.respond(r, c.readRequest(r))
+}
+
+// respond answers the request just read into r (err: reading it failed) and reports whether
+// the connection stays open.
+func (c *clientConn) respond(r *request, err error) bool {
+	if err != nil {
 		c.reject(err)
 		return false
 	}
@@ -458,11 +481,15 @@ func (c *clientConn) forward(r *request, pol *cors.Policy, d cors.Decision) bool
 		inlined = true
 	}
 	for attempt := 0; ; attempt++ {
-		up, err := c.p.pool.get(context.Background(), c.t.addr)
+		// c.now is when the connection began to wait for this request, which may be long ago.
+		now := time.Now()
+		// A stale connection is sent an inlined idempotent request once more (readFinalHead).
+		retryable := attempt == 0 && inlined && isIdempotent(r.method)
+		up, err := c.p.pool.get(context.Background(), c.t.addr, now, retryable)
 		if err != nil {
 			return c.badGateway(r, pol, d, inlined, err)
 		}
-		keep, retry := c.exchange(up, r, pol, d, inlined)
+		keep, retry := c.exchange(up, r, pol, d, inlined, now)
 		if retry && attempt == 0 {
 			continue
 		}
@@ -483,10 +510,8 @@ type exchange struct {
 
 // exchange runs one request/response exchange on up. retry means nothing was received from a
 // reused connection that turned out closed, and the request may be sent again on a new one.
-func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.Decision, inlined bool) (keep, retry bool) {
+func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.Decision, inlined bool, now time.Time) (keep, retry bool) {
 	x := &exchange{up: up, r: r, pol: pol, d: d, inlined: inlined, replayable: inlined && up.reused, bodyPending: !inlined}
-	// c.now is when the connection began to wait for this request, which may be long ago.
-	now := time.Now()
 	up.awaitHeadBy(now, c.p.cfg.UpstreamTimeout) // before the request leaves: an inlined one waits for the answer as it is written
 	if err := c.sendRequest(x); err != nil {
 		if x.inlined {
@@ -518,7 +543,7 @@ func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.D
 // sendRequest sends the request head, and the body unless it waits for "100 Continue".
 func (c *clientConn) sendRequest(x *exchange) error {
 	if x.inlined {
-		return x.up.sock.writeAwaitRead(c.head)
+		return x.up.sock.writeAwaitRead(c.head, x.up.br)
 	}
 	err := x.up.out.write(c.head)
 	if err == nil && !x.r.expect {
@@ -621,6 +646,9 @@ func (c *clientConn) relayBody(x *exchange) bool {
 	if err != nil || res.close || res.body == bodyEOF || x.bodyPending || up.br.Buffered() > 0 {
 		up.close()
 	} else {
+		// Only a framed body says where the response ends: after a bodiless one (HEAD, 204,
+		// 304), an application may still wrongly send one.
+		up.quiet = up.sock.drained && (res.body == bodyLength || res.body == bodyChunked)
 		c.p.pool.put(up) // the client may idle now: it holds no application connection meanwhile
 	}
 	if err == nil {

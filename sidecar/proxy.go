@@ -405,10 +405,16 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		p.mu.Lock()
+		conns = conns[:0]
 		for c := range p.conns {
-			c.nc.Close()
+			conns = append(conns, c)
 		}
 		p.mu.Unlock()
+		// Not under p.mu: Close waits for a connection's read in progress to return (a request
+		// served inside its poller wait, serveInWait, ends when its application answers).
+		for _, c := range conns {
+			c.nc.Close()
+		}
 		<-done
 	}
 	if h2err := <-h2done; err == nil {

@@ -1,6 +1,8 @@
 package sidecar
 
 import (
+	"bufio"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -35,8 +37,27 @@ type sockIO struct {
 	awaitFn      func(fd uintptr) bool
 	written      bool // writeAwaitRead: the write is done, the next call ends the wait
 
+	// drained: the last read found the socket empty (EAGAIN, or fewer bytes than it asked
+	// for). On a stream socket a short read means the receive queue was empty at that moment,
+	// so anything later raises the poller's readiness anew (nginx clears its ready flag the
+	// same way).
+	drained bool
+
+	// inWait is set while the caller runs inside a RawConn read of its own (clientConn's
+	// serveInWait), on fd: Read then reads once, never waits, and fails with errWouldBlock
+	// when nothing is there; Write writes at once what the socket takes.
+	inWait bool
+	fd     uintptr
+
+	fillBr  *bufio.Reader // writeAwaitRead's: the answer is read into it, inside the wait
+	fillErr error         // what that read failed with, for the next Read
+
 	bound writeBound // see Write
 }
+
+// errWouldBlock is a read inside a poller wait (sockIO.inWait) that found nothing: the caller
+// must return from its RawConn callback to wait.
+var errWouldBlock = errors.New("sidecar: no data yet (read inside a poller wait)")
 
 // writeBound bounds a write that the socket does not take at once: it must complete within
 // stall plus perByte for each byte (Config.WriteTimeout and MinWriteRate). A zero stall means no
@@ -76,6 +97,13 @@ func (s *sockIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if s.inWait {
+		return s.readNow(p)
+	}
+	if err := s.fillErr; err != nil {
+		s.fillErr = nil
+		return 0, err
+	}
 	s.rd = ioCall{buf: p}
 	err := s.raw.Read(s.readFn)
 	n, errno := s.rd.n, s.rd.errno
@@ -105,6 +133,12 @@ func (s *sockIO) Write(p []byte) (int, error) {
 		return n, err
 	}
 	s.wr = ioCall{buf: p}
+	if s.inWait && s.writeOut(s.fd) && s.wr.errno == 0 {
+		// Inside the caller's RawConn read the fd is held: the write needs no RawConn call of
+		// its own unless the socket buffer is full.
+		s.wr.buf = nil
+		return len(p), nil
+	}
 	var err error
 	if s.bound.stall <= 0 {
 		err = s.raw.Write(s.wrFn)
@@ -127,7 +161,7 @@ func (s *sockIO) read(fd uintptr) bool {
 		n, errno := rawRead(fd, s.rd.buf)
 		switch errno {
 		case 0:
-			s.rd.n = n
+			s.rd.n, s.drained = n, n < len(s.rd.buf)
 			return true
 		case syscall.EINTR:
 		case syscall.EAGAIN:
@@ -135,6 +169,27 @@ func (s *sockIO) read(fd uintptr) bool {
 		default:
 			s.rd.errno = errno
 			return true
+		}
+	}
+}
+
+// readNow is Read inside the caller's own RawConn read: one read that does not wait.
+func (s *sockIO) readNow(p []byte) (int, error) {
+	for {
+		n, errno := rawRead(s.fd, p)
+		switch errno {
+		case 0:
+			if n == 0 {
+				return 0, io.EOF
+			}
+			s.drained = n < len(p)
+			return n, nil
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			s.drained = true
+			return 0, errWouldBlock
+		default:
+			return 0, os.NewSyscallError("read", errno)
 		}
 	}
 }
@@ -160,18 +215,19 @@ func (s *sockIO) writeOut(fd uintptr) bool {
 // writeAwaitRead writes p whole and returns once the socket has something to read, for a request
 // whose answer is read next: the write happens inside a RawConn read, after the poller's
 // readiness was reset, so the answer (which cannot arrive before the request left) always wakes
-// the wait, and the read that would find nothing and only then wait is saved. The next Read
-// finds the answer. When the socket buffer takes only part of p, the rest goes through Write
-// and the answer is read as usual.
-func (s *sockIO) writeAwaitRead(p []byte) error {
+// the wait, and the read that would find nothing and only then wait is saved. When br (whose
+// reader is s) is set, the answer is read into it inside the same wait, which saves a second
+// RawConn read; otherwise the next Read finds it. When the socket buffer takes only part of p,
+// the rest goes through Write and the answer is read as usual.
+func (s *sockIO) writeAwaitRead(p []byte, br *bufio.Reader) error {
 	if !s.rawIO {
 		_, err := s.Write(p)
 		return err
 	}
-	s.wr, s.written = ioCall{buf: p}, false
+	s.wr, s.written, s.fillBr = ioCall{buf: p}, false, br
 	err := s.raw.Read(s.awaitFn)
 	n, errno := s.wr.n, s.wr.errno
-	s.wr.buf = nil
+	s.wr.buf, s.fillBr = nil, nil
 	switch {
 	case err != nil && n == len(p):
 		return nil // the wait failed (a deadline, Close): the next Read says so
@@ -191,11 +247,27 @@ func (s *sockIO) writeAwaitRead(p []byte) error {
 // at once.
 func (s *sockIO) writeThenWait(fd uintptr) bool {
 	if s.written {
-		return true
+		return s.fillNow(fd)
 	}
 	if !s.writeOut(fd) || s.wr.errno != 0 {
 		return true
 	}
 	s.written = true
 	return false
+}
+
+// fillNow reads what has arrived into fillBr without waiting, and reports false (wait on) when
+// nothing had: the wake-up was for readiness an earlier read had already used up.
+func (s *sockIO) fillNow(fd uintptr) bool {
+	if s.fillBr == nil {
+		return true
+	}
+	s.inWait, s.fd = true, fd
+	_, err := s.fillBr.Peek(1)
+	s.inWait = false
+	if err == errWouldBlock {
+		return false
+	}
+	s.fillErr = err // bufio hands an error out once: the next Read returns it
+	return true
 }

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -138,7 +139,7 @@ func TestSockIOBehavesAsNetConn(t *testing.T) {
 		}},
 		{"writeAwaitRead returns with the answer readable", func(t *testing.T, s *sockIO, peer net.Conn) {
 			go io.Copy(peer, peer)
-			if err := s.writeAwaitRead([]byte("ping")); err != nil {
+			if err := s.writeAwaitRead([]byte("ping"), nil); err != nil {
 				t.Fatal(err)
 			}
 			if s.rawIO && rawPeekEmpty(rawFD(t, s)) {
@@ -146,6 +147,33 @@ func TestSockIOBehavesAsNetConn(t *testing.T) {
 			}
 			if b := make([]byte, 8); !readString(s, b, "ping") {
 				t.Error("the answer is not the echo")
+			}
+		}},
+		{"writeAwaitRead reads the answer into br inside the wait", func(t *testing.T, s *sockIO, peer net.Conn) {
+			go io.Copy(peer, peer)
+			br := bufio.NewReader(s)
+			if err := s.writeAwaitRead([]byte("ping"), br); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := br.Peek(br.Buffered()); s.rawIO && string(got) != "ping" {
+				t.Errorf("buffered after the wait: %q, want the echo", got)
+			}
+			if b := make([]byte, 8); !readString(br, b, "ping") {
+				t.Error("the answer is not the echo")
+			}
+		}},
+		{"writeAwaitRead into br: the peer's close is the next read's EOF", func(t *testing.T, s *sockIO, peer net.Conn) {
+			go func() {
+				b := make([]byte, 4)
+				io.ReadFull(peer, b)
+				peer.Close()
+			}()
+			br := bufio.NewReader(s)
+			if err := s.writeAwaitRead([]byte("ping"), br); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("read after the close: %v, want EOF", err)
 			}
 		}},
 		{"writeAwaitRead larger than the socket buffers", func(t *testing.T, s *sockIO, peer net.Conn) {
@@ -156,7 +184,7 @@ func TestSockIOBehavesAsNetConn(t *testing.T) {
 					peer.Write([]byte("done"))
 				}
 			}()
-			if err := s.writeAwaitRead(want); err != nil {
+			if err := s.writeAwaitRead(want, nil); err != nil {
 				t.Fatal(err)
 			}
 			if b := make([]byte, 8); !readString(s, b, "done") {
@@ -165,7 +193,7 @@ func TestSockIOBehavesAsNetConn(t *testing.T) {
 		}},
 		{"writeAwaitRead with a read deadline and a silent peer", func(t *testing.T, s *sockIO, peer net.Conn) {
 			s.nc.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-			if err := s.writeAwaitRead([]byte("ping")); err != nil {
+			if err := s.writeAwaitRead([]byte("ping"), nil); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := s.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -180,7 +208,7 @@ func TestSockIOBehavesAsNetConn(t *testing.T) {
 			peer.Close()
 			var err error
 			for i := 0; err == nil && i < 100; i++ { // the reset may take a write to show
-				if err = s.writeAwaitRead([]byte("ping")); err == nil {
+				if err = s.writeAwaitRead([]byte("ping"), nil); err == nil {
 					_, err = s.Read(make([]byte, 1))
 				}
 			}

@@ -24,6 +24,10 @@ type upConn struct {
 
 	peekFn func(fd uintptr) bool // for peerOpen, made once
 	open   bool
+
+	// quiet: the read that ended its last response found the socket empty, and the response's
+	// framing said where it ended (see usable).
+	quiet bool
 }
 
 // bufio readers and the large copy buffers are pooled: a keep-alive connection keeps its own
@@ -74,19 +78,32 @@ func (u *upConn) awaitHeadBy(now time.Time, timeout time.Duration) {
 	}
 }
 
+// quietReuse is how long after its last use a quiet connection is reused without the socket
+// check (see usable): well under the keep-alive timeouts servers close idle connections after
+// (seconds), so a close has rarely come by then.
+const quietReuse = time.Second
+
 // usable reports whether an idle connection can carry another request: not idle for longer than
 // maxIdle, and nothing received since its last response, neither buffered nor on the socket.
 // Such bytes are a close, or an application sending more than it was asked for; either way the
-// next response read from it would not be the answer to the next request. The socket check is
-// one non-blocking system call per reuse.
-func (u *upConn) usable(now time.Time, maxIdle time.Duration) bool {
+// next response read from it would not be the answer to the next request.
+//
+// The socket check is one system call. It is skipped when retryable (the request can be sent
+// again on a fresh connection should this one turn out closed: see exchange) and the
+// connection is quiet and was used within quietReuse: the read that ended its last response
+// found the socket empty, so stray bytes would have had to arrive in the moments since, while
+// the check itself could only see what came before the request leaves, too.
+func (u *upConn) usable(now time.Time, maxIdle time.Duration, retryable bool) bool {
 	if maxIdle > 0 && now.Sub(u.lastUsed) > maxIdle {
 		return false
 	}
 	if !u.deadline.IsZero() && !now.Before(u.deadline) {
 		u.setReadDeadline(time.Time{}) // a response-head deadline that expired while idle
 	}
-	return u.br.Buffered() == 0 && u.peerOpen()
+	if u.br.Buffered() != 0 {
+		return false
+	}
+	return retryable && u.quiet && now.Sub(u.lastUsed) < quietReuse || u.peerOpen()
 }
 
 // peerOpen peeks at the connection without blocking: an idle keep-alive connection has nothing
@@ -118,30 +135,35 @@ type pool struct {
 	maxIdle     int        // per address
 
 	mu     sync.Mutex
-	idle   map[string][]*upConn
+	idle   map[string]*idleConns
 	closed bool
+}
+
+// idleConns are the idle connections to one address, the most recently returned last. A pointer
+// in the map, so that taking and returning a connection does not write the map.
+type idleConns struct {
+	conns []*upConn
 }
 
 func newPool(cfg *Config) *pool {
 	return &pool{dialTimeout: cfg.DialTimeout, idleTimeout: cfg.UpstreamIdleTimeout, writeBound: cfg.writeBound(),
-		maxIdle: cfg.MaxIdleUpstream, idle: map[string][]*upConn{}}
+		maxIdle: cfg.MaxIdleUpstream, idle: map[string]*idleConns{}}
 }
 
-// get returns an idle connection to addr or dials a new one.
-func (p *pool) get(ctx context.Context, addr string) (*upConn, error) {
-	now := time.Now()
+// get returns an idle connection to addr or dials a new one; now and retryable are usable's.
+func (p *pool) get(ctx context.Context, addr string, now time.Time, retryable bool) (*upConn, error) {
 	for {
 		p.mu.Lock()
-		list := p.idle[addr]
-		if len(list) == 0 {
+		idle := p.idle[addr]
+		if idle == nil || len(idle.conns) == 0 {
 			p.mu.Unlock()
 			break
 		}
-		u := list[len(list)-1]
-		list[len(list)-1] = nil
-		p.idle[addr] = list[:len(list)-1]
+		u := idle.conns[len(idle.conns)-1]
+		idle.conns[len(idle.conns)-1] = nil
+		idle.conns = idle.conns[:len(idle.conns)-1]
 		p.mu.Unlock()
-		if u.usable(now, p.idleTimeout) {
+		if u.usable(now, p.idleTimeout, retryable) {
 			return u, nil
 		}
 		u.close()
@@ -164,13 +186,18 @@ func (p *pool) put(u *upConn) {
 		u.out.b = nil
 	}
 	p.mu.Lock()
-	if p.closed || len(p.idle[u.addr]) >= p.maxIdle {
+	idle := p.idle[u.addr]
+	if idle == nil {
+		idle = &idleConns{}
+		p.idle[u.addr] = idle
+	}
+	if p.closed || len(idle.conns) >= p.maxIdle {
 		p.mu.Unlock()
 		u.close()
 		return
 	}
 	u.reused = true
-	p.idle[u.addr] = append(p.idle[u.addr], u)
+	idle.conns = append(idle.conns, u)
 	p.mu.Unlock()
 }
 
@@ -182,7 +209,8 @@ func (p *pool) closeIdle(all bool) {
 	if all {
 		p.closed = true
 	}
-	for addr, list := range p.idle {
+	for addr, idle := range p.idle {
+		list := idle.conns
 		kept := list[:0]
 		for _, u := range list {
 			if all || (p.idleTimeout > 0 && now.Sub(u.lastUsed) > p.idleTimeout) {
@@ -195,7 +223,7 @@ func (p *pool) closeIdle(all bool) {
 		if len(kept) == 0 {
 			delete(p.idle, addr)
 		} else {
-			p.idle[addr] = kept
+			idle.conns = kept
 		}
 	}
 	p.mu.Unlock()
