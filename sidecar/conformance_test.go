@@ -121,6 +121,18 @@ func hasBareCR(b []byte) bool {
 
 const okReply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
+// conformanceCase is one row of TestConformance.
+type conformanceCase struct {
+	rule     string
+	req      string // sent by the client
+	reply    string // sent by the application; okReply when empty
+	code     int    // the status the client must get; 0: no response, -1: any
+	upHas    []string
+	upHasNot []string
+	clHasNot []string // substrings the client must not receive
+	noBareCR bool     // neither side may receive a bare CR
+}
+
 // TestConformance runs one row per RFC 9112 / RFC 9110 rule through the proxy in front of a
 // strict, recording upstream. After each row a canary request on a fresh client connection must
 // get its own response: a row that leaves stray bytes in a pooled upstream connection fails there.
@@ -130,16 +142,7 @@ func TestConformance(t *testing.T) {
 	hs.start(t, true, func(c *Config) { c.HeaderTimeout = time.Second })
 
 	const chunkedPost = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-	for i, tc := range []struct {
-		rule     string
-		req      string // sent by the client
-		reply    string // sent by the application; okReply when empty
-		code     int    // the status the client must get; 0: no response, -1: any
-		upHas    []string
-		upHasNot []string
-		clHasNot []string // substrings the client must not receive
-		noBareCR bool     // neither side may receive a bare CR
-	}{
+	for i, tc := range []conformanceCase{
 		// Request line and version.
 		{rule: "9112 §3: request-line = method SP request-target SP HTTP-version", req: "GET /\r\nHost: x\r\n\r\n", code: 400},
 		{rule: "9112 §3: method is a token", req: "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", code: 400},
@@ -193,52 +196,68 @@ func TestConformance(t *testing.T) {
 		{rule: "9112 §9.3: bytes after a complete response reach nobody", req: "GET /extra HTTP/1.1\r\nHost: x\r\n\r\n", reply: okReply + "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret", code: 200, clHasNot: []string{"secret"}},
 		{rule: "9110 §15.3.5: a body sent with 204 reaches nobody", req: "GET /204 HTTP/1.1\r\nHost: x\r\n\r\n", reply: "HTTP/1.1 204 No Content\r\n\r\nsecret", code: 204, clHasNot: []string{"secret"}},
 	} {
-		t.Run(tc.rule, func(t *testing.T) {
-			reply := tc.reply
-			if reply == "" {
-				reply = okReply
+		// Each rule holds for a connection's first request (the plain path) and for a later one
+		// (served inside the poller wait, serveInWait, or handed back to the plain path).
+		for _, second := range []bool{false, true} {
+			name := tc.rule
+			if second {
+				name += " (a connection's second request)"
 			}
-			up.reset(reply)
-			code, got := conformanceExchange(t, hs.proxy, hs.addr, tc.req, tc.req[:4] == "HEAD")
-			if tc.code >= 0 && code != tc.code {
-				t.Errorf("status %d, want %d; client got %q", code, tc.code, got)
-			}
-			canary := "canary-" + strconv.Itoa(i)
-			ccode, cgot := conformanceExchange(t, hs.proxy, hs.addr, "GET /"+canary+" HTTP/1.1\r\nHost: x\r\n\r\n", false)
-			if ccode != 200 || !strings.HasSuffix(cgot, "\r\n\r\n"+canary) {
-				t.Errorf("the canary on a fresh connection got %d %q, want its own response %q", ccode, cgot, canary)
-			}
-			upGot, upErrs := up.recorded()
-			for _, s := range tc.upHas {
-				if !strings.Contains(upGot, s) {
-					t.Errorf("the application did not receive %q; it got %q", s, upGot)
-				}
-			}
-			for _, s := range tc.upHasNot {
-				if strings.Contains(upGot, s) {
-					t.Errorf("the application received %q; it got %q", s, upGot)
-				}
-			}
-			for _, s := range tc.clHasNot {
-				if strings.Contains(got, s) || strings.Contains(cgot, s) {
-					t.Errorf("the client received %q: %q, canary %q", s, got, cgot)
-				}
-			}
-			if tc.noBareCR && (hasBareCR([]byte(got)) || hasBareCR([]byte(upGot))) {
-				t.Errorf("a bare CR got through: client %q, application %q", got, upGot)
-			}
-			if len(upErrs) > 0 {
-				t.Errorf("the strict application could not parse what it received: %v; it got %q", upErrs, upGot)
-			}
-		})
+			t.Run(name, func(t *testing.T) { conformanceRow(t, hs, up, i, tc, second) })
+		}
+	}
+}
+
+// conformanceRow runs tc, as the second request of its connection when second is set.
+func conformanceRow(t *testing.T, hs *harness, up *strictUpstream, i int, tc conformanceCase, second bool) {
+	reply := tc.reply
+	if reply == "" {
+		reply = okReply
+	}
+	up.reset(reply)
+	var first func()
+	if second {
+		first = func() { up.reset(reply) }
+	}
+	code, got := conformanceExchange(t, hs.proxy, hs.addr, tc.req, tc.req[:4] == "HEAD", first)
+	if tc.code >= 0 && code != tc.code {
+		t.Errorf("status %d, want %d; client got %q", code, tc.code, got)
+	}
+	canary := "canary-" + strconv.Itoa(i)
+	ccode, cgot := conformanceExchange(t, hs.proxy, hs.addr, "GET /"+canary+" HTTP/1.1\r\nHost: x\r\n\r\n", false, nil)
+	if ccode != 200 || !strings.HasSuffix(cgot, "\r\n\r\n"+canary) {
+		t.Errorf("the canary on a fresh connection got %d %q, want its own response %q", ccode, cgot, canary)
+	}
+	upGot, upErrs := up.recorded()
+	for _, s := range tc.upHas {
+		if !strings.Contains(upGot, s) {
+			t.Errorf("the application did not receive %q; it got %q", s, upGot)
+		}
+	}
+	for _, s := range tc.upHasNot {
+		if strings.Contains(upGot, s) {
+			t.Errorf("the application received %q; it got %q", s, upGot)
+		}
+	}
+	for _, s := range tc.clHasNot {
+		if strings.Contains(got, s) || strings.Contains(cgot, s) {
+			t.Errorf("the client received %q: %q, canary %q", s, got, cgot)
+		}
+	}
+	if tc.noBareCR && (hasBareCR([]byte(got)) || hasBareCR([]byte(upGot))) {
+		t.Errorf("a bare CR got through: client %q, application %q", got, upGot)
+	}
+	if len(upErrs) > 0 {
+		t.Errorf("the strict application could not parse what it received: %v; it got %q", upErrs, upGot)
 	}
 }
 
 // conformanceExchange sends req on a fresh connection, reads one response, closes the
 // connection and waits until the proxy has finished with it (so that its upstream connection
 // is back in the pool for the next exchange). It returns the status (0 when there was no
-// response) and the bytes the client received.
-func conformanceExchange(t *testing.T, p *Proxy, addr, req string, head bool) (int, string) {
+// response) and the bytes the client received. When first is set, req is the connection's
+// second request: a canary goes first, and first is called once it is answered.
+func conformanceExchange(t *testing.T, p *Proxy, addr, req string, head bool, first func()) (int, string) {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -247,6 +266,16 @@ func conformanceExchange(t *testing.T, p *Proxy, addr, req string, head bool) (i
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
 	var raw bytes.Buffer
 	br := bufio.NewReader(io.TeeReader(nc, &raw))
+	if first != nil {
+		io.WriteString(nc, "GET /canary-first HTTP/1.1\r\nHost: x\r\n\r\n")
+		res, err := http.ReadResponse(br, nil)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("the first request: %v %v", res, err)
+		}
+		io.Copy(io.Discard, res.Body)
+		raw.Reset()
+		first()
+	}
 	if _, err := io.WriteString(nc, req); err != nil {
 		t.Fatal(err)
 	}
