@@ -1,11 +1,9 @@
 package sidecar
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -147,19 +145,7 @@ func TestUpstreamTimeout(t *testing.T) {
 // A tunnel stays open while bytes move either way and closes after TunnelIdleTimeout without.
 func TestTunnelIdleTimeout(t *testing.T) {
 	const idle = 400 * time.Millisecond
-	store := &PolicyStore{}
-	store.Store(nil)
-	p, err := New(Config{Upstream: connectEcho(t), TunnelIdleTimeout: idle}, store, &Metrics{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go p.Serve(pln)
-	defer p.Shutdown(context.Background())
-	rc := dialRaw(t, pln.Addr().String())
+	rc := dialRaw(t, proxyWithoutPolicy(t, Config{Upstream: connectEcho(t), TunnelIdleTimeout: idle}))
 	rc.send("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
 	if res, err := http.ReadResponse(rc.br, &http.Request{Method: "CONNECT"}); err != nil || res.StatusCode != 200 {
 		t.Fatalf("%v %v", res, err)

@@ -3,7 +3,6 @@ package sidecar
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -200,16 +199,7 @@ func TestReuseCheck(t *testing.T) {
 					}()
 				}
 			}()
-			store := &PolicyStore{}
-			store.Store(nil)
-			p, err := New(Config{Upstream: ln.Addr().String()}, store, &Metrics{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			pln, _ := net.Listen("tcp", "127.0.0.1:0")
-			go p.Serve(pln)
-			defer p.Shutdown(context.Background())
-			rc := dialRaw(t, pln.Addr().String())
+			rc := dialRaw(t, proxyWithoutPolicy(t, Config{Upstream: ln.Addr().String()}))
 			rc.send(tc.first)
 			rc.read(strings.Fields(tc.first)[0])
 			<-afterDone

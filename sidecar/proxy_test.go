@@ -119,6 +119,25 @@ func pipyOK(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("Hi, I am PIPY-OK v1!"))
 }
 
+// proxyWithoutPolicy starts a proxy with cfg and no CORS policy, and returns its address; it is
+// shut down when the test ends.
+func proxyWithoutPolicy(t *testing.T, cfg Config) string {
+	t.Helper()
+	store := &PolicyStore{}
+	store.Store(nil)
+	p, err := New(cfg, store, &Metrics{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ln)
+	t.Cleanup(func() { p.Shutdown(context.Background()) })
+	return ln.Addr().String()
+}
+
 // rawConn is a client connection that writes bytes as given and reads responses one by one.
 type rawConn struct {
 	t  *testing.T
@@ -663,16 +682,7 @@ func TestStaleUpstreamConnection(t *testing.T) {
 			}()
 		}
 	}()
-	store := &PolicyStore{}
-	store.Store(nil)
-	p, err := New(Config{Upstream: ln.Addr().String()}, store, &Metrics{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go p.Serve(pln)
-	defer p.Shutdown(context.Background())
-	rc := dialRaw(t, pln.Addr().String())
+	rc := dialRaw(t, proxyWithoutPolicy(t, Config{Upstream: ln.Addr().String()}))
 	for i := 0; i < 5; i++ {
 		res, body := rc.roundTrip("GET", "/")
 		if res.StatusCode != 200 || body != "ok" {
@@ -881,13 +891,7 @@ func connectEcho(t *testing.T) string {
 }
 
 func TestConnectTunnel(t *testing.T) {
-	store := &PolicyStore{}
-	store.Store(nil)
-	p, _ := New(Config{Upstream: connectEcho(t)}, store, &Metrics{})
-	pln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go p.Serve(pln)
-	defer p.Shutdown(context.Background())
-	rc := dialRaw(t, pln.Addr().String())
+	rc := dialRaw(t, proxyWithoutPolicy(t, Config{Upstream: connectEcho(t)}))
 	rc.send("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
 	res, err := http.ReadResponse(rc.br, &http.Request{Method: "CONNECT"})
 	if err != nil || res.StatusCode != 200 {
