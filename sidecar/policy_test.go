@@ -26,17 +26,6 @@ func policyJSON(port int, origin string) string {
 	return fmt.Sprintf(`{"version":1,"ports":{"%d":{"allowOrigins":[{"exact":%q}]}}}`, port, origin)
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func allows(s *PolicyStore, port uint16, origin string) bool {
 	return s.Lookup(port).Decide(cors.Request{Method: "GET", Origin: origin}).Action == cors.Actual
 }
@@ -57,22 +46,22 @@ func TestWatcherFollowsSymlinkSwaps(t *testing.T) {
 		Interval: time.Hour, // events only: polling must not hide a missed event
 	}
 	startWatcher(t, w)
-	eventually(t, "first load", func() bool { return allows(w.Store, 8080, "http://one.example") })
+	waitFor(t, "first load", func() bool { return allows(w.Store, 8080, "http://one.example") })
 
 	writeProjected(t, dir, "policy.json", policyJSON(8080, "http://two.example"))
-	eventually(t, "reload after the swap", func() bool { return allows(w.Store, 8080, "http://two.example") })
+	waitFor(t, "reload after the swap", func() bool { return allows(w.Store, 8080, "http://two.example") })
 	if allows(w.Store, 8080, "http://one.example") {
 		t.Error("old policy still in force")
 	}
 
 	writeProjected(t, dir, "policy.json", `{"version":1,"ports":{"8080":{"allowOrigins":[{"regex":"(?=x)"}]}}}`)
-	eventually(t, "the reload error to be counted", func() bool { return w.Metrics.ReloadErrors() == 1 })
+	waitFor(t, "the reload error to be counted", func() bool { return w.Metrics.ReloadErrors() == 1 })
 	if !allows(w.Store, 8080, "http://two.example") {
 		t.Error("an invalid file replaced the policy")
 	}
 
 	writeProjected(t, dir, "policy.json", policyJSON(8080, "http://three.example"))
-	eventually(t, "recovery", func() bool { return allows(w.Store, 8080, "http://three.example") })
+	waitFor(t, "recovery", func() bool { return allows(w.Store, 8080, "http://three.example") })
 	if got := w.Metrics.Reloads(); got != 3 {
 		t.Errorf("reloads = %d, want 3", got)
 	}
@@ -90,13 +79,13 @@ func TestWatcherInPlaceWritesAndPolling(t *testing.T) {
 		Interval: 20 * time.Millisecond,
 	}
 	startWatcher(t, w)
-	eventually(t, "the missing file to be reported", func() bool { return w.Metrics.ReloadErrors() == 1 })
+	waitFor(t, "the missing file to be reported", func() bool { return w.Metrics.ReloadErrors() == 1 })
 	if w.Store.Loaded() {
 		t.Fatal("loaded without a file")
 	}
 	os.MkdirAll(filepath.Dir(path), 0o755)
 	os.WriteFile(path, []byte(policyJSON(9090, "http://a.example")), 0o644)
-	eventually(t, "load by polling", func() bool { return allows(w.Store, 9090, "http://a.example") })
+	waitFor(t, "load by polling", func() bool { return allows(w.Store, 9090, "http://a.example") })
 	if !w.Metrics.policyLoaded.Load() {
 		t.Error("policy_loaded gauge not set")
 	}

@@ -345,16 +345,6 @@ func listHasFold(list, name []byte) bool {
 	return false
 }
 
-// nextListItem splits the first element (whitespace trimmed) off a comma-separated list.
-func nextListItem(list []byte) (item, rest []byte) {
-	if i := bytes.IndexByte(list, ','); i >= 0 {
-		item, rest = list[:i], list[i+1:]
-	} else {
-		item = list
-	}
-	return bytes.Trim(item, " \t"), rest
-}
-
 // validTarget checks the form of a request-target (RFC 9112 §3.2): origin-form, absolute-form,
 // authority-form for CONNECT, asterisk-form for OPTIONS; no whitespace or control bytes, and
 // (like net/http) valid percent-encodings in the path.

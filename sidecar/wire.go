@@ -90,19 +90,24 @@ func splitHeader(line []byte) (name, value []byte, ok bool) {
 	if !isToken(name) {
 		return nil, nil, false
 	}
-	value = line[colon+1:]
-	for len(value) > 0 && (value[0] == ' ' || value[0] == '\t') {
-		value = value[1:]
-	}
-	for n := len(value); n > 0 && (value[n-1] == ' ' || value[n-1] == '\t'); n = len(value) {
-		value = value[:n-1]
-	}
+	value = trimOWS(line[colon+1:])
 	for _, c := range value {
 		if c < ' ' && c != '\t' || c == 0x7f {
 			return nil, nil, false
 		}
 	}
 	return name, value, true
+}
+
+// trimOWS trims optional whitespace (SP and HTAB, RFC 9110 §5.6.3) from both ends of b.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for n := len(b); n > 0 && (b[n-1] == ' ' || b[n-1] == '\t'); n = len(b) {
+		b = b[:n-1]
+	}
+	return b
 }
 
 // tokenTable marks the bytes allowed in an RFC 9110 token.
@@ -234,23 +239,29 @@ func lastTokenIs(list []byte, lower string) bool {
 	if i := bytes.LastIndexByte(list, ','); i >= 0 {
 		list = list[i+1:]
 	}
-	return equalFold(bytes.Trim(list, " \t"), lower)
+	return equalFold(trimOWS(list), lower)
 }
 
 // hasToken reports whether a comma-separated list holds lower, ignoring case.
 func hasToken(list []byte, lower string) bool {
 	for len(list) > 0 {
 		var tok []byte
-		if i := bytes.IndexByte(list, ','); i >= 0 {
-			tok, list = list[:i], list[i+1:]
-		} else {
-			tok, list = list, nil
-		}
-		if equalFold(bytes.Trim(tok, " \t"), lower) {
+		tok, list = nextListItem(list)
+		if equalFold(tok, lower) {
 			return true
 		}
 	}
 	return false
+}
+
+// nextListItem splits the first element (whitespace trimmed) off a comma-separated list.
+func nextListItem(list []byte) (item, rest []byte) {
+	if i := bytes.IndexByte(list, ','); i >= 0 {
+		item, rest = list[:i], list[i+1:]
+	} else {
+		item = list
+	}
+	return trimOWS(item), rest
 }
 
 // parseChunkLine parses a chunk-size line: the size in hex digits, then chunk extensions, which
