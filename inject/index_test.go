@@ -12,84 +12,27 @@ import (
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/internal/chaingen"
 )
 
 // TestChainIndexAgreesWithListing: for random chains, namespaces and pods, selecting chains
 // through the index, built at once or change by change, gives exactly what listing and
 // evaluating every chain gives.
 func TestChainIndexAgreesWithListing(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	keys := []string{"app", "tier", "team", "kubernetes.io/metadata.name"}
-	values := []string{"a", "b", "c"}
-	randomSelector := func() *metav1.LabelSelector {
-		switch rng.IntN(8) {
-		case 0:
-			return nil
-		case 1:
-			return &metav1.LabelSelector{}
-		}
-		sel := &metav1.LabelSelector{}
-		for range rng.IntN(3) {
-			if sel.MatchLabels == nil {
-				sel.MatchLabels = map[string]string{}
-			}
-			sel.MatchLabels[keys[rng.IntN(len(keys))]] = values[rng.IntN(len(values))]
-		}
-		ops := []metav1.LabelSelectorOperator{metav1.LabelSelectorOpIn, metav1.LabelSelectorOpNotIn, metav1.LabelSelectorOpExists, metav1.LabelSelectorOpDoesNotExist, "Bogus"}
-		for range rng.IntN(3) {
-			req := metav1.LabelSelectorRequirement{Key: keys[rng.IntN(len(keys))], Operator: ops[rng.IntN(len(ops))]}
-			if req.Operator == metav1.LabelSelectorOpIn || req.Operator == metav1.LabelSelectorOpNotIn || rng.IntN(10) == 0 {
-				for range rng.IntN(3) {
-					req.Values = append(req.Values, values[rng.IntN(len(values))])
-				}
-			}
-			sel.MatchExpressions = append(sel.MatchExpressions, req)
-		}
-		return sel
-	}
-	randomLabels := func() map[string]string {
-		l := map[string]string{}
-		for range rng.IntN(4) {
-			l[keys[rng.IntN(3)]] = values[rng.IntN(len(values))]
-		}
-		return l
-	}
-
-	in := newInjector(t)
 	nsNames := []string{"a", "b", "c", "ops"} // chains in ops, the cluster-chain namespace, reach others
+	g := chaingen.Gen{Rng: rand.New(rand.NewPCG(1, 2)), Namespaces: nsNames}
+	rng := g.Rng
+	in := newInjector(t)
 	selected := 0
 	for round := range 50 {
 		var objs []any
 		objs = append(objs, objects(t, seedPlugin)...)
 		for _, ns := range nsNames {
-			objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: randomLabels()}})
+			objs = append(objs, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: g.Labels()}})
 		}
 		var list []*v1alpha1.PluginChain
 		for i := range 12 {
-			plugins := []string{"cors-policy"}
-			switch rng.IntN(6) {
-			case 0:
-				plugins = []string{"token-auth"}
-			case 1:
-				plugins = []string{"cors-policy-2"} // a CORS plugin nobody declares
-			}
-			chainName := v1alpha1.ChainInboundHTTP
-			if rng.IntN(10) == 0 {
-				chainName = v1alpha1.ChainOutboundHTTP
-			}
-			c := &v1alpha1.PluginChain{
-				ObjectMeta: metav1.ObjectMeta{Namespace: nsNames[rng.IntN(len(nsNames))], Name: fmt.Sprintf("c%d", i)},
-				Spec: v1alpha1.PluginChainSpec{
-					Chains:    []v1alpha1.ChainPluginSpec{{Name: chainName, Plugins: plugins}},
-					Selectors: v1alpha1.ChainSelectorSpec{PodSelector: randomSelector()},
-				},
-			}
-			if rng.IntN(2) == 0 {
-				c.Spec.Selectors.NamespaceSelector = randomSelector()
-				if c.Spec.Selectors.NamespaceSelector == nil {
-					c.Spec.Selectors.NamespaceSelector = &metav1.LabelSelector{}
-				}
-			}
+			c := g.Chain(nsNames[rng.IntN(len(nsNames))], fmt.Sprintf("c%d", i))
 			list = append(list, c)
 			objs = append(objs, c)
 		}
@@ -103,7 +46,7 @@ func TestChainIndexAgreesWithListing(t *testing.T) {
 			c := list[i]
 			if rng.IntN(3) == 0 {
 				earlier := c.DeepCopy()
-				earlier.Spec.Selectors.PodSelector = randomSelector()
+				earlier.Spec.Selectors.PodSelector = g.Selector()
 				if rng.IntN(2) == 0 {
 					earlier.Spec.Selectors.NamespaceSelector = &metav1.LabelSelector{}
 				} else {
@@ -130,7 +73,7 @@ func TestChainIndexAgreesWithListing(t *testing.T) {
 		incremental := clusterstate.IndexedSnapshot{Snapshot: snap, Index: changed}
 		for p := range 40 {
 			ns, _ := snap.Namespace(nsNames[rng.IntN(len(nsNames))])
-			podLabels := randomLabels()
+			podLabels := g.Labels()
 			want, err := in.selectChains(podLabels, ns, snap)
 			if err != nil {
 				t.Fatal(err)

@@ -8,136 +8,37 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/cors-webhook/cors-webhook/api/v1alpha1"
 	"github.com/cors-webhook/cors-webhook/chains"
 	"github.com/cors-webhook/cors-webhook/clusterstate"
+	"github.com/cors-webhook/cors-webhook/internal/chaingen"
 )
-
-// chainGen generates random PluginChains over a small label vocabulary, so that their
-// selectors often overlap: matchLabels, In/NotIn/Exists/DoesNotExist (and the odd invalid
-// requirement), with or without a namespaceSelector, mounting one CORS plugin or another,
-// none, or one in the wrong chain.
-type chainGen struct {
-	rng        *rand.Rand
-	namespaces []string
-}
-
-var (
-	genKeys   = []string{"app", "tier", "team", corev1.LabelMetadataName}
-	genValues = []string{"a", "b", "c"}
-)
-
-func (g chainGen) selector() *metav1.LabelSelector {
-	rng := g.rng
-	switch rng.IntN(10) {
-	case 0:
-		return nil
-	case 1:
-		return &metav1.LabelSelector{}
-	}
-	sel := &metav1.LabelSelector{}
-	for range rng.IntN(3) {
-		if sel.MatchLabels == nil {
-			sel.MatchLabels = map[string]string{}
-		}
-		k := genKeys[rng.IntN(len(genKeys))]
-		v := genValues[rng.IntN(len(genValues))]
-		if k == corev1.LabelMetadataName {
-			v = g.namespaces[rng.IntN(len(g.namespaces))]
-		}
-		sel.MatchLabels[k] = v
-	}
-	ops := []metav1.LabelSelectorOperator{metav1.LabelSelectorOpIn, metav1.LabelSelectorOpIn, metav1.LabelSelectorOpNotIn,
-		metav1.LabelSelectorOpExists, metav1.LabelSelectorOpDoesNotExist}
-	for range rng.IntN(3) {
-		r := metav1.LabelSelectorRequirement{Key: genKeys[rng.IntN(3)], Operator: ops[rng.IntN(len(ops))]}
-		if r.Operator == metav1.LabelSelectorOpIn || r.Operator == metav1.LabelSelectorOpNotIn {
-			for range 1 + rng.IntN(3) {
-				r.Values = append(r.Values, genValues[rng.IntN(len(genValues))])
-			}
-		}
-		if rng.IntN(40) == 0 { // an existing chain from before the webhook: invalid
-			r.Operator = "Bogus"
-		}
-		sel.MatchExpressions = append(sel.MatchExpressions, r)
-	}
-	return sel
-}
-
-func (g chainGen) chain(ns, name string) *v1alpha1.PluginChain {
-	rng := g.rng
-	plugins := []string{"cors-policy"}
-	switch rng.IntN(8) {
-	case 0, 1:
-		plugins = []string{"cors-b"}
-	case 2:
-		plugins = []string{"token-auth"}
-	case 3:
-		plugins = []string{"token-auth", "cors-policy"}
-	}
-	chainName := v1alpha1.ChainInboundHTTP
-	if rng.IntN(15) == 0 {
-		chainName = v1alpha1.ChainOutboundHTTP
-	}
-	c := &v1alpha1.PluginChain{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1alpha1.PluginChainSpec{
-			Chains:    []v1alpha1.ChainPluginSpec{{Name: chainName, Plugins: plugins}},
-			Selectors: v1alpha1.ChainSelectorSpec{PodSelector: g.selector()},
-		},
-	}
-	if rng.IntN(2) == 0 {
-		if c.Spec.Selectors.NamespaceSelector = g.selector(); c.Spec.Selectors.NamespaceSelector == nil {
-			c.Spec.Selectors.NamespaceSelector = &metav1.LabelSelector{}
-		}
-	}
-	return c
-}
-
-func (g chainGen) labels() map[string]string {
-	l := map[string]string{}
-	for range g.rng.IntN(4) {
-		l[genKeys[g.rng.IntN(3)]] = genValues[g.rng.IntN(len(genValues))]
-	}
-	return l
-}
-
-func (g chainGen) subset(of []string) []string {
-	var out []string
-	for _, s := range of {
-		if g.rng.IntN(3) == 0 {
-			out = append(out, s)
-		}
-	}
-	return out
-}
 
 // TestChainIndexFindsWhatListingFinds: for random clusters, tenancies and new chains,
 // validating a PluginChain through the chains.Index gives exactly the errors and warnings,
 // witnesses included, that comparing it with every chain of the namespaces it reaches gives;
 // also when the index was kept up to date one change at a time.
 func TestChainIndexFindsWhatListingFinds(t *testing.T) {
-	g := chainGen{rng: rand.New(rand.NewPCG(17, 5)), namespaces: []string{"a", "b", "c", "d", "e", "gone"}}
-	existing := g.namespaces[:5] // "gone" is named by selectors and chains, but does not exist
+	g := chaingen.Gen{Rng: rand.New(rand.NewPCG(17, 5)), Namespaces: []string{"a", "b", "c", "d", "e", "gone"}}
+	existing := g.Namespaces[:5] // "gone" is named by selectors and chains, but does not exist
 	var conflicts, overlaps, clean int
 	for round := range 300 {
 		objs := []any{corsPlugin("cors-policy")}
 		for _, ns := range existing {
-			objs = append(objs, namespace(ns, g.labels()))
+			objs = append(objs, namespace(ns, g.Labels()))
 		}
 		var list []*v1alpha1.PluginChain
-		for i := range 5 + g.rng.IntN(30) {
-			c := g.chain(g.namespaces[g.rng.IntN(len(g.namespaces))], fmt.Sprintf("c%d", i))
+		for i := range 5 + g.Rng.IntN(30) {
+			c := g.Chain(g.Namespaces[g.Rng.IntN(len(g.Namespaces))], fmt.Sprintf("c%d", i))
 			list = append(list, c)
 			objs = append(objs, c)
 		}
 		snap := clusterstate.NewSnapshot(objs...)
 		opts := Options{Plugins: chains.NewPlugins("cors-policy", "cors-b"),
-			Tenancy: chains.Tenancy{ClusterNamespaces: g.subset(g.namespaces), SkippedNamespaces: g.subset(g.namespaces)}}
+			Tenancy: chains.Tenancy{ClusterNamespaces: g.Subset(g.Namespaces), SkippedNamespaces: g.Subset(g.Namespaces)}}
 		bulk := clusterstate.IndexedSnapshot{Snapshot: snap, Index: chains.NewIndex(opts.selection(), list...)}
 		stepwise := clusterstate.IndexedSnapshot{Snapshot: snap, Index: stepwiseIndex(g, opts.selection(), list)}
 		if ix, _ := opts.selection().IndexOf(bulk); ix != bulk.Index {
@@ -147,19 +48,19 @@ func TestChainIndexFindsWhatListingFinds(t *testing.T) {
 		for n := range 20 {
 			var errs field.ErrorList
 			var warnings []string
-			validateOn := func(r clusterstate.Reader, g chainGen) (field.ErrorList, []string) {
+			validateOn := func(r clusterstate.Reader, g chaingen.Gen) (field.ErrorList, []string) {
 				if n%4 == 3 { // an update of an existing chain, which is not compared with itself
-					old := list[g.rng.IntN(len(list))]
-					c := g.chain(old.Namespace, old.Name)
+					old := list[g.Rng.IntN(len(list))]
+					c := g.Chain(old.Namespace, old.Name)
 					return PluginChainUpdate(r, c, old, opts)
 				}
-				c := g.chain(g.namespaces[g.rng.IntN(len(g.namespaces))], "new")
+				c := g.Chain(g.Namespaces[g.Rng.IntN(len(g.Namespaces))], "new")
 				return PluginChainCreate(r, c, opts)
 			}
 			// The same random chain for each Reader.
-			seed := g.rng.Uint64()
+			seed := g.Rng.Uint64()
 			for i, r := range []clusterstate.Reader{snap, bulk, stepwise} {
-				gotErrs, gotWarnings := validateOn(r, chainGen{rng: rand.New(rand.NewPCG(seed, 0)), namespaces: g.namespaces})
+				gotErrs, gotWarnings := validateOn(r, chaingen.Gen{Rng: rand.New(rand.NewPCG(seed, 0)), Namespaces: g.Namespaces})
 				if i == 0 {
 					errs, warnings = gotErrs, gotWarnings
 					continue
@@ -190,15 +91,15 @@ func TestChainIndexFindsWhatListingFinds(t *testing.T) {
 
 // stepwiseIndex reaches an index of list through Set and Delete, in random order, with
 // earlier versions of chains, replaced, and chains that are deleted again.
-func stepwiseIndex(g chainGen, sel chains.Selection, list []*v1alpha1.PluginChain) *chains.Index {
+func stepwiseIndex(g chaingen.Gen, sel chains.Selection, list []*v1alpha1.PluginChain) *chains.Index {
 	ix := chains.NewIndex(sel)
-	for _, i := range g.rng.Perm(len(list)) {
+	for _, i := range g.Rng.Perm(len(list)) {
 		c := list[i]
-		switch g.rng.IntN(4) {
+		switch g.Rng.IntN(4) {
 		case 0:
-			ix.Set(g.chain(c.Namespace, c.Name)) // an earlier version
+			ix.Set(g.Chain(c.Namespace, c.Name)) // an earlier version
 		case 1:
-			ix.Set(g.chain(c.Namespace, c.Name+"-deleted"))
+			ix.Set(g.Chain(c.Namespace, c.Name+"-deleted"))
 		}
 		ix.Set(c)
 	}
