@@ -192,15 +192,7 @@ func (c *clientConn) serve() {
 			}
 			// waitPlain: a request began whose head is not whole yet; it is read below.
 		}
-		// Order matters for Shutdown: deadline, then state, then the draining check. Shutdown
-		// sets draining first and then expires the deadline of idle connections, so either this
-		// loop sees draining or Shutdown sees the idle state after the deadline was set.
-		// The idle deadline is only moved when it is more than a second behind, which saves a
-		// timer update on most requests of a busy connection.
-		c.now = time.Now()
-		c.armIdle(first)
-		c.state.Store(stateIdle)
-		if c.p.draining.Load() {
+		if !c.enterIdle(first) {
 			return
 		}
 		if _, err := c.br.Peek(1); err != nil {
@@ -263,9 +255,21 @@ func (c *clientConn) trim() {
 	c.cp.release()
 }
 
+// enterIdle makes the connection idle, waiting for its next request, and reports false when the
+// proxy is draining. Order matters for Shutdown: deadline, then state, then the draining check.
+// Shutdown sets draining first and then expires the deadline of idle connections, so either the
+// connection sees draining or Shutdown sees the idle state after the deadline was set.
+func (c *clientConn) enterIdle(first bool) bool {
+	c.now = time.Now()
+	c.armIdle(first)
+	c.state.Store(stateIdle)
+	return !c.p.draining.Load()
+}
+
 // armIdle sets the deadline for the next request's first byte: the header timeout for the
 // first request of a connection (a client that connects and stays silent is not idle, it is
-// slow), the idle timeout between requests.
+// slow), the idle timeout between requests. The idle deadline is only moved when it is more
+// than a second behind, which saves a timer update on most requests of a busy connection.
 func (c *clientConn) armIdle(first bool) {
 	if first {
 		c.nc.SetReadDeadline(c.now.Add(c.p.cfg.HeaderTimeout))

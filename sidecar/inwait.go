@@ -1,7 +1,5 @@
 package sidecar
 
-import "time"
-
 // Serving inside one poller wait.
 //
 // Go's poller forgets a socket's readiness each time a read begins, so a plain Read of an idle
@@ -51,11 +49,7 @@ func (c *clientConn) waitStep(fd uintptr) bool {
 	c.sock.fd = fd
 	for {
 		if !c.wait.idle {
-			// As at the top of serve's loop (the order matters for Shutdown).
-			c.now = time.Now()
-			c.armIdle(false)
-			c.state.Store(stateIdle)
-			if c.p.draining.Load() {
+			if !c.enterIdle(false) {
 				return c.endWait(waitClosed)
 			}
 			c.wait.idle = true
