@@ -168,9 +168,10 @@ func TestTunnelIdleTimeout(t *testing.T) {
 }
 
 // A client idle between requests holds no application connection: it is back in the pool, and
-// another client's request takes it.
+// another client's request takes it. (The event loops keep a pool each: bothPaths checks they
+// share out their connections the same way, TestEventLoopMixedTraffic that they bound them.)
 func TestIdleClientReturnsAppConnection(t *testing.T) {
-	hs := newHarness(t, http.HandlerFunc(pipyOK), true)
+	hs := newHarness(t, http.HandlerFunc(pipyOK), true, func(c *Config) { c.NoEventLoop = true })
 	a, b := dialRaw(t, hs.addr), dialRaw(t, hs.addr)
 	for range 3 {
 		for _, rc := range []*rawConn{a, b} {

@@ -137,9 +137,13 @@ type conformanceCase struct {
 // strict, recording upstream. After each row a canary request on a fresh client connection must
 // get its own response: a row that leaves stray bytes in a pooled upstream connection fails there.
 func TestConformance(t *testing.T) {
+	bothPaths(t, testConformance)
+}
+
+func testConformance(t *testing.T, path func(*Config)) {
 	up := newStrictUpstream(t)
 	hs := &harness{store: &PolicyStore{}, metrics: &Metrics{}, upAddr: up.ln.Addr().String(), upPort: up.ln.Addr().(*net.TCPAddr).Port}
-	hs.start(t, true, func(c *Config) { c.HeaderTimeout = time.Second })
+	hs.start(t, true, path, func(c *Config) { c.HeaderTimeout = time.Second })
 
 	const chunkedPost = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 	for i, tc := range []conformanceCase{

@@ -135,6 +135,14 @@ type clientConn struct {
 
 	wait   waitState             // serveInWait's
 	waitFn func(fd uintptr) bool // waitStep, made once
+
+	// The event loop's (see eventLoop).
+	lfd       int32     // the socket, while the loop owns the connection
+	ledge     bool      // the client's socket became readable since the loop last read it
+	lx        exchange  // the request the loop sent to the application
+	lnow      time.Time // when it was sent
+	lattempt  int       // 1 when it is sent again, on a fresh connection
+	sinceBack int       // requests served by the goroutine since the loop handed it back
 }
 
 // takeLargeHead takes a large head slot for the request head being read, if it holds none, or
@@ -169,20 +177,45 @@ func (c *clientConn) serve() {
 	c.waitFn = c.waitStep
 	c.br = getReader(c.sock)
 	c.out.w = c.sock
-	defer c.finish()
+	c.sinceBack = loopReturnAfter
+	c.run(true, nil)
+}
+
+// run serves the connection's requests on this goroutine: after resume, if set, finished what
+// the event loop handed over, and until the event loop takes the connection (or it ends).
+func (c *clientConn) run(first bool, resume func() bool) {
+	adopted := false // the event loop owns c now: nothing here may touch it
+	defer func() {
+		if !adopted {
+			c.finish()
+		}
+	}()
 	defer func() {
 		// A bug must cost one connection, not the pod's traffic (net/http does the same).
 		if v := recover(); v != nil {
-			c.p.cfg.Log.Error("panic serving a connection; closing it", "remote", c.nc.RemoteAddr().String(),
+			c.p.cfg.Log.Error("panic serving a connection; closing it", "client", c.clientAddr,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}
 	}()
-	first := true
+	if resume != nil {
+		if c.sock.flushPending() != nil || !resume() {
+			return
+		}
+		c.trim()
+	}
 	for {
 		if !first && c.sock.rawIO {
+			if c.loopMayTake() {
+				if adopted = c.p.loops.adopt(c); adopted {
+					return
+				}
+				c.sinceBack = 0 // the loop is stopping, or the socket could not leave the poller
+			}
 			switch res, err := c.serveInWait(); res {
 			case waitClosed:
 				return
+			case waitLoop:
+				continue
 			case waitParsed:
 				if !c.respond(&c.req, err) {
 					return
@@ -201,10 +234,7 @@ func (c *clientConn) serve() {
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
 			return // Shutdown closed it while the first byte arrived
 		}
-		if !c.headBuffered() {
-			c.nc.SetReadDeadline(time.Now().Add(c.p.cfg.HeaderTimeout))
-			c.idleDeadline = time.Time{}
-		}
+		c.armHeader()
 		if first {
 			first = false
 			if c.isH2Preface() {
@@ -223,6 +253,10 @@ func (c *clientConn) serve() {
 	}
 }
 
+// loopReturnAfter is how many requests a connection the event loop handed back serves on its
+// goroutine before the loop may take it again.
+const loopReturnAfter = 16
+
 // Buffers larger than these are dropped between requests rather than kept for the connection's
 // lifetime: one large request head must not cost every idle connection that much.
 const (
@@ -231,8 +265,16 @@ const (
 	maxKeptOut     = 8 << 10
 )
 
+// loopMayTake reports whether the event loop may take the connection: one it handed back
+// serves a few requests on its goroutine first, or one whose requests need the goroutine (with
+// bodies, say) would go back and forth.
+func (c *clientConn) loopMayTake() bool {
+	return c.sinceBack >= loopReturnAfter && c.p.loops != nil
+}
+
 // trim lets go of large buffers before the connection waits for its next request.
 func (c *clientConn) trim() {
+	c.sinceBack++
 	c.releaseLargeHead()
 	if cap(c.head) > maxKeptHead {
 		c.head = nil
@@ -260,7 +302,12 @@ func (c *clientConn) trim() {
 // Shutdown sets draining first and then expires the deadline of idle connections, so either the
 // connection sees draining or Shutdown sees the idle state after the deadline was set.
 func (c *clientConn) enterIdle(first bool) bool {
-	c.now = time.Now()
+	return c.idleAt(time.Now(), first)
+}
+
+// idleAt is enterIdle at now.
+func (c *clientConn) idleAt(now time.Time, first bool) bool {
+	c.now = now
 	c.armIdle(first)
 	c.state.Store(stateIdle)
 	return !c.p.draining.Load()
@@ -271,6 +318,9 @@ func (c *clientConn) enterIdle(first bool) bool {
 // slow), the idle timeout between requests. The idle deadline is only moved when it is more
 // than a second behind, which saves a timer update on most requests of a busy connection.
 func (c *clientConn) armIdle(first bool) {
+	if c.sock.inLoop {
+		return // the event loop keeps the idle timeout
+	}
 	if first {
 		c.nc.SetReadDeadline(c.now.Add(c.p.cfg.HeaderTimeout))
 		c.idleDeadline = time.Time{}
@@ -282,10 +332,23 @@ func (c *clientConn) armIdle(first bool) {
 	}
 }
 
+// armHeader sets the header timeout for a request whose head has begun but is not all buffered.
+func (c *clientConn) armHeader() {
+	if !c.headBuffered() {
+		c.nc.SetReadDeadline(time.Now().Add(c.p.cfg.HeaderTimeout))
+		c.idleDeadline = time.Time{}
+	}
+}
+
 // headBuffered reports whether a whole request head is already buffered, in which case reading
 // it cannot block and needs no header deadline (a system call saved on most requests).
 func (c *clientConn) headBuffered() bool {
 	b, _ := c.br.Peek(c.br.Buffered())
+	return headWhole(b)
+}
+
+// headWhole reports whether b holds the end of a message head.
+func headWhole(b []byte) bool {
 	return bytes.Index(b, []byte("\n\r\n")) >= 0 || bytes.Index(b, []byte("\n\n")) >= 0
 }
 
@@ -307,7 +370,9 @@ func (c *clientConn) finish() {
 	c.releaseLargeHead()
 	c.cp.release()
 	if !c.handedOff {
-		c.nc.Close()
+		if c.nc != nil {
+			c.nc.Close()
+		}
 		putReader(c.br)
 		c.br = nil
 	}
@@ -315,9 +380,11 @@ func (c *clientConn) finish() {
 }
 
 // closeIfIdle is Shutdown's hook: an idle connection is woken by an expired deadline and ends.
-func (c *clientConn) closeIfIdle() {
-	if c.state.CompareAndSwap(stateIdle, stateClosing) {
-		c.nc.SetReadDeadline(time.Unix(1, 0))
+// nc is c.nc as Shutdown read it under Proxy.mu: nil while the event loop owns the connection
+// (the loop closes its idle connections itself).
+func (c *clientConn) closeIfIdle(nc net.Conn) {
+	if nc != nil && c.state.CompareAndSwap(stateIdle, stateClosing) {
+		nc.SetReadDeadline(time.Unix(1, 0))
 	}
 }
 
@@ -340,14 +407,20 @@ func (c *clientConn) respond(r *request, err error) bool {
 		c.clock.arm()
 		c.idleDeadline = time.Time{}
 	}
-	pol := c.p.policies.Lookup(c.t.port)
-	creq := cors.Request{Method: r.method, Origin: r.origin, RequestMethod: r.acrm, RequestHeaders: r.acrh}
-	d := pol.Decide(creq)
-	c.t.stats.record(pol, &creq, d)
+	pol, d := c.decide(r)
 	if d.Action == cors.Preflight {
 		return c.preflight(r, pol, d)
 	}
 	return c.forward(r, pol, d)
+}
+
+// decide makes (and counts) the CORS decision for r.
+func (c *clientConn) decide(r *request) (*cors.Policy, cors.Decision) {
+	pol := c.p.policies.Lookup(c.t.port)
+	creq := cors.Request{Method: r.method, Origin: r.origin, RequestMethod: r.acrm, RequestHeaders: r.acrh}
+	d := pol.Decide(creq)
+	c.t.stats.record(pol, &creq, d)
+	return pol, d
 }
 
 // reject answers a request the proxy could not read.
@@ -484,7 +557,13 @@ func (c *clientConn) forward(r *request, pol *cors.Policy, d cors.Decision) bool
 		}
 		inlined = true
 	}
-	for attempt := 0; ; attempt++ {
+	return c.send(r, pol, d, inlined, 0)
+}
+
+// send runs the exchange on an application connection, once more on a fresh one when a reused
+// connection turned out closed (attempt counts from 0).
+func (c *clientConn) send(r *request, pol *cors.Policy, d cors.Decision, inlined bool, attempt int) bool {
+	for ; ; attempt++ {
 		// c.now is when the connection began to wait for this request, which may be long ago.
 		now := time.Now()
 		// A stale connection is sent an inlined idempotent request once more (readFinalHead).
@@ -528,20 +607,31 @@ func (c *clientConn) exchange(up *upConn, r *request, pol *cors.Policy, d cors.D
 		return c.failBody(up, r, pol, d, err), false
 	}
 	c.vary = c.vary[:0]
+	return c.receive(x, now)
+}
+
+// receive reads the answer to the request x sent at now, and relays it.
+func (c *clientConn) receive(x *exchange, now time.Time) (keep, retry bool) {
 	if done, keep, retry := c.readFinalHead(x); done {
 		return keep, retry
 	}
+	return c.afterHead(x, now), false
+}
+
+// afterHead relays the answer whose final head readFinalHead read: its body, or a tunnel.
+func (c *clientConn) afterHead(x *exchange, now time.Time) bool {
+	up, r, pol, d := x.up, x.r, x.pol, x.d
 	up.lastUsed = now
 	if code := c.res.code; code == 101 || isConnectTunnel(r, code) {
 		if code == 101 && !r.upgrade {
 			up.close()
 			c.out.b = c.out.b[:0]
-			return c.badGateway(r, pol, d, true, errors.New("101 Switching Protocols to a request without Upgrade")), false
+			return c.badGateway(r, pol, d, true, errors.New("101 Switching Protocols to a request without Upgrade"))
 		}
 		c.tunnel(up)
-		return false, false
+		return false
 	}
-	return c.relayBody(x), false
+	return c.relayBody(x)
 }
 
 // sendRequest sends the request head, and the body unless it waits for "100 Continue".

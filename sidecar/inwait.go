@@ -20,6 +20,7 @@ const (
 	waitClosed waitResult = iota // the connection is done
 	waitPlain                    // a request began whose head is not whole yet: the plain path reads it
 	waitParsed                   // a request was read (c.req, or the error reading it) for the plain path to answer
+	waitLoop                     // the event loop may take the connection (loopMayTake)
 )
 
 type waitState struct {
@@ -82,6 +83,9 @@ func (c *clientConn) waitStep(fd uintptr) bool {
 			return c.endWait(waitClosed)
 		}
 		c.trim()
+		if c.loopMayTake() {
+			return c.endWait(waitLoop)
+		}
 	}
 }
 

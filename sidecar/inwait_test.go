@@ -14,9 +14,13 @@ import (
 )
 
 // TestServeInWait: after a connection's first request, its simple requests are served inside
-// one poller wait (serveInWait); whatever that path does not serve must reach the plain path
-// intact, and nothing may be left waiting for the idle timeout.
+// one poller wait (serveInWait), or by the event loop; whatever those paths do not serve must
+// reach the plain path intact, and nothing may be left waiting for the idle timeout.
 func TestServeInWait(t *testing.T) {
+	bothPaths(t, testServeInWait)
+}
+
+func testServeInWait(t *testing.T, path func(*Config)) {
 	arrived, release := make(chan struct{}), make(chan struct{})
 	hs := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -29,7 +33,7 @@ func TestServeInWait(t *testing.T) {
 		}
 		body, _ := io.ReadAll(r.Body)
 		w.Write([]byte(r.Method + " " + r.URL.Path + " " + string(body)))
-	}), true, func(c *Config) { c.IdleTimeout = time.Minute })
+	}), true, path, func(c *Config) { c.IdleTimeout = time.Minute })
 
 	for _, tc := range []struct {
 		name string
@@ -142,6 +146,10 @@ func activeConns(p *Proxy) int {
 // is not used for the next request, whether the socket check runs or the request could be
 // retried (usable).
 func TestReuseCheck(t *testing.T) {
+	bothPaths(t, testReuseCheck)
+}
+
+func testReuseCheck(t *testing.T, path func(*Config)) {
 	for _, tc := range []struct {
 		name   string
 		first  string // the request that leaves the application connection idle
@@ -199,7 +207,9 @@ func TestReuseCheck(t *testing.T) {
 					}()
 				}
 			}()
-			rc := dialRaw(t, proxyWithoutPolicy(t, Config{Upstream: ln.Addr().String()}))
+			cfg := Config{Upstream: ln.Addr().String()}
+			path(&cfg)
+			rc := dialRaw(t, proxyWithoutPolicy(t, cfg))
 			rc.send(tc.first)
 			rc.read(strings.Fields(tc.first)[0])
 			<-afterDone

@@ -68,6 +68,10 @@ type Config struct {
 	// no byte in either direction for longer. Default 1h, as Envoy's TCP proxy.
 	TunnelIdleTimeout time.Duration
 
+	// NoEventLoop keeps every connection with its goroutine (see eventLoop): for tests, and
+	// as a way back should the loop misbehave.
+	NoEventLoop bool
+
 	Log *slog.Logger
 }
 
@@ -154,7 +158,8 @@ type Proxy struct {
 	metrics  *Metrics
 	pool     *pool
 	h2       *h2Server
-	explicit *target // the Upstream target, or nil in transparent mode
+	loops    *eventLoops // nil when off
+	explicit *target     // the Upstream target, or nil in transparent mode
 
 	targets sync.Map // uint16 -> *target, transparent mode
 
@@ -162,6 +167,7 @@ type Proxy struct {
 	listeners  map[net.Listener]struct{}
 	conns      map[*clientConn]struct{}
 	draining   atomic.Bool
+	closingAll bool           // Shutdown's deadline passed: connections are closed (p.mu)
 	drainCh    chan struct{}  // closed when Shutdown begins
 	slots      chan struct{}  // one token per connection served: the MaxConns bound
 	h2slots    chan struct{}  // one token per HTTP/2 connection: a quarter of MaxConns
@@ -209,6 +215,7 @@ func New(cfg Config, store *PolicyStore, m *Metrics) (*Proxy, error) {
 		p.explicit = &target{port: uint16(port), addr: cfg.Upstream, stats: m.port(uint16(port))}
 	}
 	p.h2 = newH2Server(p)
+	p.loops = newEventLoops(p)
 	go p.janitor()
 	return p, nil
 }
@@ -386,13 +393,15 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	conns := make([]*clientConn, 0, len(p.conns))
+	ncs := make([]net.Conn, 0, len(p.conns))
 	for c := range p.conns {
-		conns = append(conns, c)
+		conns, ncs = append(conns, c), append(ncs, c.nc)
 	}
 	p.mu.Unlock()
-	for _, c := range conns {
-		c.closeIfIdle()
+	for i, c := range conns {
+		c.closeIfIdle(ncs[i])
 	}
+	p.loops.drain()
 
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
@@ -405,18 +414,23 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		p.mu.Lock()
-		conns = conns[:0]
+		p.closingAll = true
+		ncs = ncs[:0]
 		for c := range p.conns {
-			conns = append(conns, c)
+			if c.nc != nil {
+				ncs = append(ncs, c.nc)
+			}
 		}
 		p.mu.Unlock()
 		// Not under p.mu: Close waits for a connection's read in progress to return (a request
 		// served inside its poller wait, serveInWait, ends when its application answers).
-		for _, c := range conns {
-			c.nc.Close()
+		for _, nc := range ncs {
+			nc.Close()
 		}
+		p.loops.closeAll()
 		<-done
 	}
+	p.loops.waitStopped()
 	if h2err := <-h2done; err == nil {
 		err = h2err
 	}

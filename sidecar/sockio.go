@@ -49,6 +49,10 @@ type sockIO struct {
 	inWait bool
 	fd     uintptr
 
+	// inLoop: the event loop owns fd (toLoop); nc and raw are nil. inWait is set too.
+	inLoop  bool
+	pending []byte // loopWrite's: what the socket did not take yet
+
 	fillBr  *bufio.Reader // writeAwaitRead's: the answer is read into it, inside the wait
 	fillErr error         // what that read failed with, for the next Read
 
@@ -79,15 +83,31 @@ type ioCall struct {
 
 // newSockIO wraps nc, its writes bounded by bound.
 func newSockIO(nc net.Conn, bound writeBound) *sockIO {
-	s := &sockIO{nc: nc, bound: bound}
+	s := &sockIO{bound: bound}
+	s.attach(nc)
+	return s
+}
+
+// attach makes s read and write nc (again, for a socket the event loop hands back).
+func (s *sockIO) attach(nc net.Conn) {
+	s.nc, s.raw, s.rawIO, s.inLoop, s.inWait = nc, nil, false, false, false
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			s.raw, s.rawIO = raw, rawSyscalls
-			s.readFn, s.wrFn, s.awaitFn = s.read, s.writeOut, s.writeThenWait
-			s.tryFn = func(fd uintptr) bool { s.writeOut(fd); return true }
+			if s.readFn == nil {
+				s.readFn, s.wrFn, s.awaitFn = s.read, s.writeOut, s.writeThenWait
+				s.tryFn = func(fd uintptr) bool { s.writeOut(fd); return true }
+			}
 		}
 	}
-	return s
+}
+
+// toLoop makes s read and write fd, which the event loop owns: reads never wait, and what a
+// write cannot hand the socket at once is kept in pending, for the goroutine the connection
+// goes back to (see eventLoop).
+func (s *sockIO) toLoop(fd uintptr) {
+	s.nc, s.raw = nil, nil
+	s.rawIO, s.inLoop, s.inWait, s.fd = true, true, true, fd
 }
 
 func (s *sockIO) Read(p []byte) (int, error) {
@@ -132,6 +152,9 @@ func (s *sockIO) Write(p []byte) (int, error) {
 		s.nc.SetWriteDeadline(time.Time{})
 		return n, err
 	}
+	if s.inLoop {
+		return s.loopWrite(p)
+	}
 	s.wr = ioCall{buf: p}
 	if s.inWait && s.writeOut(s.fd) && s.wr.errno == 0 {
 		// Inside the caller's RawConn read the fd is held: the write needs no RawConn call of
@@ -153,6 +176,38 @@ func (s *sockIO) Write(p []byte) (int, error) {
 		err = os.NewSyscallError("write", errno)
 	}
 	return n, err
+}
+
+// loopWrite is Write on a socket the event loop owns: what the socket does not take at once is
+// kept in pending, and so is everything written after it, so that the order holds. The loop
+// writes at most one response before it sees pending and hands the connection to a goroutine,
+// which writes pending out first (flushPending), bounded as any write.
+func (s *sockIO) loopWrite(p []byte) (int, error) {
+	if len(s.pending) > 0 {
+		s.pending = append(s.pending, p...)
+		return len(p), nil
+	}
+	s.wr = ioCall{buf: p}
+	s.writeOut(s.fd)
+	n, errno := s.wr.n, s.wr.errno
+	s.wr.buf = nil
+	if errno != 0 {
+		return n, os.NewSyscallError("write", errno)
+	}
+	if n < len(p) {
+		s.pending = append(s.pending, p[n:]...)
+	}
+	return len(p), nil
+}
+
+// flushPending writes what loopWrite kept, once the socket is back with the poller.
+func (s *sockIO) flushPending() error {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	_, err := s.Write(s.pending)
+	s.pending = nil
+	return err
 }
 
 // read is the RawConn callback of Read: false means "wait until readable, then call again".

@@ -28,6 +28,13 @@ type upConn struct {
 	// quiet: the read that ended its last response found the socket empty, and the response's
 	// framing said where it ended (see usable).
 	quiet bool
+
+	loop   *eventLoop  // it belongs to the event loop's pool (nc is nil then)
+	home   *target     // the loop's: whose pool it goes back to
+	waiter *clientConn // the loop's connection whose request it carries
+	// stirred: the loop saw it readable while idle (a close, bytes nobody asked for, or an
+	// event about the end of its last response): the socket is checked before it is reused.
+	stirred bool
 }
 
 // bufio readers and the large copy buffers are pooled: a keep-alive connection keeps its own
@@ -49,7 +56,11 @@ func putReader(br *bufio.Reader) {
 }
 
 func (u *upConn) close() {
-	u.nc.Close()
+	if u.loop != nil {
+		u.loop.dropUp(u)
+	} else {
+		u.nc.Close()
+	}
 	if u.br != nil {
 		putReader(u.br)
 		u.br = nil
@@ -59,7 +70,7 @@ func (u *upConn) close() {
 
 // setReadDeadline sets nc's read deadline and remembers it.
 func (u *upConn) setReadDeadline(t time.Time) {
-	if !t.Equal(u.deadline) {
+	if !t.Equal(u.deadline) && u.loop == nil {
 		u.nc.SetReadDeadline(t)
 		u.deadline = t
 	}
@@ -110,6 +121,9 @@ func (u *upConn) usable(now time.Time, maxIdle time.Duration, retryable bool) bo
 // to read, so data, EOF or an error all mean it cannot be reused. The callback is made once per
 // connection, so the check allocates nothing; like sockIO, it uses a raw system call.
 func (u *upConn) peerOpen() bool {
+	if u.loop != nil {
+		return rawPeekEmpty(u.sock.fd)
+	}
 	if u.sock.raw == nil {
 		return true
 	}
@@ -152,23 +166,30 @@ func newPool(cfg *Config) *pool {
 
 // get returns an idle connection to addr or dials a new one; now and retryable are usable's.
 func (p *pool) get(ctx context.Context, addr string, now time.Time, retryable bool) (*upConn, error) {
+	if u := p.getIdle(addr, now, retryable); u != nil {
+		return u, nil
+	}
+	return p.dial(ctx, addr)
+}
+
+// getIdle returns a usable idle connection to addr, or nil.
+func (p *pool) getIdle(addr string, now time.Time, retryable bool) *upConn {
 	for {
 		p.mu.Lock()
 		idle := p.idle[addr]
 		if idle == nil || len(idle.conns) == 0 {
 			p.mu.Unlock()
-			break
+			return nil
 		}
 		u := idle.conns[len(idle.conns)-1]
 		idle.conns[len(idle.conns)-1] = nil
 		idle.conns = idle.conns[:len(idle.conns)-1]
 		p.mu.Unlock()
 		if u.usable(now, p.idleTimeout, retryable) {
-			return u, nil
+			return u
 		}
 		u.close()
 	}
-	return p.dial(ctx, addr)
 }
 
 func (p *pool) dial(ctx context.Context, addr string) (*upConn, error) {
@@ -184,6 +205,10 @@ func (p *pool) dial(ctx context.Context, addr string) (*upConn, error) {
 func (p *pool) put(u *upConn) {
 	if cap(u.out.b) > maxKeptOut {
 		u.out.b = nil
+	}
+	if u.loop != nil {
+		u.loop.putUp(u)
+		return
 	}
 	p.mu.Lock()
 	idle := p.idle[u.addr]

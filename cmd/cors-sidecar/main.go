@@ -148,6 +148,7 @@ type proxyFlags struct {
 	maxHeader, maxConns                                 int
 	headerTO, idleTO, dialTO, upIdleTO, drainTO, pollTO time.Duration
 	bodyTO, writeTO, upstreamTO, tunnelIdleTO           time.Duration
+	eventLoops                                          bool
 }
 
 func newProxyCommand(stderr io.Writer) *cobra.Command {
@@ -180,6 +181,7 @@ func newProxyCommand(stderr io.Writer) *cobra.Command {
 	f.DurationVar(&fl.upIdleTO, "upstream-idle-timeout", 30*time.Second, "retire application keep-alive connections idle for longer")
 	f.DurationVar(&fl.drainTO, "drain-timeout", 25*time.Second, "on SIGTERM, time allowed for in-flight requests before connections are closed")
 	f.DurationVar(&fl.pollTO, "policy-poll-interval", 5*time.Second, "re-read the policy file at this interval too, in case a change event is missed")
+	f.BoolVar(&fl.eventLoops, "event-loops", true, "serve kept-alive connections' simple requests from epoll event loops, one per GOMAXPROCS (Linux, GOMAXPROCS 2 or more); false keeps every connection on a goroutine of its own")
 	f.StringVar(&fl.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -243,6 +245,7 @@ func runProxy(fl proxyFlags, stderr io.Writer) int {
 		WriteTimeout:        fl.writeTO,
 		UpstreamTimeout:     upstreamTO,
 		TunnelIdleTimeout:   fl.tunnelIdleTO,
+		NoEventLoop:         !fl.eventLoops,
 		Log:                 log,
 	}, store, metrics)
 	if err != nil {
@@ -296,7 +299,7 @@ func runProxy(fl proxyFlags, stderr io.Writer) int {
 	}
 	log.Info("cors-sidecar proxy started", "version", versionString(), "inbound_port", fl.inboundPort,
 		"admin_port", fl.adminPort, "mode", mode, "policy_file", fl.policyFile, "gomaxprocs", runtime.GOMAXPROCS(0),
-		"max_connections", maxConns, "upstream_timeout", fl.upstreamTO.String(), "memory_limit", memLimit)
+		"event_loops", proxy.EventLoops(), "max_connections", maxConns, "upstream_timeout", fl.upstreamTO.String(), "memory_limit", memLimit)
 
 	code := exitOK
 	select {
