@@ -5,10 +5,12 @@
 //
 // The request path is purpose-built rather than net/http plus httputil.ReverseProxy, because the
 // sidecar sits in front of every request of the pod and must cost less than an nginx in the same
-// place: one goroutine per client connection reads a request head, decides from the method and
-// the Origin header, and either answers a preflight itself or writes the head to an upstream
-// connection pinned to that client connection, then streams the bodies with their framing
-// (content-length, chunked, or until close). Only the headers the proxy must act on are parsed:
+// place: a client connection's request head is read, the method and the Origin header decide,
+// and the proxy either answers a preflight itself or writes the head to an application
+// connection from a pool, then streams the bodies with their framing (content-length, chunked,
+// or until close). A connection's first request is served by a goroutine of its own; then its
+// simple requests (a whole head, no body) are served by epoll event loops, one per P, and
+// anything else goes back to a goroutine (see eventLoop). Only the headers the proxy must act on are parsed:
 // framing, Host, Connection (and the fields it names) and its hop-by-hop friends, Origin,
 // Expect, Upgrade and, on responses, Vary and the access-control-* headers it overrides.
 //
