@@ -3,7 +3,24 @@ package sidecar
 import (
 	"runtime"
 	"sync/atomic"
+	"time"
 )
+
+// loopTick is how often the loop checks its deadlines (Config.IdleTimeout, UpstreamTimeout,
+// UpstreamIdleTimeout) and how long it waits at most when idle.
+const loopTick = 250 * time.Millisecond
+
+// loopSpin is how long the loop waits in epoll_wait holding its P before it waits the usual
+// way (which gives the P up): long enough that a busy loop never gives it up, short enough
+// that an idle one does not hold it.
+const loopSpin = 2 // milliseconds
+
+// loopYield is how long a busy loop keeps its P before it lets other goroutines run.
+const loopYield = time.Millisecond
+
+// loopMaxHead is the largest request head the loop sends: a write of it to an idle application
+// connection cannot be cut short by a full socket buffer.
+const loopMaxHead = smallHeadBytes
 
 // eventLoops are the proxy's event loops (eventLoop), one per P: a connection goes to them in
 // turn.

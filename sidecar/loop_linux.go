@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -38,22 +39,6 @@ import (
 // reading a head in pieces, a body, a slow or large answer, an interim response, the rest of
 // a response the client reads slowly, dialling the application. Deadlines are checked every
 // loopTick, so the idle and response-head timeouts are kept to within it.
-
-// loopTick is how often the loop checks its deadlines (Config.IdleTimeout, UpstreamTimeout,
-// UpstreamIdleTimeout) and how long it waits at most when idle.
-const loopTick = 250 * time.Millisecond
-
-// loopSpin is how long the loop waits in epoll_wait holding its P before it waits the usual
-// way (which gives the P up): long enough that a busy loop never gives it up, short enough
-// that an idle one does not hold it.
-const loopSpin = 2 // milliseconds
-
-// loopYield is how long a busy loop keeps its P before it lets other goroutines run.
-const loopYield = time.Millisecond
-
-// loopMaxHead is the largest request head the loop sends: a write of it to an idle application
-// connection cannot be cut short by a full socket buffer.
-const loopMaxHead = smallHeadBytes
 
 var (
 	errShortWrite = errors.New("sidecar: the application connection did not take the request at once")
@@ -204,8 +189,9 @@ func (l *eventLoop) closeAll() {
 
 func (l *eventLoop) wakeLocked() {
 	if l.started && !l.stopped {
-		one := uint64(1)
-		unix.Write(l.wakeFd, (*[8]byte)(unsafe.Pointer(&one))[:])
+		var one [8]byte // an eventfd adds the native-endian uint64 written to it
+		binary.NativeEndian.PutUint64(one[:], 1)
+		unix.Write(l.wakeFd, one[:])
 	}
 }
 
@@ -260,6 +246,13 @@ func (l *eventLoop) stop() bool {
 	unix.Close(l.wakeFd)
 	close(l.exited)
 	return true
+}
+
+// running reports whether the loop was started and has not stopped.
+func (l *eventLoop) running() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.started && !l.stopped
 }
 
 // waitStopped waits for a started loop to stop (after drain or closeAll, once its connections

@@ -12,5 +12,6 @@ func (*eventLoop) adopt(*clientConn) bool { return false }
 func (*eventLoop) drain()                 {}
 func (*eventLoop) closeAll()              {}
 func (*eventLoop) waitStopped()           {}
+func (*eventLoop) running() bool          { return false }
 func (*eventLoop) putUp(*upConn)          {}
 func (*eventLoop) dropUp(*upConn)         {}

@@ -231,10 +231,7 @@ func TestEventLoopShutdown(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 	for _, l := range loops.all {
-		l.mu.Lock()
-		stopped := !l.started || l.stopped
-		l.mu.Unlock()
-		if !stopped {
+		if l.running() {
 			t.Error("a loop still runs after Shutdown returned")
 		}
 	}
