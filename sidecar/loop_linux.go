@@ -670,6 +670,7 @@ func (l *eventLoop) handBack(c *clientConn, how resumeKind) {
 	l.p.mu.Unlock()
 	c.sock.attach(nc)
 	c.sinceBack = 0
+	c.idleDeadline = time.Time{} // the new socket has none: armIdle must set it
 	go c.run(false, c.resumeFn(how))
 }
 

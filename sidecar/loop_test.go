@@ -164,8 +164,12 @@ func TestEventLoopSlowReader(t *testing.T) {
 // application's response-head timeout of the requests it sent, to within loopTick.
 func TestEventLoopTimeouts(t *testing.T) {
 	hs := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/stuck" {
+		switch r.URL.Path {
+		case "/stuck":
 			time.Sleep(2 * time.Second)
+		case "/big":
+			w.Write(make([]byte, 64<<10))
+			return
 		}
 		io.WriteString(w, "ok")
 	}), true, func(c *Config) {
@@ -191,6 +195,24 @@ func TestEventLoopTimeouts(t *testing.T) {
 	}
 	if took := time.Since(start); took < 400*time.Millisecond-loopTick {
 		t.Errorf("an idle connection closed after %v, want 400ms (within %v)", took, loopTick)
+	}
+
+	// A connection that goes from a goroutine to a loop and back within a second keeps its idle
+	// timeout on its new socket.
+	rc = dialRaw(t, hs.addr)
+	rc.roundTrip("GET", "/")
+	rc.roundTrip("GET", "/big") // handed back: an answer larger than the loop relays
+	for range loopReturnAfter {
+		rc.roundTrip("GET", "/") // on the goroutine, which arms its idle deadline
+	}
+	back := loops.handedBack.Load()
+	rc.roundTrip("GET", "/") // the loop's again
+	rc.roundTrip("GET", "/big")
+	if loops.handedBack.Load() == back {
+		t.Fatal("the loop did not hand the connection back for a large answer")
+	}
+	if !rc.closed() {
+		t.Error("a connection handed back twice is still open after 2s idle, past the 400ms idle timeout")
 	}
 }
 
