@@ -153,7 +153,9 @@ func (c *clientConn) requestField(r *request, st *headScan, kind headerKind, val
 			c.acrm = append(c.acrm, val...)
 		}
 	case hRequestHeaders:
-		c.acrh = appendList(c.acrh, val)
+		if len(val) > 0 { // an empty line adds no element (RFC 9110 §5.3), as the CORS parser reads it
+			c.acrh = appendList(c.acrh, val)
+		}
 	case hExpect:
 		r.expect = r.expect || equalFold(val, "100-continue")
 	}
